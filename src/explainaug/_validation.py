@@ -1,0 +1,132 @@
+"""Input checks shared by every layer of the package.
+
+Each check raises ``TypeError`` or ``ValueError`` with a message that names what was expected and
+what came. Checks that need the values of a tensor (NaN, range) cost one reduction and one
+host-device sync; they run once per public call, never inside loops over a batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_tensor(value: object, name: str) -> Tensor:
+    """Raise ``TypeError`` unless ``value`` is a tensor; return it.
+
+    Example:
+        >>> check_tensor(torch.zeros(2), "x").shape
+        torch.Size([2])
+    """
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_images(x: object, name: str = "x", *, finite: bool = True) -> Tensor:
+    """Check a float image batch ``[B, C, H, W]`` with B >= 1, optionally finite.
+
+    Args:
+        x: the batch to check.
+        name: the argument's name, used in error messages.
+        finite: also reject NaN and infinite values.
+
+    Returns:
+        ``x`` unchanged.
+
+    Example:
+        >>> check_images(torch.zeros(2, 3, 8, 8)).shape
+        torch.Size([2, 3, 8, 8])
+    """
+    x = check_tensor(x, name)
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape [B, C, H, W] (4 dims), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one image, got batch size 0")
+    if finite and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def check_maps(maps: object, images: Tensor, name: str = "saliency") -> Tensor:
+    """Check saliency maps ``[B, 1, h, w]`` (or ``[B, h, w]``) that belong to ``images``.
+
+    The maps may have a lower resolution than the images; batch size and device must match.
+
+    Returns:
+        The maps as ``[B, 1, h, w]``.
+
+    Example:
+        >>> check_maps(torch.rand(2, 8, 8), torch.zeros(2, 3, 8, 8)).shape
+        torch.Size([2, 1, 8, 8])
+    """
+    maps = check_tensor(maps, name)
+    if maps.ndim == 3:
+        maps = maps.unsqueeze(1)
+    if maps.ndim != 4 or maps.shape[1] != 1:
+        raise ValueError(f"{name} must have shape [B, 1, H, W] or [B, H, W], got {tuple(maps.shape)}")
+    if maps.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"{name} has batch size {maps.shape[0]} but the images have {images.shape[0]}"
+        )
+    if maps.device != images.device:
+        raise ValueError(f"{name} is on {maps.device} but the images are on {images.device}")
+    if not maps.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {maps.dtype}")
+    if not bool(torch.isfinite(maps).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return maps
+
+
+def check_labels(labels: object, batch_size: int, num_classes: int | None = None,
+                 name: str = "labels") -> Tensor:
+    """Check integer class labels ``[B]`` against a batch size and, optionally, a class count.
+
+    Example:
+        >>> check_labels(torch.tensor([0, 2]), 2, num_classes=3).tolist()
+        [0, 2]
+    """
+    labels = check_tensor(labels, name)
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {labels.dtype}")
+    if labels.ndim != 1 or labels.shape[0] != batch_size:
+        raise ValueError(f"{name} must have shape [{batch_size}], got {tuple(labels.shape)}")
+    if num_classes is not None and labels.numel() > 0:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"{name} must lie in [0, {num_classes - 1}], got values in [{low}, {high}]"
+            )
+    return labels
+
+
+def check_positive(value: float, name: str) -> float:
+    """Raise ``ValueError`` unless ``value`` is a finite number > 0.
+
+    Example:
+        >>> check_positive(0.1, "temperature")
+        0.1
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not (value > 0 and value != float("inf")):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def check_fraction(value: float, name: str, *, closed: bool = False) -> float:
+    """Raise ``ValueError`` unless ``0 < value < 1`` (``0 <= value <= 1`` when ``closed``).
+
+    Example:
+        >>> check_fraction(0.2, "ratio")
+        0.2
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    inside = 0 <= value <= 1 if closed else 0 < value < 1
+    if not inside:
+        bounds = "[0, 1]" if closed else "(0, 1)"
+        raise ValueError(f"{name} must lie in {bounds}, got {value}")
+    return value

@@ -1,0 +1,286 @@
+"""The explainer contract and the machinery every explainer shares.
+
+An explainer wraps a model. ``explainer(x, target)`` returns non-negative maps ``[B, 1, H, W]``
+at input resolution; ``explainer.attribute(x, target)`` returns the method's raw output in
+Captum's shape and sign conventions. Both leave the model as they found it: train/eval mode,
+BatchNorm running statistics, ``requires_grad`` flags and hooks (also after an exception).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from explainaug._validation import check_images
+
+Target = Union[int, Tensor, None]
+LayerSpec = Union[str, nn.Module]
+
+
+def resolve_layer(model: nn.Module, layer: LayerSpec) -> tuple[str, nn.Module]:
+    """Find a submodule of ``model`` given as a module or a dotted name.
+
+    Raises:
+        ValueError: the name or module is not part of the model; the message lists valid names.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> resolve_layer(SmallCNN(), "block3")[0]
+        'block3'
+    """
+    modules = dict(model.named_modules())
+    if isinstance(layer, nn.Module):
+        for name, module in modules.items():
+            if module is layer:
+                return name, module
+        raise ValueError(f"layer {type(layer).__name__} is not a submodule of the model")
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a module or a dotted name, got {type(layer).__name__}")
+    if layer not in modules or layer == "":
+        valid = ", ".join(name for name in modules if name)
+        raise ValueError(f"unknown layer {layer!r}; valid names: {valid}")
+    return layer, modules[layer]
+
+
+def default_layer(model: nn.Module, layer: LayerSpec | None) -> LayerSpec:
+    """Return ``layer`` or, when it is ``None``, the model's ``default_cam_layer``.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> default_layer(SmallCNN(), None)
+        'block3'
+    """
+    if layer is not None:
+        return layer
+    name = getattr(model, "default_cam_layer", None)
+    if name is None:
+        raise ValueError(
+            f"{type(model).__name__} has no default_cam_layer; pass layer= (a module or dotted name)"
+        )
+    return name
+
+
+@contextmanager
+def preserved_model_state(model: nn.Module) -> Iterator[None]:
+    """Run a block without changing the model's modes or BatchNorm running statistics.
+
+    Train-mode BatchNorm layers normalise with batch statistics as usual, but update private
+    copies of their running buffers, so the model's own buffers are never written. Modes are
+    restored on exit, also after an exception.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> model = SmallCNN().train()
+        >>> before = model.block1[1].running_mean.clone()
+        >>> with preserved_model_state(model):
+        ...     _ = model(torch.randn(4, 3, 32, 32))
+        >>> torch.equal(before, model.block1[1].running_mean)
+        True
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    swapped: list[tuple[nn.Module, str, Tensor]] = []
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.training:
+            for key in ("running_mean", "running_var", "num_batches_tracked"):
+                buffer = module._buffers.get(key)
+                if buffer is not None:
+                    swapped.append((module, key, buffer))
+                    module._buffers[key] = buffer.clone()
+    try:
+        yield
+    finally:
+        for module, key, buffer in swapped:
+            module._buffers[key] = buffer
+        for module, training in modes:
+            module.training = training
+
+
+@contextmanager
+def captured_outputs(modules: Sequence[nn.Module]) -> Iterator[list[Tensor | None]]:
+    """Record the forward output of each module while the block runs; hooks are always removed.
+
+    Yields:
+        A list with one slot per module, filled with the module's latest output.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> model = SmallCNN()
+        >>> with captured_outputs([model.block3]) as outputs:
+        ...     _ = model(torch.zeros(1, 3, 32, 32))
+        >>> outputs[0].shape
+        torch.Size([1, 64, 8, 8])
+    """
+    outputs: list[Tensor | None] = [None] * len(modules)
+
+    def make_hook(index: int) -> Callable:
+        def hook(_module: nn.Module, _inputs: tuple, output: Tensor) -> None:
+            outputs[index] = output
+
+        return hook
+
+    with ExitStack() as stack:
+        for index, module in enumerate(modules):
+            stack.callback(module.register_forward_hook(make_hook(index)).remove)
+        yield outputs
+
+
+def check_target(target: Target, batch_size: int, device: torch.device) -> Tensor | None:
+    """Turn ``target`` (int, LongTensor[B] or None) into a LongTensor[B] on ``device``.
+
+    ``None`` stays ``None`` and means "the predicted class". Range is checked later, against
+    the model's number of outputs (see ``class_scores``).
+
+    Example:
+        >>> check_target(3, 2, torch.device("cpu")).tolist()
+        [3, 3]
+    """
+    if target is None:
+        return None
+    if isinstance(target, bool):
+        raise TypeError("target must be an int, a LongTensor[B] or None, got bool")
+    if isinstance(target, int):
+        if target < 0:
+            raise ValueError(f"target must be >= 0, got {target}")
+        return torch.full((batch_size,), target, dtype=torch.long, device=device)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be an int, a LongTensor[B] or None, got {type(target).__name__}")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if target.ndim == 0:
+        target = target.expand(batch_size)
+    if target.ndim != 1 or target.shape[0] != batch_size:
+        raise ValueError(
+            f"target must have shape [{batch_size}] to match the batch, got {tuple(target.shape)}"
+        )
+    return target.to(device=device, dtype=torch.long)
+
+
+def class_scores(logits: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Pick each row's target logit; ``None`` picks the predicted (argmax) class.
+
+    Returns:
+        ``(scores [B], target [B])``.
+
+    Example:
+        >>> class_scores(torch.tensor([[1.0, 3.0], [2.0, 0.0]]), None)[0].tolist()
+        [3.0, 2.0]
+    """
+    if logits.ndim != 2:
+        raise ValueError(f"the model must return logits [B, classes], got shape {tuple(logits.shape)}")
+    if target is None:
+        target = logits.detach().argmax(dim=1)
+    return logits.gather(1, target[:, None]).squeeze(1), target
+
+
+def check_target_range(target: Tensor | None, num_classes: int) -> None:
+    """Raise ``ValueError`` when a target index is outside ``[0, num_classes)``.
+
+    Costs one host-device sync; explainers run it only when ``check_values`` is on.
+
+    Example:
+        >>> check_target_range(torch.tensor([0, 1]), 2)
+    """
+    if target is None or target.numel() == 0:
+        return
+    low, high = int(target.min()), int(target.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"target must lie in [0, {num_classes - 1}] for a model with {num_classes} outputs, "
+            f"got values in [{low}, {high}]"
+        )
+
+
+def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinearly resize maps ``[B, K, h, w]`` to ``size`` (no-op when it already matches).
+
+    Example:
+        >>> upsample(torch.ones(1, 1, 4, 4), (8, 8)).shape
+        torch.Size([1, 1, 8, 8])
+    """
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+def minmax_normalize(maps: Tensor, eps: float = 1e-12) -> Tensor:
+    """Scale each map of ``[B, K, H, W]`` to [0, 1]; a constant map becomes all zeros.
+
+    Example:
+        >>> minmax_normalize(torch.tensor([[[[1.0, 3.0]]]])).tolist()
+        [[[[0.0, 1.0]]]]
+    """
+    flat = maps.flatten(2)
+    low = flat.amin(dim=2, keepdim=True)
+    span = flat.amax(dim=2, keepdim=True) - low
+    return ((flat - low) / span.clamp_min(eps)).view_as(maps)
+
+
+class Explainer(ABC):
+    """Base class of every saliency method.
+
+    Subclasses implement ``_attribute(x, target, create_graph)`` and, where the raw output is
+    not an input-shaped attribution, ``_to_maps(raw, x)``.
+
+    Args:
+        model: the classifier to explain; it must return logits ``[B, classes]``.
+        check_values: check inputs for NaN/inf and targets for range on every call (one
+            host-device sync). Training loops that feed known-good batches turn it off.
+    """
+
+    def __init__(self, model: nn.Module, *, check_values: bool = True) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.check_values = check_values
+
+    def attribute(self, x: Tensor, target: Target = None, *, create_graph: bool = False) -> Tensor:
+        """The method's raw output, in Captum's shape and sign conventions.
+
+        Args:
+            x: images ``[B, C, H, W]`` as the model expects them.
+            target: class to explain: int, LongTensor[B], or None for the predicted class.
+            create_graph: keep the graph so the result is differentiable w.r.t. the model's
+                parameters (for losses on explanations).
+        """
+        x = check_images(x, finite=self.check_values)
+        target_tensor = check_target(target, x.shape[0], x.device)
+        with preserved_model_state(self.model), torch.enable_grad():
+            raw = self._attribute(x, target_tensor, create_graph)
+        return raw if create_graph else raw.detach()
+
+    def __call__(self, x: Tensor, target: Target = None, *, create_graph: bool = False) -> Tensor:
+        """Non-negative saliency maps ``[B, 1, H, W]`` at the input resolution.
+
+        Arguments as in ``attribute``.
+        """
+        raw = self.attribute(x, target, create_graph=create_graph)
+        return self._to_maps(raw, x)
+
+    def _scores(self, inputs: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Forward ``inputs`` and return (target logits [N], target [N]), range-checked."""
+        logits = self.model(inputs)
+        if self.check_values and target is not None:
+            check_target_range(target, logits.shape[1])
+        return class_scores(logits, target)
+
+    def _predicted(self, x: Tensor) -> Tensor:
+        """The predicted class of each image (one forward, no graph)."""
+        with torch.no_grad():
+            return self.model(x).argmax(dim=1)
+
+    @abstractmethod
+    def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
+        """Compute the raw attribution; runs inside ``preserved_model_state`` with grad on."""
+
+    def _to_maps(self, raw: Tensor, x: Tensor) -> Tensor:
+        """Default for input-space methods: absolute value summed over channels."""
+        return raw.abs().sum(dim=1, keepdim=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.model).__name__})"

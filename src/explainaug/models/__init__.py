@@ -1,0 +1,10 @@
+"""Models: CIFAR ResNet-18/50, a small CNN and the contrastive wrapper.
+
+Each model names its default Grad-CAM layer in ``default_cam_layer``.
+"""
+
+from explainaug.models.contrastive import ContrastiveModel
+from explainaug.models.resnet import CifarResNet, resnet18, resnet50
+from explainaug.models.small_cnn import SmallCNN
+
+__all__ = ["CifarResNet", "ContrastiveModel", "SmallCNN", "resnet18", "resnet50"]

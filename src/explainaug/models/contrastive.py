@@ -1,0 +1,57 @@
+"""An encoder with a projection head for contrastive training and a linear probe."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ContrastiveModel(nn.Module):
+    """Encoder -> L2-normalised projection (for SupCon/ExCon) plus a linear classifier.
+
+    ``forward(x)`` returns class logits through encoder and classifier with gradients flowing
+    into the encoder, so explainers and evaluators see one ordinary classifier.
+    ``classify(h)`` applies the classifier to *detached* features: the online linear probe
+    trains without changing the encoder.
+
+    Args:
+        encoder: maps images ``[B, C, H, W]`` to features ``[B, feat_dim]``.
+        feat_dim: encoder output size.
+        proj_dim: projection size (128 in SupCon/ExCon).
+        num_classes: classifier outputs.
+        cam_layer: dotted name of the default CAM layer, relative to this model.
+
+    Example:
+        >>> from explainaug.models import resnet18
+        >>> model = ContrastiveModel(resnet18(None, width=8), 64, num_classes=10)
+        >>> model.project(model.features(torch.zeros(2, 3, 32, 32))).shape
+        torch.Size([2, 128])
+    """
+
+    def __init__(self, encoder: nn.Module, feat_dim: int, proj_dim: int = 128,
+                 num_classes: int = 100, cam_layer: str | None = None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Sequential(
+            nn.Linear(feat_dim, feat_dim), nn.ReLU(), nn.Linear(feat_dim, proj_dim)
+        )
+        self.classifier = nn.Linear(feat_dim, num_classes)
+        if cam_layer is None:
+            inner = getattr(encoder, "default_cam_layer", None)
+            cam_layer = f"encoder.{inner}" if inner else None
+        self.default_cam_layer = cam_layer
+
+    def features(self, x: Tensor) -> Tensor:
+        """Encoder features ``[B, feat_dim]``."""
+        return self.encoder(x)
+
+    def project(self, features: Tensor) -> Tensor:
+        """Unit-norm projections ``[B, proj_dim]`` of encoder features."""
+        return F.normalize(self.head(features), dim=1)
+
+    def classify(self, features: Tensor) -> Tensor:
+        """Logits of the linear probe on detached features (no gradient reaches the encoder)."""
+        return self.classifier(features.detach())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.encoder(x))
