@@ -1,10 +1,11 @@
 """Models: CIFAR ResNet-18/50, a small CNN and the contrastive wrapper.
 
-Each model names its default Grad-CAM layer in ``default_cam_layer``.
+Models take images in [0, 1] and normalise inside (``mean=``, ``std=``). Each model names its default Grad-CAM layer in ``default_cam_layer``.
 """
 
 from explainaug.models.contrastive import ContrastiveModel
+from explainaug.models.normalize import Normalize
 from explainaug.models.resnet import CifarResNet, resnet18, resnet50
 from explainaug.models.small_cnn import SmallCNN
 
-__all__ = ["CifarResNet", "ContrastiveModel", "SmallCNN", "resnet18", "resnet50"]
+__all__ = ["CifarResNet", "ContrastiveModel", "Normalize", "SmallCNN", "resnet18", "resnet50"]

@@ -8,7 +8,11 @@ add), so module hooks such as guided backpropagation see each ReLU exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
+
+from explainaug.models.normalize import Normalize
 
 
 class BasicBlock(nn.Module):
@@ -74,6 +78,8 @@ class CifarResNet(nn.Module):
         num_classes: size of the ``fc`` output; ``None`` makes ``fc`` an identity so the
             model returns its pooled features (an encoder for ``ContrastiveModel``).
         width: channels of the first stage (64 in the paper; smaller for tests).
+        mean: per-channel mean for the input normalisation (images come in [0, 1]).
+        std: per-channel standard deviation for the input normalisation.
 
     Example:
         >>> model = CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes=10, width=8)
@@ -84,10 +90,12 @@ class CifarResNet(nn.Module):
     default_cam_layer = "layer4"
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], num_blocks: tuple[int, ...],
-                 num_classes: int | None = 100, width: int = 64) -> None:
+                 num_classes: int | None = 100, width: int = 64,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
         super().__init__()
         if len(num_blocks) != 4:
             raise ValueError(f"num_blocks must give 4 stages, got {num_blocks}")
+        self.normalize = Normalize(mean, std)
         self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
@@ -109,26 +117,28 @@ class CifarResNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn1(self.conv1(self.normalize(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.avgpool(x).flatten(1))
 
 
-def resnet18(num_classes: int | None = 100, width: int = 64) -> CifarResNet:
+def resnet18(num_classes: int | None = 100, width: int = 64,
+             mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> CifarResNet:
     """CIFAR ResNet-18 (512-d features at width 64).
 
     Example:
         >>> resnet18(num_classes=None, width=8)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 64])
     """
-    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, width)
+    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, width, mean, std)
 
 
-def resnet50(num_classes: int | None = 100, width: int = 64) -> CifarResNet:
+def resnet50(num_classes: int | None = 100, width: int = 64,
+             mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> CifarResNet:
     """CIFAR ResNet-50 (2048-d features at width 64), the ExCon/SupCon backbone.
 
     Example:
         >>> resnet50(num_classes=10, width=8)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, width)
+    return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, width, mean, std)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
+
+from explainaug.models.normalize import Normalize
 
 
 class SmallCNN(nn.Module):
@@ -14,6 +18,8 @@ class SmallCNN(nn.Module):
         num_classes: classifier outputs; ``None`` returns the pooled features instead.
         in_channels: image channels.
         width: channels of the first block (doubled in each later block).
+        mean: per-channel mean for the input normalisation (images come in [0, 1]).
+        std: per-channel standard deviation for the input normalisation.
 
     Example:
         >>> SmallCNN(num_classes=4, width=8)(torch.zeros(2, 3, 32, 32)).shape
@@ -22,8 +28,10 @@ class SmallCNN(nn.Module):
 
     default_cam_layer = "block3"
 
-    def __init__(self, num_classes: int | None = 10, in_channels: int = 3, width: int = 16) -> None:
+    def __init__(self, num_classes: int | None = 10, in_channels: int = 3, width: int = 16,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
         super().__init__()
+        self.normalize = Normalize(mean, std)
         self.block1 = _conv_block(in_channels, width)
         self.pool1 = nn.MaxPool2d(2)
         self.block2 = _conv_block(width, 2 * width)
@@ -34,7 +42,7 @@ class SmallCNN(nn.Module):
         self.fc: nn.Module = nn.Identity() if num_classes is None else nn.Linear(4 * width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pool1(self.block1(x))
+        x = self.pool1(self.block1(self.normalize(x)))
         x = self.block3(self.pool2(self.block2(x)))
         return self.fc(self.avgpool(x).flatten(1))
 
