@@ -1,0 +1,153 @@
+"""Running a model over a loader: the shared plumbing of every evaluator.
+
+A *loader* is any iterable of batches ``(x, y)`` or ``(x, y, masks)`` with images ``x`` float in
+[0, 1], shape ``[B, C, H, W]``, and integer labels ``y`` ``[B]``. Batches are moved to the
+model's device (``next(model.parameters()).device``). Evaluators put the model in eval mode and
+restore every module's own mode afterwards, also after an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from explainaug._validation import check_images, check_labels
+
+Batch = tuple[Tensor, Tensor, Optional[Tensor]]
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); CPU for a model without either.
+
+    Example:
+        >>> model_device(torch.nn.Linear(2, 2))
+        device(type='cpu')
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for the block; restore each module's own mode on exit.
+
+    Example:
+        >>> model = torch.nn.Sequential(torch.nn.Dropout()).train()
+        >>> with eval_mode(model):
+        ...     model.training
+        False
+        >>> model.training
+        True
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def unpack_batch(batch: object) -> Batch:
+    """Split a batch ``(x, y)`` or ``(x, y, masks)`` into ``(x, y, masks or None)``, checked.
+
+    Example:
+        >>> x, y, masks = unpack_batch((torch.zeros(2, 3, 4, 4), torch.tensor([0, 1])))
+        >>> masks is None
+        True
+    """
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        kind = type(batch).__name__
+        size = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
+        raise ValueError(f"a batch must be (x, y) or (x, y, masks), got a {kind}{size}")
+    x = check_images(batch[0], "x", finite=False)
+    y = check_labels(batch[1], x.shape[0], name="y")
+    masks = batch[2] if len(batch) == 3 else None
+    if masks is not None and (not isinstance(masks, Tensor) or masks.shape[0] != x.shape[0]):
+        got = tuple(masks.shape) if isinstance(masks, Tensor) else type(masks).__name__
+        raise ValueError(f"masks must be a tensor with batch size {x.shape[0]}, got {got}")
+    return x, y, masks
+
+
+def iterate_batches(loader: Iterable, device: torch.device) -> Iterator[Batch]:
+    """Yield the loader's batches as ``(x, y, masks or None)`` on ``device``.
+
+    Raises:
+        ValueError: a batch is malformed, or the loader yields no batch at all.
+
+    Example:
+        >>> loader = [(torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]))]
+        >>> [x.shape[0] for x, _, _ in iterate_batches(loader, torch.device("cpu"))]
+        [2]
+    """
+    if not isinstance(loader, Iterable):
+        raise TypeError(f"loader must be an iterable of (x, y[, masks]) batches, got "
+                        f"{type(loader).__name__}")
+    empty = True
+    for batch in loader:
+        empty = False
+        x, y, masks = unpack_batch(batch)
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, dtype=torch.long, non_blocking=True)
+        if masks is not None:
+            masks = masks.to(device, non_blocking=True)
+        yield x, y, masks
+    if empty:
+        raise ValueError("the loader yielded no batches; evaluation needs at least one sample")
+
+
+def predict(model: nn.Module, loader: Iterable,
+            transform: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """Run ``model`` over ``loader`` in eval mode under ``torch.no_grad``; gather the outputs.
+
+    The model's train/eval mode is restored afterwards. ``no_grad`` (not ``inference_mode``) is
+    used so the returned logits can feed autograd later, e.g. when fitting a temperature.
+
+    Args:
+        model: classifier that maps images in [0, 1] to logits ``[B, classes]``.
+        loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches.
+        transform: optional function applied to each image batch on the device before the
+            forward pass (e.g. a corruption); it must keep the shape.
+
+    Returns:
+        ``(logits [N, classes], labels [N])``, both on the model's device; logits in float32.
+
+    Raises:
+        ValueError: empty loader, malformed batches, a model that does not return ``[B, K]``
+            logits, labels outside ``[0, K)``, or non-finite logits.
+
+    Example:
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+        >>> loader = [(torch.rand(2, 3, 2, 2), torch.tensor([0, 2]))] * 2
+        >>> logits, labels = predict(model, loader)
+        >>> logits.shape, labels.tolist()
+        (torch.Size([4, 3]), [0, 2, 0, 2])
+    """
+    device = model_device(model)
+    all_logits: list[Tensor] = []
+    all_labels: list[Tensor] = []
+    with eval_mode(model), torch.no_grad():
+        for x, y, _ in iterate_batches(loader, device):
+            if transform is not None:
+                x = transform(x)
+            logits = model(x)
+            if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != len(y):
+                got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+                raise ValueError(f"the model must return logits [{len(y)}, classes] for a batch "
+                                 f"of {len(y)}, got {got}")
+            all_logits.append(logits.float())
+            all_labels.append(y)
+    logits, labels = torch.cat(all_logits), torch.cat(all_labels)
+    check_labels(labels, labels.shape[0], num_classes=logits.shape[1], name="y")
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("the model returned NaN or infinite logits")
+    return logits, labels
