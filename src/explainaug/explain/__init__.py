@@ -6,5 +6,13 @@ returns the raw attribution in Captum's conventions.
 """
 
 from explainaug.explain._base import Explainer, minmax_normalize, resolve_layer, upsample
+from explainaug.explain.gradient import InputXGradient, Saliency
+from explainaug.explain.integrated_gradients import IntegratedGradients
+from explainaug.explain.smoothgrad import SmoothGrad
 
-__all__ = ["Explainer", "minmax_normalize", "resolve_layer", "upsample"]
+__all__ = [
+    "InputXGradient",
+    "IntegratedGradients",
+    "Saliency",
+    "SmoothGrad",
+    "Explainer", "minmax_normalize", "resolve_layer", "upsample"]

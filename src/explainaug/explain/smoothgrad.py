@@ -1,0 +1,106 @@
+"""SmoothGrad (Smilkov et al., 2017) and its squared and variance variants, around any explainer.
+
+Images are float ``[B, C, H, W]`` in [0, 1]. Noise is Gaussian with a standard deviation of
+``stdev_spread * (max - min)`` of each image, as in Smilkov et al. and Adebayo et al.; Captum's
+``NoiseTunnel`` instead takes an absolute ``stdevs``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from explainaug._validation import check_positive
+from explainaug.explain._base import Explainer
+
+NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
+
+
+class SmoothGrad(Explainer):
+    """Average an explainer's raw attributions over noisy copies of each image.
+
+    All ``B * n_samples`` noisy images go through the wrapped explainer as one flat batch,
+    split into chunks of ``samples_batch_size``. The explained class is fixed for every sample:
+    the given target, or the class predicted on the clean image.
+
+    Args:
+        explainer: any explainer of this package (input-gradient or CAM); its model is used.
+        n_samples: noisy copies per image.
+        stdev_spread: noise standard deviation as a fraction of each image's value range.
+        nt_type: ``"smoothgrad"`` (mean), ``"smoothgrad_sq"`` (mean of squares) or
+            ``"vargrad"`` (variance), as Captum's ``NoiseTunnel``.
+        samples_batch_size: noisy images per call of the wrapped explainer; ``None``: all.
+        seed: seed a fresh generator on every call for reproducible noise (the noise then
+            also depends on ``samples_batch_size``); ``None`` uses torch's global generator.
+        check_values: check inputs for NaN/inf on every call.
+
+    Example:
+        >>> from explainaug.explain import Saliency
+        >>> from explainaug.models import SmallCNN
+        >>> smooth = SmoothGrad(Saliency(SmallCNN(num_classes=3, width=4).eval()), n_samples=4)
+        >>> smooth(torch.rand(2, 3, 8, 8), target=1).shape
+        torch.Size([2, 1, 8, 8])
+    """
+
+    def __init__(self, explainer: Explainer, n_samples: int = 50, stdev_spread: float = 0.15,
+                 nt_type: str = "smoothgrad", samples_batch_size: int | None = None,
+                 seed: int | None = None, *, check_values: bool = True) -> None:
+        if not isinstance(explainer, Explainer):
+            raise TypeError(f"explainer must be an explainaug Explainer, got {type(explainer).__name__}")
+        super().__init__(explainer.model, check_values=check_values)
+        if nt_type not in NT_TYPES:
+            raise ValueError(f"nt_type must be one of {', '.join(NT_TYPES)}; got {nt_type!r}")
+        _check_count(n_samples, "n_samples")
+        if samples_batch_size is not None:
+            _check_count(samples_batch_size, "samples_batch_size")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
+        self.explainer = explainer
+        self.n_samples = n_samples
+        self.stdev_spread = check_positive(stdev_spread, "stdev_spread")
+        self.nt_type = nt_type
+        self.samples_batch_size = samples_batch_size
+        self.seed = seed
+
+    def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
+        if target is None:
+            target = self._predicted(x)
+        flat_x = x.flatten(1)
+        sigma = self.stdev_spread * (flat_x.amax(dim=1) - flat_x.amin(dim=1))
+        generator = None
+        if self.seed is not None:
+            generator = torch.Generator(device=x.device).manual_seed(self.seed)
+        total = x.shape[0] * self.n_samples
+        chunk = total if self.samples_batch_size is None else self.samples_batch_size
+        sums: Tensor | float = 0.0
+        squares: Tensor | float = 0.0
+        for start in range(0, total, chunk):
+            image = torch.arange(start, min(start + chunk, total), device=x.device) // self.n_samples
+            clean = x[image]
+            noise = torch.randn(clean.shape, generator=generator, device=x.device, dtype=x.dtype)
+            noisy = clean + sigma[image, None, None, None] * noise
+            raw = self.explainer._attribute(noisy, target[image], create_graph)
+            zeros = raw.new_zeros((x.shape[0], *raw.shape[1:]))
+            if self.nt_type != "smoothgrad_sq":
+                sums = sums + zeros.index_add(0, image, raw)
+            if self.nt_type != "smoothgrad":
+                squares = squares + zeros.index_add(0, image, raw * raw)
+        if self.nt_type == "smoothgrad":
+            return sums / self.n_samples
+        if self.nt_type == "smoothgrad_sq":
+            return squares / self.n_samples
+        return squares / self.n_samples - (sums / self.n_samples) ** 2
+
+    def _to_maps(self, raw: Tensor, x: Tensor) -> Tensor:
+        return self.explainer._to_maps(raw, x)
+
+    def __repr__(self) -> str:
+        return (f"SmoothGrad({self.explainer!r}, n_samples={self.n_samples}, "
+                f"stdev_spread={self.stdev_spread}, nt_type={self.nt_type!r})")
+
+
+def _check_count(value: int, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
