@@ -6,11 +6,19 @@ returns the raw attribution in Captum's conventions.
 """
 
 from explainaug.explain._base import Explainer, minmax_normalize, resolve_layer, upsample
+from explainaug.explain.gradcam import GradCAM
 from explainaug.explain.gradient import InputXGradient, Saliency
+from explainaug.explain.guided_backprop import GuidedBackprop
+from explainaug.explain.guided_gradcam import GuidedGradCAM
+from explainaug.explain.integrated_gradcam import IntegratedGradCAM
 from explainaug.explain.integrated_gradients import IntegratedGradients
 from explainaug.explain.smoothgrad import SmoothGrad
 
 __all__ = [
+    "GradCAM",
+    "GuidedBackprop",
+    "GuidedGradCAM",
+    "IntegratedGradCAM",
     "InputXGradient",
     "IntegratedGradients",
     "Saliency",
