@@ -10,6 +10,9 @@ Fixtures:
         CAM layer ``features``) for finite-difference checks.
     images: float32 images ``[3, 3, 16, 16]`` in [0, 1].
     labels: LongTensor ``[3]`` of classes in ``[0, NUM_CLASSES)``.
+    check_parameter_gradients: ``check(explainer, x, target)`` asserts that the parameter
+        gradients of a random linear loss on ``explainer(x, target, create_graph=True)`` are
+        finite, not all zero, and equal central finite differences (use float64 models).
 """
 
 from __future__ import annotations
@@ -120,3 +123,37 @@ def images() -> Tensor:
 @pytest.fixture
 def labels() -> Tensor:
     return torch.tensor([0, 3, 1])
+
+
+def _check_parameter_gradients(explainer: object, x: Tensor, target: Tensor, eps: float = 1e-6,
+                               rtol: float = 1e-5) -> None:
+    params = [p for p in explainer.model.parameters() if p.requires_grad]
+    generator = torch.Generator().manual_seed(SEED)
+    weights = torch.rand(explainer(x, target).shape, generator=generator, dtype=x.dtype)
+
+    def loss(create_graph: bool) -> Tensor:
+        return (explainer(x, target, create_graph=create_graph) * weights).sum()
+
+    grads = torch.autograd.grad(loss(True), params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    assert any(bool(g.abs().sum() > 0) for g in grads)
+    for param, grad in zip(params, grads):
+        direction = torch.randn(param.shape, generator=generator, dtype=param.dtype)
+        with torch.no_grad():
+            param.add_(eps * direction)
+            upper = loss(False)
+            param.sub_(2 * eps * direction)
+            lower = loss(False)
+            param.add_(eps * direction)
+        numeric = (upper - lower) / (2 * eps)
+        analytic = (grad * direction).sum()
+        assert torch.allclose(analytic, numeric, rtol=rtol, atol=rtol * float(upper.abs()) + 1e-9), (
+            f"parameter of shape {tuple(param.shape)}: autograd {float(analytic)}, "
+            f"finite differences {float(numeric)}"
+        )
+
+
+@pytest.fixture
+def check_parameter_gradients() -> Callable[..., None]:
+    return _check_parameter_gradients
