@@ -1,0 +1,185 @@
+"""The machinery every masking augmentation shares: Kornia-style ``p``, ``same_on_batch``,
+``keepdim`` and replay, the fill blend and the input checks.
+
+Why plain ``nn.Module`` and not ``kornia.augmentation.AugmentationBase2D``: a saliency-driven op
+needs a second per-sample input (the map). Kornia 0.9 has no supported way to pass one:
+``AugmentationSequential`` cannot forward extra keywords, a standalone op only sees them through
+a quirk of ``override_parameters``, and the 0.8 -> 0.9 change of how ``p < 1`` reaches
+``apply_transform`` (subset vs full batch) would silently misalign per-sample maps across versions.
+So these modules mirror Kornia's arguments and behaviour instead of its class: ``p`` is a
+per-image Bernoulli draw (images not drawn pass through unchanged), ``same_on_batch`` draws once
+for the batch, ``keepdim`` returns ``[C, H, W]`` for a ``[C, H, W]`` input, and the last draw is
+kept in ``self._params`` so ``forward(..., params=aug._params)`` replays it. Geometry goes first,
+through Kornia, with the map as a bilinear mask (see :mod:`explainaug.augment.views`).
+
+The ``params`` of a draw: ``batch_prob`` (bool ``[B]``, the images augmented), ``keep`` (float
+``[B, 1, H, W]``: 1 keeps a pixel, 0 replaces it with the fill, soft masks in between) and, for
+``fill="noise"``, ``noise`` (``[B, C, H, W]``). The output is
+``where(batch_prob, lerp(fill, x, keep), x)``, clamped to [0, 1] against rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from explainaug._validation import check_fraction, check_maps, check_tensor
+from explainaug.augment.fills import Fill, FillSpec
+from explainaug.augment.masks import normalized_saliency
+
+KeepFn = Callable[[Tensor, "torch.Generator | None"], Tensor]
+
+
+class MaskAugmentationBase(nn.Module):
+    """Base of the masking augmentations: fills ``1 - keep`` of each selected image.
+
+    Subclasses build the keep mask and call :meth:`_augment`. Images are float in [0, 1],
+    ``[B, C, H, W]`` or a single ``[C, H, W]``.
+
+    Args:
+        fill: see :mod:`explainaug.augment.fills`.
+        mean: per-channel dataset mean in [0, 1] for ``fill="mean"``.
+        blur_sigma: Gaussian standard deviation in pixels for ``fill="blur"``.
+        p: probability that an image is augmented (one Bernoulli draw per image).
+        same_on_batch: draw the random choices once and use them for the whole batch.
+        keepdim: return ``[C, H, W]`` for a ``[C, H, W]`` input (else ``[1, C, H, W]``).
+    """
+
+    def __init__(self, fill: FillSpec = "mean", mean: Sequence[float] | Tensor | None = None,
+                 blur_sigma: float = 2.0, p: float = 1.0, same_on_batch: bool = False,
+                 keepdim: bool = False) -> None:
+        super().__init__()
+        self.fill = Fill(fill, mean, blur_sigma)
+        self.p = check_fraction(p, "p", closed=True)
+        self.same_on_batch = bool(same_on_batch)
+        self.keepdim = bool(keepdim)
+        self._params: dict[str, Tensor] = {}
+
+    def _augment(self, x: Tensor, make_keep: KeepFn, params: dict[str, Tensor] | None,
+                 generator: torch.Generator | None) -> Tensor:
+        batch = as_image_batch(x)
+        if params is None:
+            params = {"batch_prob": self._draw_selection(batch, generator),
+                      "keep": make_keep(batch, generator)}
+            noise = self.fill.draw(batch, generator, self.same_on_batch)
+            if noise is not None:
+                params["noise"] = noise
+        else:
+            _check_params(params, batch, self.fill.random)
+        keep = params["keep"].to(batch.dtype)
+        filled = torch.lerp(self.fill(batch, params.get("noise")).expand_as(batch), batch, keep)
+        out = torch.where(params["batch_prob"].view(-1, 1, 1, 1), filled.clamp(0, 1), batch)
+        self._params = params
+        return out[0] if x.ndim == 3 and self.keepdim else out
+
+    def _draw_selection(self, batch: Tensor, generator: torch.Generator | None) -> Tensor:
+        size = batch.shape[0]
+        if self.p in (0.0, 1.0):
+            return torch.full((size,), self.p == 1.0, dtype=torch.bool, device=batch.device)
+        draws = 1 if self.same_on_batch else size
+        chosen = torch.rand(draws, generator=generator, device=batch.device) < self.p
+        return chosen.expand(size)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, same_on_batch={self.same_on_batch}, keepdim={self.keepdim}"
+
+
+class SaliencyAugmentationBase(MaskAugmentationBase):
+    """Base of the saliency-driven augmentations: the keep mask is a function of the map.
+
+    Subclasses implement :meth:`_keep` on min-max normalised maps at image resolution.
+    """
+
+    def mask(self, saliency: Tensor, size: tuple[int, int]) -> Tensor:
+        """The keep mask ``[B, 1, *size]`` (1 = kept) for maps ``[B, 1, h, w]`` or ``[B, h, w]``.
+
+        The maps (any resolution, finite) are resized bilinearly to ``size`` and min-max
+        normalised per image before :meth:`_keep`.
+        """
+        saliency = check_maps(saliency, saliency)  # checks only the maps' own shape and values
+        return self._keep(normalized_saliency(saliency, (int(size[0]), int(size[1]))))
+
+    def _keep(self, scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, saliency: Tensor | None = None, *,
+                params: dict[str, Tensor] | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """Augment images ``x`` in [0, 1] by their maps; ``params`` replays a draw (maps unused).
+
+        Args:
+            x: ``[B, C, H, W]`` or ``[C, H, W]`` in [0, 1].
+            saliency: ``[B, 1, h, w]`` or ``[B, h, w]`` (``[h, w]`` or ``[1, h, w]`` for one
+                image), any resolution and floating dtype; required unless ``params`` is given.
+            params: ``aug._params`` of an earlier call, to replay its masks and selection.
+            generator: random generator for the ``p`` draw and the noise fill.
+        """
+        if params is None and saliency is None:
+            raise ValueError(
+                f"{type(self).__name__} needs saliency maps (or params= to replay a draw)"
+            )
+
+        def make_keep(batch: Tensor, _generator: torch.Generator | None) -> Tensor:
+            maps = as_map_batch(saliency, batch, single=x.ndim == 3)
+            return self.mask(maps, batch.shape[-2:])
+
+        return self._augment(x, make_keep, params, generator)
+
+
+def as_image_batch(x: object, name: str = "x") -> Tensor:
+    """Check images in [0, 1], ``[B, C, H, W]`` or ``[C, H, W]``; return them as a batch.
+
+    Example:
+        >>> as_image_batch(torch.zeros(3, 8, 8)).shape
+        torch.Size([1, 3, 8, 8])
+    """
+    x = check_tensor(x, name)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{name} must have shape [B, C, H, W] or [C, H, W], got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor in [0, 1], got dtype {x.dtype}")
+    batch = x.unsqueeze(0) if x.ndim == 3 else x
+    if batch.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    inside = torch.isfinite(batch).all() & (batch.amin() >= 0) & (batch.amax() <= 1)
+    if not bool(inside):
+        raise ValueError(
+            f"{name} must be finite and in [0, 1], got values in "
+            f"[{float(batch.amin())}, {float(batch.amax())}]"
+        )
+    return batch
+
+
+def as_map_batch(saliency: object, batch: Tensor, single: bool) -> Tensor:
+    """Check maps for ``batch`` and return them as ``[B, 1, h, w]`` in the images' dtype.
+
+    For a single image (``single``) the map may be ``[h, w]``, ``[1, h, w]`` or ``[1, 1, h, w]``;
+    for a batch, ``[B, 1, h, w]`` or ``[B, h, w]``.
+
+    Example:
+        >>> as_map_batch(torch.rand(4, 4), torch.zeros(1, 3, 8, 8), single=True).shape
+        torch.Size([1, 1, 4, 4])
+    """
+    saliency = check_tensor(saliency, "saliency")
+    if single and saliency.ndim in (2, 3):
+        if saliency.ndim == 3 and saliency.shape[0] != 1:
+            raise ValueError(
+                f"saliency for one image must be [h, w] or [1, h, w], got {tuple(saliency.shape)}"
+            )
+        saliency = saliency.reshape(1, 1, *saliency.shape[-2:])
+    return check_maps(saliency, batch).to(batch.dtype)
+
+
+def _check_params(params: dict[str, Tensor], batch: Tensor, needs_noise: bool) -> None:
+    expected = {"batch_prob": (batch.shape[0],), "keep": (batch.shape[0], 1, *batch.shape[2:])}
+    if needs_noise:
+        expected["noise"] = tuple(batch.shape)
+    for key, shape in expected.items():
+        value = params.get(key)
+        if not isinstance(value, Tensor) or tuple(value.shape) != shape:
+            got = tuple(value.shape) if isinstance(value, Tensor) else value
+            raise ValueError(f"params[{key!r}] must be a tensor of shape {shape}, got {got}")
+        if value.device != batch.device:
+            raise ValueError(f"params[{key!r}] is on {value.device}, the images on {batch.device}")

@@ -1,0 +1,132 @@
+"""The non-explanation baseline of EDDA: occlude the same area, at random places."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from explainaug._validation import check_fraction, check_tensor
+from explainaug.augment.base import MaskAugmentationBase
+from explainaug.augment.fills import FillSpec
+from explainaug.augment.masks import pixel_counts, rank_selection
+
+SHAPES = ("pixels", "square")
+
+
+class RandomOcclusion(MaskAugmentationBase):
+    """Occlude exactly ``round(ratio * H * W)`` random pixels of each image.
+
+    ``shape="pixels"`` picks the pixels uniformly at random; ``shape="square"`` occludes one
+    near-square block at a uniformly random position inside the image: ``w`` columns wide
+    (``w = max(ceil(sqrt(k)), ceil(k / H))``, at most ``W``), full rows from the top and a partial
+    last row, so exactly ``k`` pixels as well (a Cutout with an exact area). ``ratio`` in
+    :meth:`forward` may be a ``Tensor[B]`` of per-image fractions; to match the area of a
+    threshold-mode :class:`SaliencyOcclusion`, pass
+    ``occluded_fraction = 1 - keep_mask.mean((1, 2, 3))`` with ``keep_mask = occlusion.mask(...)``
+    (``round`` then recovers each image's pixel count exactly). Images and fills are in [0, 1];
+    ``p``, ``same_on_batch`` (one mask for the batch), ``keepdim`` and replay follow Kornia
+    (see :mod:`explainaug.augment.base`).
+
+    Args:
+        ratio: default fraction of pixels to occlude, in [0, 1].
+        shape: ``"pixels"`` or ``"square"``.
+        fill: ``"mean"``, ``"zero"``, ``"blur"``, ``"noise"`` or a number in [0, 1].
+        mean: per-channel dataset mean in [0, 1] for ``fill="mean"`` (default: each image's mean).
+        blur_sigma: Gaussian standard deviation in pixels for ``fill="blur"``.
+        p: probability that an image is occluded (images not drawn pass through unchanged).
+        same_on_batch: one mask, Bernoulli draw and noise draw for the whole batch.
+        keepdim: return ``[C, H, W]`` for a ``[C, H, W]`` input.
+
+    Example:
+        >>> occlude = RandomOcclusion(ratio=0.25, shape="square", fill="zero")
+        >>> out = occlude(torch.ones(2, 3, 8, 8), ratio=torch.tensor([0.25, 0.5]))
+        >>> (out[:, 0] == 0).sum((1, 2)).tolist()
+        [16, 32]
+    """
+
+    def __init__(self, ratio: float = 0.2, shape: str = "pixels", fill: FillSpec = "mean",
+                 mean: Sequence[float] | Tensor | None = None, blur_sigma: float = 2.0,
+                 p: float = 1.0, same_on_batch: bool = False, keepdim: bool = False) -> None:
+        super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim)
+        if shape not in SHAPES:
+            raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+        self.ratio = check_fraction(ratio, "ratio", closed=True)
+        self.shape = shape
+
+    def mask(self, batch_size: int, size: tuple[int, int], ratio: float | Tensor | None = None,
+             *, device: torch.device | str = "cpu",
+             generator: torch.Generator | None = None) -> Tensor:
+        """A random keep mask ``[batch_size, 1, *size]`` (0 = occluded).
+
+        Example:
+            >>> RandomOcclusion(ratio=0.5).mask(3, (4, 4)).sum((1, 2, 3)).tolist()
+            [8.0, 8.0, 8.0]
+        """
+        height, width = int(size[0]), int(size[1])
+        counts = pixel_counts(self._check_ratio(ratio, batch_size, device), height * width,
+                              batch_size, device)
+        draws = 1 if self.same_on_batch else batch_size
+        if self.shape == "pixels":
+            scores = torch.rand(draws, 1, height, width, generator=generator, device=device)
+            occluded = rank_selection(scores.expand(batch_size, -1, -1, -1), counts,
+                                      largest=True)
+        else:
+            corners = torch.rand(draws, 2, generator=generator, device=device,
+                                 dtype=torch.float64).expand(batch_size, -1)
+            occluded = _block(counts, corners, height, width)
+        return 1 - occluded
+
+    def forward(self, x: Tensor, ratio: float | Tensor | None = None, *,
+                params: dict[str, Tensor] | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """Occlude images ``x`` in [0, 1] (``[B, C, H, W]`` or ``[C, H, W]``).
+
+        Args:
+            x: the images.
+            ratio: fraction to occlude, a number or ``Tensor[B]`` (default: the constructor's).
+            params: ``aug._params`` of an earlier call, to replay its masks and selection.
+            generator: random generator for the masks, the ``p`` draw and the noise fill.
+        """
+        def make_keep(batch: Tensor, generator: torch.Generator | None) -> Tensor:
+            return self.mask(batch.shape[0], batch.shape[-2:], ratio, device=batch.device,
+                             generator=generator).to(batch.dtype)
+
+        return self._augment(x, make_keep, params, generator)
+
+    def _check_ratio(self, ratio: float | Tensor | None, batch_size: int,
+                     device: torch.device | str) -> float | Tensor:
+        if ratio is None:
+            return self.ratio
+        if not isinstance(ratio, Tensor):
+            return check_fraction(ratio, "ratio", closed=True)
+        ratio = check_tensor(ratio, "ratio")
+        if ratio.shape != (batch_size,) or not ratio.is_floating_point():
+            raise ValueError(
+                f"ratio must be a float tensor of shape [{batch_size}], got {ratio.dtype} "
+                f"{tuple(ratio.shape)}"
+            )
+        if ratio.device != torch.device(device):
+            raise ValueError(f"ratio is on {ratio.device} but the images are on {device}")
+        if not bool(((ratio >= 0) & (ratio <= 1)).all()):
+            raise ValueError(f"ratio values must lie in [0, 1] (no NaN), got {ratio.tolist()}")
+        return ratio
+
+    def extra_repr(self) -> str:
+        return f"ratio={self.ratio}, shape={self.shape!r}, {super().extra_repr()}"
+
+
+def _block(counts: Tensor, corners: Tensor, height: int, width: int) -> Tensor:
+    """Near-square blocks of exactly ``counts[b]`` pixels at relative positions ``corners[b]``."""
+    block_width = torch.maximum(torch.ceil(torch.sqrt(counts.double())),
+                                torch.ceil(counts.double() / height)).long().clamp(1, width)
+    block_rows = (counts + block_width - 1) // block_width
+    top = torch.minimum((corners[:, 0] * (height - block_rows + 1)).long(), height - block_rows)
+    left = torch.minimum((corners[:, 1] * (width - block_width + 1)).long(), width - block_width)
+    device = counts.device
+    row = torch.arange(height, device=device).view(1, -1, 1) - top.view(-1, 1, 1)
+    column = torch.arange(width, device=device).view(1, 1, -1) - left.view(-1, 1, 1)
+    inside = ((row >= 0) & (column >= 0) & (column < block_width.view(-1, 1, 1))
+              & (row * block_width.view(-1, 1, 1) + column < counts.view(-1, 1, 1)))
+    return inside.unsqueeze(1).float()

@@ -1,0 +1,74 @@
+"""ExCon's masked view: keep the salient pixels of each image, fill the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from explainaug._validation import check_fraction, check_positive
+from explainaug.augment.base import SaliencyAugmentationBase
+from explainaug.augment.fills import FillSpec
+from explainaug.augment.masks import pixel_counts, rank_selection, threshold_selection
+
+
+class SaliencyMask(SaliencyAugmentationBase):
+    """Keep the salient content of each image and fill the rest (the ExCon view).
+
+    Per image the map is resized bilinearly to the image and min-max normalised. Threshold mode
+    keeps pixels with normalised saliency ``> threshold`` (the official ExCon rule at 0.5: pixels
+    ``<= 0.5`` are masked). With ``keep_ratio`` it keeps exactly ``round(keep_ratio * H * W)``
+    pixels, the most salient, ties to the earlier pixel in raster order; ``keep_ratio`` then
+    overrides ``threshold``. Conventions for constant maps and ties are in
+    :mod:`explainaug.augment.masks`: a constant (or all-zero) map keeps nothing in threshold mode
+    and its first pixels in raster order in ratio mode. Images and fills are in [0, 1];
+    ``p``, ``same_on_batch``, ``keepdim`` and replay follow Kornia (see
+    :mod:`explainaug.augment.base`).
+
+    Args:
+        threshold: keep normalised saliency above this value (in [0, 1]).
+        keep_ratio: keep this fraction of pixels exactly instead (in [0, 1]).
+        fill: ``"mean"``, ``"zero"``, ``"blur"``, ``"noise"`` or a number in [0, 1].
+        mean: per-channel dataset mean in [0, 1] for ``fill="mean"`` (default: each image's mean).
+        soft: sigmoid mask ``sigmoid((s - t) / temperature)``; gradients then reach the map.
+        temperature: the soft mask's temperature (at 0.05, a pixel 0.15 above ``t`` is 95% kept).
+        blur_sigma: Gaussian standard deviation in pixels for ``fill="blur"``.
+        p: probability that an image is masked (images not drawn pass through unchanged).
+        same_on_batch: one Bernoulli draw (and one noise draw) for the whole batch.
+        keepdim: return ``[C, H, W]`` for a ``[C, H, W]`` input.
+
+    Example:
+        >>> x = torch.ones(1, 1, 1, 4)
+        >>> saliency = torch.tensor([[[[0.0, 0.4, 0.6, 1.0]]]])
+        >>> SaliencyMask(fill="zero")(x, saliency).flatten().tolist()
+        [0.0, 0.0, 1.0, 1.0]
+        >>> SaliencyMask(keep_ratio=0.25, fill=0.5)(x, saliency).flatten().tolist()
+        [0.5, 0.5, 0.5, 1.0]
+        >>> SaliencyMask().mask(saliency, (1, 4)).tolist()   # the keep mask, reusable
+        [[[[0.0, 0.0, 1.0, 1.0]]]]
+    """
+
+    def __init__(self, threshold: float = 0.5, keep_ratio: float | None = None,
+                 fill: FillSpec = "mean", mean: Sequence[float] | Tensor | None = None,
+                 soft: bool = False, temperature: float = 0.05, blur_sigma: float = 2.0,
+                 p: float = 1.0, same_on_batch: bool = False, keepdim: bool = False) -> None:
+        super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim)
+        self.threshold = check_fraction(threshold, "threshold", closed=True)
+        self.keep_ratio = (None if keep_ratio is None
+                           else check_fraction(keep_ratio, "keep_ratio", closed=True))
+        self.soft = bool(soft)
+        self.temperature = check_positive(temperature, "temperature")
+
+    def _keep(self, scores: Tensor) -> Tensor:
+        if self.keep_ratio is None:
+            return threshold_selection(scores, self.threshold, above=True, soft=self.soft,
+                                       temperature=self.temperature)
+        counts = pixel_counts(self.keep_ratio, scores[0].numel(), scores.shape[0], scores.device)
+        return rank_selection(scores, counts, largest=True, soft=self.soft,
+                              temperature=self.temperature)
+
+    def extra_repr(self) -> str:
+        mode = (f"keep_ratio={self.keep_ratio}" if self.keep_ratio is not None
+                else f"threshold={self.threshold}")
+        return f"{mode}, soft={self.soft}, {super().extra_repr()}"
+
