@@ -13,6 +13,8 @@ from explainaug.explain.guided_gradcam import GuidedGradCAM
 from explainaug.explain.integrated_gradcam import IntegratedGradCAM
 from explainaug.explain.integrated_gradients import IntegratedGradients
 from explainaug.explain.smoothgrad import SmoothGrad
+from explainaug.explain.otsu import otsu_threshold
+from explainaug.explain.sise import SISE, AdaSISE
 
 __all__ = [
     "GradCAM",
@@ -23,4 +25,7 @@ __all__ = [
     "IntegratedGradients",
     "Saliency",
     "SmoothGrad",
+    "SISE",
+    "AdaSISE",
+    "otsu_threshold",
     "Explainer", "minmax_normalize", "resolve_layer", "upsample"]
