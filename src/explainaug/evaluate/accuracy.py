@@ -1,0 +1,75 @@
+"""Top-k and per-class accuracy of a classifier over a loader."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from explainaug.evaluate._predict import predict
+
+
+def topk_correct(logits: Tensor, labels: Tensor, topk: Sequence[int]) -> dict[int, Tensor]:
+    """Per-sample hits: for each ``k``, a bool ``[N]`` that says whether the label is in the top k.
+
+    Only ``k <= classes`` are returned. Ties are broken as ``torch.topk`` breaks them.
+
+    Example:
+        >>> hits = topk_correct(torch.tensor([[0.1, 0.7, 0.2]]), torch.tensor([2]), (1, 2))
+        >>> {k: v.tolist() for k, v in hits.items()}
+        {1: [False], 2: [True]}
+    """
+    ks = sorted({k for k in topk if k <= logits.shape[1]})
+    if not ks:
+        return {}
+    ranked = logits.topk(ks[-1], dim=1).indices
+    hit_at_rank = (ranked == labels[:, None]).cumsum(dim=1).bool()
+    return {k: hit_at_rank[:, k - 1] for k in ks}
+
+
+def accuracy(model: nn.Module, loader: Iterable, topk: Sequence[int] = (1, 5),
+             per_class: bool = True) -> dict:
+    """Top-k accuracy and per-class top-1 accuracy of ``model`` over ``loader``.
+
+    The model runs in eval mode under ``no_grad`` (its mode is restored afterwards); batches
+    ``(x, y)`` or ``(x, y, masks)`` with images in [0, 1] are moved to the model's device.
+
+    Args:
+        model: classifier returning logits ``[B, classes]``.
+        loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches.
+        topk: the k values to report; those larger than the number of classes are skipped.
+        per_class: also report the top-1 accuracy of each class.
+
+    Returns:
+        ``{"top1": float, "top5": float, ..., "count": int}`` plus, when ``per_class``,
+        ``"per_class"`` (a list with one accuracy per class, ``None`` for a class with no
+        samples) and ``"class_counts"`` (samples per class).
+
+    Example:
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3, 3))
+        >>> loader = [(torch.rand(4, 3, 1, 1), torch.tensor([0, 1, 2, 0]))]
+        >>> sorted(accuracy(model, loader, topk=(1,)))
+        ['class_counts', 'count', 'per_class', 'top1']
+    """
+    if isinstance(topk, int) or not all(
+        isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk
+    ) or len(topk) == 0:
+        raise ValueError(f"topk must be a non-empty sequence of integers >= 1, got {topk!r}")
+    logits, labels = predict(model, loader)
+    count = labels.shape[0]
+    result: dict = {
+        f"top{k}": float(hits.float().mean()) for k, hits in topk_correct(logits, labels, topk).items()
+    }
+    result["count"] = count
+    if per_class:
+        num_classes = logits.shape[1]
+        hits = (logits.argmax(dim=1) == labels).float()
+        class_counts = torch.bincount(labels, minlength=num_classes)
+        class_hits = torch.bincount(labels, weights=hits, minlength=num_classes)
+        rates = (class_hits / class_counts.clamp_min(1)).tolist()
+        result["per_class"] = [
+            rate if n > 0 else None for rate, n in zip(rates, class_counts.tolist())
+        ]
+        result["class_counts"] = class_counts.tolist()
+    return result
