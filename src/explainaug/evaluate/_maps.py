@@ -1,0 +1,59 @@
+"""Saliency maps as the faithfulness and localization metrics need them: checked, at image
+resolution, flattened, and ranked by decreasing saliency."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from explainaug._validation import check_maps
+from explainaug.explain._base import Explainer, upsample
+
+
+def check_explainer(explainer: object, model: nn.Module) -> Explainer:
+    """Raise unless ``explainer`` is callable and explains ``model`` (when it names a model).
+
+    Example:
+        >>> from explainaug.explain import Saliency
+        >>> model = torch.nn.Linear(2, 2)
+        >>> check_explainer(Saliency(model), model).model is model
+        True
+    """
+    if not callable(explainer):
+        raise TypeError(f"explainer must be callable (x, target) -> maps, got "
+                        f"{type(explainer).__name__}")
+    if getattr(explainer, "model", model) is not model:
+        raise ValueError("the explainer explains a different model than the one evaluated; "
+                         "build it from the same model object")
+    return explainer
+
+
+def explain_flat(explainer: Explainer, x: Tensor, target: Tensor) -> Tensor:
+    """The explainer's maps for ``x`` at image resolution, flattened to ``[B, H*W]`` (float32).
+
+    Raises:
+        ValueError: the maps are not ``[B, 1, h, w]`` (or ``[B, h, w]``) for this batch, or hold
+            NaN/inf.
+
+    Example:
+        >>> from explainaug.explain import Saliency
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))
+        >>> explain_flat(Saliency(model), torch.rand(3, 3, 2, 2), torch.tensor([0, 1, 0])).shape
+        torch.Size([3, 4])
+    """
+    maps = check_maps(explainer(x, target), x, name="the explainer's maps")
+    return upsample(maps.float(), tuple(x.shape[-2:])).flatten(1)
+
+
+def descending_rank(flat_maps: Tensor) -> Tensor:
+    """Position of each pixel when sorted by decreasing saliency (0 = most salient), ``[B, N]``.
+
+    Ties keep pixel order (stable sort), so the ranking is deterministic.
+
+    Example:
+        >>> descending_rank(torch.tensor([[0.1, 0.9, 0.5, 0.9]])).tolist()
+        [[3, 0, 2, 1]]
+    """
+    order = flat_maps.argsort(dim=1, descending=True, stable=True)
+    position = order.new_empty(order.shape)
+    columns = order.new_tensor(range(order.shape[1])).expand_as(order)
+    return position.scatter_(1, order, columns)

@@ -1,0 +1,208 @@
+"""Faithfulness of saliency maps: does the model's confidence follow the pixels the map ranks high?
+
+For each image the predicted class ``c`` is explained and the model's softmax probability
+``p_c`` is measured on perturbed copies of the image (images are float in [0, 1]; models
+normalise inside):
+
+* **Keep top ``keep`` (Grad-CAM++, Ablation-CAM, ExCon's ``eval_drop_increase``).** Keep the
+  ``keep`` fraction of most salient pixels, replace the rest with ``fill`` ("zero" in the papers:
+  with [0, 1] images that is 0, black), giving ``O = p_c(x_keep)`` against ``Y = p_c(x)``:
+  ``average_drop_pct = 100 * mean(max(0, Y - O) / Y)`` (lower is better),
+  ``increase_in_confidence_pct = 100 * mean(O > Y)`` (higher is better), and ExCon's
+  ``drop_rate = mean(Y > O)`` and ``average_increase = mean(max(0, O - Y) / Y)``.
+* **Deletion / insertion (RISE, Petsiuk et al. 2018).** Remove pixels in decreasing saliency
+  order in ``deletion_steps`` equal steps (replaced by ``fill``), or insert them in that order onto
+  a blurred copy of the image (Gaussian, 11 taps, sigma 5, as RISE); the AUC of ``p_c`` over the
+  fraction of pixels (trapezoid rule). Deletion: lower is better; insertion: higher is better.
+* **EDDA alignment.** Occlude the ``occlusion_ratio`` most salient pixels (``x_sal``) or least
+  salient pixels (``x_non``) with ``fill``: salient drop ``SD = mean max(0, Y - p_c(x_sal)) / Y``
+  (higher is better) and non-salient change ``NC = mean |Y - p_c(x_non)| / Y`` (lower is better).
+
+A fraction ``f`` of ``N = H*W`` pixels means exactly ``round(f * N)`` pixels (at least 1), chosen
+by an exact top-k on the map at image resolution (maps of lower resolution are upsampled
+bilinearly); ties are broken by pixel position. A pixel is replaced in all channels. Every
+perturbed image of a batch is built on the fly and run through the model in chunks of
+``batch_size``; there are no loops over images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Union
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from explainaug._validation import check_fraction
+from explainaug.evaluate._maps import check_explainer, descending_rank, explain_flat
+from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
+from explainaug.evaluate.similarity import gaussian_filter
+from explainaug.explain._base import Explainer
+
+Fill = Union[float, Sequence[float], str]
+
+
+def fill_values(fill: Fill, x: Tensor) -> Tensor:
+    """The replacement colour for each image: ``[B or 1, C, 1, 1]`` in [0, 1].
+
+    ``fill`` is a number (0 = black, the papers' "zero"), one number per channel (e.g. the
+    dataset mean), or ``"mean"`` (each image's own per-channel mean).
+
+    Example:
+        >>> fill_values("mean", torch.ones(2, 3, 4, 4)).shape
+        torch.Size([2, 3, 1, 1])
+    """
+    if isinstance(fill, str):
+        if fill != "mean":
+            raise ValueError(f'fill must be a number, per-channel numbers or "mean", got {fill!r}')
+        return x.mean(dim=(2, 3), keepdim=True)
+    values = torch.as_tensor(fill, dtype=x.dtype, device=x.device).flatten()
+    if values.numel() not in (1, x.shape[1]):
+        raise ValueError(f"fill must give 1 or {x.shape[1]} values (one per channel), got "
+                         f"{values.numel()}")
+    if not bool(((values >= 0) & (values <= 1)).all()):
+        raise ValueError(f"fill must lie in [0, 1] like the images, got {values.tolist()}")
+    return values.view(1, -1, 1, 1).expand(1, x.shape[1], 1, 1)
+
+
+def blurred_canvas(x: Tensor, sigma: float = 5.0, radius: int = 5) -> Tensor:
+    """RISE's insertion canvas: a Gaussian blur of the images (``2*radius+1`` taps).
+
+    Example:
+        >>> blurred_canvas(torch.ones(1, 3, 8, 8)).allclose(torch.ones(1, 3, 8, 8))
+        True
+    """
+    return gaussian_filter(x, sigma, truncate=radius / sigma)
+
+
+def count(fraction: float, n: int) -> int:
+    """Pixels in a fraction of ``n``: ``round(fraction * n)``, at least 1.
+
+    Example:
+        >>> count(0.15, 1024)
+        154
+    """
+    return max(1, round(fraction * n))
+
+
+def trapezoid_auc(curves: Tensor) -> Tensor:
+    """Area under each row of ``[B, T + 1]``, sampled evenly on [0, 1] (RISE's ``auc``).
+
+    Example:
+        >>> trapezoid_auc(torch.tensor([[1.0, 0.5, 0.0]])).tolist()
+        [0.5]
+    """
+    steps = curves.shape[1] - 1
+    return (curves.sum(dim=1) - (curves[:, 0] + curves[:, -1]) / 2) / steps
+
+
+def _perturbation_plan(n: int, keep: float, steps: int, ratio: float, device: torch.device
+                       ) -> tuple[Tensor, Tensor, Tensor]:
+    """Each perturbation replaces the pixels of rank in ``[low, high)`` by a canvas (0: fill, 1:
+    blur). Order: keep-top, salient occlusion, non-salient occlusion, deletion steps 0..T,
+    insertion steps 0..T."""
+    removed = [round(step * n / steps) for step in range(steps + 1)]
+    k_keep, k_occlude = count(keep, n), count(ratio, n)
+    low = [k_keep, 0, n - k_occlude] + [0] * (steps + 1) + removed
+    high = [n, k_occlude, n] + removed + [n] * (steps + 1)
+    canvas = [0, 0, 0] + [0] * (steps + 1) + [1] * (steps + 1)
+    as_tensor = lambda values: torch.tensor(values, device=device)  # noqa: E731
+    return as_tensor(low), as_tensor(high), as_tensor(canvas)
+
+
+def _perturbed_probabilities(model: nn.Module, x: Tensor, rank: Tensor, target: Tensor,
+                             canvases: Tensor, plan: tuple[Tensor, Tensor, Tensor],
+                             batch_size: int) -> Tensor:
+    """``p_target`` of every perturbation of every image, ``[perturbations, B]``."""
+    low, high, canvas_index = plan
+    batch = x.shape[0]
+    total = low.numel() * batch
+    probabilities = []
+    for start in range(0, total, batch_size):
+        index = torch.arange(start, min(start + batch_size, total), device=x.device)
+        step, image = index // batch, index % batch
+        region = (rank[image] >= low[step, None]) & (rank[image] < high[step, None])
+        region = region.view(-1, 1, *x.shape[-2:])
+        perturbed = torch.where(region, canvases[canvas_index[step], image], x[image])
+        logits = model(perturbed)
+        probabilities.append(logits.float().softmax(dim=1).gather(1, target[image, None])[:, 0])
+    return torch.cat(probabilities).view(low.numel(), batch)
+
+
+def faithfulness(model: nn.Module, explainer: Explainer, loader: Iterable, *, keep: float = 0.15,
+                 deletion_steps: int = 32, occlusion_ratio: float = 0.2, fill: Fill = 0.0,
+                 batch_size: int = 512, progress: bool = False) -> dict:
+    """Average Drop / Increase in Confidence, deletion / insertion AUC and EDDA's SD / NC.
+
+    The model runs in eval mode (its modes are restored); the class explained and scored is the
+    model's prediction on the clean image. See the module docstring for the definitions.
+
+    Args:
+        model: classifier returning logits; images in [0, 1].
+        explainer: an explainer of ``model``; ``explainer(x, target)`` gives ``[B, 1, h, w]``.
+        loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches (labels are not used).
+        keep: fraction of most salient pixels kept for Average Drop / Increase.
+        deletion_steps: number of equal steps from no pixel to all pixels.
+        occlusion_ratio: fraction occluded for SD (most salient) and NC (least salient).
+        fill: replacement colour: a number in [0, 1] (0, black, as the papers' "zero"),
+            per-channel values (e.g. the dataset mean), or ``"mean"`` (each image's mean).
+        batch_size: perturbed images per forward pass.
+        progress: show a tqdm bar over the loader.
+
+    Returns:
+        ``{"average_drop_pct", "increase_in_confidence_pct", "drop_rate", "average_increase",
+        "deletion_auc", "insertion_auc", "salient_drop", "nonsalient_change": float,
+        "deletion_curve", "insertion_curve": [T + 1 floats, mean p_c per step],
+        "n_images": int}``.
+
+    Example:
+        >>> from explainaug.explain import Saliency
+        >>> from explainaug.models import SmallCNN
+        >>> model = SmallCNN(num_classes=3, width=4)
+        >>> loader = [(torch.rand(2, 3, 16, 16), torch.tensor([0, 1]))]
+        >>> result = faithfulness(model, Saliency(model), loader, deletion_steps=4)
+        >>> len(result["deletion_curve"]), result["n_images"]
+        (5, 2)
+    """
+    check_explainer(explainer, model)
+    check_fraction(keep, "keep")
+    check_fraction(occlusion_ratio, "occlusion_ratio")
+    if not isinstance(deletion_steps, int) or isinstance(deletion_steps, bool) or deletion_steps < 1:
+        raise ValueError(f"deletion_steps must be an int >= 1, got {deletion_steps!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    device = model_device(model)
+    clean, perturbed = [], []
+    with eval_mode(model):
+        for x, _, _ in tqdm(iterate_batches(loader, device), desc="faithfulness",
+                            disable=not progress, leave=False):
+            with torch.no_grad():
+                probabilities = model(x).float().softmax(dim=1)
+            confidence, target = probabilities.max(dim=1)
+            rank = descending_rank(explain_flat(explainer, x, target))
+            canvases = torch.stack([
+                fill_values(fill, x).expand_as(x), blurred_canvas(x)
+            ])
+            plan = _perturbation_plan(rank.shape[1], keep, deletion_steps, occlusion_ratio, device)
+            with torch.no_grad():
+                perturbed.append(_perturbed_probabilities(model, x, rank, target, canvases, plan,
+                                                          batch_size))
+            clean.append(confidence)
+    y_clean, scores = torch.cat(clean), torch.cat(perturbed, dim=1)
+    kept, salient, nonsalient = scores[0], scores[1], scores[2]
+    deletion = scores[3:deletion_steps + 4].T
+    insertion = scores[deletion_steps + 4:].T
+    return {
+        "average_drop_pct": float(100 * ((y_clean - kept).clamp_min(0) / y_clean).mean()),
+        "increase_in_confidence_pct": float(100 * (kept > y_clean).float().mean()),
+        "drop_rate": float((kept < y_clean).float().mean()),
+        "average_increase": float(((kept - y_clean).clamp_min(0) / y_clean).mean()),
+        "deletion_auc": float(trapezoid_auc(deletion).mean()),
+        "insertion_auc": float(trapezoid_auc(insertion).mean()),
+        "salient_drop": float(((y_clean - salient).clamp_min(0) / y_clean).mean()),
+        "nonsalient_change": float(((y_clean - nonsalient).abs() / y_clean).mean()),
+        "deletion_curve": deletion.mean(dim=0).tolist(),
+        "insertion_curve": insertion.mean(dim=0).tolist(),
+        "n_images": int(y_clean.shape[0]),
+    }

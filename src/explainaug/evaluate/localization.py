@@ -1,0 +1,126 @@
+"""Localization of saliency maps against ground-truth object masks (SISE / IG-CAM definitions).
+
+With the map ``S >= 0`` at image resolution (lower-resolution maps are upsampled bilinearly) and
+the object mask ``G`` of ``n`` pixels, per image:
+
+* **EBPG** (energy-based pointing game) ``= sum(S * G) / sum(S)``; an all-zero map scores 0.
+* **IoU** of the top-``top`` binarised map with ``G``: ``S`` is kept where it is strictly greater
+  than its ``(floor(top * n) + 1)``-th largest value (so at most ``floor(top * n)`` pixels).
+* **Bbox score** (Schulz et al.): with ``N = |G|``, the fraction of the ``N`` most salient pixels
+  that fall inside ``G`` (ties broken by pixel position).
+* **Pointing game**: 1 when the map's maximum (the first, in pixel order, on ties) lies in ``G``.
+
+Each metric is averaged over images (``miou`` is the mean IoU). Images are float in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from explainaug._validation import check_fraction
+from explainaug.evaluate._maps import check_explainer, descending_rank, explain_flat
+from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
+from explainaug.explain._base import Explainer
+
+
+def check_masks(masks: Tensor | None, x: Tensor) -> Tensor:
+    """Object masks for ``x`` as bool ``[B, H*W]``: shape ``[B, 1, H, W]`` or ``[B, H, W]``,
+    bool or 0/1 values, none empty.
+
+    Example:
+        >>> check_masks(torch.ones(2, 4, 4), torch.zeros(2, 3, 4, 4)).shape
+        torch.Size([2, 16])
+    """
+    if masks is None:
+        raise ValueError("localization needs object masks: the loader must yield (x, y, masks)")
+    if masks.ndim == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if masks.ndim != 3 or masks.shape[0] != x.shape[0] or masks.shape[1:] != x.shape[2:]:
+        raise ValueError(f"masks must have shape [B, 1, H, W] or [B, H, W] matching the images "
+                         f"{tuple(x.shape)}, got {tuple(masks.shape)}")
+    if masks.dtype != torch.bool:
+        if not bool(((masks == 0) | (masks == 1)).all()):
+            raise ValueError("masks must be bool or hold only 0 and 1")
+        masks = masks == 1
+    flat = masks.flatten(1)
+    if not bool(flat.any(dim=1).all()):
+        raise ValueError("every mask must mark at least one pixel; got an empty mask")
+    return flat
+
+
+def localization_scores(maps: Tensor, masks: Tensor, top: float = 0.2) -> dict[str, Tensor]:
+    """Per-image EBPG, IoU, Bbox and pointing-game scores of flat maps ``[B, N]`` vs bool masks.
+
+    Example:
+        >>> maps = torch.tensor([[0.0, 1.0, 3.0, 0.0]])
+        >>> masks = torch.tensor([[False, False, True, True]])
+        >>> {k: v.tolist() for k, v in localization_scores(maps, masks, top=0.25).items()}
+        {'ebpg': [0.75], 'iou': [0.5], 'bbox': [0.5], 'pointing_game': [1.0]}
+    """
+    n = maps.shape[1]
+    inside = masks.to(maps.dtype)
+    energy = maps.sum(dim=1)
+    ebpg = (maps * inside).sum(dim=1) / energy
+    ebpg = torch.where(energy > 0, ebpg, torch.zeros_like(ebpg))
+    threshold = maps.topk(int(top * n) + 1, dim=1).values[:, -1:]
+    binary = maps > threshold
+    iou = (binary & masks).sum(dim=1) / (binary | masks).sum(dim=1)
+    area = masks.sum(dim=1)
+    top_n = descending_rank(maps) < area[:, None]
+    bbox = (top_n & masks).sum(dim=1) / area
+    pointing = masks.gather(1, maps.argmax(dim=1, keepdim=True))[:, 0]
+    return {"ebpg": ebpg, "iou": iou.to(maps.dtype), "bbox": bbox.to(maps.dtype),
+            "pointing_game": pointing.to(maps.dtype)}
+
+
+def localization(model: nn.Module, explainer: Explainer, loader: Iterable, *, top: float = 0.2,
+                 target: str = "label", progress: bool = False) -> dict:
+    """EBPG, mIoU, Bbox score and pointing game of ``explainer`` over a loader with masks.
+
+    The model runs in eval mode (its modes are restored).
+
+    Args:
+        model: classifier returning logits; images in [0, 1].
+        explainer: an explainer of ``model``.
+        loader: iterable of ``(x, y, masks)`` batches; masks bool or 0/1, ``[B, 1, H, W]`` or
+            ``[B, H, W]`` at image resolution, marking the labelled object.
+        top: fraction of pixels kept by the IoU binarisation.
+        target: explain the ``"label"`` (the masked object's class) or the ``"predicted"`` class.
+        progress: show a tqdm bar over the loader.
+
+    Returns:
+        ``{"ebpg", "miou", "bbox", "pointing_game": float, "n_images": int}``.
+
+    Example:
+        >>> from explainaug.explain import Saliency
+        >>> from explainaug.models import SmallCNN
+        >>> model = SmallCNN(num_classes=3, width=4)
+        >>> masks = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
+        >>> masks[:, :, 4:12, 4:12] = True
+        >>> loader = [(torch.rand(2, 3, 16, 16), torch.tensor([0, 1]), masks)]
+        >>> sorted(localization(model, Saliency(model), loader))
+        ['bbox', 'ebpg', 'miou', 'n_images', 'pointing_game']
+    """
+    check_explainer(explainer, model)
+    check_fraction(top, "top")
+    if target not in ("label", "predicted"):
+        raise ValueError(f"target must be 'label' or 'predicted', got {target!r}")
+    device = model_device(model)
+    scores: dict[str, list[Tensor]] = {}
+    with eval_mode(model):
+        for x, y, masks in tqdm(iterate_batches(loader, device), desc="localization",
+                                disable=not progress, leave=False):
+            flat_masks = check_masks(masks, x)
+            if target == "predicted":
+                with torch.no_grad():
+                    y = model(x).argmax(dim=1)
+            maps = explain_flat(explainer, x, y)
+            for name, value in localization_scores(maps, flat_masks, top).items():
+                scores.setdefault(name, []).append(value)
+    means = {name: float(torch.cat(values).mean()) for name, values in scores.items()}
+    return {"ebpg": means["ebpg"], "miou": means["iou"], "bbox": means["bbox"],
+            "pointing_game": means["pointing_game"], "n_images": len(torch.cat(scores["ebpg"]))}

@@ -1,0 +1,376 @@
+"""Sanity checks for saliency maps (Adebayo et al. 2018): model and data randomization.
+
+A method that explains the model should produce different maps once the model's weights (or
+the labels it was trained on) are randomized. ``model_randomization`` re-initialises layers
+from the logits down, in the order the forward pass really runs them, and compares the maps of
+each randomized model with the original maps; ``data_randomization`` compares a model with one
+trained on permuted labels (``train_on_permuted_labels``).
+
+Layers ("steps") are found by running one forward pass with hooks on every leaf module that
+owns parameters or BatchNorm statistics. By default each convolution or linear layer is one step
+together with the normalisation layers that run right after it (BatchNorm is reset with its
+block, weights, biases and running statistics); ``group_depth=k`` instead groups modules by the
+first ``k`` parts of their dotted names (``group_depth=2`` on a ResNet gives one step per
+residual block, like the paper's Inception "phases"). Each module is reset with its own
+``reset_parameters()`` (PyTorch's default initialisation) under a seeded generator.
+
+Every experiment runs on a deep copy of the model in eval mode: the given model is never
+modified. Maps are compared through the explainer's raw output (``explainer.attribute``), so
+the signed Spearman sees signs, bilinearly resized to the image size when it is smaller.
+Images are float in [0, 1] (models normalise inside).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from explainaug._validation import check_images, check_labels, check_positive
+from explainaug.explain._base import Explainer, preserved_model_state, upsample
+from explainaug.evaluate._predict import model_device
+from explainaug.evaluate.similarity import SIMILARITIES, check_similarity_names, compare_maps
+
+MakeExplainer = Callable[[nn.Module], Explainer]
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def _owns_state(module: nn.Module) -> bool:
+    """A module with its own parameters or BatchNorm running statistics."""
+    if next(module.parameters(recurse=False), None) is not None:
+        return True
+    return isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
+
+
+def forward_order(model: nn.Module, x: Tensor) -> list[str]:
+    """Names of the leaf modules with parameters (or BN statistics), in the order forward runs them.
+
+    Modules the forward pass never calls are left out; a module called twice counts once, at its
+    first call. The model runs once under ``no_grad``; its modes and BatchNorm statistics are
+    left as they were.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> forward_order(SmallCNN(num_classes=2, width=4).eval(), torch.rand(1, 3, 16, 16))[:3]
+        ['block1.0', 'block1.1', 'block2.0']
+    """
+    named = [(name, module) for name, module in model.named_modules()
+             if _owns_state(module) and next(module.children(), None) is None]
+    order: list[str] = []
+
+    def make_hook(name: str) -> Callable:
+        def hook(*_args: object) -> None:
+            if name not in order:
+                order.append(name)
+        return hook
+
+    handles = [module.register_forward_pre_hook(make_hook(name)) for name, module in named]
+    try:
+        with torch.no_grad(), preserved_model_state(model):
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return order
+
+
+def group_layers(order: Sequence[str], modules: dict[str, nn.Module],
+                 group_depth: int | None = None) -> list[tuple[str, list[str]]]:
+    """Group modules (in forward order) into randomization steps: ``[(step name, names)]``.
+
+    ``group_depth=None``: each non-normalisation module starts a step and the normalisation
+    layers that follow it join it. ``group_depth=k``: modules sharing the first ``k`` dotted name
+    parts form one step, placed where its first module runs.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> model = SmallCNN(num_classes=2, width=4)
+        >>> group_layers(["block1.0", "block1.1", "fc"], dict(model.named_modules()))
+        [('block1.0+block1.1', ['block1.0', 'block1.1']), ('fc', ['fc'])]
+    """
+    groups: list[tuple[str, list[str]]] = []
+    if group_depth is None:
+        for name in order:
+            if groups and isinstance(modules[name], _NORM_TYPES):
+                groups[-1][1].append(name)
+            else:
+                groups.append((name, [name]))
+        return [("+".join(names), names) for _, names in groups]
+    if not isinstance(group_depth, int) or group_depth < 1:
+        raise ValueError(f"group_depth must be None or an int >= 1, got {group_depth!r}")
+    index: dict[str, int] = {}
+    for name in order:
+        key = ".".join(name.split(".")[:group_depth])
+        if key not in index:
+            index[key] = len(groups)
+            groups.append((key, []))
+        groups[index[key]][1].append(name)
+    return groups
+
+
+def _reset(modules: Iterable[nn.Module]) -> None:
+    for module in modules:
+        reset = getattr(module, "reset_parameters", None)
+        if reset is None:
+            raise ValueError(
+                f"{type(module).__name__} has parameters but no reset_parameters(); "
+                "randomization cannot re-initialise it"
+            )
+        reset()
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            module.reset_running_stats()
+
+
+def _reset_seeded(modules: list[nn.Module], seed: int, device: torch.device) -> None:
+    """Reset modules with a fixed seed, leaving the global random state untouched."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        _reset(modules)
+
+
+def _explain(explainer: Explainer, x: Tensor, target: Tensor) -> Tensor:
+    """Raw attribution at image resolution (float32) for the similarity functions."""
+    raw = explainer.attribute(x, target)
+    if raw.ndim != 4 or raw.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"the explainer's attribution must have shape [B, C, H, W] with B={x.shape[0]}, "
+            f"got {tuple(raw.shape)}"
+        )
+    return upsample(raw.float(), tuple(x.shape[-2:]))
+
+
+def summarize(scores: Tensor) -> dict[str, float]:
+    """Mean and standard deviation of per-image scores, skipping undefined (NaN) ones.
+
+    ``undefined`` counts the NaN scores (a constant map has no rank correlation); the mean and
+    std are NaN only when every score is undefined.
+
+    Example:
+        >>> summarize(torch.tensor([1.0, 0.0, float("nan")]))
+        {'mean': 0.5, 'std': 0.5, 'undefined': 1}
+    """
+    defined = scores[~torch.isnan(scores)].double()
+    if defined.numel() == 0:
+        return {"mean": math.nan, "std": math.nan, "undefined": int(scores.numel())}
+    return {"mean": float(defined.mean()), "std": float(defined.std(unbiased=False)),
+            "undefined": int(scores.numel() - defined.numel())}
+
+
+def _prepare(model: nn.Module, x: Tensor, y: Tensor | None,
+             similarity: Sequence[str] | str) -> tuple[Tensor, Tensor | None, tuple[str, ...]]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    device = model_device(model)
+    x = check_images(x).to(device)
+    if y is not None:
+        y = check_labels(y, x.shape[0]).to(device=device, dtype=torch.long)
+    return x, y, check_similarity_names(similarity)
+
+
+def _random_control(original: Tensor, names: tuple[str, ...], seed: int) -> dict[str, dict]:
+    generator = torch.Generator(device=original.device).manual_seed(seed)
+    noise = torch.rand(original.shape, generator=generator, device=original.device)
+    return {name: summarize(score) for name, score in compare_maps(original, noise, names).items()}
+
+
+def model_randomization(model: nn.Module, make_explainer: MakeExplainer, x: Tensor,
+                        y: Tensor | None = None, *, mode: str = "cascading",
+                        similarity: Sequence[str] | str = tuple(SIMILARITIES), seed: int = 0,
+                        include_random_map: bool = True, group_depth: int | None = None
+                        ) -> dict:
+    """Cascading or independent model-parameter randomization test.
+
+    Args:
+        model: the trained classifier; never modified (the test works on a deep copy in eval
+            mode).
+        make_explainer: builds the explainer for a model, e.g.
+            ``lambda m: GradCAM(m, layer="layer4")``.
+        x: images ``[B, C, H, W]`` in [0, 1].
+        y: the classes to explain ``[B]``; ``None`` uses the original model's predictions. The
+            same classes are explained at every step.
+        mode: ``"cascading"`` randomizes layers from the logits down, cumulatively;
+            ``"independent"`` randomizes one step at a time, the others trained.
+        similarity: names from ``SIMILARITIES`` (``spearman_abs``, ``spearman``, ``ssim``,
+            ``hog``).
+        seed: seeds the re-initialisation (step ``i`` uses ``seed + i``) and the random maps.
+        include_random_map: also compare the original maps with uniform random maps (a control
+            whose rank correlations should be about 0).
+        group_depth: how layers are grouped into steps (see the module docstring).
+
+    Returns:
+        ``{"mode", "n_images", "steps": [step names, top-down], "layers": [[module names]],
+        "similarity": {name: {"mean": [...], "std": [...], "undefined": [...]}} (one entry per
+        step), "random_map": {name: {"mean", "std", "undefined"}}}`` with plain Python values.
+
+    Example:
+        >>> from explainaug.explain import Saliency
+        >>> from explainaug.models import SmallCNN
+        >>> model = SmallCNN(num_classes=3, width=4)
+        >>> result = model_randomization(model, Saliency, torch.rand(2, 3, 32, 32),
+        ...                              similarity="spearman_abs")
+        >>> result["steps"][0], len(result["similarity"]["spearman_abs"]["mean"])
+        ('fc', 4)
+    """
+    if mode not in ("cascading", "independent"):
+        raise ValueError(f"mode must be 'cascading' or 'independent', got {mode!r}")
+    x, y, names = _prepare(model, x, y, similarity)
+    work = copy.deepcopy(model).eval()
+    device = model_device(work)
+    modules = dict(work.named_modules())
+    steps = list(reversed(group_layers(forward_order(work, x), modules, group_depth)))
+    explainer = make_explainer(work)
+    if getattr(explainer, "model", work) is not work:
+        raise ValueError("make_explainer(model) must return an explainer of the model it is given")
+    if y is None:
+        with torch.no_grad():
+            y = work(x).argmax(dim=1)
+    original = _explain(explainer, x, y)
+    curves: dict[str, dict[str, list]] = {
+        name: {"mean": [], "std": [], "undefined": []} for name in names
+    }
+    for index, (_, layer_names) in enumerate(steps):
+        step_modules = [modules[name] for name in layer_names]
+        saved = None
+        if mode == "independent":
+            saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in step_modules]
+        _reset_seeded(step_modules, seed + index, device)
+        randomized = _explain(explainer, x, y)
+        for name, score in compare_maps(original, randomized, names).items():
+            for key, value in summarize(score).items():
+                curves[name][key].append(value)
+        if saved is not None:
+            for module, state in zip(step_modules, saved):
+                module.load_state_dict(state)
+    result = {
+        "mode": mode,
+        "n_images": int(x.shape[0]),
+        "steps": [step for step, _ in steps],
+        "layers": [list(layer_names) for _, layer_names in steps],
+        "similarity": curves,
+    }
+    if include_random_map:
+        result["random_map"] = _random_control(original, names, seed)
+    return result
+
+
+def data_randomization(model_true: nn.Module, model_random_labels: nn.Module,
+                       explainer_factory: MakeExplainer, x: Tensor, y: Tensor | None = None, *,
+                       similarity: Sequence[str] | str = tuple(SIMILARITIES),
+                       include_random_map: bool = True, seed: int = 0) -> dict:
+    """Data randomization test: maps of a model vs maps of one trained on permuted labels.
+
+    Both models run in eval mode on deep copies (neither is modified) on the same images.
+
+    Args:
+        model_true: trained on the true labels.
+        model_random_labels: the same architecture trained on permuted labels
+            (``train_on_permuted_labels``).
+        explainer_factory: builds the explainer for a model.
+        x: images ``[B, C, H, W]`` in [0, 1].
+        y: the classes to explain for both models; ``None``: each model's own predictions.
+        similarity: names from ``SIMILARITIES``.
+        include_random_map: also score uniform random maps against the true model's maps.
+        seed: seeds the random maps.
+
+    Returns:
+        ``{"n_images", "similarity": {name: {"mean", "std", "undefined"}}, "random_map": ...}``.
+
+    Example:
+        >>> from explainaug.explain import Saliency
+        >>> from explainaug.models import SmallCNN
+        >>> a, b = SmallCNN(num_classes=3, width=4), SmallCNN(num_classes=3, width=4)
+        >>> data_randomization(a, b, Saliency, torch.rand(2, 3, 32, 32), similarity="ssim",
+        ...                    include_random_map=False)["n_images"]
+        2
+    """
+    x, y, names = _prepare(model_true, x, y, similarity)
+    maps = []
+    for model in (model_true, model_random_labels):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"models must be torch.nn.Module, got {type(model).__name__}")
+        work = copy.deepcopy(model).eval().to(x.device)
+        explainer = explainer_factory(work)
+        target = y
+        if target is None:
+            with torch.no_grad():
+                target = work(x).argmax(dim=1)
+        maps.append(_explain(explainer, x, target))
+    scores = compare_maps(maps[0], maps[1], names)
+    result = {
+        "n_images": int(x.shape[0]),
+        "similarity": {name: summarize(score) for name, score in scores.items()},
+    }
+    if include_random_map:
+        result["random_map"] = _random_control(maps[0], names, seed)
+    return result
+
+
+def train_on_permuted_labels(make_model: Callable[[], nn.Module], loader: Iterable, epochs: int,
+                             *, lr: float = 1e-3, weight_decay: float = 0.0,
+                             batch_size: int = 128, seed: int = 0,
+                             device: torch.device | str | None = None
+                             ) -> tuple[nn.Module, float]:
+    """Train a fresh model on the loader's images with labels permuted across the dataset.
+
+    The loader is read once into memory (meant for the small subsets this test uses); the
+    labels of all images are shuffled with a fixed permutation (``seed``), so each image keeps
+    one random label for the whole training, as in Adebayo et al. Training uses Adam on
+    mini-batches of ``batch_size``, shuffled each epoch by the same seed; the paper trains until
+    train accuracy exceeds 95%, so pick ``epochs`` accordingly and check the returned accuracy.
+
+    Args:
+        make_model: builds an untrained model (same architecture as the model under test).
+        loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches, images in [0, 1].
+        epochs: passes over the data.
+        lr, weight_decay: Adam's settings.
+        batch_size: mini-batch size.
+        seed: seeds the permutation, the shuffling and the model's initialisation.
+        device: where to train; default the model's device.
+
+    Returns:
+        ``(model in eval mode, accuracy on the permuted training labels)``.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> data = [(torch.rand(8, 3, 16, 16), torch.arange(8) % 2)]
+        >>> model, accuracy = train_on_permuted_labels(
+        ...     lambda: SmallCNN(num_classes=2, width=4), data, epochs=1)
+        >>> 0.0 <= accuracy <= 1.0
+        True
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    check_positive(lr, "lr")
+    images, labels = [], []
+    for batch in loader:
+        images.append(check_images(batch[0]).detach().cpu())
+        labels.append(check_labels(batch[1], batch[0].shape[0]).cpu())
+    if not images:
+        raise ValueError("loader is empty: train_on_permuted_labels needs at least one batch")
+    x_all, y_all = torch.cat(images), torch.cat(labels).long()
+    generator = torch.Generator().manual_seed(seed)
+    y_all = y_all[torch.randperm(len(y_all), generator=generator)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = make_model()
+    device = torch.device(device) if device is not None else model_device(model)
+    model = model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        for index in torch.randperm(len(y_all), generator=generator).split(batch_size):
+            inputs, targets = x_all[index].to(device), y_all[index].to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(inputs), targets).backward()
+            optimizer.step()
+    model.eval()
+    correct = torch.zeros((), device=device)
+    with torch.no_grad():
+        for index in torch.arange(len(y_all)).split(batch_size):
+            predictions = model(x_all[index].to(device)).argmax(dim=1)
+            correct += (predictions == y_all[index].to(device)).sum()
+    return model, float(correct) / len(y_all)
