@@ -1,0 +1,113 @@
+"""Kornia conventions shared by every masking augmentation: p, same_on_batch, keepdim, replay."""
+
+import pytest
+import torch
+
+from explainaug.augment import RandomOcclusion, SaliencyMask, SaliencyOcclusion
+
+
+def make(kind: str, **kwargs):
+    if kind == "mask":
+        return SaliencyMask(fill="zero", **kwargs)
+    if kind == "occlusion":
+        return SaliencyOcclusion(ratio=0.5, fill="zero", **kwargs)
+    return RandomOcclusion(ratio=0.5, fill="zero", **kwargs)
+
+
+def call(aug, x, saliency, **kwargs):
+    if isinstance(aug, RandomOcclusion):
+        return aug(x, **kwargs)
+    return aug(x, saliency, **kwargs)
+
+
+KINDS = ["mask", "occlusion", "random"]
+
+
+@pytest.fixture
+def batch():
+    torch.manual_seed(0)
+    return torch.rand(16, 3, 8, 8) * 0.5 + 0.5, torch.rand(16, 1, 4, 4)  # no zero pixels
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_p0_returns_the_input_and_p1_changes_every_image(kind, batch):
+    x, saliency = batch
+    assert torch.equal(call(make(kind, p=0.0), x, saliency), x)
+    out = call(make(kind, p=1.0), x, saliency)
+    assert (out != x).flatten(1).any(1).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_p_half_with_a_seeded_generator(kind, batch):
+    x, saliency = batch
+    aug = make(kind, p=0.5)
+    out = call(aug, x, saliency, generator=torch.Generator().manual_seed(3))
+    chosen = aug._params["batch_prob"]
+    expected = torch.rand(16, generator=torch.Generator().manual_seed(3)) < 0.5
+    assert torch.equal(chosen, expected) and 0 < chosen.sum() < 16
+    assert torch.equal(out[~chosen], x[~chosen])
+    assert (out[chosen] != x[chosen]).flatten(1).any(1).all()
+    again = call(make(kind, p=0.5), x, saliency, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(again, out)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_on_batch_selects_all_or_none(kind, batch):
+    x, saliency = batch
+    aug = make(kind, p=0.5, same_on_batch=True)
+    for seed in range(6):
+        call(aug, x, saliency, generator=torch.Generator().manual_seed(seed))
+        chosen = aug._params["batch_prob"]
+        assert chosen.all() or not chosen.any()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_replay_with_params_repeats_masks_and_selection(kind, batch):
+    x, saliency = batch
+    aug = make(kind, p=0.5)
+    first = call(aug, x, saliency)
+    params = aug._params
+    replayed = aug(x, params=params)
+    assert torch.equal(replayed, first)
+    other = torch.rand_like(x)
+    replayed_other = aug(other, params=params)
+    keep = params["keep"].bool() | ~params["batch_prob"].view(-1, 1, 1, 1)
+    assert torch.equal(replayed_other[keep.expand_as(x)], other[keep.expand_as(x)])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_replay_with_wrong_params_raises(kind, batch):
+    x, saliency = batch
+    aug = make(kind)
+    call(aug, x, saliency)
+    with pytest.raises(ValueError, match="params"):
+        aug(x[:4], params=aug._params)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("map_shape", [(4, 4), (1, 4, 4), (1, 1, 4, 4)])
+def test_single_image_with_keepdim(kind, map_shape):
+    torch.manual_seed(1)
+    image, saliency = torch.rand(3, 8, 8), torch.rand(map_shape)
+    generator = torch.Generator().manual_seed(0)
+    kept = call(make(kind, keepdim=True), image, saliency, generator=generator)
+    generator = torch.Generator().manual_seed(0)
+    batched = call(make(kind), image, saliency, generator=generator)
+    assert kept.shape == (3, 8, 8) and batched.shape == (1, 3, 8, 8)
+    assert torch.equal(kept, batched[0])
+    if kind != "random":
+        reference = call(make(kind), image[None], saliency.reshape(1, 1, 4, 4))
+        assert torch.equal(batched, reference)
+
+
+def test_keepdim_keeps_batched_inputs_batched(batch):
+    x, saliency = batch
+    assert SaliencyMask(keepdim=True)(x, saliency).shape == x.shape
+
+
+def test_noise_fill_is_replayed_exactly(batch):
+    x, saliency = batch
+    aug = SaliencyOcclusion(fill="noise", p=0.5)
+    first = aug(x, saliency)
+    assert torch.equal(aug(x, params=aug._params), first)
+    assert not torch.equal(aug(x, saliency), first)
