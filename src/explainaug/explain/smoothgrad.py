@@ -72,8 +72,11 @@ class SmoothGrad(Explainer):
             generator = torch.Generator(device=x.device).manual_seed(self.seed)
         total = x.shape[0] * self.n_samples
         chunk = total if self.samples_batch_size is None else self.samples_batch_size
-        sums: Tensor | float = 0.0
-        squares: Tensor | float = 0.0
+        # Running per-image mean and sum of squared deviations, merged chunk by chunk (Chan et
+        # al.), so the variance never subtracts two large, nearly equal numbers.
+        count: Tensor | float = 0.0
+        mean: Tensor | float = 0.0
+        deviations: Tensor | float = 0.0
         for start in range(0, total, chunk):
             image = torch.arange(start, min(start + chunk, total), device=x.device) // self.n_samples
             clean = x[image]
@@ -81,15 +84,20 @@ class SmoothGrad(Explainer):
             noisy = clean + sigma[image, None, None, None] * noise
             raw = self.explainer._attribute(noisy, target[image], create_graph)
             zeros = raw.new_zeros((x.shape[0], *raw.shape[1:]))
-            if self.nt_type != "smoothgrad_sq":
-                sums = sums + zeros.index_add(0, image, raw)
-            if self.nt_type != "smoothgrad":
-                squares = squares + zeros.index_add(0, image, raw * raw)
+            shape = (x.shape[0],) + (1,) * (raw.ndim - 1)
+            chunk_count = torch.bincount(image, minlength=x.shape[0]).to(raw.dtype).view(shape)
+            chunk_mean = zeros.index_add(0, image, raw) / chunk_count.clamp_min(1)
+            chunk_deviations = zeros.index_add(0, image, (raw - chunk_mean[image]) ** 2)
+            new_count = count + chunk_count
+            share = chunk_count / new_count.clamp_min(1)
+            step = chunk_mean - mean
+            mean = mean + step * share
+            deviations = deviations + chunk_deviations + step**2 * count * share
+            count = new_count
         if self.nt_type == "smoothgrad":
-            return sums / self.n_samples
-        if self.nt_type == "smoothgrad_sq":
-            return squares / self.n_samples
-        return squares / self.n_samples - (sums / self.n_samples) ** 2
+            return mean
+        variance = deviations / self.n_samples
+        return variance if self.nt_type == "vargrad" else variance + mean**2
 
     def _to_maps(self, raw: Tensor, x: Tensor) -> Tensor:
         return self.explainer._to_maps(raw, x)
