@@ -55,20 +55,22 @@ class GradCAM(Explainer):
         self.relu = relu
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
-        activations, gradients, _ = self._layer_gradients(x, target, create_graph,
-                                                          check_range=self.check_values)
+        activations, gradients, _ = self._layer_gradients(
+            x, target, create_graph, checked_target=target if self.check_values else None)
         return gradcam_map(activations, gradients)
 
     def _layer_gradients(self, inputs: Tensor, target: Tensor | None, create_graph: bool,
-                         check_range: bool) -> tuple[Tensor, Tensor, Tensor]:
+                         checked_target: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Forward ``inputs``; return the layer's output, the target score's gradient with
-        respect to it, and the targets used (``None`` resolved to the predicted class)."""
+        respect to it, and the targets used (``None`` resolved to the predicted class).
+
+        ``checked_target`` (if given) is range-checked against the model's outputs.
+        """
         if not inputs.requires_grad:
             # A layer that sees no parameter (e.g. the input normaliser) still needs a graph.
             inputs = inputs.detach().requires_grad_()
         logits, activations = self._forward(inputs)
-        if check_range and target is not None:
-            check_target_range(target, logits.shape[1])
+        check_target_range(checked_target, logits.shape[1])
         scores, target = class_scores(logits, target)
         (gradients,) = torch.autograd.grad(scores.sum(), activations, create_graph=create_graph)
         return activations, gradients, target

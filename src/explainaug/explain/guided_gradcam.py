@@ -39,7 +39,7 @@ class GuidedGradCAM(Explainer):
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
         activations, gradients, target = self.gradcam._layer_gradients(
-            x, target, create_graph, check_range=self.check_values)
+            x, target, create_graph, checked_target=target if self.check_values else None)
         cam = gradcam_map(activations, gradients).relu()
         guided = self.guided_backprop._attribute(x, target, create_graph)
         return guided * F.interpolate(cam, size=tuple(x.shape[-2:]), mode="nearest")

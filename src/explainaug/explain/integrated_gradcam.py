@@ -66,7 +66,7 @@ class IntegratedGradCAM(GradCAM):
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
         batch, steps = x.shape[0], self.n_steps
-        check_range = self.check_values and target is not None
+        checked_target = target if self.check_values else None  # checked once, in chunk one
         if target is None:
             target = self._predicted(x)
         baseline = self._forward(torch.zeros_like(x[:1]))[1] if self.subtract_baseline else None
@@ -79,7 +79,8 @@ class IntegratedGradCAM(GradCAM):
             image, step = index // steps, index % steps
             interpolants = x[image] * alphas[step].view(-1, 1, 1, 1)
             activations, gradients, _ = self._layer_gradients(
-                interpolants, target[image], create_graph, check_range=check_range and start == 0)
+                interpolants, target[image], create_graph,
+                checked_target=checked_target if start == 0 else None)
             if not create_graph:  # let each chunk's graph go before the next one is built
                 activations = activations.detach()
             if baseline is not None:
