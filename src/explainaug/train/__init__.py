@@ -1,1 +1,33 @@
-"""explainaug.train."""
+"""Training: a thin loop (AMP, DDP via torchrun, atomic checkpoints, exact resume) and one class
+per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusion), plus linear evaluation.
+"""
+
+from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
+from explainaug.train.linear_eval import LinearEvalResult, linear_eval
+from explainaug.train.methods import (
+    EDDA,
+    CrossEntropy,
+    ExCon,
+    Method,
+    OcclusionAlignment,
+    RandomOcclusion,
+    SupCon,
+)
+from explainaug.train.schedule import lr_factor
+from explainaug.train.trainer import Trainer
+
+__all__ = [
+    "EDDA",
+    "CrossEntropy",
+    "ExCon",
+    "LinearEvalResult",
+    "Method",
+    "OcclusionAlignment",
+    "RandomOcclusion",
+    "SupCon",
+    "Trainer",
+    "linear_eval",
+    "load_checkpoint",
+    "lr_factor",
+    "save_checkpoint",
+]

@@ -1,0 +1,11 @@
+"""Training methods: one class per method, all with ``training_step(model, batch, epoch)``."""
+
+from explainaug.train.methods.base import Method, split_batch
+from explainaug.train.methods.cross_entropy import CrossEntropy
+from explainaug.train.methods.edda import EDDA, OcclusionAlignment
+from explainaug.train.methods.excon import ExCon
+from explainaug.train.methods.random_occlusion import RandomOcclusion
+from explainaug.train.methods.supcon import SupCon
+
+__all__ = ["EDDA", "CrossEntropy", "ExCon", "Method", "OcclusionAlignment", "RandomOcclusion",
+           "SupCon", "split_batch"]

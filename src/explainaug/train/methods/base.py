@@ -1,0 +1,129 @@
+"""The contract of a training method and the helpers every method shares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+Metrics = dict[str, Tensor]
+
+
+class Method(ABC):
+    """One training method: turns a batch into a loss for the model being trained.
+
+    ``Trainer`` calls ``setup(model)`` once with the unwrapped model (never the DDP wrapper),
+    then ``training_step(model, batch, epoch)`` for every batch, inside autocast and, under
+    DDP, inside the wrapper's forward so gradients are synchronised. Steps return tensors
+    only: no ``.item()`` or other host syncs.
+    """
+
+    def setup(self, model: nn.Module) -> None:
+        """Check that ``model`` suits the method and build what depends on it (explainers)."""
+
+    @abstractmethod
+    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+        """Return ``(loss, metrics)``: a scalar loss with a graph and scalar metric tensors.
+
+        Args:
+            model: the model being trained (unwrapped, in train mode).
+            batch: ``(x, y)`` or ``(x, y, masks)`` with images in [0, 1] on the model's device.
+            epoch: the current epoch (0-based), for warm-up schedules.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def split_batch(batch: Any) -> tuple[Tensor, Tensor]:
+    """Return ``(x, y)`` from a ``(x, y)`` or ``(x, y, masks)`` batch; shape checks only (no sync).
+
+    Example:
+        >>> x, y = split_batch((torch.zeros(2, 3, 8, 8), torch.tensor([0, 1])))
+        >>> x.shape, y.tolist()
+        (torch.Size([2, 3, 8, 8]), [0, 1])
+    """
+    if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes)) or len(batch) not in (2, 3):
+        kind = type(batch).__name__
+        size = f" of length {len(batch)}" if isinstance(batch, Sequence) else ""
+        raise TypeError(f"a batch must be a tuple (x, y) or (x, y, masks), got a {kind}{size}")
+    x, y = batch[0], batch[1]
+    if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
+        got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"batch images must be a float tensor [B, C, H, W] in [0, 1], got {got}")
+    if not isinstance(y, Tensor) or y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
+        got = f"shape {tuple(y.shape)}, dtype {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(f"batch labels must be an integer tensor [B], got {got}")
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"batch has {x.shape[0]} images but {y.shape[0]} labels")
+    return x, y
+
+
+def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Fraction of rows whose argmax equals the label, as a tensor (no host sync).
+
+    Example:
+        >>> accuracy(torch.tensor([[2.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 0])).item()
+        0.5
+    """
+    return (logits.detach().argmax(dim=1) == labels).float().mean()
+
+
+def require_contrastive(model: nn.Module, method: str) -> None:
+    """Raise ``TypeError`` unless ``model`` offers ``features``, ``project`` and ``classify``
+    (as ``explainaug.models.ContrastiveModel`` does).
+
+    Example:
+        >>> from explainaug.models import ContrastiveModel, SmallCNN
+        >>> require_contrastive(ContrastiveModel(SmallCNN(None, width=4), 16, 8, 3), "SupCon")
+    """
+    missing = [name for name in ("features", "project", "classify") if not callable(getattr(model, name, None))]
+    if missing:
+        raise TypeError(
+            f"{method} needs a contrastive model with features/project/classify (e.g. "
+            f"explainaug.models.ContrastiveModel); {type(model).__name__} lacks {missing}"
+        )
+
+
+def live_explainer(explainer: Any, model: nn.Module, method: str, relu: bool = True) -> Any:
+    """The explainer to use on ``model``: Grad-CAM (``relu`` as ``GradCAM``) on its default CAM
+    layer when ``explainer`` is None, built with ``check_values=False`` (no per-step host syncs);
+    otherwise ``explainer``, which must explain this very model (explanations come from the live
+    weights).
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> model = SmallCNN(num_classes=3, width=4)
+        >>> type(live_explainer(None, model, "EDDA")).__name__
+        'GradCAM'
+    """
+    if explainer is None:
+        from explainaug.explain import GradCAM
+
+        return GradCAM(model, relu=relu, check_values=False)
+    if not callable(explainer) or getattr(explainer, "model", None) is not model:
+        raise ValueError(
+            f"{method}'s explainer must be a callable explainer whose .model is the model being "
+            f"trained (explanations come from the live weights); got {explainer!r}"
+        )
+    return explainer
+
+
+def model_mean(model: nn.Module) -> list[float] | None:
+    """The per-channel dataset mean of the model's input ``Normalize`` layer (None without one):
+    the fill colour of the official ExCon/EDDA masks (0 in normalised space).
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> model_mean(SmallCNN(mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2)))
+        [0.5, 0.4000000059604645, 0.30000001192092896]
+    """
+    from explainaug.models import Normalize
+
+    for module in model.modules():
+        if isinstance(module, Normalize) and module.enabled:
+            return module.mean.flatten().tolist()
+    return None

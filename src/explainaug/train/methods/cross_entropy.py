@@ -1,0 +1,40 @@
+"""Plain cross-entropy training (the no-augmentation baseline)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from explainaug.train.methods.base import Method, Metrics, accuracy, split_batch
+
+
+class CrossEntropy(Method):
+    """Cross-entropy on ``model(x)``.
+
+    Args:
+        label_smoothing: as ``torch.nn.functional.cross_entropy``.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> model = SmallCNN(num_classes=3, width=4)
+        >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0]))
+        >>> loss, metrics = CrossEntropy().training_step(model, batch, epoch=0)
+        >>> loss.shape, sorted(metrics)
+        (torch.Size([]), ['accuracy'])
+    """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
+
+    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+        x, y = split_batch(batch)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        return loss, {"accuracy": accuracy(logits, y)}
+
+    def __repr__(self) -> str:
+        return f"CrossEntropy(label_smoothing={self.label_smoothing})"

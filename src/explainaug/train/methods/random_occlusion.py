@@ -1,0 +1,80 @@
+"""The non-explanation-driven baseline of EDDA: the same targets and loss, random occlusions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from explainaug.train.methods.base import model_mean
+from explainaug.train.methods.edda import EDDA, OcclusionAlignment
+
+
+class RandomOcclusion(OcclusionAlignment):
+    """EDDA's loss and targets on randomly placed occlusions of the same area.
+
+    The "non-salient" view occludes ``nonsalient_ratio`` of the pixels at random, the "salient"
+    view ``salient_ratio``; both get EDDA's targets. Given ``match`` (an ``EDDA``), the areas
+    are instead those of its occlusions image by image (threshold-mode occlusions vary per
+    image), measured on the live model's explanations; that costs one explanation per step.
+
+    Args:
+        salient_ratio: occluded fraction of the view that gets the "salient" target.
+        nonsalient_ratio: occluded fraction of the view that keeps its label.
+        occlusion: ``RandomOcclusion``-like augmentation, ``forward(x, ratio=float | Tensor[B])``;
+            None builds ``explainaug.augment.RandomOcclusion(shape="pixels", fill="mean",
+            mean=<model's input mean>)``.
+        match: an ``EDDA`` whose per-image occluded areas to copy.
+        loss: an ``EDDALoss``; None builds ``EDDALoss()``.
+        warmup_epochs: epochs of plain cross-entropy first (use EDDA's for a fair baseline).
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> model = SmallCNN(num_classes=3, width=4)
+        >>> method = RandomOcclusion(salient_ratio=0.25)
+        >>> method.setup(model)
+        >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0]))
+        >>> loss, metrics = method.training_step(model, batch, epoch=0)
+        >>> loss.shape
+        torch.Size([])
+    """
+
+    def __init__(self, salient_ratio: float = 0.2, nonsalient_ratio: float = 0.2,
+                 occlusion: nn.Module | None = None, match: EDDA | None = None,
+                 loss: nn.Module | None = None, warmup_epochs: int = 0) -> None:
+        super().__init__(loss, warmup_epochs)
+        for name, ratio in (("salient_ratio", salient_ratio), ("nonsalient_ratio", nonsalient_ratio)):
+            if not 0 <= ratio <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {ratio}")
+        self.salient_ratio = salient_ratio
+        self.nonsalient_ratio = nonsalient_ratio
+        self.occlusion = occlusion
+        self.match = match
+        self._occlusion: Any = None
+
+    def setup(self, model: nn.Module) -> None:
+        if self.occlusion is None:
+            from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
+
+            self._occlusion = RandomOcclusionAugment(shape="pixels", fill="mean", mean=model_mean(model))
+        else:
+            self._occlusion = self.occlusion
+        if self.match is not None:
+            self.match.setup(model)
+
+    def occlude(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        if self._occlusion is None:
+            raise RuntimeError("call setup(model) before the first training step")
+        nonsalient_ratio: float | Tensor = self.nonsalient_ratio
+        salient_ratio: float | Tensor = self.salient_ratio
+        if self.match is not None:
+            maps = self.match.explain(x, y)
+            nonsalient, salient = self.match.occlusions
+            size = tuple(x.shape[-2:])
+            nonsalient_ratio = 1 - nonsalient.mask(maps, size).mean(dim=(1, 2, 3))
+            salient_ratio = 1 - salient.mask(maps, size).mean(dim=(1, 2, 3))
+        return (self._occlusion(x, ratio=nonsalient_ratio), self._occlusion(x, ratio=salient_ratio))
+
+    def __repr__(self) -> str:
+        return (f"RandomOcclusion(salient_ratio={self.salient_ratio}, "
+                f"nonsalient_ratio={self.nonsalient_ratio}, warmup_epochs={self.warmup_epochs})")

@@ -1,0 +1,111 @@
+"""Supervised contrastive learning with an online linear probe (SupContrast recipe)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from explainaug.losses import SupConLoss
+from explainaug.train.methods.base import (
+    Method,
+    Metrics,
+    accuracy,
+    require_contrastive,
+    split_batch,
+)
+
+
+class SupCon(Method):
+    """SupCon (Khosla et al. 2020) on two random views, plus an online linear probe.
+
+    Each step draws ``views(x)`` (``[B, V, C, H, W]``), runs the encoder once over all views,
+    and minimises ``SupConLoss(project(h)) + CE(classify(h), y)``: the probe sees detached
+    features (``ContrastiveModel.classify``), so it trains with the same optimiser without
+    changing the encoder (solo-learn's online probe instead of SupContrast's alternating
+    linear-head epochs).
+
+    Args:
+        temperature: SupCon temperature (0.1 as in SupCon/ExCon).
+        views: module mapping images ``[B, C, H, W]`` in [0, 1] to views ``[B, V, C, H, W]``;
+            ``None`` builds ``explainaug.augment.supcon_views(image size, n_views=2)``
+            (SupContrast's crop/flip/jitter/grayscale) at the first step.
+        loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, validate=False)``.
+
+    Example:
+        >>> from explainaug.models import ContrastiveModel, SmallCNN
+        >>> model = ContrastiveModel(SmallCNN(None, width=4), 16, proj_dim=8, num_classes=2)
+        >>> two_views = lambda x: torch.stack([x, x.flip(3)], dim=1)
+        >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]))
+        >>> loss, metrics = SupCon(views=two_views).training_step(model, batch, epoch=0)
+        >>> sorted(metrics)
+        ['contrastive_loss', 'probe_accuracy', 'probe_loss']
+    """
+
+    def __init__(self, temperature: float = 0.1, views: nn.Module | Any = None,
+                 loss: SupConLoss | None = None) -> None:
+        self.loss = SupConLoss(temperature, validate=False) if loss is None else loss
+        self.views = views
+
+    def setup(self, model: nn.Module) -> None:
+        require_contrastive(model, type(self).__name__)
+
+    def random_views(self, x: Tensor) -> Tensor:
+        """Views ``[B, V, C, H, W]`` of images ``x`` in [0, 1]."""
+        if self.views is None:
+            from explainaug.augment import supcon_views
+
+            self.views = supcon_views(tuple(x.shape[-2:]), n_views=2)
+        views = self.views(x)
+        if views.ndim != 5 or views.shape[0] != x.shape[0] or views.shape[2:] != x.shape[1:]:
+            raise ValueError(
+                f"views must map [B, C, H, W] to [B, V, C, H, W]; got {tuple(views.shape)} "
+                f"for images {tuple(x.shape)}"
+            )
+        return views
+
+    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+        x, y = split_batch(batch)
+        views = self.random_views(x)
+        return self.contrastive_step(model, views.transpose(0, 1).flatten(0, 1), y, views.shape[1])
+
+    def contrastive_step(self, model: nn.Module, images: Tensor, labels: Tensor, n_views: int,
+                         background_labels: Tensor | None = None) -> tuple[Tensor, Metrics]:
+        """One encoder pass over ``images`` and the contrastive + probe losses.
+
+        Args:
+            images: ``[V*B (+ K), C, H, W]``: the views, view-major (all images of view 0,
+                then view 1, ...), then ``K`` optional background images.
+            labels: ``[B]``, the labels of the images of each view.
+            n_views: ``V``.
+            background_labels: ``[K]`` source labels of ``K`` background images that follow
+                the views; ``self.loss`` is then called as ``loss(rows, row_labels, flags)``
+                (an ``ExConLoss``) and each background row enters it twice, as ExCon appends
+                a background image to both views.
+        """
+        features = model.features(images)
+        rows = model.project(features)
+        real = labels.shape[0] * n_views
+        row_labels = labels.repeat(n_views)
+        flags = None
+        if background_labels is not None:
+            rows = torch.cat([rows, rows[real:]])
+            row_labels = torch.cat([row_labels, background_labels, background_labels])
+            flags = torch.arange(rows.shape[0], device=rows.device) >= real
+        contrastive = self.contrastive_loss(rows, row_labels, flags)
+        probe_logits = model.classify(features[:real])
+        probe = F.cross_entropy(probe_logits, labels.repeat(n_views))
+        metrics = {"contrastive_loss": contrastive.detach(), "probe_loss": probe.detach(),
+                   "probe_accuracy": accuracy(probe_logits, labels.repeat(n_views))}
+        return contrastive + probe, metrics
+
+    def contrastive_loss(self, rows: Tensor, labels: Tensor, background: Tensor | None) -> Tensor:
+        """The contrastive loss of feature rows ``[N, D]`` (``background`` flags are ExCon's)."""
+        if background is not None:
+            raise ValueError("SupCon has no background rows; use ExCon for background negatives")
+        return self.loss(rows, labels)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(loss={self.loss!r})"
