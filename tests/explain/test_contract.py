@@ -1,0 +1,166 @@
+"""The contract every explainer keeps: model state, output maps, targets and input errors.
+
+Add each explainer of the package to ``EXPLAINERS`` as ``name: factory(model)``. The model is a
+``CountingCNN`` from ``conftest.py`` (a width-4 ``SmallCNN`` with ``default_cam_layer``). Factories
+must be deterministic (seed stochastic methods). For the failure tests the explainer must
+backpropagate through its first forward pass when the target is given.
+"""
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from explainaug.explain import (Explainer, InputXGradient, IntegratedGradients, Saliency,
+                                SmoothGrad)
+
+NUM_CLASSES = 5  # outputs of conftest's CountingCNN
+
+EXPLAINERS: dict[str, Callable[[nn.Module], Explainer]] = {
+    "saliency": Saliency,
+    "saliency_signed": lambda model: Saliency(model, abs=False),
+    "input_x_gradient": InputXGradient,
+    "integrated_gradients": lambda model: IntegratedGradients(model, n_steps=4),
+    "integrated_gradients_chunked": lambda model: IntegratedGradients(
+        model, n_steps=3, method="riemann_trapezoid", internal_batch_size=4),
+    "smoothgrad": lambda model: SmoothGrad(Saliency(model), n_samples=3, seed=0),
+    "vargrad_of_integrated_gradients": lambda model: SmoothGrad(
+        IntegratedGradients(model, n_steps=2), n_samples=2, nt_type="vargrad",
+        samples_batch_size=4, seed=0),
+}
+
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+              "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
+              "_forward_hooks_always_called", "_state_dict_hooks", "_state_dict_pre_hooks",
+              "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+GLOBAL_HOOK_DICTS = ("_global_forward_hooks", "_global_forward_pre_hooks",
+                     "_global_backward_hooks", "_global_backward_pre_hooks",
+                     "_global_forward_hooks_always_called")
+
+explainers = pytest.mark.parametrize("make_explainer", EXPLAINERS.values(), ids=EXPLAINERS.keys())
+
+
+def prepare(model: nn.Module) -> nn.Module:
+    """Train mode with one block in eval mode and one block frozen: every flag has both values."""
+    model.train()
+    model.block2.eval()
+    model.block1.requires_grad_(False)
+    return model
+
+
+def snapshot(model: nn.Module) -> dict:
+    globals_ = nn.modules.module.__dict__
+    return {
+        "training": {name: m.training for name, m in model.named_modules()},
+        "requires_grad": {name: p.requires_grad for name, p in model.named_parameters()},
+        "grad": {name: p.grad for name, p in model.named_parameters()},
+        "tensor_hooks": {name: len(p._backward_hooks or {}) for name, p in model.named_parameters()},
+        "identity": {name: id(t) for name, t in [*model.named_parameters(), *model.named_buffers()]},
+        "values": {name: t.detach().clone() for name, t in model.state_dict().items()},
+        "hooks": {(name, key): len(getattr(m, key)) for name, m in model.named_modules()
+                  for key in HOOK_DICTS if hasattr(m, key)},
+        "global_hooks": {key: len(globals_[key]) for key in GLOBAL_HOOK_DICTS if key in globals_},
+    }
+
+
+def assert_unchanged(before: dict, after: dict) -> None:
+    for key in ("training", "requires_grad", "tensor_hooks", "identity", "hooks", "global_hooks"):
+        assert after[key] == before[key], key
+    assert all(grad is None for grad in after["grad"].values()), "parameter .grad was written"
+    changed = [name for name, value in before["values"].items()
+               if not torch.equal(value, after["values"][name])]
+    assert not changed, f"state changed: {changed}"
+
+
+@explainers
+def test_model_state_is_unchanged_by_calls(make_explainer, make_cnn, images, labels):
+    model = prepare(make_cnn())
+    before = snapshot(model)
+    explainer = make_explainer(model)
+    explainer(images, labels)
+    explainer(images)
+    explainer(images, labels, create_graph=True).sum()
+    explainer.attribute(images, labels)
+    assert_unchanged(before, snapshot(model))
+
+
+@explainers
+@pytest.mark.parametrize("failure", ["first_forward", "last_forward", "first_backward"])
+def test_model_state_is_restored_after_an_exception(make_explainer, make_cnn, images, labels,
+                                                    failure):
+    counting = make_cnn()
+    make_explainer(prepare(counting))(images, labels)
+    fail_at = counting.calls if failure == "last_forward" else 1
+    model = prepare(make_cnn(fail_at=fail_at, fail_in=failure.split("_")[1]))
+    before = snapshot(model)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        make_explainer(model)(images, labels)
+    assert_unchanged(before, snapshot(model))
+
+
+@explainers
+def test_maps_are_non_negative_finite_and_input_sized(make_explainer, cnn, images, labels):
+    maps = make_explainer(cnn)(images, labels)
+    assert maps.shape == (images.shape[0], 1, *images.shape[2:])
+    assert maps.dtype == images.dtype
+    assert bool(torch.isfinite(maps).all()) and bool((maps >= 0).all())
+    assert bool((maps > 0).any())
+
+
+@explainers
+def test_create_graph_maps_are_differentiable_and_others_detached(make_explainer, cnn, images,
+                                                                  labels):
+    explainer = make_explainer(cnn)
+    assert not explainer(images, labels).requires_grad
+    assert not explainer.attribute(images, labels).requires_grad
+    maps = explainer(images, labels, create_graph=True)
+    grads = torch.autograd.grad(maps.sum(), [p for p in cnn.parameters()], allow_unused=True)
+    assert any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+    torch.testing.assert_close(maps.detach(), explainer(images, labels))
+
+
+@explainers
+def test_target_forms_agree(make_explainer, cnn, images):
+    explainer = make_explainer(cnn)
+    predicted = cnn(images).argmax(dim=1)
+    torch.testing.assert_close(explainer(images), explainer(images, predicted))
+    by_int = explainer(images, 2)
+    torch.testing.assert_close(by_int, explainer(images, torch.full((3,), 2)))
+    torch.testing.assert_close(by_int, explainer(images, torch.tensor(2)))
+    torch.testing.assert_close(by_int, explainer(images, torch.full((3,), 2, dtype=torch.int32)))
+
+
+def _with(images: torch.Tensor, index: tuple, value: float) -> torch.Tensor:
+    images = images.clone()
+    images[index] = value
+    return images
+
+
+BAD_INPUTS = {
+    "3d_images": (lambda x, y: (x[0], y[0]), ValueError, r"shape \[B, C, H, W\] \(4 dims\)"),
+    "integer_images": (lambda x, y: ((x * 255).long(), y), TypeError, "floating-point"),
+    "list_images": (lambda x, y: (x.tolist(), y), TypeError, "must be a torch.Tensor"),
+    "nan_images": (lambda x, y: (_with(x, (1, 0, 3, 3), float("nan")), y), ValueError, "NaN"),
+    "inf_images": (lambda x, y: (_with(x, (0, 2, 0, 0), float("inf")), y), ValueError, "infinite"),
+    "batch_mismatch": (lambda x, y: (x, y[:2]), ValueError, r"shape \[3\] to match the batch"),
+    "target_too_large": (lambda x, y: (x, NUM_CLASSES), ValueError,
+                         rf"must lie in \[0, {NUM_CLASSES - 1}\]"),
+    "tensor_target_too_large": (lambda x, y: (x, torch.tensor([0, 99, 1])), ValueError,
+                                r"got values in \[0, 99\]"),
+    "negative_target": (lambda x, y: (x, -1), ValueError, "target must be >= 0"),
+    "float_tensor_target": (lambda x, y: (x, y.float()), TypeError, "integer class indices"),
+    "float_target": (lambda x, y: (x, 1.0), TypeError, "int, a LongTensor"),
+}
+
+
+@explainers
+@pytest.mark.parametrize("bad_input", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_raises_a_clear_error(make_explainer, make_cnn, images, labels, bad_input):
+    make_bad, error, match = bad_input
+    model = prepare(make_cnn())
+    before = snapshot(model)
+    x, target = make_bad(images, labels)
+    with pytest.raises(error, match=match):
+        make_explainer(model)(x, target)
+    assert_unchanged(before, snapshot(model))
