@@ -51,7 +51,8 @@ def test_split_matches_brute_force_search() -> None:
         hist = row.numpy()
         scores = [
             hist[:s].sum() * hist[s:].sum()
-            * (np.average(levels[:s], weights=hist[:s]) - np.average(levels[s:], weights=hist[s:])) ** 2
+            * (np.average(levels[:s], weights=hist[:s])
+               - np.average(levels[s:], weights=hist[s:])) ** 2
             for s in range(1, 12)
         ]
         assert split == 1 + int(np.argmax(scores))
@@ -64,7 +65,8 @@ def test_rows_equal_row_by_row_with_valid_masks() -> None:
     for ranged in (None, (0.0, 1.0)):
         batched = otsu_threshold(values, bins=32, value_range=ranged, valid=valid)
         single = torch.stack([
-            otsu_threshold(row[keep], bins=32, value_range=ranged) for row, keep in zip(values, valid)
+            otsu_threshold(row[keep], bins=32, value_range=ranged)
+            for row, keep in zip(values, valid)
         ])
         torch.testing.assert_close(batched, single, rtol=0, atol=0)
 

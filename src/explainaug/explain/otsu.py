@@ -54,7 +54,8 @@ def otsu_split(counts: Tensor) -> Tensor:
     mean_low = mass_low / weight_low.clamp_min(1e-300)
     mean_high = mass_high / weight_high.clamp_min(1e-300)
     variance = weight_low * weight_high * (mean_low - mean_high) ** 2
-    variance = torch.where((weight_low > 0) & (weight_high > 0), variance, torch.zeros_like(variance))
+    both_classes = (weight_low > 0) & (weight_high > 0)
+    variance = torch.where(both_classes, variance, torch.zeros_like(variance))
     return variance.argmax(dim=1) + 1
 
 
@@ -96,7 +97,9 @@ def otsu_threshold(values: Tensor, bins: int = 256,
     if not values.is_floating_point():
         raise TypeError(f"values must be a floating-point tensor, got dtype {values.dtype}")
     if values.ndim not in (1, 2) or values.shape[-1] == 0:
-        raise ValueError(f"values must have shape [n] or [N, n] with n >= 1, got {tuple(values.shape)}")
+        raise ValueError(
+            f"values must have shape [n] or [N, n] with n >= 1, got {tuple(values.shape)}"
+        )
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
         raise ValueError(f"bins must be an int >= 2, got {bins!r}")
     if value_range is not None:
@@ -109,7 +112,8 @@ def otsu_threshold(values: Tensor, bins: int = 256,
             raise TypeError(f"valid must be a bool tensor, got dtype {valid.dtype}")
         if valid.shape != values.shape:
             raise ValueError(
-                f"valid must have the shape of values {tuple(values.shape)}, got {tuple(valid.shape)}"
+                f"valid must have the shape of values {tuple(values.shape)}, "
+                f"got {tuple(valid.shape)}"
             )
     if not bool(torch.isfinite(values).all()):
         raise ValueError("values contain NaN or infinite values")

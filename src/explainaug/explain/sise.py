@@ -117,10 +117,8 @@ def block_output_layers(model: nn.Module, example: Tensor) -> list[str]:
         name, parent = containers[0]
         prefix = f"{prefix}{name}."
 
-    first_learned = next(
-        (index for index, (_, child) in enumerate(called) if next(child.parameters(), None) is not None),
-        len(called),
-    )
+    learned = [next(child.parameters(), None) is not None for _, child in called]
+    first_learned = learned.index(True) if True in learned else len(called)
     candidates = [(name, child) for name, child in called[first_learned:] if is_spatial(child)]
     if not candidates:
         raise ValueError(
@@ -231,7 +229,9 @@ class SISE(Explainer):
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         if (isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int)
                 or internal_batch_size < 1):
-            raise ValueError(f"internal_batch_size must be an int >= 1, got {internal_batch_size!r}")
+            raise ValueError(
+                f"internal_batch_size must be an int >= 1, got {internal_batch_size!r}"
+            )
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
                 or not 0 < temperature < float("inf"):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
@@ -239,7 +239,9 @@ class SISE(Explainer):
             layers = [layers]
         if layers is not None and len(layers) == 0:
             raise ValueError("layers must name at least one layer, got an empty sequence")
-        self.layers = None if layers is None else [resolve_layer(model, layer)[0] for layer in layers]
+        self.layers = (
+            None if layers is None else [resolve_layer(model, layer)[0] for layer in layers]
+        )
         self.mu = float(mu)
         self.fusion = fusion
         self.internal_batch_size = internal_batch_size
@@ -311,7 +313,9 @@ class SISE(Explainer):
 
     def _select_channels(self, alphas: list[Tensor]) -> list[Tensor]:
         """Phase 2: bool ``[B, K_l]`` per layer, ``alpha > mu * max alpha`` and ``alpha > 0``."""
-        return [(alpha > self.mu * alpha.amax(dim=1, keepdim=True)) & (alpha > 0) for alpha in alphas]
+        return [
+            (alpha > self.mu * alpha.amax(dim=1, keepdim=True)) & (alpha > 0) for alpha in alphas
+        ]
 
     def _layer_map(self, x: Tensor, target: Tensor, activation: Tensor, keep: Tensor) -> Tensor:
         """Phase 3: ``minmax(sum_k s(x * m_k) m_k / sum(m_k))`` per image, ``[B, H, W]``."""
@@ -324,7 +328,8 @@ class SISE(Explainer):
                 channels = channel_index[start:start + self.internal_batch_size]
                 masks = minmax_normalize(upsample(activation[images, channels].unsqueeze(1), size))
                 masks = masks.to(x.dtype)
-                scores, _ = class_scores(self._outputs(self.model(x[images] * masks)), target[images])
+                logits = self.model(x[images] * masks)
+                scores, _ = class_scores(self._outputs(logits), target[images])
                 area = masks.sum(dim=(1, 2, 3)).clamp_min(torch.finfo(x.dtype).tiny)
                 layer_map.index_add_(0, images, masks[:, 0] * (scores / area)[:, None, None])
         return minmax_normalize(layer_map.unsqueeze(1)).squeeze(1)
