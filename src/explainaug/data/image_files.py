@@ -1,0 +1,73 @@
+"""A lazy, file-backed dataset: each image is decoded from disk when it is indexed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.io import ImageReadMode, decode_image, read_file
+
+
+def read_images(paths: Sequence[str | Path]) -> Tensor:
+    """Decode image files (JPEG, PNG, ...) into one uint8 RGB tensor ``[N, 3, H, W]``.
+
+    Greyscale files are converted to RGB; every image must have the same size.
+
+    Example:
+        >>> read_images([])
+        Traceback (most recent call last):
+        ...
+        ValueError: read_images needs at least one path
+    """
+    if len(paths) == 0:
+        raise ValueError("read_images needs at least one path")
+    images = [decode_image(read_file(str(p)), mode=ImageReadMode.RGB) for p in paths]
+    sizes = {tuple(image.shape) for image in images}
+    if len(sizes) != 1:
+        raise ValueError(f"all images must have the same size, found shapes {sorted(sizes)}")
+    return torch.stack(images)
+
+
+class ImageFileDataset(Dataset):
+    """Images kept on disk and decoded on access, for sets too large to hold in memory.
+
+    ``dataset[i]`` is ``(image float [3, H, W] in [0, 1], label)``, as for
+    :class:`~explainaug.data.ImageTensorDataset`; use it with ``torch.utils.data.DataLoader``.
+
+    Args:
+        paths: one image file per sample.
+        labels: the class index of each file.
+        mean: per-channel training mean in [0, 1] (metadata for the model's normalisation).
+        std: per-channel training standard deviation.
+        classes: class names.
+
+    Example:
+        >>> ds = ImageFileDataset([], [], mean=(0.5,), std=(0.25,), classes=["a"])
+        >>> len(ds), ds.num_classes
+        (0, 1)
+    """
+
+    def __init__(self, paths: Sequence[str | Path], labels: Sequence[int], *,
+                 mean: Sequence[float], std: Sequence[float], classes: Sequence[str]) -> None:
+        if len(paths) != len(labels):
+            raise ValueError(f"got {len(paths)} paths but {len(labels)} labels")
+        self.paths = [Path(p) for p in paths]
+        self.labels = torch.as_tensor(list(labels), dtype=torch.long)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.classes = list(classes)
+
+    @property
+    def num_classes(self) -> int:
+        """The number of named classes."""
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        image = decode_image(read_file(str(self.paths[index])), mode=ImageReadMode.RGB)
+        return image.float() / 255.0, self.labels[index]
