@@ -93,6 +93,7 @@ def test_nan_maps_raise_and_never_give_nan_images():
         (torch.rand(2, 3, 8, 8), torch.rand(2, 1, 8, 8, device="meta"), ValueError, "meta"),
         (torch.ones(2, 3, 8, 8, dtype=torch.uint8), torch.rand(2, 1, 8, 8), TypeError, "dtype"),
         (torch.rand(2, 3, 8, 8) * 2, torch.rand(2, 1, 8, 8), ValueError, r"\[0, 1\]"),
+        (torch.full((2, 3, 8, 8), float("nan")), torch.rand(2, 1, 8, 8), ValueError, "finite"),
         (torch.rand(8, 8), torch.rand(8, 8), ValueError, "shape"),
         (torch.rand(3, 8, 8), torch.rand(2, 8, 8), ValueError, "one image"),
         (torch.rand(2, 3, 8, 8), "map", TypeError, "Tensor"),

@@ -143,12 +143,10 @@ def as_image_batch(x: object, name: str = "x") -> Tensor:
     batch = x.unsqueeze(0) if x.ndim == 3 else x
     if batch.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
-    inside = torch.isfinite(batch).all() & (batch.amin() >= 0) & (batch.amax() <= 1)
-    if not bool(inside):
-        raise ValueError(
-            f"{name} must be finite and in [0, 1], got values in "
-            f"[{float(batch.amin())}, {float(batch.amax())}]"
-        )
+    low, high = torch.aminmax(batch)  # one pass; NaN propagates and fails both comparisons
+    if not bool((low >= 0) & (high <= 1)):
+        raise ValueError(f"{name} must be finite and in [0, 1], got values in "
+                         f"[{float(low)}, {float(high)}]")
     return batch
 
 
