@@ -196,7 +196,8 @@ def model_randomization(model: nn.Module, make_explainer: MakeExplainer, x: Tens
             ``"independent"`` randomizes one step at a time, the others trained.
         similarity: names from ``SIMILARITIES`` (``spearman_abs``, ``spearman``, ``ssim``,
             ``hog``).
-        seed: seeds the re-initialisation (step ``i`` uses ``seed + i``) and the random maps.
+        seed: seeds the re-initialisation (each step draws its own seed from it) and the
+            random maps.
         include_random_map: also compare the original maps with uniform random maps (a control
             whose rank correlations should be about 0).
         group_depth: how layers are grouped into steps (see the module docstring).
@@ -232,12 +233,13 @@ def model_randomization(model: nn.Module, make_explainer: MakeExplainer, x: Tens
     curves: dict[str, dict[str, list]] = {
         name: {"mean": [], "std": [], "undefined": []} for name in names
     }
-    for index, (_, layer_names) in enumerate(steps):
+    step_seeds = torch.randint(2**62, (len(steps),), generator=torch.Generator().manual_seed(seed))
+    for (_, layer_names), step_seed in zip(steps, step_seeds.tolist()):
         step_modules = [modules[name] for name in layer_names]
         saved = None
         if mode == "independent":
             saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in step_modules]
-        _reset_seeded(step_modules, seed + index, device)
+        _reset_seeded(step_modules, step_seed, device)
         randomized = _explain(explainer, x, y)
         for name, score in compare_maps(original, randomized, names).items():
             for key, value in summarize(score).items():

@@ -1,0 +1,155 @@
+"""Faithfulness metrics on a hand-built model whose class probability depends on known pixels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import torch
+from torch import Tensor
+
+from explainaug.evaluate.faithfulness import blurred_canvas, faithfulness, trapezoid_auc
+from explainaug.explain import Saliency
+from explainaug.models import SmallCNN
+
+from hand_models import FixedMaps, PixelModel, pixel_model, row_maps  # noqa: F401 (fixtures)
+
+
+class TwoChannelMaps:
+    """A callable "explainer" that returns maps of the wrong shape [B, 2, H, W]."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, x: Tensor, target: Tensor) -> Tensor:
+        return torch.rand(x.shape[0], 2, *x.shape[-2:])
+
+
+def sig(value: float) -> float:
+    return 1 / (1 + math.exp(-value))
+
+
+def _auc(curve: list[float]) -> float:
+    return (sum(curve) - (curve[0] + curve[-1]) / 2) / (len(curve) - 1)
+
+
+@pytest.fixture
+def ones_loader() -> list[tuple[Tensor, Tensor]]:
+    return [(torch.ones(2, 1, 4, 4), torch.tensor([1, 1]))]
+
+
+def test_average_drop_and_increase_by_hand(pixel_model: PixelModel, row_maps: Tensor,
+                                           ones_loader: list) -> None:
+    result = faithfulness(pixel_model, FixedMaps(pixel_model, row_maps), ones_loader, keep=0.25)
+    y = sig(1)                      # evidence 2 - bias 1
+    kept_a, kept_b = sig(3), sig(-3)  # keep row 0 only (evidence 4) / row 3 only (evidence -2)
+    assert result["average_drop_pct"] == pytest.approx(100 * (y - kept_b) / y / 2, rel=1e-5)
+    assert result["increase_in_confidence_pct"] == pytest.approx(50.0)
+    assert result["drop_rate"] == pytest.approx(0.5)
+    assert result["average_increase"] == pytest.approx((kept_a - y) / y / 2, rel=1e-5)
+    assert result["n_images"] == 2
+
+
+def test_salient_drop_and_nonsalient_change_by_hand(pixel_model: PixelModel, row_maps: Tensor,
+                                                   ones_loader: list) -> None:
+    result = faithfulness(pixel_model, FixedMaps(pixel_model, row_maps), ones_loader,
+                          occlusion_ratio=0.25)
+    y = sig(1)
+    # image 0: salient = row 0 (evidence -> -2), non-salient = row 3 (evidence -> 4)
+    # image 1: salient = row 3 (evidence -> 4, no drop), non-salient = row 0 (evidence -> -2)
+    assert result["salient_drop"] == pytest.approx((y - sig(-3)) / y / 2, rel=1e-5)
+    nonsalient = (abs(y - sig(3)) + abs(y - sig(-3))) / y / 2
+    assert result["nonsalient_change"] == pytest.approx(nonsalient, rel=1e-5)
+
+
+def test_deletion_curve_and_auc_by_hand(pixel_model: PixelModel, row_maps: Tensor,
+                                        ones_loader: list) -> None:
+    result = faithfulness(pixel_model, FixedMaps(pixel_model, row_maps), ones_loader,
+                          deletion_steps=4)
+    # one row removed per step; image 0 removes rows 0,1,2,3; image 1 rows 3,2,1,0
+    curve_a = [sig(1), sig(-3), sig(-3), sig(-3), sig(-1)]
+    curve_b = [sig(1), sig(3), sig(3), sig(3), sig(-1)]
+    expected = [(a + b) / 2 for a, b in zip(curve_a, curve_b)]
+    np.testing.assert_allclose(result["deletion_curve"], expected, rtol=1e-5)
+    assert result["deletion_auc"] == pytest.approx((_auc(curve_a) + _auc(curve_b)) / 2, rel=1e-5)
+    # inserting onto the blur of a constant image changes nothing
+    np.testing.assert_allclose(result["insertion_curve"], [sig(1)] * 5, rtol=1e-5)
+
+
+def test_insertion_uses_scipy_equivalent_blur(pixel_model: PixelModel, row_maps: Tensor) -> None:
+    x = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    model = pixel_model.double()
+    result = faithfulness(model, FixedMaps(model, row_maps[:1].double()), [(x, torch.tensor([1]))],
+                          deletion_steps=4)
+    blurred = scipy.ndimage.gaussian_filter(x[0, 0].numpy(), sigma=5, truncate=1.0, mode="reflect")
+    weight = model.weight.detach()[0].numpy()
+    with torch.no_grad():
+        predicted = int(model(x).argmax())
+    expected = []
+    for inserted_rows in range(5):
+        image = blurred.copy()
+        image[:inserted_rows] = x[0, 0].numpy()[:inserted_rows]
+        evidence = float((weight * image).sum())
+        p1 = sig(evidence - 1.0)
+        expected.append(p1 if predicted == 1 else 1 - p1)
+    np.testing.assert_allclose(result["insertion_curve"], expected, rtol=1e-6)
+
+
+def test_blurred_canvas_matches_rise_kernel_via_scipy() -> None:
+    x = torch.rand(2, 3, 12, 12, dtype=torch.float64)
+    expected = scipy.ndimage.gaussian_filter(x.numpy(), sigma=(0, 0, 5, 5), truncate=1.0,
+                                             mode="reflect")
+    np.testing.assert_allclose(blurred_canvas(x).numpy(), expected, atol=1e-12)
+
+
+def test_fill_options(pixel_model: PixelModel, row_maps: Tensor, ones_loader: list) -> None:
+    explainer = FixedMaps(pixel_model, row_maps)
+    # fill 0.5: image 0 keeps row 0 and row 3 becomes 0.5 -> evidence 4 - 1 = 3
+    half = faithfulness(pixel_model, explainer, ones_loader, keep=0.25, fill=0.5)
+    per_channel = faithfulness(pixel_model, explainer, ones_loader, keep=0.25, fill=[0.5])
+    assert half == per_channel
+    assert half["average_increase"] == pytest.approx((sig(2) - sig(1)) / sig(1) / 2, rel=1e-5)
+    # fill="mean" on a constant image changes nothing
+    mean = faithfulness(pixel_model, explainer, ones_loader, keep=0.25, fill="mean")
+    assert mean["average_drop_pct"] == pytest.approx(0.0, abs=1e-6)
+    assert mean["average_increase"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_chunking_does_not_change_results_and_mode_is_restored() -> None:
+    model = SmallCNN(num_classes=3, width=4).train()
+    loader = [(torch.rand(3, 3, 16, 16), torch.tensor([0, 1, 2]))] * 2
+    big = faithfulness(model, Saliency(model), loader, deletion_steps=8, batch_size=1024)
+    small = faithfulness(model, Saliency(model), loader, deletion_steps=8, batch_size=7)
+    for key, value in big.items():
+        np.testing.assert_allclose(small[key], value, rtol=1e-5, atol=1e-7)
+    assert model.training and all(m.training for m in model.modules())
+    assert big["n_images"] == 6
+
+
+def test_trapezoid_auc() -> None:
+    assert trapezoid_auc(torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])).tolist() == [1.0, 0.5]
+
+
+def test_bad_inputs_raise(pixel_model: PixelModel, row_maps: Tensor, ones_loader: list) -> None:
+    explainer = FixedMaps(pixel_model, row_maps)
+    with pytest.raises(ValueError, match="no batches"):
+        faithfulness(pixel_model, explainer, [])
+    with pytest.raises(ValueError, match="batch size 1"):
+        faithfulness(pixel_model, FixedMaps(pixel_model, row_maps[:1]), ones_loader)
+    with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
+        faithfulness(pixel_model, TwoChannelMaps(pixel_model), ones_loader)
+    with pytest.raises(ValueError, match="different model"):
+        faithfulness(pixel_model, FixedMaps(PixelModel(torch.zeros(1, 4, 4), 0.0), row_maps),
+                     ones_loader)
+    with pytest.raises(ValueError, match="keep"):
+        faithfulness(pixel_model, explainer, ones_loader, keep=1.5)
+    with pytest.raises(ValueError, match="fill"):
+        faithfulness(pixel_model, explainer, ones_loader, fill="black")
+    with pytest.raises(ValueError, match="fill"):
+        faithfulness(pixel_model, explainer, ones_loader, fill=2.0)
+    with pytest.raises(ValueError, match="deletion_steps"):
+        faithfulness(pixel_model, explainer, ones_loader, deletion_steps=0)
+    with pytest.raises(ValueError, match="batch"):
+        faithfulness(pixel_model, explainer, [(torch.ones(2, 1, 4, 4),)])
