@@ -242,3 +242,16 @@ def test_calibration_rejects_bad_arguments():
         calibration(model, loader, corruptions="all", severities=(0,))
     with pytest.raises(TypeError, match="re-iterable"):
         calibration(model, iter(loader), corruptions="all")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_calibration_sweep_on_cuda_matches_cpu_clean_metrics():
+    pytest.importorskip("explainaug.data.corruptions")
+    model, loader = image_model_and_loader()
+    cpu = calibration(model, loader)
+    gpu = calibration(model.cuda(), loader, corruptions="all", severities=(1,), temperature="fit",
+                      val_loader=loader)
+    assert len(gpu["corruptions"]) == 15
+    unscaled = calibration(model, loader)["clean"]
+    assert unscaled["nll"] == pytest.approx(cpu["clean"]["nll"], rel=1e-4)
+    assert gpu["clean"]["accuracy"] == pytest.approx(cpu["clean"]["accuracy"])

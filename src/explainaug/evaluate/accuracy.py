@@ -52,15 +52,14 @@ def accuracy(model: nn.Module, loader: Iterable, topk: Sequence[int] = (1, 5),
         >>> sorted(accuracy(model, loader, topk=(1,)))
         ['class_counts', 'count', 'per_class', 'top1']
     """
-    if isinstance(topk, int) or not all(
-        isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk
-    ) or len(topk) == 0:
+    valid_k = [isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk] \
+        if isinstance(topk, Sequence) else []
+    if not valid_k or not all(valid_k):
         raise ValueError(f"topk must be a non-empty sequence of integers >= 1, got {topk!r}")
     logits, labels = predict(model, loader)
     count = labels.shape[0]
-    result: dict = {
-        f"top{k}": float(hits.float().mean()) for k, hits in topk_correct(logits, labels, topk).items()
-    }
+    hits_at_k = topk_correct(logits, labels, topk)
+    result: dict = {f"top{k}": float(hits.float().mean()) for k, hits in hits_at_k.items()}
     result["count"] = count
     if per_class:
         num_classes = logits.shape[1]

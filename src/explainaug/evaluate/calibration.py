@@ -35,7 +35,9 @@ def _check_probs(probs: object, labels: object) -> tuple[Tensor, Tensor]:
     """Check probabilities ``[N, K]`` (rows in [0, 1] summing to 1) and labels ``[N]``."""
     probs = check_tensor(probs, "probs")
     if probs.ndim != 2 or probs.shape[0] == 0:
-        raise ValueError(f"probs must have shape [N, classes] with N >= 1, got {tuple(probs.shape)}")
+        raise ValueError(
+            f"probs must have shape [N, classes] with N >= 1, got {tuple(probs.shape)}"
+        )
     if not probs.is_floating_point():
         raise TypeError(f"probs must be a floating-point tensor, got dtype {probs.dtype}")
     labels = check_labels(labels, probs.shape[0], num_classes=probs.shape[1])
@@ -289,6 +291,7 @@ def calibration(model: nn.Module, loader: Iterable, corruptions: Corruptions = N
     flat = [cell for by_severity in cells.values() for cell in by_severity.values()]
     result["corruptions"] = cells
     result["mean"] = {
-        key: sum(cell[key] for cell in flat) / len(flat) for key in ("accuracy", "ece", "nll", "brier")
+        key: sum(cell[key] for cell in flat) / len(flat)
+        for key in ("accuracy", "ece", "nll", "brier")
     }
     return result
