@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassCalibrationError
 
+import explainaug.data.corruptions as corruptions
 from explainaug.evaluate.calibration import (
     brier_score,
     calibration,
@@ -182,7 +183,6 @@ def image_model_and_loader():
 
 
 def test_calibration_over_corruptions_returns_every_cell_and_mean():
-    corruptions = pytest.importorskip("explainaug.data.corruptions")
     model, loader = image_model_and_loader()
     names = list(corruptions.CORRUPTIONS[:2])
     result = calibration(model, loader, corruptions=names, severities=(1, 5))
@@ -200,7 +200,6 @@ def test_calibration_over_corruptions_returns_every_cell_and_mean():
 
 
 def test_calibration_all_corruptions_cover_the_fifteen():
-    corruptions = pytest.importorskip("explainaug.data.corruptions")
     model, loader = image_model_and_loader()
     result = calibration(model, loader[:1], corruptions="all", severities=(3,))
     assert tuple(result["corruptions"]) == tuple(corruptions.CORRUPTIONS)
@@ -209,7 +208,6 @@ def test_calibration_all_corruptions_cover_the_fifteen():
 
 
 def test_calibration_corrupts_on_the_fly_with_the_named_corruption():
-    corruptions = pytest.importorskip("explainaug.data.corruptions")
     model, loader = image_model_and_loader()
     name = corruptions.CORRUPTIONS[0]
     generator = torch.Generator().manual_seed(0)
@@ -235,7 +233,6 @@ def test_calibration_rejects_bad_arguments():
         calibration(model, [(torch.rand(4, 3, 8, 8), torch.tensor([0, 1]))])
     with pytest.raises(ValueError, match="n_bins"):
         calibration(model, loader, n_bins=0)
-    pytest.importorskip("explainaug.data.corruptions")
     with pytest.raises(ValueError, match="corruptions"):
         calibration(model, loader, corruptions=["no_such_corruption"])
     with pytest.raises(ValueError, match="severities"):
@@ -246,7 +243,6 @@ def test_calibration_rejects_bad_arguments():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_calibration_sweep_on_cuda_matches_cpu_clean_metrics():
-    pytest.importorskip("explainaug.data.corruptions")
     model, loader = image_model_and_loader()
     cpu = calibration(model, loader)
     gpu = calibration(model.cuda(), loader, corruptions="all", severities=(1,), temperature="fit",
