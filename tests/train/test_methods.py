@@ -1,0 +1,259 @@
+"""Each method: trains end to end, uses its explainer as specified, leaves BN statistics alone."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from explainaug.augment import SaliencyMask
+from explainaug.losses import ExConLoss
+from explainaug.models import ContrastiveModel
+from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusion, SupCon, Trainer
+
+
+def two_views(x: Tensor) -> Tensor:
+    """Deterministic, distinguishable views: view 0 darkened, view 1 flipped."""
+    return torch.stack([x * 0.5, x.flip(3)], dim=1)
+
+
+class FakeExplainer:
+    """Known maps: saliency grows with the column index. Records its calls."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.calls: list[tuple[Tensor, Tensor]] = []
+
+    def __call__(self, x: Tensor, target: Tensor) -> Tensor:
+        self.calls.append((x.clone(), target.clone()))
+        columns = torch.arange(x.shape[-1], dtype=x.dtype).expand(*x.shape[-2:])
+        return columns.expand(x.shape[0], 1, *x.shape[-2:]).clone()
+
+
+# ------------------------------------------------------------------ end-to-end training
+
+@pytest.mark.parametrize("name", ["cross_entropy", "supcon", "excon", "edda", "random_occlusion"])
+def test_method_trains_and_loss_falls(name, make_cnn, make_contrastive, make_loader):
+    methods = {
+        "cross_entropy": CrossEntropy,
+        "supcon": lambda: SupCon(temperature=0.5),
+        # background negatives enlarge the denominators as masks start to fail, so the loss is
+        # only comparable across epochs without them
+        "excon": lambda: ExCon(warmup_epochs=1, temperature=0.5, negative_pair=False),
+        "edda": lambda: EDDA(warmup_epochs=1),
+        "random_occlusion": lambda: RandomOcclusion(warmup_epochs=1),
+    }
+    contrastive = name in ("supcon", "excon")
+    model = make_contrastive() if contrastive else make_cnn()
+    torch.manual_seed(0)
+    history = Trainer(model, methods[name](), epochs=5, lr=0.05, progress=False,
+                      log_every=100).fit(make_loader(batch_size=16))
+    losses = [record["loss"] for record in history]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[1], losses  # epoch 1 is the last warm-up epoch where there is one
+    if name == "excon":
+        assert 0 <= history[-1]["masked_kept"] <= 1
+
+
+# --------------------------------------------------------------------------------- EDDA
+
+def test_edda_occludes_what_the_explainer_marks(make_cnn):
+    model = make_cnn()
+    method = EDDA(explainer=(explainer := FakeExplainer(model)))
+    method.setup(model)
+    fed: list[Tensor] = []
+    model.register_forward_pre_hook(lambda module, args: fed.append(args[0].detach().clone()))
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 1, 0])
+    loss, _ = method.training_step(model, (x, y), epoch=0)
+    loss.backward()
+
+    (explained, target), = explainer.calls
+    assert torch.equal(explained, x) and torch.equal(target, y)  # clean images, true labels
+    clean, nonsalient, salient = fed[-1].chunk(3)  # one fused forward over [x, non, sal]
+    assert len(fed) == 1 and torch.equal(clean, x)
+    fill = torch.tensor(model.normalize.mean.flatten().tolist()).view(1, 3, 1, 1).expand(4, 3, 16, 3)
+    # ratio 0.2 of 256 pixels = 51: the 3 left-most columns (48) and the top 3 pixels of column 3
+    torch.testing.assert_close(nonsalient[..., :3], fill)
+    torch.testing.assert_close(nonsalient[..., :3, 3], fill[..., :3, 0])
+    assert torch.equal(nonsalient[..., 3:, 3], x[..., 3:, 3]) and torch.equal(nonsalient[..., 4:], x[..., 4:])
+    torch.testing.assert_close(salient[..., -3:], fill)
+    assert torch.equal(salient[..., :12], x[..., :12])
+
+
+def test_random_occlusion_matches_edda_areas_without_explanations(make_cnn):
+    model = make_cnn()
+    method = RandomOcclusion(salient_ratio=0.25, nonsalient_ratio=0.5)
+    method.setup(model)
+    fed: list[Tensor] = []
+    model.register_forward_pre_hook(lambda module, args: fed.append(args[0].detach().clone()))
+    x = torch.rand(4, 3, 16, 16) * 0.5 + 0.25
+    method.training_step(model, (x, torch.tensor([0, 1, 1, 0])), epoch=0)
+    _, nonsalient, salient = fed[-1].chunk(3)
+    changed = lambda v: (v != x).any(dim=1).flatten(1).sum(1)  # noqa: E731
+    assert changed(salient).tolist() == [64] * 4 and changed(nonsalient).tolist() == [128] * 4
+
+
+def test_random_occlusion_copies_per_image_areas_of_a_matched_edda(make_cnn):
+    from explainaug.augment import SaliencyOcclusion
+
+    model = make_cnn()
+    edda = EDDA(explainer=FakeExplainer(model),
+                salient=SaliencyOcclusion("salient", threshold=0.5, fill=0.0),
+                nonsalient=SaliencyOcclusion("nonsalient", threshold=0.9, fill=0.0))
+    method = RandomOcclusion(match=edda)
+    method.setup(model)
+    fed: list[Tensor] = []
+    model.register_forward_pre_hook(lambda module, args: fed.append(args[0].detach().clone()))
+    x = torch.rand(2, 3, 16, 16) * 0.5 + 0.25
+    method.training_step(model, (x, torch.tensor([0, 1])), epoch=0)
+    _, nonsalient, salient = fed[-1].chunk(3)
+    changed = lambda v: (v != x).any(dim=1).flatten(1).sum(1)  # noqa: E731
+    # columns 0..15 normalise to c/15: > 0.5 are 8 columns, <= 0.9 are 14 columns
+    assert changed(salient).tolist() == [8 * 16] * 2 and changed(nonsalient).tolist() == [14 * 16] * 2
+
+
+def test_edda_warmup_is_plain_cross_entropy(make_cnn):
+    model = make_cnn()
+    method = EDDA(explainer=(explainer := FakeExplainer(model)), warmup_epochs=2)
+    method.setup(model)
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 1, 0])
+    loss, _ = method.training_step(model, (x, y), epoch=1)
+    assert not explainer.calls
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(model(x), y))
+
+
+# -------------------------------------------------------------------------------- ExCon
+
+class Probe(ContrastiveModel):
+    """Features = per-channel means; the probe predicts class 0 iff the channel-0 mean > 0.25.
+
+    Records the images of every ``features`` call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), 3, proj_dim=4,
+                         num_classes=2, cam_layer="encoder.0")
+        with torch.no_grad():
+            self.classifier.weight.copy_(torch.tensor([[1.0, 0, 0], [-1.0, 0, 0]]))
+            self.classifier.bias.copy_(torch.tensor([-0.25, 0.25]))
+        self.seen: list[Tensor] = []
+
+    def features(self, x: Tensor) -> Tensor:
+        self.seen.append(x.detach().clone())
+        return super().features(x)
+
+
+class RecordingExConLoss(ExConLoss):
+    def forward(self, features, labels, background):
+        self.last = (features.detach(), labels, background)
+        return super().forward(features, labels, background)
+
+
+def excon_batch() -> tuple[Tensor, Tensor, Tensor]:
+    """Left half of channel 0 is ``a``; masking keeps the left half (the fake map grows to the
+    right... so the mask below keeps the LEFT half via a reversed map)."""
+    a = torch.tensor([0.9, 0.2, 0.9, 0.2])
+    x = torch.rand(4, 3, 8, 8) * 0.1
+    x[:, 0, :, :4] = a.view(4, 1, 1)
+    x[:, 0, :, 4:] = 0.0
+    y = torch.tensor([0, 0, 1, 1])
+    # masked channel-0 mean = a / 2 -> probe predicts [0, 1, 0, 1] -> kept = [T, F, F, T]
+    return x, y, torch.tensor([True, False, False, True])
+
+
+class LeftSalient(FakeExplainer):
+    def __call__(self, x, target):
+        return super().__call__(x, target).flip(-1)
+
+
+@pytest.mark.parametrize("negative_pair", [True, False])
+def test_excon_uses_masked_view_iff_probe_keeps_the_class(negative_pair):
+    model = Probe()
+    loss_fn = RecordingExConLoss(0.5, validate=False)
+    method = ExCon(explainer=(explainer := LeftSalient(model)), warmup_epochs=0, views=two_views,
+                   mask=SaliencyMask(threshold=0.5, fill="zero"), negative_pair=negative_pair,
+                   loss=loss_fn)
+    method.setup(model)
+    x, y, kept = excon_batch()
+    loss, metrics = method.training_step(model, (x, y), epoch=3)
+    loss.backward()
+
+    assert torch.equal(explainer.calls[0][0], x) and torch.equal(explainer.calls[0][1], y)
+    masked = x.clone()
+    masked[..., 4:] = 0.0
+    probe_input, trained = model.seen  # the probe check, then the one training pass
+    assert torch.equal(probe_input, masked)
+    views = two_views(x)
+    assert torch.equal(trained[:4], views[:, 0])
+    expected_second = torch.where(kept.view(-1, 1, 1, 1), masked, views[:, 1])
+    assert torch.equal(trained[4:8], expected_second)
+    assert metrics["masked_kept"].item() == 0.5
+
+    _, labels, background = loss_fn.last
+    if negative_pair:
+        assert torch.equal(trained[8:], masked[~kept])  # lost images, once through the encoder
+        assert background.tolist() == [False] * 8 + [True] * 4  # ... and twice in the loss
+        assert labels[8:].tolist() == y[~kept].tolist() * 2
+    else:
+        assert trained.shape[0] == 8 and not background.any()
+
+
+def test_excon_warmup_is_supcon():
+    model = Probe()
+    method = ExCon(explainer=(explainer := LeftSalient(model)), warmup_epochs=2, views=two_views,
+                   loss=RecordingExConLoss(0.5, validate=False))
+    method.setup(model)
+    x, y, _ = excon_batch()
+    loss, _ = method.training_step(model, (x, y), epoch=1)
+    assert not explainer.calls and len(model.seen) == 1
+    reference, _ = SupCon(temperature=0.5, views=two_views).training_step(model, (x, y), epoch=1)
+    torch.testing.assert_close(loss, reference)
+
+
+# ---------------------------------------------------------------- BN running statistics
+
+def bn_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+
+
+@pytest.mark.parametrize("name", ["excon", "edda"])
+def test_explanation_passes_leave_bn_statistics_alone(name, make_cnn, make_contrastive):
+    """After one step the BN statistics are exactly those of the single training forward."""
+    torch.manual_seed(0)
+    model = make_contrastive() if name == "excon" else make_cnn()
+    method = ExCon(warmup_epochs=0, views=two_views) if name == "excon" else EDDA()
+    method.setup(model)  # the default live Grad-CAM
+    reference = copy.deepcopy(model)
+    trained_module = model.encoder if name == "excon" else model
+    inputs: list[Tensor] = []
+    trained_module.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach().clone()))
+    x, y = torch.rand(8, 3, 16, 16), torch.tensor([0, 1] * 4)
+    model.train()
+    loss, _ = method.training_step(model, (x, y), epoch=0)
+    loss.backward()
+
+    assert len(inputs) == (3 if name == "excon" else 2)  # explanation (+ probe check) + training
+    with torch.no_grad():
+        (reference.encoder if name == "excon" else reference).train()(inputs[-1])
+    for key, value in bn_state(reference).items():
+        torch.testing.assert_close(model.state_dict()[key], value, msg=key)
+    assert model.training
+
+
+# -------------------------------------------------------------------------- bad set-ups
+
+def test_contrastive_methods_need_a_contrastive_model(make_cnn):
+    with pytest.raises(TypeError, match="features/project/classify"):
+        Trainer(make_cnn(), SupCon(), epochs=1)
+
+
+def test_explainer_must_explain_the_trained_model(make_cnn):
+    with pytest.raises(ValueError, match="model being trained"):
+        Trainer(make_cnn(), EDDA(explainer=FakeExplainer(make_cnn())), epochs=1)
+
+
+def test_negative_pairs_cannot_gather_across_processes():
+    with pytest.raises(ValueError, match="gather"):
+        ExCon(loss=ExConLoss(gather_distributed=True))
