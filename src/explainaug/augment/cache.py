@@ -88,7 +88,8 @@ class SaliencyCache:
         """``[1, h, w]`` for an ``int``, ``[B, 1, h, w]`` (float32) for a batch of indices."""
         if isinstance(indices, int):
             return self.get(indices)
-        return self.maps[torch.as_tensor(indices, dtype=torch.long, device=self.maps.device)].float()
+        indices = torch.as_tensor(indices, dtype=torch.long, device=self.maps.device)
+        return self.maps[indices].float()
 
     def __repr__(self) -> str:
         return f"SaliencyCache(num_items={len(self)}, size={self.size}, device={self.maps.device})"

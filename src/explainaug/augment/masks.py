@@ -14,7 +14,8 @@ Conventions shared by all augmentations of :mod:`explainaug.augment`:
   is selected first. A constant map therefore selects its first ``k`` pixels, row by row.
 - Soft selections are ``sigmoid(sign * (s - t) / temperature)`` so gradients reach the map; in
   ratio mode ``t`` is the (detached) midpoint between the k-th and (k+1)-th ranked scores, so a
-  soft selection has about, not exactly, ``k`` pixels.
+  soft selection has about, not exactly, ``k`` pixels (pixels tied at the boundary, e.g. all of
+  a constant map, get 0.5).
 """
 
 from __future__ import annotations
