@@ -48,7 +48,8 @@ class CountingCNN(SmallCNN):
     """A width-4 ``SmallCNN`` that counts its forward calls and can fail at a chosen one."""
 
     def __init__(self, fail_at: int | None = None, fail_in: str = "forward") -> None:
-        super().__init__(num_classes=NUM_CLASSES, width=4, mean=(0.5, 0.4, 0.3), std=(0.25, 0.2, 0.3))
+        super().__init__(num_classes=NUM_CLASSES, width=4,
+                         mean=(0.5, 0.4, 0.3), std=(0.25, 0.2, 0.3))
         if fail_in not in ("forward", "backward"):
             raise ValueError(f"fail_in must be 'forward' or 'backward', got {fail_in!r}")
         self.calls = 0
@@ -148,7 +149,8 @@ def _check_parameter_gradients(explainer: object, x: Tensor, target: Tensor, eps
             param.add_(eps * direction)
         numeric = (upper - lower) / (2 * eps)
         analytic = (grad * direction).sum()
-        assert torch.allclose(analytic, numeric, rtol=rtol, atol=rtol * float(upper.abs()) + 1e-9), (
+        tolerance = rtol * float(upper.abs()) + 1e-9
+        assert torch.allclose(analytic, numeric, rtol=rtol, atol=tolerance), (
             f"parameter of shape {tuple(param.shape)}: autograd {float(analytic)}, "
             f"finite differences {float(numeric)}"
         )

@@ -55,8 +55,10 @@ def snapshot(model: nn.Module) -> dict:
         "training": {name: m.training for name, m in model.named_modules()},
         "requires_grad": {name: p.requires_grad for name, p in model.named_parameters()},
         "grad": {name: p.grad for name, p in model.named_parameters()},
-        "tensor_hooks": {name: len(p._backward_hooks or {}) for name, p in model.named_parameters()},
-        "identity": {name: id(t) for name, t in [*model.named_parameters(), *model.named_buffers()]},
+        "tensor_hooks": {name: len(p._backward_hooks or {})
+                         for name, p in model.named_parameters()},
+        "identity": {name: id(t)
+                     for name, t in [*model.named_parameters(), *model.named_buffers()]},
         "values": {name: t.detach().clone() for name, t in model.state_dict().items()},
         "hooks": {(name, key): len(getattr(m, key)) for name, m in model.named_modules()
                   for key in HOOK_DICTS if hasattr(m, key)},

@@ -134,3 +134,12 @@ def test_baselines_that_do_not_broadcast_are_rejected(cnn, images, labels):
 def test_convergence_delta_rejects_attributions_of_another_shape(cnn, images, labels):
     with pytest.raises(ValueError, match="attributions must have the images' shape"):
         IntegratedGradients(cnn).convergence_delta(images, images[:, :1], labels)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(cnn, images, labels):
+    ig = IntegratedGradients(cnn, n_steps=8, internal_batch_size=10)
+    on_cpu = ig.attribute(images, labels)
+    on_gpu = IntegratedGradients(cnn.cuda(), n_steps=8, internal_batch_size=10).attribute(
+        images.cuda(), labels.cuda())
+    assert_close(on_gpu.cpu(), on_cpu)

@@ -59,8 +59,9 @@ def test_matches_a_loop_over_images_and_samples(cnn, images, labels, nt_type):
 @pytest.mark.parametrize("samples_batch_size", [1, 5, 12])
 def test_chunking_does_not_change_the_result(cnn, images, labels, samples_batch_size):
     # On the CPU, consecutive draws from one generator concatenate to a single draw.
-    make = lambda size: SmoothGrad(Saliency(cnn, abs=False), n_samples=4, seed=3,
-                                   samples_batch_size=size)
+    def make(size):
+        return SmoothGrad(Saliency(cnn, abs=False), n_samples=4, seed=3, samples_batch_size=size)
+
     torch.testing.assert_close(make(samples_batch_size).attribute(images, labels),
                                make(None).attribute(images, labels))
 
@@ -112,7 +113,8 @@ def test_wraps_integrated_gradients(cnn, images, labels):
     ours = SmoothGrad(ig, n_samples=2, seed=4).attribute(images, labels)
     noise = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(4))
     sigma = 0.15 * (images.flatten(1).amax(1) - images.flatten(1).amin(1))
-    noisy = images.repeat_interleave(2, dim=0) + sigma.repeat_interleave(2)[:, None, None, None] * noise
+    sigma = sigma.repeat_interleave(2)[:, None, None, None]
+    noisy = images.repeat_interleave(2, dim=0) + sigma * noise
     expected = ig.attribute(noisy, labels.repeat_interleave(2)).view(3, 2, 3, 16, 16).mean(dim=1)
     torch.testing.assert_close(ours, expected)
 
@@ -121,7 +123,8 @@ def test_wraps_low_resolution_explainers_and_delegates_maps(cnn, images, labels)
     smooth = SmoothGrad(LowResolution(cnn), n_samples=3, seed=0)
     raw = smooth.attribute(images, labels)
     assert raw.shape == (3, 1, 4, 4)
-    torch.testing.assert_close(smooth(images, labels), raw.repeat_interleave(4, 2).repeat_interleave(4, 3))
+    upsampled = raw.repeat_interleave(4, dim=2).repeat_interleave(4, dim=3)
+    torch.testing.assert_close(smooth(images, labels), upsampled)
     assert smooth.model is cnn
 
 
@@ -149,3 +152,11 @@ def test_bad_arguments_are_rejected(cnn, kwargs, error, match):
 def test_wrapping_a_model_instead_of_an_explainer_is_rejected(cnn):
     with pytest.raises(TypeError, match="explainer must be an explainaug Explainer"):
         SmoothGrad(cnn)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_seeded_noise_on_cuda_is_reproducible(cnn, images, labels):
+    smooth = SmoothGrad(Saliency(cnn.cuda()), n_samples=4, samples_batch_size=5, seed=0)
+    first = smooth(images.cuda(), labels.cuda())
+    assert first.device.type == "cuda"
+    torch.testing.assert_close(first, smooth(images.cuda(), labels.cuda()))

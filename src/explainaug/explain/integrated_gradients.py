@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from explainaug._validation import check_images
 from explainaug.explain._base import Explainer, Target, check_target, preserved_model_state
 from explainaug.explain.gradient import target_gradients
-from explainaug._validation import check_images
 
 METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -83,7 +83,9 @@ class IntegratedGradients(Explainer):
             isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int)
             or internal_batch_size < 1
         ):
-            raise ValueError(f"internal_batch_size must be None or an int >= 1, got {internal_batch_size!r}")
+            raise ValueError(
+                f"internal_batch_size must be None or an int >= 1, got {internal_batch_size!r}"
+            )
         self.n_steps = n_steps
         self.method = method
         self.internal_batch_size = internal_batch_size
@@ -127,7 +129,9 @@ class IntegratedGradients(Explainer):
         x = check_images(x, finite=self.check_values)
         if not isinstance(attributions, Tensor) or attributions.shape != x.shape:
             shape = tuple(attributions.shape) if isinstance(attributions, Tensor) else attributions
-            raise ValueError(f"attributions must have the images' shape {tuple(x.shape)}, got {shape}")
+            raise ValueError(
+                f"attributions must have the images' shape {tuple(x.shape)}, got {shape}"
+            )
         target_tensor = check_target(target, x.shape[0], x.device)
         with preserved_model_state(self.model), torch.no_grad():
             if target_tensor is None:
@@ -165,7 +169,9 @@ def _check_baselines(baselines: Tensor | float | None) -> Tensor | None:
     if not baselines.is_floating_point():
         baselines = baselines.float()
     if baselines.ndim > 4:
-        raise ValueError(f"baselines must broadcast to [B, C, H, W], got shape {tuple(baselines.shape)}")
+        raise ValueError(
+            f"baselines must broadcast to [B, C, H, W], got shape {tuple(baselines.shape)}"
+        )
     if not bool(torch.isfinite(baselines).all()):
         raise ValueError("baselines contain NaN or infinite values")
     return baselines.detach()

@@ -46,7 +46,9 @@ class SmoothGrad(Explainer):
                  nt_type: str = "smoothgrad", samples_batch_size: int | None = None,
                  seed: int | None = None, *, check_values: bool = True) -> None:
         if not isinstance(explainer, Explainer):
-            raise TypeError(f"explainer must be an explainaug Explainer, got {type(explainer).__name__}")
+            raise TypeError(
+                f"explainer must be an explainaug Explainer, got {type(explainer).__name__}"
+            )
         super().__init__(explainer.model, check_values=check_values)
         if nt_type not in NT_TYPES:
             raise ValueError(f"nt_type must be one of {', '.join(NT_TYPES)}; got {nt_type!r}")
@@ -78,7 +80,8 @@ class SmoothGrad(Explainer):
         mean: Tensor | float = 0.0
         deviations: Tensor | float = 0.0
         for start in range(0, total, chunk):
-            image = torch.arange(start, min(start + chunk, total), device=x.device) // self.n_samples
+            flat = torch.arange(start, min(start + chunk, total), device=x.device)
+            image = flat // self.n_samples
             clean = x[image]
             noise = torch.randn(clean.shape, generator=generator, device=x.device, dtype=x.dtype)
             noisy = clean + sigma[image, None, None, None] * noise
