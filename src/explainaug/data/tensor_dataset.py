@@ -41,7 +41,8 @@ def _check_uint8_images(images: object, name: str) -> Tensor:
     if images.dtype != torch.uint8:
         raise TypeError(f"{name} must be a uint8 tensor [N, C, H, W], got dtype {images.dtype}")
     if images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(f"{name} must have shape [N, C, H, W] with N >= 1, got {tuple(images.shape)}")
+        raise ValueError(f"{name} must have shape [N, C, H, W] with N >= 1, "
+                         f"got {tuple(images.shape)}")
     return images
 
 
@@ -75,7 +76,8 @@ class ImageTensorDataset(Dataset):
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
         if labels.shape != (images.shape[0],):
-            raise ValueError(f"labels must have shape [{images.shape[0]}], got {tuple(labels.shape)}")
+            raise ValueError(f"labels must have shape [{images.shape[0]}], "
+                             f"got {tuple(labels.shape)}")
         if bool((labels < 0).any()):
             raise ValueError("labels must be >= 0")
         if masks is not None:
