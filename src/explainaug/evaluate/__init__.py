@@ -9,6 +9,15 @@ from explainaug.evaluate.calibration import (
     reliability_diagram,
 )
 from explainaug.evaluate.robustness import fgsm, pgd, robustness
+from explainaug.evaluate.faithfulness import faithfulness
+from explainaug.evaluate.localization import localization
+from explainaug.evaluate.randomization import (
+    data_randomization,
+    model_randomization,
+    train_on_permuted_labels,
+)
+from explainaug.evaluate.report import report
+from explainaug.evaluate.similarity import hog, rank_correlation, ssim
 
 __all__ = [
     "accuracy",
@@ -20,4 +29,13 @@ __all__ = [
     "pgd",
     "reliability_diagram",
     "robustness",
+    "data_randomization",
+    "faithfulness",
+    "hog",
+    "localization",
+    "model_randomization",
+    "rank_correlation",
+    "report",
+    "ssim",
+    "train_on_permuted_labels",
 ]

@@ -1,0 +1,201 @@
+"""Run the evaluators for one or more models and write a comparison report.
+
+``report`` is the one call a command line needs: models by name, a test loader (images float in
+[0, 1]), the evaluators to run and an output folder. Metric code lives in the evaluator modules;
+formatting lives in ``report_writer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Union
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from explainaug import explain
+from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
+from explainaug.evaluate.accuracy import accuracy
+from explainaug.evaluate.calibration import calibration
+from explainaug.evaluate.faithfulness import faithfulness
+from explainaug.evaluate.localization import localization
+from explainaug.evaluate.randomization import model_randomization
+from explainaug.evaluate.report_writer import write_report
+from explainaug.evaluate.robustness import robustness
+from explainaug.evaluate.similarity import SIMILARITIES
+from explainaug.explain._base import Explainer
+
+EVALUATORS = ("accuracy", "calibration", "robustness", "randomization", "faithfulness",
+              "localization")
+EXPLANATION_EVALUATORS = ("randomization", "faithfulness", "localization")
+ExplainerSpec = Union[str, Callable[[nn.Module], Explainer], None]
+
+
+def resolve_explainer_factory(spec: ExplainerSpec) -> Callable[[nn.Module], Explainer]:
+    """A factory ``model -> Explainer`` from a callable or a class name in ``explainaug.explain``.
+
+    Names are matched case-insensitively (``"gradcam"`` -> ``GradCAM``); the class is built with
+    its defaults (e.g. the model's ``default_cam_layer``).
+
+    Example:
+        >>> resolve_explainer_factory("saliency").__name__
+        'Saliency'
+    """
+    if callable(spec):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError("explainer_factory is needed for randomization, faithfulness and "
+                         "localization: pass a callable model -> Explainer or a class name")
+    classes = {name.lower(): getattr(explain, name) for name in explain.__all__
+               if isinstance(getattr(explain, name), type)
+               and issubclass(getattr(explain, name), Explainer)
+               and getattr(explain, name) is not Explainer}
+    if spec.lower() not in classes:
+        raise ValueError(f"unknown explainer {spec!r}; choose from {sorted(classes)}")
+    return classes[spec.lower()]
+
+
+def first_images(loader: Iterable, n: int, device: torch.device) -> Tensor:
+    """The first ``n`` images of a loader (fewer if it holds fewer), on ``device``.
+
+    Example:
+        >>> loader = [(torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.long))] * 2
+        >>> first_images(loader, 4, torch.device("cpu")).shape
+        torch.Size([4, 1, 2, 2])
+    """
+    taken: list[Tensor] = []
+    total = 0
+    for x, _, _ in iterate_batches(loader, device):
+        taken.append(x[: n - total])
+        total += taken[-1].shape[0]
+        if total >= n:
+            break
+    return torch.cat(taken)
+
+
+def _check_models(models: Mapping[str, nn.Module] | nn.Module) -> dict[str, nn.Module]:
+    if isinstance(models, nn.Module):
+        return {"model": models}
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError("models must be a non-empty dict {name: nn.Module} (or one nn.Module)")
+    for name, model in models.items():
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"models[{name!r}] must be an nn.Module, got {type(model).__name__}")
+    return dict(models)
+
+
+def _check_evaluators(evaluators: Sequence[str] | str) -> tuple[str, ...]:
+    chosen = (evaluators,) if isinstance(evaluators, str) else tuple(evaluators)
+    unknown = [name for name in chosen if name not in EVALUATORS]
+    if unknown or not chosen:
+        raise ValueError(f"evaluators must name some of {list(EVALUATORS)}, got {list(chosen)}")
+    return chosen
+
+
+def report(models: Mapping[str, nn.Module] | nn.Module, loader: Iterable, out_dir: str | Path, *,
+           evaluators: Sequence[str] | str = EVALUATORS,
+           explainer_factory: ExplainerSpec = None, mask_loader: Iterable | None = None,
+           corruptions: str | Sequence[str] | None = None,
+           severities: Sequence[int] = (1, 2, 3, 4, 5), attack: str | Sequence[str] = "pgd",
+           eps: Sequence[float] = (2 / 255, 4 / 255, 8 / 255),
+           randomization_mode: str = "cascading", randomization_images: int = 16,
+           similarity: Sequence[str] = tuple(SIMILARITIES), faithfulness_options: dict | None = None,
+           grid_images: int = 8, progress: bool = True, seed: int = 0) -> dict:
+    """Evaluate each model and write ``report.json``, ``report.md`` and PNG figures.
+
+    Args:
+        models: ``{name: model}`` (or a single model, named "model"); classifiers taking images
+            in [0, 1]. Each runs in eval mode; modes are restored.
+        loader: test batches ``(x, y)`` or ``(x, y, masks)``; re-iterable (a DataLoader or list).
+        out_dir: folder for the report (created if missing).
+        evaluators: any of ``EVALUATORS``.
+        explainer_factory: ``model -> Explainer`` or an explainer class name (``"gradcam"``);
+            needed for randomization, faithfulness and localization.
+        mask_loader: batches ``(x, y, masks)`` for localization; default ``loader``.
+        corruptions, severities: passed to ``calibration`` (``None``: clean only; ``"all"``).
+        attack, eps: passed to ``robustness``.
+        randomization_mode: ``"cascading"`` or ``"independent"`` (``model_randomization``).
+        randomization_images: number of the loader's first images used by randomization.
+        similarity: similarity names for randomization.
+        faithfulness_options: keyword arguments for ``faithfulness`` (``keep``, ``fill``, ...).
+        grid_images: images in the saliency grid figure (0: no grid).
+        progress: show tqdm progress bars.
+        seed: seed for corruptions, attacks and randomization.
+
+    Returns:
+        The JSON-safe results written to ``report.json``: ``{"settings", "models": {name:
+        {evaluator: result}}, "figures": [PNG names]}``.
+
+    Example:
+        >>> import tempfile
+        >>> from explainaug.models import SmallCNN
+        >>> loader = [(torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]))]
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     result = report({"cnn": SmallCNN(num_classes=2, width=4)}, loader, out,
+        ...                     evaluators=("accuracy",), progress=False)
+        >>> result["models"]["cnn"]["accuracy"]["count"]
+        4
+    """
+    models = _check_models(models)
+    chosen = _check_evaluators(evaluators)
+    explains = any(name in EXPLANATION_EVALUATORS for name in chosen)
+    factory = None
+    if explains or explainer_factory is not None:
+        factory = resolve_explainer_factory(explainer_factory)
+    settings = {
+        "evaluators": list(chosen), "corruptions": corruptions, "severities": list(severities),
+        "attack": attack, "eps": list(eps), "randomization_mode": randomization_mode,
+        "randomization_images": randomization_images, "similarity": list(similarity),
+        "faithfulness_options": faithfulness_options or {}, "seed": seed,
+        "explainer": getattr(factory, "__name__", repr(factory)) if factory else None,
+    }
+    per_model: dict[str, dict] = {}
+    maps: dict[str, Tensor] = {}
+    images = None
+    jobs = [(name, evaluator) for name in models for evaluator in chosen]
+    for name, evaluator in tqdm(jobs, desc="report", disable=not progress):
+        model = models[name]
+        per_model.setdefault(name, {})[evaluator] = _run(
+            evaluator, model, loader, factory, mask_loader=mask_loader, corruptions=corruptions,
+            severities=severities, attack=attack, eps=eps, randomization_mode=randomization_mode,
+            randomization_images=randomization_images, similarity=similarity,
+            faithfulness_options=faithfulness_options or {}, progress=progress, seed=seed)
+    if factory is not None and grid_images > 0:
+        for name, model in models.items():
+            x = first_images(loader, grid_images, model_device(model))
+            with eval_mode(model):
+                maps[name] = factory(model)(x).detach().cpu()
+            images = x.cpu()
+    results = {"settings": settings, "models": per_model}
+    return write_report(
+        results, out_dir, images=None if images is None else images.numpy(),
+        maps={name: value.numpy() for name, value in maps.items()} or None,
+    )
+
+
+def _run(evaluator: str, model: nn.Module, loader: Iterable,
+         factory: Callable[[nn.Module], Explainer] | None, *, mask_loader: Iterable | None,
+         corruptions: str | Sequence[str] | None, severities: Sequence[int],
+         attack: str | Sequence[str], eps: Sequence[float], randomization_mode: str,
+         randomization_images: int, similarity: Sequence[str], faithfulness_options: dict,
+         progress: bool, seed: int) -> dict:
+    """Run one evaluator on one model."""
+    if evaluator == "accuracy":
+        return accuracy(model, loader)
+    if evaluator == "calibration":
+        return calibration(model, loader, corruptions=corruptions, severities=severities,
+                           seed=seed)
+    if evaluator == "robustness":
+        return robustness(model, loader, attack=attack, eps=eps, seed=seed)
+    assert factory is not None
+    if evaluator == "randomization":
+        x = first_images(loader, randomization_images, model_device(model))
+        return model_randomization(model, factory, x, mode=randomization_mode,
+                                   similarity=similarity, seed=seed)
+    explainer = factory(model)
+    if evaluator == "faithfulness":
+        return faithfulness(model, explainer, loader, progress=progress, **faithfulness_options)
+    return localization(model, explainer, mask_loader if mask_loader is not None else loader,
+                        progress=progress)
