@@ -40,12 +40,16 @@ def make_model(contrastive: bool, width: int, num_classes: int, device: torch.de
     return model.to(device).train()
 
 
-def step_function(method: Method, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
-                  device: torch.device) -> tuple[Callable[[], None], dict[str, float]]:
+def step_function(
+    method: Method, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device
+) -> tuple[Callable[[], None], dict[str, float]]:
     method.setup(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda"
+        else contextlib.nullcontext()
+    )
     last: dict[str, float] = {}
 
     def step() -> None:
@@ -82,7 +86,10 @@ def main() -> None:
     specs = {
         "SupCon": (True, lambda: SupCon()),
         "ExCon": (True, lambda: ExCon(warmup_epochs=0)),
-        "ExCon, no background negatives": (True, lambda: ExCon(warmup_epochs=0, negative_pair=False)),
+        "ExCon, no background negatives": (
+            True,
+            lambda: ExCon(warmup_epochs=0, negative_pair=False),
+        ),
         "RandomOcclusion": (False, lambda: RandomOcclusion()),
         "EDDA": (False, lambda: EDDA()),
     }
@@ -100,9 +107,12 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(values) for name, values in times.items()}
 
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
-          f"torch {torch.__version__}, ResNet-18 width {args.width}, batch {args.batch_size}, "
-          f"{args.image_size}x{args.image_size}, {args.num_classes} classes, median of {args.rounds}")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(
+        f"device {device} ({name}), "
+        f"torch {torch.__version__}, ResNet-18 width {args.width}, batch {args.batch_size}, "
+        f"{args.image_size}x{args.image_size}, {args.num_classes} classes, median of {args.rounds}"
+    )
     print("| method | step (ms) | ratio to baseline | masked views kept |")
     print("|---|---:|---:|---:|")
     for name in specs:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from explainaug.data.shapes import shapes
 from explainaug.data.device_loader import DeviceLoader
+from explainaug.data.shapes import shapes
 from explainaug.models import ContrastiveModel, SmallCNN
 
 SEED = 7
@@ -30,7 +30,9 @@ def shapes_data():
 @pytest.fixture
 def make_loader(shapes_data) -> Callable[..., DeviceLoader]:
     def make(batch_size: int = 8, seed: int = 0) -> DeviceLoader:
-        return DeviceLoader(shapes_data, batch_size=batch_size, shuffle=True, device="cpu", seed=seed)
+        return DeviceLoader(
+            shapes_data, batch_size=batch_size, shuffle=True, device="cpu", seed=seed
+        )
 
     return make
 
@@ -50,7 +52,9 @@ def make_contrastive(shapes_data) -> Callable[[], ContrastiveModel]:
     def make() -> ContrastiveModel:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(SEED)
-            encoder = SmallCNN(num_classes=None, width=4, mean=shapes_data.mean, std=shapes_data.std)
+            encoder = SmallCNN(
+                num_classes=None, width=4, mean=shapes_data.mean, std=shapes_data.std
+            )
             return ContrastiveModel(encoder, encoder.num_features, proj_dim=8, num_classes=2)
 
     return make

@@ -24,8 +24,9 @@ BATCH, STEPS, WORLD = 8, 3, 2
 
 
 def encoder() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-                         nn.Flatten())
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+    )
 
 
 def build(kind: str) -> tuple[nn.Module, object]:
@@ -39,8 +40,13 @@ def build(kind: str) -> tuple[nn.Module, object]:
 
 def batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator().manual_seed(1)
-    return [(torch.rand(BATCH, 3, 8, 8, generator=generator),
-             torch.randint(0, 3, (BATCH,), generator=generator)) for _ in range(STEPS)]
+    return [
+        (
+            torch.rand(BATCH, 3, 8, 8, generator=generator),
+            torch.randint(0, 3, (BATCH,), generator=generator),
+        )
+        for _ in range(STEPS)
+    ]
 
 
 def shard(data, rank: int, world: int):
@@ -49,14 +55,20 @@ def shard(data, rank: int, world: int):
 
 def fit(kind: str, data) -> dict[str, torch.Tensor]:
     model, method = build(kind)
-    Trainer(model, method, epochs=1, lr=0.5, weight_decay=1e-3, device="cpu", progress=False,
-            amp=None).fit(data)
+    Trainer(
+        model, method, epochs=1, lr=0.5, weight_decay=1e-3, device="cpu", progress=False, amp=None
+    ).fit(data)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(WORLD),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     results = {kind: fit(kind, shard(batches(), rank, WORLD)) for kind in ("ce", "supcon")}
     torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
@@ -79,5 +91,6 @@ def test_two_processes_equal_one_process_on_the_whole_batch(tmp_path):
         for key, value in single.items():
             assert not torch.equal(value, initial[key]) or "running" in key, key  # it trained
             for rank in ranks:
-                torch.testing.assert_close(rank[kind][key], value, rtol=1e-5, atol=1e-6,
-                                           msg=f"{kind} {key}")
+                torch.testing.assert_close(
+                    rank[kind][key], value, rtol=1e-5, atol=1e-6, msg=f"{kind} {key}"
+                )

@@ -27,13 +27,15 @@ def coloured(n: int, seed: int):
     x = torch.rand(n, 3, 8, 8, generator=generator) * 0.3
     x[y == 0, 0] += 0.6
     x[y == 1, 2] += 0.6
-    return [(x[i:i + 8], y[i:i + 8]) for i in range(0, n, 8)]
+    return [(x[i : i + 8], y[i : i + 8]) for i in range(0, n, 8)]
 
 
 def test_learns_separable_features_and_leaves_encoder_untouched():
     encoder = MeanEncoder().train()
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
-    result = linear_eval(encoder, coloured(32, 0), coloured(32, 1), num_classes=2, epochs=15, lr=0.5)
+    result = linear_eval(
+        encoder, coloured(32, 0), coloured(32, 1), num_classes=2, epochs=15, lr=0.5
+    )
     assert result.test_accuracy == 1.0
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert encoder.training  # mode restored

@@ -34,6 +34,7 @@ class FakeExplainer:
 
 # ------------------------------------------------------------------ end-to-end training
 
+
 @pytest.mark.parametrize("name", ["cross_entropy", "supcon", "excon", "edda", "random_occlusion"])
 def test_method_trains_and_loss_falls(name, make_cnn, make_contrastive, make_loader):
     methods = {
@@ -48,8 +49,9 @@ def test_method_trains_and_loss_falls(name, make_cnn, make_contrastive, make_loa
     contrastive = name in ("supcon", "excon")
     model = make_contrastive() if contrastive else make_cnn()
     torch.manual_seed(0)
-    history = Trainer(model, methods[name](), epochs=5, lr=0.05, progress=False,
-                      log_every=100).fit(make_loader(batch_size=16))
+    history = Trainer(model, methods[name](), epochs=5, lr=0.05, progress=False, log_every=100).fit(
+        make_loader(batch_size=16)
+    )
     losses = [record["loss"] for record in history]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[1], losses  # epoch 1 is the last warm-up epoch where there is one
@@ -58,6 +60,7 @@ def test_method_trains_and_loss_falls(name, make_cnn, make_contrastive, make_loa
 
 
 # --------------------------------------------------------------------------------- EDDA
+
 
 def test_edda_occludes_what_the_explainer_marks(make_cnn):
     model = make_cnn()
@@ -69,15 +72,19 @@ def test_edda_occludes_what_the_explainer_marks(make_cnn):
     loss, _ = method.training_step(model, (x, y), epoch=0)
     loss.backward()
 
-    (explained, target), = explainer.calls
+    ((explained, target),) = explainer.calls
     assert torch.equal(explained, x) and torch.equal(target, y)  # clean images, true labels
     clean, nonsalient, salient = fed[-1].chunk(3)  # one fused forward over [x, non, sal]
     assert len(fed) == 1 and torch.equal(clean, x)
-    fill = torch.tensor(model.normalize.mean.flatten().tolist()).view(1, 3, 1, 1).expand(4, 3, 16, 3)
+    fill = (
+        torch.tensor(model.normalize.mean.flatten().tolist()).view(1, 3, 1, 1).expand(4, 3, 16, 3)
+    )
     # ratio 0.2 of 256 pixels = 51: the 3 left-most columns (48) and the top 3 pixels of column 3
     torch.testing.assert_close(nonsalient[..., :3], fill)
     torch.testing.assert_close(nonsalient[..., :3, 3], fill[..., :3, 0])
-    assert torch.equal(nonsalient[..., 3:, 3], x[..., 3:, 3]) and torch.equal(nonsalient[..., 4:], x[..., 4:])
+    assert torch.equal(nonsalient[..., 3:, 3], x[..., 3:, 3]) and torch.equal(
+        nonsalient[..., 4:], x[..., 4:]
+    )
     torch.testing.assert_close(salient[..., -3:], fill)
     assert torch.equal(salient[..., :12], x[..., :12])
 
@@ -99,9 +106,11 @@ def test_random_occlusion_copies_per_image_areas_of_a_matched_edda(make_cnn):
     from explainaug.augment import SaliencyOcclusion
 
     model = make_cnn()
-    edda = EDDA(explainer=FakeExplainer(model),
-                salient=SaliencyOcclusion("salient", threshold=0.5, fill=0.0),
-                nonsalient=SaliencyOcclusion("nonsalient", threshold=0.9, fill=0.0))
+    edda = EDDA(
+        explainer=FakeExplainer(model),
+        salient=SaliencyOcclusion("salient", threshold=0.5, fill=0.0),
+        nonsalient=SaliencyOcclusion("nonsalient", threshold=0.9, fill=0.0),
+    )
     method = RandomOcclusion(match=edda)
     method.setup(model)
     fed: list[Tensor] = []
@@ -111,7 +120,9 @@ def test_random_occlusion_copies_per_image_areas_of_a_matched_edda(make_cnn):
     _, nonsalient, salient = fed[-1].chunk(3)
     changed = lambda v: (v != x).any(dim=1).flatten(1).sum(1)  # noqa: E731
     # columns 0..15 normalise to c/15: > 0.5 are 8 columns, <= 0.9 are 14 columns
-    assert changed(salient).tolist() == [8 * 16] * 2 and changed(nonsalient).tolist() == [14 * 16] * 2
+    assert (
+        changed(salient).tolist() == [8 * 16] * 2 and changed(nonsalient).tolist() == [14 * 16] * 2
+    )
 
 
 def test_edda_warmup_is_plain_cross_entropy(make_cnn):
@@ -126,6 +137,7 @@ def test_edda_warmup_is_plain_cross_entropy(make_cnn):
 
 # -------------------------------------------------------------------------------- ExCon
 
+
 class Probe(ContrastiveModel):
     """Features = per-channel means; the probe predicts class 0 iff the channel-0 mean > 0.25.
 
@@ -133,8 +145,13 @@ class Probe(ContrastiveModel):
     """
 
     def __init__(self) -> None:
-        super().__init__(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), 3, proj_dim=4,
-                         num_classes=2, cam_layer="encoder.0")
+        super().__init__(
+            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+            3,
+            proj_dim=4,
+            num_classes=2,
+            cam_layer="encoder.0",
+        )
         with torch.no_grad():
             self.classifier.weight.copy_(torch.tensor([[1.0, 0, 0], [-1.0, 0, 0]]))
             self.classifier.bias.copy_(torch.tensor([-0.25, 0.25]))
@@ -152,8 +169,8 @@ class RecordingExConLoss(ExConLoss):
 
 
 def excon_batch() -> tuple[Tensor, Tensor, Tensor]:
-    """Left half of channel 0 is ``a``; masking keeps the left half (the fake map grows to the
-    right... so the mask below keeps the LEFT half via a reversed map)."""
+    """Images whose channel 0 is ``a`` on the left half and 0 on the right; the explainer below
+    marks the left half salient, so the masked images keep it and zero the right half."""
     a = torch.tensor([0.9, 0.2, 0.9, 0.2])
     x = torch.rand(4, 3, 8, 8) * 0.1
     x[:, 0, :, :4] = a.view(4, 1, 1)
@@ -172,9 +189,14 @@ class LeftSalient(FakeExplainer):
 def test_excon_uses_masked_view_iff_probe_keeps_the_class(negative_pair):
     model = Probe()
     loss_fn = RecordingExConLoss(0.5, validate=False)
-    method = ExCon(explainer=(explainer := LeftSalient(model)), warmup_epochs=0, views=two_views,
-                   mask=SaliencyMask(threshold=0.5, fill="zero"), negative_pair=negative_pair,
-                   loss=loss_fn)
+    method = ExCon(
+        explainer=(explainer := LeftSalient(model)),
+        warmup_epochs=0,
+        views=two_views,
+        mask=SaliencyMask(threshold=0.5, fill="zero"),
+        negative_pair=negative_pair,
+        loss=loss_fn,
+    )
     method.setup(model)
     x, y, kept = excon_batch()
     loss, metrics = method.training_step(model, (x, y), epoch=3)
@@ -202,8 +224,12 @@ def test_excon_uses_masked_view_iff_probe_keeps_the_class(negative_pair):
 
 def test_excon_warmup_is_supcon():
     model = Probe()
-    method = ExCon(explainer=(explainer := LeftSalient(model)), warmup_epochs=2, views=two_views,
-                   loss=RecordingExConLoss(0.5, validate=False))
+    method = ExCon(
+        explainer=(explainer := LeftSalient(model)),
+        warmup_epochs=2,
+        views=two_views,
+        loss=RecordingExConLoss(0.5, validate=False),
+    )
     method.setup(model)
     x, y, _ = excon_batch()
     loss, _ = method.training_step(model, (x, y), epoch=1)
@@ -214,8 +240,11 @@ def test_excon_warmup_is_supcon():
 
 # ---------------------------------------------------------------- BN running statistics
 
+
 def bn_state(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+    return {
+        k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k
+    }
 
 
 @pytest.mark.parametrize("name", ["excon", "edda"])
@@ -228,7 +257,9 @@ def test_explanation_passes_leave_bn_statistics_alone(name, make_cnn, make_contr
     reference = copy.deepcopy(model)
     trained_module = model.encoder if name == "excon" else model
     inputs: list[Tensor] = []
-    trained_module.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach().clone()))
+    trained_module.register_forward_pre_hook(
+        lambda m, args: inputs.append(args[0].detach().clone())
+    )
     x, y = torch.rand(8, 3, 16, 16), torch.tensor([0, 1] * 4)
     model.train()
     loss, _ = method.training_step(model, (x, y), epoch=0)
@@ -243,6 +274,7 @@ def test_explanation_passes_leave_bn_statistics_alone(name, make_cnn, make_contr
 
 
 # -------------------------------------------------------------------------- bad set-ups
+
 
 def test_contrastive_methods_need_a_contrastive_model(make_cnn):
     with pytest.raises(TypeError, match="features/project/classify"):

@@ -8,7 +8,6 @@ import signal
 
 import pytest
 import torch
-from torch import nn
 
 from explainaug.train import CrossEntropy, Method, RandomOcclusion, Trainer
 
@@ -34,8 +33,18 @@ def train(make_cnn, make_loader, out_dir, stop_at=None, resume=None, epochs=3):
     model = make_cnn()
     # random occlusions draw from the global RNG every step, so a wrong RNG restore shows up
     method = SignalAt(RandomOcclusion(salient_ratio=0.3), stop_at)
-    trainer = Trainer(model, method, epochs=epochs, lr=0.05, warmup_epochs=1, out_dir=out_dir,
-                      resume=resume, progress=False, log_every=2, seed=3)
+    trainer = Trainer(
+        model,
+        method,
+        epochs=epochs,
+        lr=0.05,
+        warmup_epochs=1,
+        out_dir=out_dir,
+        resume=resume,
+        progress=False,
+        log_every=2,
+        seed=3,
+    )
     history = trainer.fit(make_loader())
     return model, trainer, history
 
@@ -64,7 +73,9 @@ def test_sigterm_then_resume_equals_uninterrupted(make_cnn, make_loader, tmp_pat
     for key, value in reference.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
     drop_time = [{k: v for k, v in r.items() if k != "epoch_time"} for r in history]
-    assert drop_time == [{k: v for k, v in r.items() if k != "epoch_time"} for r in reference_history]
+    assert drop_time == [
+        {k: v for k, v in r.items() if k != "epoch_time"} for r in reference_history
+    ]
 
 
 def test_resume_after_finished_run_changes_nothing(make_cnn, make_loader, tmp_path):
@@ -80,8 +91,17 @@ def test_metrics_file_and_history(make_cnn, make_loader, tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     epochs = [line for line in lines if line["kind"] == "epoch"]
     assert [line["epoch"] for line in epochs] == [1, 2] == [r["epoch"] for r in history]
-    assert {"loss", "lr", "accuracy", "salient_accuracy", "nonsalient_accuracy", "epoch_time"} <= set(epochs[0])
-    assert len([line for line in lines if line["kind"] == "step"]) == 2 * 3  # 6 steps/epoch, every 2
+    assert {
+        "loss",
+        "lr",
+        "accuracy",
+        "salient_accuracy",
+        "nonsalient_accuracy",
+        "epoch_time",
+    } <= set(epochs[0])
+    assert (
+        len([line for line in lines if line["kind"] == "step"]) == 2 * 3
+    )  # 6 steps/epoch, every 2
     assert history[-1]["step"] == 12
 
 
@@ -104,7 +124,8 @@ def test_learning_rate_follows_schedule(make_cnn, make_loader):
 def test_validation_accuracy(make_cnn, make_loader):
     model = make_cnn()
     history = Trainer(model, CrossEntropy(), epochs=1, lr=0.05, progress=False).fit(
-        make_loader(), val_loader=make_loader())
+        make_loader(), val_loader=make_loader()
+    )
     correct = sum(int((model.eval()(x).argmax(1) == y).sum()) for x, y, _ in make_loader())
     assert history[0]["val_accuracy"] == pytest.approx(correct / 48)
 
@@ -122,15 +143,20 @@ def test_non_finite_loss_raises(make_cnn, make_loader):
 
 # ----------------------------------------------------------------------------- bad input
 
+
 def test_unknown_amp_mode(make_cnn):
     with pytest.raises(ValueError, match="amp must be one of"):
         Trainer(make_cnn(), CrossEntropy(), epochs=1, amp="fp32")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(epochs=0), "epochs"), (dict(epochs=2, warmup_epochs=3), "warmup_epochs"),
-    (dict(epochs=1, resume="auto"), "out_dir"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(epochs=0), "epochs"),
+        (dict(epochs=2, warmup_epochs=3), "warmup_epochs"),
+        (dict(epochs=1, resume="auto"), "out_dir"),
+    ],
+)
 def test_bad_trainer_arguments(make_cnn, kwargs, match):
     with pytest.raises(ValueError, match=match):
         Trainer(make_cnn(), CrossEntropy(), **kwargs)
@@ -141,14 +167,17 @@ def test_method_must_be_a_method(make_cnn):
         Trainer(make_cnn(), lambda model, batch, epoch: None, epochs=1)
 
 
-@pytest.mark.parametrize("batch, error, match", [
-    ((torch.rand(2, 3, 16, 16),), TypeError, r"tuple \(x, y\)"),
-    (torch.rand(2, 3, 16, 16), TypeError, "tuple"),
-    ((torch.rand(3, 16, 16), torch.tensor([0, 1])), ValueError, r"\[B, C, H, W\]"),
-    ((torch.rand(2, 3, 16, 16), torch.tensor([0.0, 1.0])), ValueError, "integer"),
-    ((torch.rand(2, 3, 16, 16), torch.tensor([0, 1, 1])), ValueError, "2 images but 3 labels"),
-    ((torch.rand(2, 3, 16, 16) * 255, torch.tensor([0, 1])), ValueError, r"\[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "batch, error, match",
+    [
+        ((torch.rand(2, 3, 16, 16),), TypeError, r"tuple \(x, y\)"),
+        (torch.rand(2, 3, 16, 16), TypeError, "tuple"),
+        ((torch.rand(3, 16, 16), torch.tensor([0, 1])), ValueError, r"\[B, C, H, W\]"),
+        ((torch.rand(2, 3, 16, 16), torch.tensor([0.0, 1.0])), ValueError, "integer"),
+        ((torch.rand(2, 3, 16, 16), torch.tensor([0, 1, 1])), ValueError, "2 images but 3 labels"),
+        ((torch.rand(2, 3, 16, 16) * 255, torch.tensor([0, 1])), ValueError, r"\[0, 1\]"),
+    ],
+)
 def test_bad_batches(make_cnn, batch, error, match):
     trainer = Trainer(make_cnn(), CrossEntropy(), epochs=1, progress=False)
     with pytest.raises(error, match=match):
@@ -163,7 +192,9 @@ def test_loader_without_length(make_cnn):
 
 def test_resume_from_missing_or_corrupt_file(make_cnn, make_loader, tmp_path):
     with pytest.raises(FileNotFoundError):
-        Trainer(make_cnn(), CrossEntropy(), epochs=1, resume=tmp_path / "none.pt").fit(make_loader())
+        Trainer(make_cnn(), CrossEntropy(), epochs=1, resume=tmp_path / "none.pt").fit(
+            make_loader()
+        )
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="corrupt"):

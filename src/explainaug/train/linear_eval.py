@@ -29,9 +29,16 @@ class LinearEvalResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def linear_eval(encoder: nn.Module, train_loader: Iterable, test_loader: Iterable,
-                num_classes: int, epochs: int = 10, lr: float = 0.1, momentum: float = 0.9,
-                weight_decay: float = 0.0) -> LinearEvalResult:
+def linear_eval(
+    encoder: nn.Module,
+    train_loader: Iterable,
+    test_loader: Iterable,
+    num_classes: int,
+    epochs: int = 10,
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+) -> LinearEvalResult:
     """Train a linear classifier on the frozen features of ``encoder`` and test it.
 
     The encoder runs in eval mode without gradients (its mode is restored afterwards); a
@@ -61,6 +68,7 @@ def linear_eval(encoder: nn.Module, train_loader: Iterable, test_loader: Iterabl
     was_training = encoder.training
     encoder.eval()
     try:
+
         def features_of(batch: object) -> tuple[Tensor, Tensor]:
             x, y = split_batch(batch)
             with torch.no_grad():
@@ -76,8 +84,9 @@ def linear_eval(encoder: nn.Module, train_loader: Iterable, test_loader: Iterabl
                 features, y = features_of(batch)
                 if classifier is None:
                     classifier = nn.Linear(features.shape[1], num_classes).to(device)
-                    optimizer = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=momentum,
-                                                weight_decay=weight_decay)
+                    optimizer = torch.optim.SGD(
+                        classifier.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+                    )
                 for group in optimizer.param_groups:  # type: ignore[union-attr]
                     group["lr"] = lr * lr_factor(step, epochs * steps_per_epoch)
                 logits = classifier(features)
@@ -86,9 +95,13 @@ def linear_eval(encoder: nn.Module, train_loader: Iterable, test_loader: Iterabl
                 loss.backward()
                 optimizer.step()  # type: ignore[union-attr]
                 step += 1
-                totals += torch.stack([loss.detach() * y.shape[0],
-                                       (logits.argmax(1) == y).sum().float(),
-                                       torch.tensor(float(y.shape[0]), device=device)])
+                totals += torch.stack(
+                    [
+                        loss.detach() * y.shape[0],
+                        (logits.argmax(1) == y).sum().float(),
+                        torch.tensor(float(y.shape[0]), device=device),
+                    ]
+                )
             loss_sum, correct, seen = totals.tolist()
             history.append({"loss": loss_sum / seen, "accuracy": correct / seen})
         if classifier is None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, final_ratio: float = 1e-3) -> float:
+def lr_factor(
+    step: int, total_steps: int, warmup_steps: int = 0, final_ratio: float = 1e-3
+) -> float:
     """Multiplier of the base learning rate at optimisation step ``step`` (0-based).
 
     Cosine decay from 1 to ``final_ratio`` over ``total_steps`` (SupContrast decays to
@@ -30,7 +32,10 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, final_ratio: f
         raise ValueError(f"warmup_steps must lie in [0, {total_steps}], got {warmup_steps}")
 
     def cosine(t: int) -> float:
-        return final_ratio + (1 - final_ratio) * (1 + math.cos(math.pi * min(t, total_steps) / total_steps)) / 2
+        return (
+            final_ratio
+            + (1 - final_ratio) * (1 + math.cos(math.pi * min(t, total_steps) / total_steps)) / 2
+        )
 
     if step < warmup_steps:
         return cosine(warmup_steps) * (step + 1) / warmup_steps

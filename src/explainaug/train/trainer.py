@@ -111,24 +111,49 @@ class Trainer:
         [1, 2]
     """
 
-    def __init__(self, model: nn.Module, method: Method, epochs: int,
-                 optimizer: torch.optim.Optimizer | None = None, lr: float = 0.1,
-                 momentum: float = 0.9, weight_decay: float = 1e-4, warmup_epochs: int = 0,
-                 final_lr_ratio: float = 1e-3, amp: str | None = "auto",
-                 out_dir: str | Path | None = None, resume: str | Path | None = None,
-                 checkpoint_every: int = 1, device: str | torch.device | None = None,
-                 log_file: str = "metrics.jsonl", log_every: int = 50, progress: bool = True,
-                 seed: int = 0, find_unused_parameters: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        method: Method,
+        epochs: int,
+        optimizer: torch.optim.Optimizer | None = None,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        warmup_epochs: int = 0,
+        final_lr_ratio: float = 1e-3,
+        amp: str | None = "auto",
+        out_dir: str | Path | None = None,
+        resume: str | Path | None = None,
+        checkpoint_every: int = 1,
+        device: str | torch.device | None = None,
+        log_file: str = "metrics.jsonl",
+        log_every: int = 50,
+        progress: bool = True,
+        seed: int = 0,
+        find_unused_parameters: bool = False,
+    ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(method, Method):
-            raise TypeError(f"method must be an explainaug.train Method, got {type(method).__name__}")
-        for name, value in (("epochs", epochs), ("checkpoint_every", checkpoint_every),
-                            ("log_every", log_every)):
+            raise TypeError(
+                f"method must be an explainaug.train Method, got {type(method).__name__}"
+            )
+        for name, value in (
+            ("epochs", epochs),
+            ("checkpoint_every", checkpoint_every),
+            ("log_every", log_every),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or not 0 <= warmup_epochs <= epochs:
-            raise ValueError(f"warmup_epochs must be an int in [0, epochs={epochs}], got {warmup_epochs!r}")
+        if (
+            isinstance(warmup_epochs, bool)
+            or not isinstance(warmup_epochs, int)
+            or not 0 <= warmup_epochs <= epochs
+        ):
+            raise ValueError(
+                f"warmup_epochs must be an int in [0, epochs={epochs}], got {warmup_epochs!r}"
+            )
         if amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
         if resume == "auto" and out_dir is None:
@@ -154,8 +179,9 @@ class Trainer:
         self.amp_dtype = _amp_dtype(amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         if optimizer is None:
-            optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                                        weight_decay=weight_decay)
+            optimizer = torch.optim.SGD(
+                model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+            )
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
@@ -164,8 +190,9 @@ class Trainer:
         step: nn.Module = _MethodStep(model, method)
         if self.context.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            step = DistributedDataParallel(step, device_ids=device_ids,
-                                           find_unused_parameters=find_unused_parameters)
+            step = DistributedDataParallel(
+                step, device_ids=device_ids, find_unused_parameters=find_unused_parameters
+            )
         self._step_module = step
 
     # ----------------------------------------------------------------------------- public API
@@ -179,7 +206,9 @@ class Trainer:
         """Ask the loop to checkpoint and return at the next step boundary (what SIGTERM does)."""
         self._stop_requested = True
 
-    def fit(self, train_loader: Iterable, val_loader: Iterable | None = None) -> list[dict[str, Any]]:
+    def fit(
+        self, train_loader: Iterable, val_loader: Iterable | None = None
+    ) -> list[dict[str, Any]]:
         """Train; return the history (one record per epoch: loss, lr, metrics, time, accuracy).
 
         ``train_loader`` yields ``(x, y)`` or ``(x, y, masks)`` batches with images in [0, 1]
@@ -190,7 +219,8 @@ class Trainer:
             steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
         except TypeError:
             raise TypeError(
-                f"train_loader must have a length (batches per epoch), got {type(train_loader).__name__}"
+                "train_loader must have a length (batches per epoch), got "
+                f"{type(train_loader).__name__}"
             ) from None
         if steps_per_epoch < 1:
             raise ValueError("train_loader yields no batches")
@@ -209,8 +239,13 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ the loop
 
-    def _train(self, train_loader: Iterable, val_loader: Iterable | None, steps_per_epoch: int,
-               position: dict[str, Any]) -> list[dict[str, Any]]:
+    def _train(
+        self,
+        train_loader: Iterable,
+        val_loader: Iterable | None,
+        steps_per_epoch: int,
+        position: dict[str, Any],
+    ) -> list[dict[str, Any]]:
         history: list[dict[str, Any]] = position["history"]
         start_epoch, skip = position["epoch"], position["step_in_epoch"]
         self._global_step = position["global_step"]
@@ -227,8 +262,13 @@ class Trainer:
             batches = _skipped(iter(train_loader), skip)
             if skip:
                 restore_rng_state(position["rng"], self.device)
-            bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{self.epochs}",
-                       disable=not (self.progress and self.context.is_main), leave=False)
+            bar = tqdm(
+                total=steps_per_epoch,
+                initial=skip,
+                desc=f"epoch {epoch + 1}/{self.epochs}",
+                disable=not (self.progress and self.context.is_main),
+                leave=False,
+            )
             with bar:
                 for index, batch in enumerate(batches, start=skip):
                     if index >= steps_per_epoch:
@@ -239,18 +279,36 @@ class Trainer:
                     if (index + 1) % self.log_every == 0:
                         summary = self._summarise(sums, counts, reduce=False)
                         bar.set_postfix({k: f"{v:.4g}" for k, v in summary.items()})
-                        self._log({"kind": "step", "epoch": epoch + 1, "step": self._global_step,
-                                   "lr": self._current_lr(), **summary})
+                        self._log(
+                            {
+                                "kind": "step",
+                                "epoch": epoch + 1,
+                                "step": self._global_step,
+                                "lr": self._current_lr(),
+                                **summary,
+                            }
+                        )
                     if self._should_stop(index + 1, steps_per_epoch):
-                        self._save(epoch, index + 1, history, epoch_rng, sums, counts,
-                                   elapsed + time.perf_counter() - started)
+                        self._save(
+                            epoch,
+                            index + 1,
+                            history,
+                            epoch_rng,
+                            sums,
+                            counts,
+                            elapsed + time.perf_counter() - started,
+                        )
                         self.interrupted = True
-                        self._log({"kind": "interrupted", "epoch": epoch + 1,
-                                   "step": self._global_step})
+                        self._log(
+                            {"kind": "interrupted", "epoch": epoch + 1, "step": self._global_step}
+                        )
                         return history
-            record: dict[str, Any] = {"epoch": epoch + 1, "step": self._global_step,
-                                      "lr": self._current_lr(),
-                                      **self._summarise(sums, counts, reduce=True)}
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "step": self._global_step,
+                "lr": self._current_lr(),
+                **self._summarise(sums, counts, reduce=True),
+            }
             record["epoch_time"] = elapsed + time.perf_counter() - started
             if val_loader is not None:
                 record["val_accuracy"] = self.evaluate(val_loader)
@@ -261,21 +319,29 @@ class Trainer:
                 self._save(epoch + 1, 0, history, None, {}, {}, 0.0)
         return history
 
-    def _optimisation_step(self, batch: Any, epoch: int, first: bool) -> tuple[Tensor, dict[str, Tensor]]:
+    def _optimisation_step(
+        self, batch: Any, epoch: int, first: bool
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         batch = _to_device(batch, self.device)
         if first:
             _check_batch_values(batch)
-        factor = lr_factor(self._global_step, self._total_steps, self._warmup_steps,
-                           self.final_lr_ratio)
+        factor = lr_factor(
+            self._global_step, self._total_steps, self._warmup_steps, self.final_lr_ratio
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
-        autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast("cuda", dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
         with autocast:
             loss, metrics = self._step_module(batch, epoch)
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             got = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-            raise TypeError(f"{type(self.method).__name__}.training_step must return a scalar loss, got {got}")
+            raise TypeError(
+                f"{type(self.method).__name__}.training_step must return a scalar loss, got {got}"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -293,8 +359,11 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         totals = torch.zeros(2, device=self.device)
-        autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast("cuda", dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
         try:
             for batch in loader:
                 x, y = split_batch(_to_device(batch, self.device))
@@ -311,13 +380,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ metrics and logging
 
-    def _summarise(self, sums: dict[str, Tensor], counts: dict[str, int], reduce: bool) -> dict[str, float]:
+    def _summarise(
+        self, sums: dict[str, Tensor], counts: dict[str, int], reduce: bool
+    ) -> dict[str, float]:
         """Means of the accumulated metrics: one host sync (plus one all-reduce when ``reduce``)."""
         if not sums:
             return {}
         keys = sorted(sums)
         stacked = torch.stack([sums[key] for key in keys])
-        weights = torch.tensor([counts[key] for key in keys], dtype=stacked.dtype, device=stacked.device)
+        weights = torch.tensor(
+            [counts[key] for key in keys], dtype=stacked.dtype, device=stacked.device
+        )
         if reduce:
             stacked = all_reduce_sum(stacked, self.context)
             weights = all_reduce_sum(weights, self.context)
@@ -341,9 +414,16 @@ class Trainer:
 
     # ------------------------------------------------------------- checkpoints and signals
 
-    def _save(self, epoch: int, step_in_epoch: int, history: list[dict[str, Any]],
-              epoch_rng: dict[str, Any] | None, sums: dict[str, Tensor], counts: dict[str, int],
-              elapsed: float) -> None:
+    def _save(
+        self,
+        epoch: int,
+        step_in_epoch: int,
+        history: list[dict[str, Any]],
+        epoch_rng: dict[str, Any] | None,
+        sums: dict[str, Tensor],
+        counts: dict[str, int],
+        elapsed: float,
+    ) -> None:
         rng = capture_rng_state(self.device)
         rng_all = gather_objects(_to_cpu(rng), self.context)
         epoch_rng_all = gather_objects(_to_cpu(epoch_rng or rng), self.context)
@@ -395,11 +475,15 @@ class Trainer:
             )
         restore_rng_state(state["rng"][rank], self.device)
         return {
-            "epoch": state["epoch"], "step_in_epoch": state["step_in_epoch"],
-            "global_step": state["global_step"], "history": list(state["history"]),
-            "rng": state["rng"][rank], "epoch_rng": state["epoch_rng"][rank],
+            "epoch": state["epoch"],
+            "step_in_epoch": state["step_in_epoch"],
+            "global_step": state["global_step"],
+            "history": list(state["history"]),
+            "rng": state["rng"][rank],
+            "epoch_rng": state["epoch_rng"][rank],
             "sums": {key: value.to(self.device) for key, value in state["sums"].items()},
-            "counts": dict(state["counts"]), "elapsed": float(state["elapsed"]),
+            "counts": dict(state["counts"]),
+            "elapsed": float(state["elapsed"]),
         }
 
     def _should_stop(self, done_in_epoch: int, steps_per_epoch: int) -> bool:
@@ -428,6 +512,7 @@ class Trainer:
 
 # ---------------------------------------------------------------------------------- helpers
 
+
 def _amp_dtype(amp: str | None, device: torch.device) -> torch.dtype | None:
     if amp is None or device.type != "cuda":
         return None
@@ -446,7 +531,11 @@ def _seed_everything(seed: int) -> None:
 
 def _set_epoch(loader: Any, epoch: int) -> None:
     """Tell the loader (or its sampler) the epoch, so its order is a function of (seed, epoch)."""
-    for target in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+    for target in (
+        loader,
+        getattr(loader, "sampler", None),
+        getattr(loader, "batch_sampler", None),
+    ):
         if target is not None and callable(getattr(target, "set_epoch", None)):
             target.set_epoch(epoch)
             return
@@ -480,7 +569,9 @@ def _check_batch_values(batch: Any) -> None:
     check_labels(y, x.shape[0], name="batch labels")
     low, high = float(x.amin()), float(x.amax())
     if low < 0 or high > 1:
-        raise ValueError(f"batch images must lie in [0, 1] (models normalise inside), got [{low}, {high}]")
+        raise ValueError(
+            f"batch images must lie in [0, 1] (models normalise inside), got [{low}, {high}]"
+        )
 
 
 def _accumulate(sums: dict[str, Tensor], counts: dict[str, int], values: dict[str, Tensor]) -> None:

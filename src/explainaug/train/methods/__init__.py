@@ -7,5 +7,13 @@ from explainaug.train.methods.excon import ExCon
 from explainaug.train.methods.random_occlusion import RandomOcclusion
 from explainaug.train.methods.supcon import SupCon
 
-__all__ = ["EDDA", "CrossEntropy", "ExCon", "Method", "OcclusionAlignment", "RandomOcclusion",
-           "SupCon", "split_batch"]
+__all__ = [
+    "EDDA",
+    "CrossEntropy",
+    "ExCon",
+    "Method",
+    "OcclusionAlignment",
+    "RandomOcclusion",
+    "SupCon",
+    "split_batch",
+]

@@ -46,16 +46,28 @@ def split_batch(batch: Any) -> tuple[Tensor, Tensor]:
         >>> x.shape, y.tolist()
         (torch.Size([2, 3, 8, 8]), [0, 1])
     """
-    if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes)) or len(batch) not in (2, 3):
+    if (
+        not isinstance(batch, Sequence)
+        or isinstance(batch, (str, bytes))
+        or len(batch) not in (2, 3)
+    ):
         kind = type(batch).__name__
         size = f" of length {len(batch)}" if isinstance(batch, Sequence) else ""
         raise TypeError(f"a batch must be a tuple (x, y) or (x, y, masks), got a {kind}{size}")
     x, y = batch[0], batch[1]
     if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
-        got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        got = (
+            f"shape {tuple(x.shape)}, dtype {x.dtype}"
+            if isinstance(x, Tensor)
+            else type(x).__name__
+        )
         raise ValueError(f"batch images must be a float tensor [B, C, H, W] in [0, 1], got {got}")
     if not isinstance(y, Tensor) or y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        got = f"shape {tuple(y.shape)}, dtype {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
+        got = (
+            f"shape {tuple(y.shape)}, dtype {y.dtype}"
+            if isinstance(y, Tensor)
+            else type(y).__name__
+        )
         raise ValueError(f"batch labels must be an integer tensor [B], got {got}")
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"batch has {x.shape[0]} images but {y.shape[0]} labels")
@@ -80,7 +92,11 @@ def require_contrastive(model: nn.Module, method: str) -> None:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
         >>> require_contrastive(ContrastiveModel(SmallCNN(None, width=4), 16, 8, 3), "SupCon")
     """
-    missing = [name for name in ("features", "project", "classify") if not callable(getattr(model, name, None))]
+    missing = [
+        name
+        for name in ("features", "project", "classify")
+        if not callable(getattr(model, name, None))
+    ]
     if missing:
         raise TypeError(
             f"{method} needs a contrastive model with features/project/classify (e.g. "

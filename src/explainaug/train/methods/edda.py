@@ -87,9 +87,14 @@ class EDDA(OcclusionAlignment):
         ['accuracy', 'nonsalient_accuracy', 'salient_accuracy']
     """
 
-    def __init__(self, explainer: Any = None, salient: nn.Module | None = None,
-                 nonsalient: nn.Module | None = None, loss: nn.Module | None = None,
-                 warmup_epochs: int = 0) -> None:
+    def __init__(
+        self,
+        explainer: Any = None,
+        salient: nn.Module | None = None,
+        nonsalient: nn.Module | None = None,
+        loss: nn.Module | None = None,
+        warmup_epochs: int = 0,
+    ) -> None:
         super().__init__(loss, warmup_epochs)
         self.explainer = explainer
         self.salient = salient

@@ -55,15 +55,24 @@ class ExCon(SupCon):
         True
     """
 
-    def __init__(self, explainer: Any = None, mask: nn.Module | None = None,
-                 warmup_epochs: int = 50, negative_pair: bool = True,
-                 background_anchor: bool = False, temperature: float = 0.1,
-                 views: nn.Module | Any = None, loss: ExConLoss | None = None) -> None:
+    def __init__(
+        self,
+        explainer: Any = None,
+        mask: nn.Module | None = None,
+        warmup_epochs: int = 50,
+        negative_pair: bool = True,
+        background_anchor: bool = False,
+        temperature: float = 0.1,
+        views: nn.Module | Any = None,
+        loss: ExConLoss | None = None,
+    ) -> None:
         if loss is None:
             loss = ExConLoss(temperature, background_anchor=background_anchor, validate=False)
         if negative_pair and loss.gather_distributed:
-            raise ValueError("negative_pair varies the batch per process, so the loss cannot "
-                             "gather features across processes (gather_distributed=True)")
+            raise ValueError(
+                "negative_pair varies the batch per process, so the loss cannot "
+                "gather features across processes (gather_distributed=True)"
+            )
         if warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         super().__init__(temperature, views, loss)
@@ -103,7 +112,9 @@ class ExCon(SupCon):
         if views.shape[1] < 2:
             raise ValueError(f"ExCon needs at least 2 views per image, got {views.shape[1]}")
         if epoch < self.warmup_epochs:
-            return self.contrastive_step(model, views.transpose(0, 1).flatten(0, 1), y, views.shape[1])
+            return self.contrastive_step(
+                model, views.transpose(0, 1).flatten(0, 1), y, views.shape[1]
+            )
         masked, kept = self.masked_views(model, x, y)
         views = views.clone()
         views[:, 1] = torch.where(kept.view(-1, 1, 1, 1), masked, views[:, 1])
@@ -123,5 +134,7 @@ class ExCon(SupCon):
         return self.loss(rows, labels, background)
 
     def __repr__(self) -> str:
-        return (f"ExCon(warmup_epochs={self.warmup_epochs}, negative_pair={self.negative_pair}, "
-                f"loss={self.loss!r})")
+        return (
+            f"ExCon(warmup_epochs={self.warmup_epochs}, negative_pair={self.negative_pair}, "
+            f"loss={self.loss!r})"
+        )

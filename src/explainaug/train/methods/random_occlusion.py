@@ -39,11 +39,20 @@ class RandomOcclusion(OcclusionAlignment):
         torch.Size([])
     """
 
-    def __init__(self, salient_ratio: float = 0.2, nonsalient_ratio: float = 0.2,
-                 occlusion: nn.Module | None = None, match: EDDA | None = None,
-                 loss: nn.Module | None = None, warmup_epochs: int = 0) -> None:
+    def __init__(
+        self,
+        salient_ratio: float = 0.2,
+        nonsalient_ratio: float = 0.2,
+        occlusion: nn.Module | None = None,
+        match: EDDA | None = None,
+        loss: nn.Module | None = None,
+        warmup_epochs: int = 0,
+    ) -> None:
         super().__init__(loss, warmup_epochs)
-        for name, ratio in (("salient_ratio", salient_ratio), ("nonsalient_ratio", nonsalient_ratio)):
+        for name, ratio in (
+            ("salient_ratio", salient_ratio),
+            ("nonsalient_ratio", nonsalient_ratio),
+        ):
             if not 0 <= ratio <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {ratio}")
         self.salient_ratio = salient_ratio
@@ -56,7 +65,9 @@ class RandomOcclusion(OcclusionAlignment):
         if self.occlusion is None:
             from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
 
-            self._occlusion = RandomOcclusionAugment(shape="pixels", fill="mean", mean=model_mean(model))
+            self._occlusion = RandomOcclusionAugment(
+                shape="pixels", fill="mean", mean=model_mean(model)
+            )
         else:
             self._occlusion = self.occlusion
         if self.match is not None:
@@ -76,5 +87,7 @@ class RandomOcclusion(OcclusionAlignment):
         return (self._occlusion(x, ratio=nonsalient_ratio), self._occlusion(x, ratio=salient_ratio))
 
     def __repr__(self) -> str:
-        return (f"RandomOcclusion(salient_ratio={self.salient_ratio}, "
-                f"nonsalient_ratio={self.nonsalient_ratio}, warmup_epochs={self.warmup_epochs})")
+        return (
+            f"RandomOcclusion(salient_ratio={self.salient_ratio}, "
+            f"nonsalient_ratio={self.nonsalient_ratio}, warmup_epochs={self.warmup_epochs})"
+        )

@@ -44,8 +44,12 @@ class SupCon(Method):
         ['contrastive_loss', 'probe_accuracy', 'probe_loss']
     """
 
-    def __init__(self, temperature: float = 0.1, views: nn.Module | Any = None,
-                 loss: SupConLoss | None = None) -> None:
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        views: nn.Module | Any = None,
+        loss: SupConLoss | None = None,
+    ) -> None:
         self.loss = SupConLoss(temperature, validate=False) if loss is None else loss
         self.views = views
 
@@ -71,8 +75,14 @@ class SupCon(Method):
         views = self.random_views(x)
         return self.contrastive_step(model, views.transpose(0, 1).flatten(0, 1), y, views.shape[1])
 
-    def contrastive_step(self, model: nn.Module, images: Tensor, labels: Tensor, n_views: int,
-                         background_labels: Tensor | None = None) -> tuple[Tensor, Metrics]:
+    def contrastive_step(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        labels: Tensor,
+        n_views: int,
+        background_labels: Tensor | None = None,
+    ) -> tuple[Tensor, Metrics]:
         """One encoder pass over ``images`` and the contrastive + probe losses.
 
         Args:
@@ -97,8 +107,11 @@ class SupCon(Method):
         contrastive = self.contrastive_loss(rows, row_labels, flags)
         probe_logits = model.classify(features[:real])
         probe = F.cross_entropy(probe_logits, labels.repeat(n_views))
-        metrics = {"contrastive_loss": contrastive.detach(), "probe_loss": probe.detach(),
-                   "probe_accuracy": accuracy(probe_logits, labels.repeat(n_views))}
+        metrics = {
+            "contrastive_loss": contrastive.detach(),
+            "probe_loss": probe.detach(),
+            "probe_accuracy": accuracy(probe_logits, labels.repeat(n_views)),
+        }
         return contrastive + probe, metrics
 
     def contrastive_loss(self, rows: Tensor, labels: Tensor, background: Tensor | None) -> Tensor:
