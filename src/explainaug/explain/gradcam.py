@@ -81,8 +81,8 @@ class GradCAM(Explainer):
             logits = self.model(inputs)
         activations = outputs[0]
         if not isinstance(activations, Tensor):
-            raise ValueError(f"layer {self.layer_name!r} did not return a tensor in the forward "
-                             f"pass (got {type(activations).__name__})")
+            raise ValueError(f"layer {self.layer_name!r} gave no tensor output in the forward pass "
+                             f"(got {type(activations).__name__}); was it called?")
         if activations.ndim != 4:
             raise ValueError(f"layer {self.layer_name!r} must output [B, C, h, w] feature maps, "
                              f"got shape {tuple(activations.shape)}")
@@ -99,7 +99,9 @@ class GradCAM(Explainer):
 
 
 def gradcam_map(activations: Tensor, gradients: Tensor) -> Tensor:
-    """``sum_k mean_hw(gradients_k) * activations_k`` for ``[N, K, h, w]`` inputs -> ``[N, 1, h, w]``.
+    """Grad-CAM's channel-weighted sum, ``[N, K, h, w]`` -> ``[N, 1, h, w]``.
+
+    ``sum_k mean_hw(gradients_k) * activations_k``.
 
     Example:
         >>> gradcam_map(torch.ones(1, 2, 2, 2), torch.full((1, 2, 2, 2), 0.5)).flatten().tolist()

@@ -45,4 +45,5 @@ class GuidedGradCAM(Explainer):
         return guided * F.interpolate(cam, size=tuple(x.shape[-2:]), mode="nearest")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({type(self.model).__name__}, layer={self.gradcam.layer_name!r})"
+        layer = self.gradcam.layer_name
+        return f"{type(self).__name__}({type(self.model).__name__}, layer={layer!r})"
