@@ -111,3 +111,17 @@ def test_noise_fill_is_replayed_exactly(batch):
     first = aug(x, saliency)
     assert torch.equal(aug(x, params=aug._params), first)
     assert not torch.equal(aug(x, saliency), first)
+
+
+@pytest.mark.parametrize("make", [lambda **kw: SaliencyMask(fill="zero", **kw),
+                                  lambda **kw: SaliencyOcclusion(fill="zero", **kw)])
+def test_check_values_off_skips_only_the_value_checks(make) -> None:
+    x, maps = torch.rand(2, 3, 8, 8), torch.rand(2, 1, 8, 8)
+    out_of_range = x + 1.0
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        make()(out_of_range, maps)
+    fast = make(check_values=False)
+    torch.testing.assert_close(fast(x, maps), make()(x, maps))  # same result on good input
+    fast(out_of_range, maps)  # no range check (and no host sync) when turned off
+    with pytest.raises(ValueError, match="batch size"):
+        fast(x, maps[:1])  # shape checks stay on

@@ -45,12 +45,15 @@ class MaskAugmentationBase(nn.Module):
         p: probability that an image is augmented (one Bernoulli draw per image).
         same_on_batch: draw the random choices once and use them for the whole batch.
         keepdim: return ``[C, H, W]`` for a ``[C, H, W]`` input (else ``[1, C, H, W]``).
+        check_values: check on every call that images lie in [0, 1] and maps are finite (host
+            syncs); training steps that feed known-good tensors turn it off.
     """
 
     def __init__(self, fill: FillSpec = "mean", mean: Sequence[float] | Tensor | None = None,
                  blur_sigma: float = 2.0, p: float = 1.0, same_on_batch: bool = False,
-                 keepdim: bool = False) -> None:
+                 keepdim: bool = False, check_values: bool = True) -> None:
         super().__init__()
+        self.check_values = bool(check_values)
         self.fill = Fill(fill, mean, blur_sigma)
         self.p = check_fraction(p, "p", closed=True)
         self.same_on_batch = bool(same_on_batch)
@@ -59,7 +62,7 @@ class MaskAugmentationBase(nn.Module):
 
     def _augment(self, x: Tensor, make_keep: KeepFn, params: dict[str, Tensor] | None,
                  generator: torch.Generator | None) -> Tensor:
-        batch = as_image_batch(x)
+        batch = as_image_batch(x, check_values=self.check_values)
         if params is None:
             params = {"batch_prob": self._draw_selection(batch, generator),
                       "keep": make_keep(batch, generator)}
@@ -98,7 +101,8 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
         The maps (any resolution, finite) are resized bilinearly to ``size`` and min-max
         normalised per image before :meth:`_keep`.
         """
-        saliency = check_maps(saliency, saliency)  # checks only the maps' own shape and values
+        # checks only the maps' own shape and values
+        saliency = check_maps(saliency, saliency, finite=self.check_values)
         return self._keep(normalized_saliency(saliency, (int(size[0]), int(size[1]))))
 
     def _keep(self, scores: Tensor) -> Tensor:
@@ -122,14 +126,16 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
             )
 
         def make_keep(batch: Tensor, _generator: torch.Generator | None) -> Tensor:
-            maps = as_map_batch(saliency, batch, single=x.ndim == 3)
+            maps = as_map_batch(saliency, batch, single=x.ndim == 3, finite=False)
             return self.mask(maps, batch.shape[-2:])
 
         return self._augment(x, make_keep, params, generator)
 
 
-def as_image_batch(x: object, name: str = "x") -> Tensor:
+def as_image_batch(x: object, name: str = "x", *, check_values: bool = True) -> Tensor:
     """Check images in [0, 1], ``[B, C, H, W]`` or ``[C, H, W]``; return them as a batch.
+
+    ``check_values`` checks the range (one host-device sync); shapes are always checked.
 
     Example:
         >>> as_image_batch(torch.zeros(3, 8, 8)).shape
@@ -143,6 +149,8 @@ def as_image_batch(x: object, name: str = "x") -> Tensor:
     batch = x.unsqueeze(0) if x.ndim == 3 else x
     if batch.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if not check_values:
+        return batch
     low, high = torch.aminmax(batch)  # one pass; NaN propagates and fails both comparisons
     if not bool((low >= 0) & (high <= 1)):
         raise ValueError(f"{name} must be finite and in [0, 1], got values in "
@@ -150,7 +158,7 @@ def as_image_batch(x: object, name: str = "x") -> Tensor:
     return batch
 
 
-def as_map_batch(saliency: object, batch: Tensor, single: bool) -> Tensor:
+def as_map_batch(saliency: object, batch: Tensor, single: bool, *, finite: bool = True) -> Tensor:
     """Check maps for ``batch`` and return them as ``[B, 1, h, w]`` in the images' dtype.
 
     For a single image (``single``) the map may be ``[h, w]``, ``[1, h, w]`` or ``[1, 1, h, w]``;
@@ -167,7 +175,7 @@ def as_map_batch(saliency: object, batch: Tensor, single: bool) -> Tensor:
                 f"saliency for one image must be [h, w] or [1, h, w], got {tuple(saliency.shape)}"
             )
         saliency = saliency.reshape(1, 1, *saliency.shape[-2:])
-    return check_maps(saliency, batch).to(batch.dtype)
+    return check_maps(saliency, batch, finite=finite).to(batch.dtype)
 
 
 def _check_params(params: dict[str, Tensor], batch: Tensor, needs_noise: bool) -> None:

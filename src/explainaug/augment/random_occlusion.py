@@ -38,6 +38,8 @@ class RandomOcclusion(MaskAugmentationBase):
         p: probability that an image is occluded (images not drawn pass through unchanged).
         same_on_batch: one mask, Bernoulli draw and noise draw for the whole batch.
         keepdim: return ``[C, H, W]`` for a ``[C, H, W]`` input.
+        check_values: check value ranges (images in [0, 1], finite maps) on every call; each
+            check costs a host-device sync, so training steps turn it off.
 
     Example:
         >>> occlude = RandomOcclusion(ratio=0.25, shape="square", fill="zero")
@@ -48,8 +50,9 @@ class RandomOcclusion(MaskAugmentationBase):
 
     def __init__(self, ratio: float = 0.2, shape: str = "pixels", fill: FillSpec = "mean",
                  mean: Sequence[float] | Tensor | None = None, blur_sigma: float = 2.0,
-                 p: float = 1.0, same_on_batch: bool = False, keepdim: bool = False) -> None:
-        super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim)
+                 p: float = 1.0, same_on_batch: bool = False, keepdim: bool = False,
+                 check_values: bool = True) -> None:
+        super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim, check_values)
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
         self.ratio = check_fraction(ratio, "ratio", closed=True)
@@ -107,9 +110,11 @@ class RandomOcclusion(MaskAugmentationBase):
                 f"ratio must be a float tensor of shape [{batch_size}], got {ratio.dtype} "
                 f"{tuple(ratio.shape)}"
             )
-        if ratio.device != torch.device(device):
+        device = torch.device(device)
+        if ratio.device.type != device.type or (device.index is not None
+                                                 and ratio.device.index != device.index):
             raise ValueError(f"ratio is on {ratio.device} but the images are on {device}")
-        if not bool(((ratio >= 0) & (ratio <= 1)).all()):
+        if self.check_values and not bool(((ratio >= 0) & (ratio <= 1)).all()):
             raise ValueError(f"ratio values must lie in [0, 1] (no NaN), got {ratio.tolist()}")
         return ratio
 

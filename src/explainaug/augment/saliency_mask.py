@@ -36,6 +36,8 @@ class SaliencyMask(SaliencyAugmentationBase):
         p: probability that an image is masked (images not drawn pass through unchanged).
         same_on_batch: one Bernoulli draw (and one noise draw) for the whole batch.
         keepdim: return ``[C, H, W]`` for a ``[C, H, W]`` input.
+        check_values: check value ranges (images in [0, 1], finite maps) on every call; each
+            check costs a host-device sync, so training steps turn it off.
 
     Example:
         >>> x = torch.ones(1, 1, 1, 4)
@@ -51,8 +53,9 @@ class SaliencyMask(SaliencyAugmentationBase):
     def __init__(self, threshold: float = 0.5, keep_ratio: float | None = None,
                  fill: FillSpec = "mean", mean: Sequence[float] | Tensor | None = None,
                  soft: bool = False, temperature: float = 0.05, blur_sigma: float = 2.0,
-                 p: float = 1.0, same_on_batch: bool = False, keepdim: bool = False) -> None:
-        super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim)
+                 p: float = 1.0, same_on_batch: bool = False, keepdim: bool = False,
+                 check_values: bool = True) -> None:
+        super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim, check_values)
         self.threshold = check_fraction(threshold, "threshold", closed=True)
         self.keep_ratio = (None if keep_ratio is None
                            else check_fraction(keep_ratio, "keep_ratio", closed=True))
