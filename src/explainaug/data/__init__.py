@@ -15,7 +15,7 @@ from explainaug.data.corrupted_npy import SEVERITIES, corrupted_npy
 from explainaug.data.corruptions import CORRUPTIONS, corrupt
 from explainaug.data.device_loader import DeviceLoader
 from explainaug.data.digits import digits
-from explainaug.data.image_files import ImageFileDataset, read_images
+from explainaug.data.image_files import ImageFileDataset, read_image, read_images
 from explainaug.data.shapes import SHAPE_NAMES, shapes
 from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
 from explainaug.data.tiny_imagenet import TINY_IMAGENET_MEAN, TINY_IMAGENET_STD, tiny_imagenet
@@ -24,5 +24,5 @@ __all__ = [
     "CIFAR100_MEAN", "CIFAR100_STD", "CORRUPTIONS", "SEVERITIES", "SHAPE_NAMES",
     "TINY_IMAGENET_MEAN", "TINY_IMAGENET_STD", "DeviceLoader", "ImageFileDataset",
     "ImageTensorDataset", "channel_stats", "cifar100", "corrupt", "corrupted_npy", "digits",
-    "read_images", "shapes", "tiny_imagenet",
+    "read_image", "read_images", "shapes", "tiny_imagenet",
 ]

@@ -67,7 +67,7 @@ def corrupted_npy(root: str | Path, corruption: str, severity: int, *,
                          f"shape {list(labels.shape)}")
     block = slice((severity - 1) * n, severity * n)
     severity_labels = labels[block] if labels.shape[0] > n else labels
-    pixels = torch.from_numpy(np.ascontiguousarray(images[block])).permute(0, 3, 1, 2)
+    pixels = torch.from_numpy(np.array(images[block])).permute(0, 3, 1, 2)
     labels_tensor = torch.from_numpy(severity_labels.astype(np.int64))
     return ImageTensorDataset(pixels.contiguous(), labels_tensor, mean=mean, std=std,
                               classes=classes)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from explainaug.data.tensor_dataset import ImageTensorDataset
-
-_SEED_STRIDE = 2**32  # seed * stride + epoch: distinct (seed, epoch) pairs get distinct streams
 
 
 class DeviceLoader:
@@ -104,7 +103,9 @@ class DeviceLoader:
         n = self.images.shape[0]
         if self.shuffle:
             generator = torch.Generator(device=self.device)
-            generator.manual_seed(self.seed * _SEED_STRIDE + self.epoch)
+            # Hash (seed, epoch) into one 32-bit seed (CPU generators use only 32 bits).
+            mixed = np.random.SeedSequence((self.seed, self.epoch)).generate_state(1)[0]
+            generator.manual_seed(int(mixed))
             order = torch.randperm(n, generator=generator, device=self.device)
         else:
             order = torch.arange(n, device=self.device)

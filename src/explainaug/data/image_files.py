@@ -5,10 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.io import ImageReadMode, decode_image, read_file
+
+
+def read_image(path: str | Path) -> Tensor:
+    """Decode one image file with Pillow into uint8 RGB ``[3, H, W]`` (greyscale -> RGB).
+
+    Example:
+        >>> read_image("/nonexistent.JPEG")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent.JPEG'
+    """
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 
 def read_images(paths: Sequence[str | Path]) -> Tensor:
@@ -24,7 +39,7 @@ def read_images(paths: Sequence[str | Path]) -> Tensor:
     """
     if len(paths) == 0:
         raise ValueError("read_images needs at least one path")
-    images = [decode_image(read_file(str(p)), mode=ImageReadMode.RGB) for p in paths]
+    images = [read_image(p) for p in paths]
     sizes = {tuple(image.shape) for image in images}
     if len(sizes) != 1:
         raise ValueError(f"all images must have the same size, found shapes {sorted(sizes)}")
@@ -69,5 +84,4 @@ class ImageFileDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        image = decode_image(read_file(str(self.paths[index])), mode=ImageReadMode.RGB)
-        return image.float() / 255.0, self.labels[index]
+        return read_image(self.paths[index]).float() / 255.0, self.labels[index]
