@@ -289,3 +289,18 @@ def test_explainer_must_explain_the_trained_model(make_cnn):
 def test_negative_pairs_cannot_gather_across_processes():
     with pytest.raises(ValueError, match="gather"):
         ExCon(loss=ExConLoss(gather_distributed=True))
+
+
+@pytest.mark.parametrize("make_method", [lambda a: CrossEntropy(augment=a),
+                                         lambda a: EDDA(augment=a),
+                                         lambda a: RandomOcclusion(augment=a)])
+def test_classification_methods_train_on_augmented_images(make_method, make_cnn):
+    model = make_cnn()
+    method = make_method(lambda images: images.flip(3))
+    method.setup(model)
+    fed: list[Tensor] = []
+    model.register_forward_pre_hook(lambda module, args: fed.append(args[0].detach().clone()))
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 1, 0])
+    method.training_step(model, (x, y), epoch=0)
+    # the trained forward is the last one; its first B images are the (augmented) clean batch
+    assert torch.equal(fed[-1][:4], x.flip(3))

@@ -1,7 +1,8 @@
-"""Plain cross-entropy training (the no-augmentation baseline)."""
+"""Plain cross-entropy training (the baseline without explanations)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ class CrossEntropy(Method):
 
     Args:
         label_smoothing: as ``torch.nn.functional.cross_entropy``.
+        augment: optional batched augmentation of the images (e.g. crop and flip).
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -25,13 +27,17 @@ class CrossEntropy(Method):
         (torch.Size([]), ['accuracy'])
     """
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
+    def __init__(self, label_smoothing: float = 0.0,
+                 augment: Callable[[Tensor], Tensor] | None = None) -> None:
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
+        self.augment = augment
 
     def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
         x, y = split_batch(batch)
+        if self.augment is not None:
+            x = self.augment(x)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         return loss, {"accuracy": accuracy(logits, y)}

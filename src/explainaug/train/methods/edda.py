@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -30,13 +31,17 @@ class OcclusionAlignment(Method):
     Args:
         loss: an ``EDDALoss``-like module; None builds ``EDDALoss()``.
         warmup_epochs: epochs of plain cross-entropy first (early saliency is noise).
+        augment: optional batched augmentation of the images (e.g. crop and flip) applied
+            before anything else; explanations and occlusions are of the augmented images.
     """
 
-    def __init__(self, loss: nn.Module | None = None, warmup_epochs: int = 0) -> None:
+    def __init__(self, loss: nn.Module | None = None, warmup_epochs: int = 0,
+                 augment: Callable[[Tensor], Tensor] | None = None) -> None:
         if warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         self.loss = EDDALoss() if loss is None else loss
         self.warmup_epochs = warmup_epochs
+        self.augment = augment
 
     @abstractmethod
     def occlude(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -44,6 +49,8 @@ class OcclusionAlignment(Method):
 
     def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
         x, y = split_batch(batch)
+        if self.augment is not None:
+            x = self.augment(x)
         if epoch < self.warmup_epochs:
             logits = model(x)
             return F.cross_entropy(logits, y), {"accuracy": accuracy(logits, y)}
@@ -75,6 +82,7 @@ class EDDA(OcclusionAlignment):
         loss: an ``EDDALoss``; None builds ``EDDALoss()`` (uniform target on salient occlusion).
         warmup_epochs: epochs of plain cross-entropy before occlusions start (the ExCon
             precedent is a quarter of the run).
+        augment: optional batched augmentation applied to each batch first (crop, flip).
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -94,8 +102,9 @@ class EDDA(OcclusionAlignment):
         nonsalient: nn.Module | None = None,
         loss: nn.Module | None = None,
         warmup_epochs: int = 0,
+        augment: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
-        super().__init__(loss, warmup_epochs)
+        super().__init__(loss, warmup_epochs, augment)
         self.explainer = explainer
         self.salient = salient
         self.nonsalient = nonsalient
@@ -108,8 +117,10 @@ class EDDA(OcclusionAlignment):
         self._explainer = live_explainer(self.explainer, model, "EDDA")
         mean = model_mean(model)
         self._occlusions = (
-            self.nonsalient or SaliencyOcclusion("nonsalient", ratio=0.2, fill="mean", mean=mean),
-            self.salient or SaliencyOcclusion("salient", ratio=0.2, fill="mean", mean=mean),
+            self.nonsalient or SaliencyOcclusion("nonsalient", ratio=0.2, fill="mean", mean=mean,
+                                                 check_values=False),
+            self.salient or SaliencyOcclusion("salient", ratio=0.2, fill="mean", mean=mean,
+                                              check_values=False),
         )
 
     @property

@@ -89,7 +89,8 @@ class ExCon(SupCon):
         if self.mask is None:
             from explainaug.augment import SaliencyMask
 
-            self._mask = SaliencyMask(threshold=0.5, fill="mean", mean=model_mean(model))
+            self._mask = SaliencyMask(threshold=0.5, fill="mean", mean=model_mean(model),
+                                      check_values=False)
         else:
             self._mask = self.mask
 

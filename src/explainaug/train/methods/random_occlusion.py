@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor, nn
@@ -27,6 +28,7 @@ class RandomOcclusion(OcclusionAlignment):
         match: an ``EDDA`` whose per-image occluded areas to copy.
         loss: an ``EDDALoss``; None builds ``EDDALoss()``.
         warmup_epochs: epochs of plain cross-entropy first (use EDDA's for a fair baseline).
+        augment: optional batched augmentation applied to each batch first (crop, flip).
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -47,8 +49,9 @@ class RandomOcclusion(OcclusionAlignment):
         match: EDDA | None = None,
         loss: nn.Module | None = None,
         warmup_epochs: int = 0,
+        augment: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
-        super().__init__(loss, warmup_epochs)
+        super().__init__(loss, warmup_epochs, augment)
         for name, ratio in (
             ("salient_ratio", salient_ratio),
             ("nonsalient_ratio", nonsalient_ratio),
@@ -66,7 +69,7 @@ class RandomOcclusion(OcclusionAlignment):
             from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
 
             self._occlusion = RandomOcclusionAugment(
-                shape="pixels", fill="mean", mean=model_mean(model)
+                shape="pixels", fill="mean", mean=model_mean(model), check_values=False
             )
         else:
             self._occlusion = self.occlusion
