@@ -20,13 +20,13 @@ def test_tensor_dataset_items_and_stats():
 
 
 @pytest.mark.parametrize("kwargs, error", [
-    (dict(images=torch.zeros(2, 1, 2, 2)), TypeError),                       # float images
-    (dict(labels=torch.zeros(3, dtype=torch.long)), ValueError),              # wrong length
-    (dict(masks=torch.zeros(2, 1, 2, 2)), ValueError),                       # float masks
-    (dict(classes=["only one"], labels=torch.tensor([0, 1])), ValueError),   # label 1 unnamed
+    ({"images": torch.zeros(2, 1, 2, 2)}, TypeError),                       # float images
+    ({"labels": torch.zeros(3, dtype=torch.long)}, ValueError),              # wrong length
+    ({"masks": torch.zeros(2, 1, 2, 2)}, ValueError),                       # float masks
+    ({"classes": ["only one"], "labels": torch.tensor([0, 1])}, ValueError),   # label 1 unnamed
 ])
 def test_tensor_dataset_rejects_bad_inputs(kwargs, error):
-    args = dict(images=torch.zeros(2, 1, 2, 2, dtype=torch.uint8), labels=torch.tensor([0, 0]))
+    args = {"images": torch.zeros(2, 1, 2, 2, dtype=torch.uint8), "labels": torch.tensor([0, 0])}
     args.update(kwargs)
     with pytest.raises(error):
         ImageTensorDataset(**args)
@@ -108,7 +108,7 @@ def test_shapes_class_is_learnable_from_the_image(shape_sets):
     assert (predictions == test.labels).float().mean() > 0.55            # chance is 0.25
 
 
-@pytest.mark.parametrize("kwargs", [dict(n=0), dict(size=8), dict(num_classes=7)])
+@pytest.mark.parametrize("kwargs", [{"n": 0}, {"size": 8}, {"num_classes": 7}])
 def test_shapes_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         shapes(**kwargs)

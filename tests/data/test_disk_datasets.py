@@ -10,8 +10,14 @@ import torch
 from PIL import Image
 from torchvision.datasets import CIFAR100
 
-from explainaug.data import (CIFAR100_MEAN, ImageFileDataset, ImageTensorDataset, cifar100,
-                             corrupted_npy, tiny_imagenet)
+from explainaug.data import (
+    CIFAR100_MEAN,
+    ImageFileDataset,
+    ImageTensorDataset,
+    cifar100,
+    corrupted_npy,
+    tiny_imagenet,
+)
 
 
 def md5(path):
@@ -57,7 +63,7 @@ def test_cifar100_reads_the_pickles(cifar_root):
         assert torch.equal(ds.images, torch.from_numpy(data).view(-1, 3, 32, 32))   # CHW rows
         assert ds.labels.tolist() == labels
         assert ds.mean == CIFAR100_MEAN and ds.num_classes == 100 and ds.classes[3] == "class3"
-        image, label = ds[0]
+        image, _label = ds[0]
         assert torch.equal(image, torch.from_numpy(data[0]).view(3, 32, 32).float() / 255)
 
 
