@@ -86,7 +86,9 @@ def _disk_kernel(radius: float, alias_blur: float) -> Tensor:
     disk = disk / disk.sum()
     taps = torch.exp(-torch.arange(-1, 2, dtype=torch.float64) ** 2 / (2 * alias_blur**2))
     taps = taps / taps.sum()
-    return F.conv2d(disk[None, None], torch.outer(taps, taps)[None, None], padding=1)[0, 0]
+    kernel = F.conv2d(disk[None, None], torch.outer(taps, taps)[None, None], padding=1)[0, 0]
+    support = math.ceil(radius) + 1        # entries further out are exactly zero
+    return kernel[8 - support:9 + support, 8 - support:9 + support]
 
 
 def _defocus_blur(x: Tensor, level: int, generator: Generator) -> Tensor:
