@@ -1,8 +1,10 @@
-"""Hand-built models and explainers with known answers for the explanation metrics."""
+"""Hand-built models and explainers with known answers for the explanation metrics.
+
+Test modules wrap ``make_pixel_model`` and ``make_row_maps`` in fixtures.
+"""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import Tensor, nn
 
@@ -36,8 +38,7 @@ class FixedMaps(Explainer):
         return self.maps[: x.shape[0]].clone()
 
 
-@pytest.fixture
-def pixel_model() -> PixelModel:
+def make_pixel_model() -> PixelModel:
     """1x4x4 images; row 0 weighs +1 per pixel, row 3 weighs -0.5; bias0 = 1.
 
     On an all-ones image the evidence is 4 - 2 = 2, so class 1 is predicted with sigmoid(1).
@@ -48,8 +49,7 @@ def pixel_model() -> PixelModel:
     return PixelModel(weight, bias0=1.0)
 
 
-@pytest.fixture
-def row_maps() -> Tensor:
+def make_row_maps() -> Tensor:
     """Image 0 ranks rows top to bottom (row 0 most salient); image 1 ranks them bottom up."""
     rows = torch.tensor([4.0, 3.0, 2.0, 1.0])[:, None].expand(4, 4)
     return torch.stack([rows, rows.flip(0)])[:, None].contiguous()

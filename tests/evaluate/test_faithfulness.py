@@ -8,13 +8,22 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import torch
+from hand_models import FixedMaps, PixelModel, make_pixel_model, make_row_maps
 from torch import Tensor
 
 from explainaug.evaluate.faithfulness import blurred_canvas, faithfulness, trapezoid_auc
 from explainaug.explain import Saliency
 from explainaug.models import SmallCNN
 
-from hand_models import FixedMaps, PixelModel, pixel_model, row_maps  # noqa: F401 (fixtures)
+
+@pytest.fixture
+def pixel_model() -> PixelModel:
+    return make_pixel_model()
+
+
+@pytest.fixture
+def row_maps() -> Tensor:
+    return make_row_maps()
 
 
 class TwoChannelMaps:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hand_models import FixedMaps, PixelModel, make_pixel_model
 from torch import Tensor
 
 from explainaug.evaluate.localization import localization, localization_scores
 from explainaug.explain import Saliency
 from explainaug.models import SmallCNN
-from hand_models import FixedMaps, PixelModel, pixel_model  # noqa: F401 (fixture)
+
+
+@pytest.fixture
+def pixel_model() -> PixelModel:
+    return make_pixel_model()
 
 
 def _mask(pixels: list[int], n: int = 16) -> Tensor:

@@ -56,7 +56,8 @@ class InputEdges(Explainer):
 def _changed(state: dict[str, Tensor], reference: dict[str, Tensor]) -> set[str]:
     """Module names whose tensors differ (ignoring BN's num_batches_tracked)."""
     return {key.rsplit(".", 1)[0] for key in state
-            if not key.endswith("num_batches_tracked") and not torch.equal(state[key], reference[key])}
+            if not key.endswith("num_batches_tracked")
+            and not torch.equal(state[key], reference[key])}
 
 
 def _trained_bn(model: nn.Module) -> nn.Module:

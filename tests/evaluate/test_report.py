@@ -26,7 +26,8 @@ def loader() -> list:
 
 def test_report_two_models_all_evaluators(tmp_path: Path, loader: list) -> None:
     torch.manual_seed(0)
-    models = {"a": SmallCNN(num_classes=3, width=4).eval(), "b": SmallCNN(num_classes=3, width=4).train()}
+    models = {"a": SmallCNN(num_classes=3, width=4).eval(),
+              "b": SmallCNN(num_classes=3, width=4).train()}
     result = report(models, loader, tmp_path, explainer_factory=Saliency,
                     corruptions=("gaussian_noise",), severities=(1, 3), attack="fgsm",
                     eps=(2 / 255,), randomization_images=4,

@@ -168,7 +168,8 @@ def faithfulness(model: nn.Module, explainer: Explainer, loader: Iterable, *, ke
     check_explainer(explainer, model)
     check_fraction(keep, "keep")
     check_fraction(occlusion_ratio, "occlusion_ratio")
-    if not isinstance(deletion_steps, int) or isinstance(deletion_steps, bool) or deletion_steps < 1:
+    if isinstance(deletion_steps, bool) or not isinstance(deletion_steps, int) \
+            or deletion_steps < 1:
         raise ValueError(f"deletion_steps must be an int >= 1, got {deletion_steps!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")

@@ -30,9 +30,9 @@ import torch
 from torch import Tensor, nn
 
 from explainaug._validation import check_images, check_labels, check_positive
-from explainaug.explain._base import Explainer, preserved_model_state, upsample
 from explainaug.evaluate._predict import model_device
 from explainaug.evaluate.similarity import SIMILARITIES, check_similarity_names, compare_maps
+from explainaug.explain._base import Explainer, preserved_model_state, upsample
 
 MakeExplainer = Callable[[nn.Module], Explainer]
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)

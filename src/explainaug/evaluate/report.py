@@ -101,7 +101,8 @@ def report(models: Mapping[str, nn.Module] | nn.Module, loader: Iterable, out_di
            severities: Sequence[int] = (1, 2, 3, 4, 5), attack: str | Sequence[str] = "pgd",
            eps: Sequence[float] = (2 / 255, 4 / 255, 8 / 255),
            randomization_mode: str = "cascading", randomization_images: int = 16,
-           similarity: Sequence[str] = tuple(SIMILARITIES), faithfulness_options: dict | None = None,
+           similarity: Sequence[str] = tuple(SIMILARITIES),
+           faithfulness_options: dict | None = None,
            grid_images: int = 8, progress: bool = True, seed: int = 0) -> dict:
     """Evaluate each model and write ``report.json``, ``report.md`` and PNG figures.
 

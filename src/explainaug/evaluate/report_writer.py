@@ -128,7 +128,8 @@ def markdown(results: Mapping) -> str:
         "Accuracy": _scalar_table(models, "accuracy"),
         "Calibration": _calibration_table(models),
         "Robustness (adversarial accuracy)": _robustness_table(models),
-        "Randomization sanity check (similarity to the original maps)": _randomization_table(models),
+        "Randomization sanity check (similarity to the original maps)":
+            _randomization_table(models),
         "Faithfulness": _scalar_table(models, "faithfulness"),
         "Localization": _scalar_table(models, "localization"),
     }

@@ -38,7 +38,9 @@ def _as_batch(maps: Tensor, name: str) -> Tensor:
     if maps.ndim == 3:
         maps = maps.unsqueeze(1)
     if maps.ndim != 4:
-        raise ValueError(f"{name} must have shape [B, C, H, W] or [B, H, W], got {tuple(maps.shape)}")
+        raise ValueError(
+            f"{name} must have shape [B, C, H, W] or [B, H, W], got {tuple(maps.shape)}"
+        )
     if not maps.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {maps.dtype}")
     return maps
@@ -47,7 +49,9 @@ def _as_batch(maps: Tensor, name: str) -> Tensor:
 def _check_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     a, b = _as_batch(a, "a"), _as_batch(b, "b")
     if a.shape != b.shape:
-        raise ValueError(f"maps must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"maps must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if a.device != b.device:
         raise ValueError(f"maps must be on one device, got {a.device} and {b.device}")
     if a.shape[0] == 0:
@@ -75,7 +79,8 @@ def pearson(a: Tensor, b: Tensor) -> Tensor:
     """Pearson correlation of the rows of ``a`` and ``b`` (``[B, N]``); NaN for a constant row.
 
     Example:
-        >>> pearson(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[2.0, 4.0, 7.0]])).round(decimals=4)
+        >>> a, b = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[2.0, 4.0, 7.0]])
+        >>> pearson(a, b).round(decimals=4)
         tensor([0.9934])
     """
     a = a - a.mean(dim=1, keepdim=True)
