@@ -9,7 +9,9 @@ Usage:
     python benchmarks/explainers.py [--device cuda] [--batch-size 64] [--repeats 5] [--quick]
 
 ``--quick`` cuts IG steps and SmoothGrad samples from 50 to 8 (for CPU runs); both libraries
-always get the same settings.
+always get the same settings. ``--clock cpu`` (CPU devices only) measures the CPU time this
+process uses instead of wall time: on a machine shared with other jobs, wall time mostly measures
+their load.
 """
 
 from __future__ import annotations
@@ -45,28 +47,34 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--internal-batch-size", type=int, default=512,
                         help="model inputs per pass for IG and SmoothGrad (both libraries)")
     parser.add_argument("--quick", action="store_true", help="8 IG steps / SmoothGrad samples")
-    return parser.parse_args()
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or this process's CPU time (CPU device only)")
+    args = parser.parse_args()
+    if args.clock == "cpu" and not args.device.startswith("cpu"):
+        parser.error("--clock cpu measures host CPU time; use it with --device cpu")
+    return args
 
 
-def elapsed(call: Call, device: torch.device) -> float:
-    """Wall time of one call in seconds, with the device synchronised on both ends."""
+def elapsed(call: Call, device: torch.device, clock: Callable[[], float]) -> float:
+    """Seconds one call takes on ``clock``, with the device synchronised on both ends."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     call()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def median_times(calls: list[Call], repeats: int, device: torch.device) -> list[float]:
+def median_times(calls: list[Call], repeats: int, device: torch.device,
+                 clock: Callable[[], float]) -> list[float]:
     """Warm every call up once, then time them interleaved; median seconds per call."""
     for call in calls:
         call()
     times: list[list[float]] = [[] for _ in calls]
     for _ in range(repeats):
         for index, call in enumerate(calls):
-            times[index].append(elapsed(call, device))
+            times[index].append(elapsed(call, device, clock))
     return [statistics.median(samples) for samples in times]
 
 
@@ -74,6 +82,7 @@ def main() -> None:
     args = parse_args()
     warnings.filterwarnings("ignore", module="captum")  # "setting backward hooks" on every call
     device = torch.device(args.device)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     steps = 8 if args.quick else 50
     torch.manual_seed(0)
     model = resnet18(num_classes=100, width=64).to(device).eval()
@@ -102,7 +111,7 @@ def main() -> None:
             lambda: LayerAttribution.interpolate(
                 captum_gradcam.attribute(x, target=y, relu_attributions=True), size, "bilinear"),
             lambda: peer_gradcam(input_tensor=x, targets=targets),
-        ], args.repeats, device)
+        ], args.repeats, device, clock)
     rows.append(("Grad-CAM (map at input size)", "Captum LayerGradCam+interpolate",
                  times[:2], "-"))
     rows.append(("Grad-CAM (map at input size)", "pytorch-grad-cam GradCAM",
@@ -110,20 +119,20 @@ def main() -> None:
     ig_times = median_times([
         lambda: ours_ig.attribute(x, y),
         lambda: captum_ig.attribute(x, target=y, n_steps=steps, internal_batch_size=per_pass),
-    ], args.repeats, device)
+    ], args.repeats, device, clock)
     rows.append((f"Integrated Gradients, {steps} steps", "Captum IntegratedGradients", ig_times,
                  ">= 1.2x"))
     gbp_times = median_times([
         lambda: ours_gbp.attribute(x, y),
         lambda: captum_gbp.attribute(x, target=y),
-    ], args.repeats, device)
+    ], args.repeats, device, clock)
     rows.append(("Guided Backprop", "Captum GuidedBackprop", gbp_times, ">= 1x"))
     smooth_times = median_times([
         lambda: ours_smooth.attribute(x, y),
         lambda: captum_smooth.attribute(x, target=y, nt_type="smoothgrad", nt_samples=steps,
                                         nt_samples_batch_size=per_pass // args.batch_size,
                                         stdevs=0.15),
-    ], args.repeats, device)
+    ], args.repeats, device, clock)
     rows.append((f"SmoothGrad, {steps} samples", "Captum NoiseTunnel(Saliency)", smooth_times,
                  ">= 1x"))
 
@@ -132,7 +141,7 @@ def main() -> None:
           f"torch {torch.__version__}, captum {captum.__version__}, "
           f"grad-cam {getattr(pytorch_grad_cam, '__version__', 'installed')}; ResNet-18 w64, "
           f"batch {args.batch_size}, 32x32, {per_pass} inputs per pass, "
-          f"median of {args.repeats} after warm-up\n")
+          f"{args.clock} clock, median of {args.repeats} after warm-up\n")
     print("| Method | Peer | explainaug (ms) | peer (ms) | speed-up | target |")
     print("|---|---|---:|---:|---:|---|")
     for method, peer, (ours, theirs), target in rows:
