@@ -1,0 +1,121 @@
+"""The ``explainaug`` command: ``demo``, ``train`` and ``evaluate``.
+
+Examples::
+
+    explainaug demo                                  # all methods on the shipped shapes data
+    explainaug train --method excon --dataset digits --epochs 30 --out runs/excon
+    explainaug evaluate runs/excon --evaluators accuracy calibration --out runs/excon/report
+    torchrun --nproc_per_node=4 -m explainaug.cli train --dataset cifar100 --data /data ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from explainaug.experiment import Experiment, add_experiment_arguments, experiment_from_args
+
+EVALUATOR_NAMES = ("accuracy", "calibration", "robustness", "randomization", "faithfulness",
+                   "localization")
+
+
+def train_main(argv: Sequence[str] | None = None, defaults: Experiment | None = None,
+               prog: str = "explainaug train", description: str | None = None) -> int:
+    """Parse training options (``defaults`` give their default values), train, print accuracy.
+
+    Shared by ``explainaug train`` and the recipes in ``recipes/``. Works under ``torchrun``.
+    """
+    from explainaug.experiment import run
+
+    parser = argparse.ArgumentParser(prog=prog, description=description or train_main.__doc__)
+    add_experiment_arguments(parser, defaults or Experiment())
+    _add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    experiment = experiment_from_args(args)
+    try:
+        experiment.validate()
+        result = run(experiment, out_dir=args.out, resume=args.resume, device=args.device,
+                     progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as error:
+        parser.exit(2, f"{prog}: error: {error}\n")
+    if result.interrupted:
+        print(f"interrupted: checkpoint in {args.out}; resume with --resume auto")
+        return 130
+    print(f"{experiment.method} on {experiment.dataset}: test accuracy "
+          f"{result.test_accuracy:.4f} (checkpoint and metrics in {args.out})")
+    return 0
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="runs/latest", help="folder for checkpoint and metrics")
+    parser.add_argument("--resume", default=None,
+                        help='checkpoint to resume from, or "auto" for OUT/checkpoint.pt if present')
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if any)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def evaluate_main(argv: Sequence[str] | None = None) -> int:
+    """Evaluate a trained run (folder or checkpoint) and write a report."""
+    from explainaug.data import DeviceLoader
+    from explainaug.evaluate.report import report
+    from explainaug.experiment import load_datasets, load_run
+
+    parser = argparse.ArgumentParser(prog="explainaug evaluate", description=evaluate_main.__doc__)
+    parser.add_argument("run", help="run folder (with checkpoint.pt and run.json) or checkpoint")
+    parser.add_argument("--evaluators", nargs="+", default=list(EVALUATOR_NAMES),
+                        choices=EVALUATOR_NAMES)
+    parser.add_argument("--explainer", default="gradcam", help="explainer for the explanation "
+                        "evaluators (gradcam, saliency, integratedgradients, ...)")
+    parser.add_argument("--corruptions", default="all", help='"all", "none" or comma-separated')
+    parser.add_argument("--out", default=None, help="report folder (default: RUN/report)")
+    parser.add_argument("--data", default=None, help="dataset folder, if it moved since training")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if any)")
+    args = parser.parse_args(argv)
+    device = args.device or _default_device()
+    try:
+        model, experiment = load_run(args.run, device=device)
+        if args.data:
+            experiment.data_root = args.data
+        _, test_set = load_datasets(experiment)
+    except (FileNotFoundError, ValueError) as error:
+        parser.exit(2, f"explainaug evaluate: error: {error}\n")
+    if "localization" in args.evaluators and test_set.masks is None:
+        parser.exit(2, f"explainaug evaluate: error: localization needs object masks; "
+                       f"{experiment.dataset} has none (use the shapes dataset)\n")
+    corruptions = {"all": "all", "none": None}.get(args.corruptions, args.corruptions.split(","))
+    out = Path(args.out) if args.out else Path(args.run if Path(args.run).is_dir()
+                                               else Path(args.run).parent) / "report"
+    loader = DeviceLoader(test_set, 256, shuffle=False, device=device)
+    results = report({experiment.method: model}, loader, out, evaluators=args.evaluators,
+                     explainer_factory=args.explainer, corruptions=corruptions)
+    print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
+    return 0
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``explainaug`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": train_main, "evaluate": evaluate_main, "demo": _demo_main}
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+        print(__doc__.strip().split("\n")[0])
+        print("usage: explainaug {demo,train,evaluate} [options]   (-h after a command for help)")
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    return commands[argv[0]](argv[1:])
+
+
+def _demo_main(argv: Sequence[str]) -> int:
+    from explainaug.demo import demo_main
+
+    return demo_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,313 @@
+"""Experiments from plain settings: the one path shared by ``explainaug train``, the recipes and
+the demo.
+
+An :class:`Experiment` names a method, a dataset, a model and hyperparameters. ``run`` builds
+everything from it, trains with :class:`explainaug.train.Trainer` (DDP under ``torchrun``,
+atomic checkpoints, exact resume) and writes ``run.json`` beside the checkpoint, so that
+``load_run`` can rebuild the trained model later (``explainaug evaluate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kornia.augmentation as K
+import torch
+from torch import nn
+
+from explainaug.augment import SaliencyOcclusion, supcon_views
+from explainaug.data import DeviceLoader, ImageTensorDataset, cifar100, digits, shapes, tiny_imagenet
+from explainaug.evaluate import accuracy
+from explainaug.explain import GradCAM
+from explainaug.losses import EDDALoss
+from explainaug.losses.edda import SALIENT_TARGETS
+from explainaug.models import ContrastiveModel, SmallCNN, resnet18, resnet50
+from explainaug.train import EDDA, CrossEntropy, ExCon, Method, RandomOcclusion, SupCon, Trainer
+from explainaug.train.checkpoint import load_checkpoint
+from explainaug.train.methods.base import model_mean
+
+METHODS = ("ce", "supcon", "excon", "edda", "random-occlusion")
+CONTRASTIVE_METHODS = ("supcon", "excon")
+MODELS = ("small-cnn", "resnet18", "resnet50")
+DATASETS = ("shapes", "digits", "cifar100", "tiny-imagenet")
+RUN_FILE = "run.json"
+
+
+@dataclass
+class Experiment:
+    """Everything that defines a training run.
+
+    Attributes:
+        method: one of ``METHODS``.
+        dataset: one of ``DATASETS``; ``cifar100`` and ``tiny-imagenet`` read ``data_root``.
+        data_root: folder holding ``cifar-100-python`` or ``tiny-imagenet-200``.
+        download: download CIFAR-100 into ``data_root`` when missing.
+        model: one of ``MODELS``.
+        width: channels of the model's first stage (64 for the papers' ResNets).
+        epochs: training epochs.
+        batch_size: images per step (per process under DDP).
+        lr: base learning rate (cosine schedule down to lr * 1e-3); None takes 0.5 for the
+            contrastive methods (SupCon/ExCon recipe) and 0.1 for the others.
+        weight_decay: SGD weight decay.
+        lr_warmup_epochs: epochs of linear learning-rate warm-up.
+        temperature: contrastive temperature (SupCon, ExCon).
+        explain_warmup_epochs: epochs before ExCon/EDDA start using explanations.
+        cam_layer: Grad-CAM layer of the backbone for ExCon/EDDA (dotted name; None = the
+            model's default, its last stage).
+        occlusion_ratio: fraction of pixels EDDA and RandomOcclusion occlude.
+        salient_target: EDDA's target for salient occlusions (see ``EDDALoss``).
+        augment: random crop (padding 4) and flip for the classification methods.
+        amp: mixed precision mode of the Trainer.
+        seed: seed of weights, data order and augmentations.
+        train_size: images of the synthetic ``shapes`` training set (its test set is a quarter).
+        image_size: side of the ``shapes`` images.
+
+    Example:
+        >>> Experiment(method="edda", epochs=2).validate().method
+        'edda'
+    """
+
+    method: str = "ce"
+    dataset: str = "shapes"
+    data_root: str | None = None
+    download: bool = False
+    model: str = "small-cnn"
+    width: int = 16
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float | None = None
+    weight_decay: float = 5e-4
+    lr_warmup_epochs: int = 0
+    temperature: float = 0.1
+    explain_warmup_epochs: int = 0
+    cam_layer: str | None = None
+    occlusion_ratio: float = 0.2
+    salient_target: str = "uniform"
+    augment: bool = True
+    amp: str | None = "auto"
+    seed: int = 0
+    train_size: int = 2000
+    image_size: int = 32
+
+    def validate(self) -> Experiment:
+        """Check the settings; return ``self``. Raises ``ValueError`` naming the bad field."""
+        for field, allowed in (("method", METHODS), ("dataset", DATASETS), ("model", MODELS)):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"unknown {field} {getattr(self, field)!r}; choose one of {allowed}")
+        if self.dataset in ("cifar100", "tiny-imagenet") and not self.data_root:
+            raise ValueError(f"dataset {self.dataset!r} needs a data folder (--data)")
+        for field in ("width", "epochs", "batch_size", "train_size"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        if not 0 <= self.explain_warmup_epochs <= self.epochs:
+            raise ValueError(f"explain_warmup_epochs must lie in [0, epochs={self.epochs}], "
+                             f"got {self.explain_warmup_epochs}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.occlusion_ratio < 1:
+            raise ValueError(f"occlusion_ratio must lie in (0, 1), got {self.occlusion_ratio}")
+        return self
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the method's default when ``lr`` is None."""
+        if self.lr is not None:
+            return self.lr
+        return 0.5 if self.contrastive else 0.1
+
+    @property
+    def contrastive(self) -> bool:
+        """True for methods that train a ``ContrastiveModel`` (SupCon, ExCon)."""
+        return self.method in CONTRASTIVE_METHODS
+
+
+def load_datasets(experiment: Experiment) -> tuple[ImageTensorDataset, ImageTensorDataset]:
+    """The experiment's (train, test) datasets; images in [0, 1], statistics of the train split.
+
+    Example:
+        >>> train, test = load_datasets(Experiment(train_size=8, image_size=16))
+        >>> len(train), len(test), train.num_classes
+        (8, 2, 4)
+    """
+    if experiment.dataset == "shapes":
+        size, n = experiment.image_size, experiment.train_size
+        return (shapes(n=n, size=size, train=True, seed=experiment.seed),
+                shapes(n=max(1, n // 4), size=size, train=False, seed=experiment.seed))
+    if experiment.dataset == "digits":
+        return digits(train=True), digits(train=False)
+    root = Path(experiment.data_root or ".")
+    if experiment.dataset == "cifar100":
+        return (cifar100(root, train=True, download=experiment.download),
+                cifar100(root, train=False, download=experiment.download))
+    return tiny_imagenet(root, split="train"), tiny_imagenet(root, split="val")
+
+
+def build_model(experiment: Experiment, num_classes: int, mean: Sequence[float],
+                std: Sequence[float]) -> nn.Module:
+    """The backbone (normalising with ``mean``/``std`` inside), wrapped in a ``ContrastiveModel``
+    for contrastive methods.
+
+    Example:
+        >>> model = build_model(Experiment(method="supcon", width=4), 4, (0.5,) * 3, (0.2,) * 3)
+        >>> type(model).__name__, model.default_cam_layer
+        ('ContrastiveModel', 'encoder.block3')
+    """
+    factories = {"small-cnn": lambda c: SmallCNN(c, width=experiment.width, mean=mean, std=std),
+                 "resnet18": lambda c: resnet18(c, width=experiment.width, mean=mean, std=std),
+                 "resnet50": lambda c: resnet50(c, width=experiment.width, mean=mean, std=std)}
+    if not experiment.contrastive:
+        return factories[experiment.model](num_classes)
+    encoder = factories[experiment.model](None)
+    return ContrastiveModel(encoder, encoder.num_features, num_classes=num_classes)
+
+
+def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> Method:
+    """The training method with the experiment's settings, explaining ``model``.
+
+    Example:
+        >>> model = SmallCNN(4, width=4)
+        >>> build_method(Experiment(method="edda", occlusion_ratio=0.3), model, 16)
+        EDDA(warmup_epochs=0, loss=EDDALoss(salient_target='uniform', nonsalient_weight=1.0, salient_weight=1.0))
+    """
+    name = experiment.method
+    if name in CONTRASTIVE_METHODS:
+        views = supcon_views(image_size)
+        if name == "supcon":
+            return SupCon(temperature=experiment.temperature, views=views)
+        return ExCon(explainer=_explainer(experiment, model, relu=False), views=views,
+                     warmup_epochs=experiment.explain_warmup_epochs,
+                     temperature=experiment.temperature)
+    augment = _crop_flip(image_size) if experiment.augment else None
+    if name == "ce":
+        return CrossEntropy(augment=augment)
+    loss = EDDALoss(salient_target=experiment.salient_target)
+    ratio = experiment.occlusion_ratio
+    if name == "edda":
+        mean = model_mean(model)
+        return EDDA(explainer=_explainer(experiment, model, relu=True), loss=loss,
+                    salient=SaliencyOcclusion("salient", ratio=ratio, fill="mean", mean=mean),
+                    nonsalient=SaliencyOcclusion("nonsalient", ratio=ratio, fill="mean", mean=mean),
+                    warmup_epochs=experiment.explain_warmup_epochs, augment=augment)
+    return RandomOcclusion(salient_ratio=ratio, nonsalient_ratio=ratio, loss=loss,
+                           warmup_epochs=experiment.explain_warmup_epochs, augment=augment)
+
+
+def _explainer(experiment: Experiment, model: nn.Module, relu: bool) -> GradCAM:
+    layer = experiment.cam_layer
+    if layer is not None and isinstance(model, ContrastiveModel):
+        layer = f"encoder.{layer}"
+    return GradCAM(model, layer=layer, relu=relu, check_values=False)
+
+
+def _crop_flip(size: int) -> nn.Module:
+    return K.AugmentationSequential(K.RandomCrop((size, size), padding=size // 8),
+                                    K.RandomHorizontalFlip())
+
+
+@dataclass
+class TrainedRun:
+    """The outcome of ``run``: the trained model, the per-epoch history and test accuracy."""
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    test_accuracy: float
+    experiment: Experiment
+    interrupted: bool = False
+
+
+def run(experiment: Experiment, out_dir: str | Path | None = None,
+        resume: str | Path | None = None, device: str | torch.device | None = None,
+        progress: bool = True) -> TrainedRun:
+    """Train and test the experiment; with ``out_dir``, checkpoint there and write ``run.json``.
+
+    Example:
+        >>> result = run(Experiment(epochs=1, width=4, train_size=16, image_size=16,
+        ...                         batch_size=8), device="cpu", progress=False)
+        >>> 0.0 <= result.test_accuracy <= 1.0
+        True
+    """
+    experiment.validate()
+    torch.manual_seed(experiment.seed)
+    train_set, test_set = load_datasets(experiment)
+    model = build_model(experiment, train_set.num_classes, train_set.mean, train_set.std)
+    method = build_method(experiment, model, train_set.images.shape[-1])
+    trainer = Trainer(model, method, epochs=experiment.epochs, lr=experiment.learning_rate,
+                      weight_decay=experiment.weight_decay,
+                      warmup_epochs=experiment.lr_warmup_epochs, amp=experiment.amp,
+                      out_dir=out_dir, resume=resume, device=device, progress=progress,
+                      seed=experiment.seed, find_unused_parameters=experiment.contrastive)
+    if out_dir is not None and trainer.context.is_main:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / RUN_FILE).write_text(json.dumps(dataclasses.asdict(experiment), indent=2))
+    train_loader = DeviceLoader(train_set, experiment.batch_size, shuffle=True, drop_last=True,
+                                device=trainer.device, seed=experiment.seed)
+    test_loader = DeviceLoader(test_set, 256, shuffle=False, device=trainer.device,
+                               rank=0, world_size=1)
+    history = trainer.fit(train_loader)
+    test_accuracy = float(accuracy(model, test_loader, topk=(1,), per_class=False)["top1"])
+    return TrainedRun(model, history, test_accuracy, experiment, trainer.interrupted)
+
+
+def load_run(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Experiment]:
+    """Rebuild a trained model from a run folder (or its ``checkpoint.pt``) and its ``run.json``.
+
+    Raises:
+        FileNotFoundError: no checkpoint or no ``run.json`` where expected.
+        ValueError: the checkpoint is unreadable or does not fit the model in ``run.json``.
+    """
+    path = Path(path)
+    checkpoint_path = path / "checkpoint.pt" if path.is_dir() else path
+    run_file = checkpoint_path.parent / RUN_FILE
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint_path}")
+    if not run_file.is_file():
+        raise FileNotFoundError(f"no {RUN_FILE} beside {checkpoint_path}: it records how the "
+                                "model was built (written by `explainaug train`)")
+    try:
+        settings = json.loads(run_file.read_text())
+        experiment = Experiment(**settings).validate()
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(f"{run_file} is not a valid run description: {error}") from None
+    state = load_checkpoint(checkpoint_path, map_location=device)
+    train_set, _ = load_datasets(dataclasses.replace(experiment, train_size=experiment.train_size))
+    model = build_model(experiment, train_set.num_classes, train_set.mean, train_set.std)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise ValueError(f"checkpoint {checkpoint_path} does not fit the model in {run_file}: "
+                         f"{error}") from None
+    return model.to(device).eval(), experiment
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experiment) -> None:
+    """Add one ``--option`` per ``Experiment`` field, with ``defaults`` as default values."""
+    choices = {"method": METHODS, "dataset": DATASETS, "model": MODELS,
+               "salient_target": SALIENT_TARGETS}
+    for field in dataclasses.fields(Experiment):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        if field.name == "data_root":
+            parser.add_argument("--data", dest="data_root", default=default,
+                                help="dataset folder (cifar100, tiny-imagenet)")
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif field.name == "amp":
+            parser.add_argument(flag, default=default, choices=("auto", "bf16", "fp16", "none"),
+                                type=lambda v: None if v == "none" else v)
+        elif field.name == "lr":
+            parser.add_argument(flag, default=default, type=float,
+                                help="base learning rate (default: 0.5 contrastive, 0.1 otherwise)")
+        else:
+            kind = {int: int, float: float}.get(type(default), str)
+            parser.add_argument(flag, default=default, type=kind, choices=choices.get(field.name))
+
+
+def experiment_from_args(args: argparse.Namespace) -> Experiment:
+    """Collect the ``Experiment`` fields from parsed arguments."""
+    return Experiment(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Experiment)})
