@@ -17,7 +17,7 @@ $(STAMP): $(VENV)/bin/python pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 demo: $(STAMP)
 	$(VENV)/bin/explainaug demo

@@ -48,7 +48,8 @@ HEADLINES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
 )
 
 
-def demo_experiment(method: str, dataset: str, seed: int, epochs: int) -> Experiment:
+def demo_experiment(method: str, dataset: str, seed: int, epochs: int,
+                    train_size: int = 2000) -> Experiment:
     """The demo's settings for one method: a small CNN, warm-ups of a third of the epochs.
 
     Example:
@@ -57,7 +58,7 @@ def demo_experiment(method: str, dataset: str, seed: int, epochs: int) -> Experi
     """
     return Experiment(method=method, dataset=dataset, model="small-cnn", width=16,
                       epochs=epochs, batch_size=64, lr=0.1 if method in ("supcon", "excon") else 0.05,
-                      explain_warmup_epochs=epochs // 3, seed=seed, train_size=2000,
+                      explain_warmup_epochs=epochs // 3, seed=seed, train_size=train_size,
                       image_size=32).validate()
 
 
@@ -128,9 +129,11 @@ def summary_markdown(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -
 
 def run_demo(dataset: str = "shapes", seeds: int = 1, epochs: int = 12,
              methods: Sequence[str] = METHODS, out: str | Path = "report",
-             device: str | None = None, progress: bool = True,
+             device: str | None = None, progress: bool = True, train_size: int = 2000,
              log: Callable[[str], None] = print) -> dict:
     """Train and evaluate every method for each seed; write per-seed reports and the summary.
+
+    ``train_size`` sets the number of ``shapes`` training images (digits has a fixed size).
 
     Returns:
         ``{"summary": ..., "seconds": ...}`` as written to ``out/summary.json``.
@@ -143,13 +146,13 @@ def run_demo(dataset: str = "shapes", seeds: int = 1, epochs: int = 12,
         seed_dir = out / f"seed{seed}"
         models = {}
         for method in methods:
-            experiment = demo_experiment(method, dataset, seed, epochs)
+            experiment = demo_experiment(method, dataset, seed, epochs, train_size)
             log(f"[seed {seed}] training {method} ({epochs} epochs on {dataset}, {device})")
             result = run(experiment, out_dir=seed_dir / "runs" / method, device=device,
                          progress=progress)
             log(f"[seed {seed}] {method}: test accuracy {result.test_accuracy:.3f}")
             models[method] = result.model
-        _, test_set = load_datasets(demo_experiment(methods[0], dataset, seed, epochs))
+        _, test_set = load_datasets(demo_experiment(methods[0], dataset, seed, epochs, train_size))
         loader = DeviceLoader(test_set, 256, shuffle=False, device=device)
         evaluators = ["accuracy", "calibration", "robustness", "randomization", "faithfulness"]
         if test_set.masks is not None:
@@ -162,7 +165,8 @@ def run_demo(dataset: str = "shapes", seeds: int = 1, epochs: int = 12,
         per_seed.append(results["models"])
     summary = summarize(per_seed)
     written = {"dataset": dataset, "seeds": seeds, "epochs": epochs,
-               "settings": dataclasses.asdict(demo_experiment(methods[0], dataset, 0, epochs)),
+               "settings": dataclasses.asdict(demo_experiment(methods[0], dataset, 0, epochs,
+                                                              train_size)),
                "summary": summary, "seconds": round(time.perf_counter() - started, 1)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(written, indent=2))
@@ -183,12 +187,13 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="seeds to run (mean and spread)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--train-size", type=int, default=2000, help="shapes training images")
     parser.add_argument("--out", default="report", help="report folder")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if any)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.epochs < 1:
-        parser.error("--seeds and --epochs must be >= 1")
+    if args.seeds < 1 or args.epochs < 1 or args.train_size < 4:
+        parser.error("--seeds and --epochs must be >= 1, --train-size >= 4")
     run_demo(args.dataset, args.seeds, args.epochs, args.methods, args.out, args.device,
-             progress=not args.no_progress)
+             progress=not args.no_progress, train_size=args.train_size)
     return 0

@@ -298,8 +298,8 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
         elif isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif field.name == "amp":
-            parser.add_argument(flag, default=default, choices=("auto", "bf16", "fp16", "none"),
-                                type=lambda v: None if v == "none" else v)
+            parser.add_argument(flag, default=default or "none",
+                                choices=("auto", "bf16", "fp16", "none"))
         elif field.name == "lr":
             parser.add_argument(flag, default=default, type=float,
                                 help="base learning rate (default: 0.5 contrastive, 0.1 otherwise)")
@@ -310,4 +310,6 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
 
 def experiment_from_args(args: argparse.Namespace) -> Experiment:
     """Collect the ``Experiment`` fields from parsed arguments."""
-    return Experiment(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Experiment)})
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Experiment)}
+    settings["amp"] = None if settings["amp"] == "none" else settings["amp"]
+    return Experiment(**settings)

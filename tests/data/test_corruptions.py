@@ -13,7 +13,7 @@ from skimage.color import hsv2rgb, rgb2hsv
 from skimage.filters import gaussian as sk_gaussian
 
 from explainaug.data import CORRUPTIONS, corrupt, shapes
-from explainaug.data._filters import motion_blur
+from explainaug.data.filters import motion_blur
 from explainaug.data.corruptions import _CORRUPTION_FUNCTIONS
 
 # Parameters of make_cifar_c.py whose pixel distance to the clean image is not monotonic by design:

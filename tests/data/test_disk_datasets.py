@@ -1,14 +1,10 @@
 """CIFAR-100, Tiny ImageNet and CIFAR-C .npy loaders on tiny trees in the real on-disk formats."""
 
-import hashlib
-import pickle
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from torchvision.datasets import CIFAR100
 
 from explainaug.data import (
     CIFAR100_MEAN,
@@ -18,40 +14,6 @@ from explainaug.data import (
     corrupted_npy,
     tiny_imagenet,
 )
-
-
-def md5(path):
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def cifar_root(tmp_path, monkeypatch):
-    """A 6-train / 4-test CIFAR-100 tree in the pickle format of the official archive.
-
-    The official files are Python 2 pickles whose str keys (b'data', b'fine_labels', ...) load
-    as str under torchvision's encoding="latin1"; protocol-2 pickles with str keys load the same.
-
-    torchvision checks each file's md5 against the official archive's; the test registers the
-    md5s of its own files on the CIFAR100 class (restored afterwards), so the loader runs its
-    normal, fully checked code path.
-    """
-    folder = tmp_path / "cifar-100-python"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    splits = {}
-    for name, n in (("train", 6), ("test", 4)):
-        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 100, size=n)]
-        entry = {"filenames": ["x.png"] * n, "batch_label": name, "fine_labels": labels,
-                 "coarse_labels": [0] * n, "data": data}
-        (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
-        splits[name] = (data, labels)
-    meta = {"fine_label_names": [f"class{i}" for i in range(100)], "coarse_label_names": ["all"]}
-    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
-    monkeypatch.setattr(CIFAR100, "train_list", [["train", md5(folder / "train")]])
-    monkeypatch.setattr(CIFAR100, "test_list", [["test", md5(folder / "test")]])
-    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": md5(folder / "meta")})
-    return tmp_path, splits
 
 
 def test_cifar100_reads_the_pickles(cifar_root):
@@ -76,38 +38,8 @@ def test_cifar100_errors_name_the_folder_and_the_fix(cifar_root, tmp_path):
         cifar100(tmp_path, train=False)
 
 
-def write_tiny_imagenet(base, val_layout, rng):
-    """Two classes, 3 train and 2 val 64x64 JPEGs each (one greyscale), standard layout."""
-    wnids = ["n02", "n01"]                         # wnids.txt order, not alphabetical, sets labels
-    base.mkdir(parents=True)
-    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    pixels = {}
-    for label, wnid in enumerate(wnids):
-        folder = base / "train" / wnid / "images"
-        folder.mkdir(parents=True)
-        for i in range(3):
-            ramp = np.linspace(0, 1, 64)[:, None, None] * np.ones((64, 64, 3))   # smooth
-            array = (ramp * rng.uniform(60, 255, size=3)).astype(np.uint8)
-            image = Image.fromarray(array).convert("L") if (label, i) == (1, 2) else \
-                Image.fromarray(array)
-            image.save(folder / f"{wnid}_{i}.JPEG", quality=95)
-            pixels[("train", wnid, i)] = array
-    lines = []
-    for label, wnid in enumerate(wnids):
-        for i in range(2):
-            name = f"val_{label * 2 + i}.JPEG"
-            folder = base / "val" / (wnid if val_layout == "folders" else "") / "images"
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)).save(
-                folder / name)
-            lines.append(f"{name}\t{wnid}\t0\t0\t63\t63")
-    if val_layout == "annotations":
-        (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-    return wnids, pixels
-
-
 @pytest.mark.parametrize("val_layout", ["annotations", "folders"])
-def test_tiny_imagenet_reads_train_and_both_val_layouts(tmp_path, val_layout):
+def test_tiny_imagenet_reads_train_and_both_val_layouts(tmp_path, val_layout, write_tiny_imagenet):
     wnids, _ = write_tiny_imagenet(tmp_path / "tiny-imagenet-200", val_layout,
                                    np.random.default_rng(0))
     train = tiny_imagenet(tmp_path, "train")
@@ -123,7 +55,7 @@ def test_tiny_imagenet_reads_train_and_both_val_layouts(tmp_path, val_layout):
     assert torch.equal(image, train[4][0]) and int(label) == 1
 
 
-def test_tiny_imagenet_pixels_are_the_saved_images(tmp_path):
+def test_tiny_imagenet_pixels_are_the_saved_images(tmp_path, write_tiny_imagenet):
     pixels = write_tiny_imagenet(tmp_path / "tiny-imagenet-200", "annotations",
                                  np.random.default_rng(1))[1]
     train = tiny_imagenet(tmp_path)
@@ -132,7 +64,7 @@ def test_tiny_imagenet_pixels_are_the_saved_images(tmp_path):
     assert error < 0.1 * (original - original.mean()).abs().mean()   # JPEG loss only
 
 
-def test_tiny_imagenet_errors(tmp_path):
+def test_tiny_imagenet_errors(tmp_path, write_tiny_imagenet):
     with pytest.raises(FileNotFoundError, match="wnids.txt"):
         tiny_imagenet(tmp_path)
     base = tmp_path / "tiny-imagenet-200"

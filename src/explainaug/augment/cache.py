@@ -96,7 +96,9 @@ class SaliencyCache:
 
 
 class SaliencyDataset(Dataset):
-    """Wrap a dataset of ``(image, label)`` to yield ``(image, saliency, label[, index])``.
+    """Wrap a dataset of ``(image, label[, ...])`` to yield ``(image, saliency, label[, index])``.
+
+    Items beyond ``(image, label)`` (such as the object masks of ``shapes()``) are dropped.
 
     ``image`` is what the base dataset gives, ``saliency`` the cached ``[1, h, w]`` float32 map
     (zeros until the item's first update) and ``index`` the item's position, so a training loop
@@ -121,6 +123,7 @@ class SaliencyDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple:
-        image, label = self.dataset[index]
+        item = self.dataset[index]
+        image, label = item[0], item[1]
         saliency = self.cache.get(index)
         return (image, saliency, label, index) if self.return_index else (image, saliency, label)

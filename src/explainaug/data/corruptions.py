@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from explainaug._validation import check_images
-from explainaug.data._filters import box_resize, clipped_zoom, correlate, gaussian_blur, motion_blur
+from explainaug.data.filters import box_resize, clipped_zoom, correlate, gaussian_blur, motion_blur
 from explainaug.data._jpeg import jpeg_round_trip
 from explainaug.data._plasma import plasma_fractal
 

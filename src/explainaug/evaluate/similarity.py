@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from explainaug._validation import check_tensor
+from explainaug.data.filters import gaussian_blur
 from explainaug.explain._base import minmax_normalize
 
 SimilarityFn = Callable[[Tensor, Tensor], Tensor]
@@ -167,28 +168,8 @@ def spearman_signed(a: Tensor, b: Tensor) -> Tensor:
     return rank_correlation(normalize_signed(a), normalize_signed(b))
 
 
-def gaussian_kernel1d(sigma: float, truncate: float = 4.0, *, dtype: torch.dtype = torch.float32,
-                      device: torch.device | str | None = None) -> Tensor:
-    """The 1-D Gaussian of ``scipy.ndimage.gaussian_filter``: radius ``int(truncate*sigma+0.5)``.
-
-    Example:
-        >>> gaussian_kernel1d(1.5, 3.5).shape
-        torch.Size([11])
-    """
-    radius = int(truncate * sigma + 0.5)
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    weights = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    return (weights / weights.sum()).to(dtype=dtype, device=device)
-
-
-def _symmetric_index(size: int, pad: int, device: torch.device) -> Tensor:
-    """Indices that pad a length-``size`` axis by ``pad`` as scipy's ``mode="reflect"``."""
-    index = torch.arange(-pad, size + pad, device=device) % (2 * size)
-    return torch.where(index >= size, 2 * size - 1 - index, index)
-
-
 def gaussian_filter(images: Tensor, sigma: float, truncate: float = 4.0) -> Tensor:
-    """Separable Gaussian blur of ``[B, C, H, W]`` with scipy's ``reflect`` (half-sample) borders.
+    """Gaussian blur of ``[B, C, H, W]`` with scipy's ``reflect`` (half-sample) borders.
 
     Equals ``scipy.ndimage.gaussian_filter(image, sigma, truncate=truncate, mode="reflect")``
     applied to each ``H x W`` plane.
@@ -197,15 +178,7 @@ def gaussian_filter(images: Tensor, sigma: float, truncate: float = 4.0) -> Tens
         >>> gaussian_filter(torch.ones(1, 1, 5, 5), 1.5).allclose(torch.ones(1, 1, 5, 5))
         True
     """
-    kernel = gaussian_kernel1d(sigma, truncate, dtype=images.dtype, device=images.device)
-    pad = kernel.numel() // 2
-    batch, channels, height, width = images.shape
-    planes = images.reshape(batch * channels, 1, height, width)
-    planes = planes.index_select(2, _symmetric_index(height, pad, images.device))
-    planes = F.conv2d(planes, kernel.view(1, 1, -1, 1))
-    planes = planes.index_select(3, _symmetric_index(width, pad, images.device))
-    planes = F.conv2d(planes, kernel.view(1, 1, 1, -1))
-    return planes.view(batch, channels, height, width)
+    return gaussian_blur(images, sigma, truncate, "reflect")
 
 
 def ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0, sigma: float = 1.5,

@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from explainaug.cli import main
+
+TRAIN = ["train", "--dataset", "shapes", "--train-size", "16", "--image-size", "16", "--width", "4",
+         "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress", "--amp", "none"]
+
+
+def test_train_then_evaluate_writes_a_report(tmp_path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    assert main(TRAIN + ["--method", "edda", "--out", str(run_dir)]) == 0
+    assert "edda on shapes: test accuracy" in capsys.readouterr().out
+    assert (run_dir / "checkpoint.pt").is_file() and (run_dir / "metrics.jsonl").is_file()
+    out = tmp_path / "report"
+    assert main(["evaluate", str(run_dir), "--evaluators", "accuracy", "faithfulness",
+                 "localization", "--out", str(out), "--device", "cpu"]) == 0
+    results = json.loads((out / "report.json").read_text())
+    assert set(results["models"]["edda"]) == {"accuracy", "faithfulness", "localization"}
+    assert "| edda |" in (out / "report.md").read_text()
+
+
+def test_resume_auto_continues_a_finished_run(tmp_path, capsys) -> None:
+    run_dir = str(tmp_path / "run")
+    assert main(TRAIN + ["--out", run_dir]) == 0
+    first = capsys.readouterr().out
+    assert main(TRAIN + ["--out", run_dir, "--resume", "auto"]) == 0
+    assert capsys.readouterr().out == first  # nothing left to train: same weights, same accuracy
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["train", "--method", "mixup"], "invalid choice: 'mixup'"),
+     (["train", "--dataset", "cifar100"], "needs a data folder (--data)"),
+     (["train", "--dataset", "tiny-imagenet", "--data", "/nonexistent"], "Tiny ImageNet not found"),
+     (["evaluate", "/nonexistent/run"], "no checkpoint at /nonexistent/run"),
+     (["evaluate", "."], "no checkpoint")],
+)
+def test_clear_errors(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unreadable_checkpoint(tmp_path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    assert main(TRAIN + ["--out", str(run_dir)]) == 0
+    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run_dir), "--device", "cpu"])
+    assert "checkpoint" in capsys.readouterr().err
+
+
+def test_localization_needs_masks(tmp_path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--width", "4", "--epochs", "1", "--device",
+                 "cpu", "--no-progress", "--out", str(run_dir)]) == 0
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run_dir), "--evaluators", "localization", "--device", "cpu"])
+    assert "localization needs object masks" in capsys.readouterr().err
+
+
+def test_usage(capsys) -> None:
+    assert main([]) == 0
+    assert main(["unknown"]) == 2
+    assert "usage: explainaug {demo,train,evaluate}" in capsys.readouterr().out

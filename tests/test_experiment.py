@@ -1,0 +1,84 @@
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from explainaug.experiment import (
+    METHODS,
+    Experiment,
+    build_method,
+    build_model,
+    load_run,
+    run,
+)
+from explainaug.models import ContrastiveModel, SmallCNN
+from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusion, SupCon
+
+TINY = dict(width=4, epochs=1, batch_size=8, train_size=16, image_size=16, amp=None)
+
+
+@pytest.mark.parametrize(("method", "kind"), [("ce", CrossEntropy), ("supcon", SupCon),
+                                              ("excon", ExCon), ("edda", EDDA),
+                                              ("random-occlusion", RandomOcclusion)])
+def test_each_method_gets_its_class_and_model(method, kind) -> None:
+    experiment = Experiment(method=method, **TINY).validate()
+    model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
+    assert isinstance(model, ContrastiveModel) == (method in ("supcon", "excon"))
+    assert isinstance(build_method(experiment, model, 16), kind)
+    assert experiment.learning_rate == (0.5 if method in ("supcon", "excon") else 0.1)
+
+
+def test_cam_layer_is_relative_to_the_backbone() -> None:
+    experiment = Experiment(method="excon", cam_layer="block2", **TINY)
+    model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
+    method = build_method(experiment, model, 16)
+    assert method.explainer.layer_name == "encoder.block2"
+    plain = Experiment(method="edda", cam_layer="block2", **TINY)
+    cnn = build_model(plain, 4, (0.5,) * 3, (0.25,) * 3)
+    assert build_method(plain, cnn, 16).explainer.layer_name == "block2"
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [({"method": "mixup"}, "unknown method 'mixup'"), ({"dataset": "cifar100"}, "needs a data folder"),
+     ({"epochs": 0}, "epochs must be >= 1"), ({"explain_warmup_epochs": 5}, "explain_warmup_epochs"),
+     ({"occlusion_ratio": 1.0}, "occlusion_ratio"), ({"lr": 0.0}, "lr must be > 0")],
+)
+def test_validation_names_the_bad_field(changes, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        Experiment(**{**TINY, **changes}).validate()
+
+
+def test_run_writes_a_run_that_load_run_rebuilds(tmp_path) -> None:
+    experiment = Experiment(method="supcon", **TINY)
+    result = run(experiment, out_dir=tmp_path, device="cpu", progress=False)
+    assert json.loads((tmp_path / "run.json").read_text()) == dataclasses.asdict(experiment)
+    model, loaded = load_run(tmp_path)
+    assert loaded == experiment and isinstance(model, ContrastiveModel) and not model.training
+    x = torch.rand(3, 3, 16, 16)
+    result.model.eval()
+    torch.testing.assert_close(model(x), result.model(x))
+
+
+def test_load_run_errors(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_run(tmp_path)
+    run(Experiment(**TINY), out_dir=tmp_path, device="cpu", progress=False)
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a valid run description"):
+        load_run(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps(dataclasses.asdict(Experiment(**{**TINY, "width": 8}))))
+    with pytest.raises(ValueError, match="does not fit the model"):
+        load_run(tmp_path / "checkpoint.pt")
+    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="checkpoint"):
+        load_run(tmp_path)
+
+
+def test_every_method_is_buildable_on_a_resnet() -> None:
+    for method in METHODS:
+        experiment = Experiment(method=method, model="resnet18", **TINY)
+        model = build_model(experiment, 3, (0.5,) * 3, (0.25,) * 3)
+        build_method(experiment, model, 16).setup(model)
+    assert isinstance(build_model(Experiment(**TINY), 3, (0.5,) * 3, (0.25,) * 3), SmallCNN)
