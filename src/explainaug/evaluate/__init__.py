@@ -1,4 +1,15 @@
-"""explainaug.evaluate."""
+"""Evaluators: accuracy, calibration under shift, adversarial robustness, randomization sanity
+checks, faithfulness and localization of explanations, and a report writer.
+
+All run as batched torch code on the model's device, in eval mode (the model's modes are
+restored), on loaders of ``(x, y)`` or ``(x, y, masks)`` batches with images in [0, 1].
+
+Example:
+    >>> from explainaug.models import SmallCNN
+    >>> loader = [(torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]))]
+    >>> accuracy(SmallCNN(num_classes=2, width=4), loader)["count"]
+    4
+"""
 
 from explainaug.evaluate.accuracy import accuracy
 from explainaug.evaluate.calibration import (
@@ -8,7 +19,6 @@ from explainaug.evaluate.calibration import (
     fit_temperature,
     reliability_diagram,
 )
-from explainaug.evaluate.robustness import fgsm, pgd, robustness
 from explainaug.evaluate.faithfulness import faithfulness
 from explainaug.evaluate.localization import localization
 from explainaug.evaluate.randomization import (
@@ -17,6 +27,7 @@ from explainaug.evaluate.randomization import (
     train_on_permuted_labels,
 )
 from explainaug.evaluate.report import report
+from explainaug.evaluate.robustness import fgsm, pgd, robustness
 from explainaug.evaluate.similarity import hog, rank_correlation, ssim
 
 __all__ = [

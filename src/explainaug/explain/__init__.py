@@ -12,20 +12,24 @@ from explainaug.explain.guided_backprop import GuidedBackprop
 from explainaug.explain.guided_gradcam import GuidedGradCAM
 from explainaug.explain.integrated_gradcam import IntegratedGradCAM
 from explainaug.explain.integrated_gradients import IntegratedGradients
-from explainaug.explain.smoothgrad import SmoothGrad
 from explainaug.explain.otsu import otsu_threshold
 from explainaug.explain.sise import SISE, AdaSISE
+from explainaug.explain.smoothgrad import SmoothGrad
 
 __all__ = [
+    "SISE",
+    "AdaSISE",
+    "Explainer",
     "GradCAM",
     "GuidedBackprop",
     "GuidedGradCAM",
-    "IntegratedGradCAM",
     "InputXGradient",
+    "IntegratedGradCAM",
     "IntegratedGradients",
     "Saliency",
     "SmoothGrad",
-    "SISE",
-    "AdaSISE",
+    "minmax_normalize",
     "otsu_threshold",
-    "Explainer", "minmax_normalize", "resolve_layer", "upsample"]
+    "resolve_layer",
+    "upsample",
+]
