@@ -57,6 +57,7 @@ class Experiment:
         weight_decay: SGD weight decay.
         lr_warmup_epochs: epochs of linear learning-rate warm-up.
         temperature: contrastive temperature (SupCon, ExCon).
+        view_min_scale: smallest crop area of the contrastive views (SupContrast: 0.2).
         explain_warmup_epochs: epochs before ExCon/EDDA start using explanations.
         cam_layer: Grad-CAM layer of the backbone for ExCon/EDDA (dotted name; None = the
             model's default, its last stage).
@@ -85,6 +86,7 @@ class Experiment:
     weight_decay: float = 5e-4
     lr_warmup_epochs: int = 0
     temperature: float = 0.1
+    view_min_scale: float = 0.2
     explain_warmup_epochs: int = 0
     cam_layer: str | None = None
     occlusion_ratio: float = 0.2
@@ -110,6 +112,8 @@ class Experiment:
                              f"got {self.explain_warmup_epochs}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.view_min_scale <= 1:
+            raise ValueError(f"view_min_scale must lie in (0, 1], got {self.view_min_scale}")
         if not 0 < self.occlusion_ratio < 1:
             raise ValueError(f"occlusion_ratio must lie in (0, 1), got {self.occlusion_ratio}")
         return self
@@ -177,7 +181,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     """
     name = experiment.method
     if name in CONTRASTIVE_METHODS:
-        views = supcon_views(image_size)
+        views = supcon_views(image_size, scale=(experiment.view_min_scale, 1.0))
         if name == "supcon":
             return SupCon(temperature=experiment.temperature, views=views)
         return ExCon(explainer=_explainer(experiment, model, relu=False), views=views,

@@ -62,12 +62,15 @@ class Views(nn.Module):
         return f"n_views={self.n_views}"
 
 
-def supcon_views(size: int | tuple[int, int], n_views: int = 2) -> Views:
+def supcon_views(size: int | tuple[int, int], n_views: int = 2,
+                 scale: tuple[float, float] = (0.2, 1.0)) -> Views:
     """SupContrast's augmentation as a Kornia pipeline returning ``n_views`` views per image.
 
     Args:
         size: output size (``int`` for square views, or ``(h, w)``).
         n_views: number of independent views per image.
+        scale: area range of the random resized crop (SupContrast: (0.2, 1); raise the lower
+            end for small objects that such crops would cut out).
 
     Returns:
         A :class:`Views` module; call it on batches ``[B, C, H, W]`` in [0, 1] on any device.
@@ -78,7 +81,7 @@ def supcon_views(size: int | tuple[int, int], n_views: int = 2) -> Views:
     """
     size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     pipeline = K.AugmentationSequential(
-        K.RandomResizedCrop(size, scale=(0.2, 1.0)),
+        K.RandomResizedCrop(size, scale=scale),
         K.RandomHorizontalFlip(),
         K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
         K.RandomGrayscale(p=0.2),
