@@ -65,19 +65,6 @@ def setup_distributed(device: str | torch.device | None = None) -> DistributedCo
     return DistributedContext(0, 1, 0, device)
 
 
-def all_reduce_sum(tensor: torch.Tensor, context: DistributedContext) -> torch.Tensor:
-    """Sum a tensor over processes (returns a new tensor; the input is left alone).
-
-    Example:
-        >>> all_reduce_sum(torch.tensor([1.0]), setup_distributed("cpu")).tolist()
-        [1.0]
-    """
-    tensor = tensor.detach().clone()
-    if context.distributed:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
-
-
 def gather_objects(value: Any, context: DistributedContext) -> list[Any]:
     """Collect one picklable value per process, in rank order, on every process.
 

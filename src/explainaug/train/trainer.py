@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from explainaug._validation import check_images, check_labels
+from explainaug.losses.distributed import global_sum
 from explainaug.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
@@ -27,7 +28,6 @@ from explainaug.train.checkpoint import (
 )
 from explainaug.train.distributed import (
     DistributedContext,
-    all_reduce_sum,
     gather_objects,
     setup_distributed,
 )
@@ -373,7 +373,7 @@ class Trainer:
                 totals[1] += y.shape[0]
         finally:
             self.model.train(was_training)
-        correct, seen = all_reduce_sum(totals, self.context).tolist()
+        correct, seen = global_sum(totals).tolist()
         if seen == 0:
             raise ValueError("val_loader yields no images")
         return correct / seen
@@ -392,8 +392,8 @@ class Trainer:
             [counts[key] for key in keys], dtype=stacked.dtype, device=stacked.device
         )
         if reduce:
-            stacked = all_reduce_sum(stacked, self.context)
-            weights = all_reduce_sum(weights, self.context)
+            stacked = global_sum(stacked)
+            weights = global_sum(weights)
         means = dict(zip(keys, (stacked / weights).tolist()))
         if not math.isfinite(means["loss"]):
             raise FloatingPointError(
@@ -494,7 +494,7 @@ class Trainer:
         if done_in_epoch % self.log_every and done_in_epoch != steps_per_epoch:
             return False
         flag = torch.tensor([float(self._stop_requested)], device=self.device)
-        return bool(all_reduce_sum(flag, self.context).item() > 0)
+        return bool(global_sum(flag).item() > 0)
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
