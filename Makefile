@@ -22,9 +22,10 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/explainaug demo
 
+# Speed against the peer libraries (GPU when there is one); tables go into BENCHMARKS.md by hand.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"
-	$(PY) benchmarks/explainers.py
+	for script in explainers augment train_step evaluate; do $(PY) benchmarks/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
