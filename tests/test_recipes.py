@@ -67,11 +67,11 @@ def test_recipe_under_torchrun_with_two_processes(tmp_path, write_tiny_imagenet)
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).parent / "torchrun"
     command = [str(torchrun), "--standalone", "--nproc_per_node=2",
-               str(RECIPES / "tiny_imagenet.py"), "--method", "edda", "--data",
+               str(RECIPES / "tiny_imagenet.py"), "--method", "excon", "--data",
                str(tmp_path / "data"), "--out", str(out), *TINY[:-3], "--batch-size", "2",
                "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("edda on tiny-imagenet: test accuracy") == 2  # both ranks finish
+    assert result.stdout.count("excon on tiny-imagenet: test accuracy") == 2  # both ranks finish
     assert (out / "checkpoint.pt").is_file()

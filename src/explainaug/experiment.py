@@ -245,7 +245,7 @@ def run(experiment: Experiment, out_dir: str | Path | None = None,
                       weight_decay=experiment.weight_decay,
                       warmup_epochs=experiment.lr_warmup_epochs, amp=experiment.amp,
                       out_dir=out_dir, resume=resume, device=device, progress=progress,
-                      seed=experiment.seed, find_unused_parameters=experiment.contrastive)
+                      seed=experiment.seed)
     if out_dir is not None and trainer.context.is_main:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / RUN_FILE).write_text(json.dumps(dataclasses.asdict(experiment), indent=2))
