@@ -82,3 +82,15 @@ def test_every_method_is_buildable_on_a_resnet() -> None:
         model = build_model(experiment, 3, (0.5,) * 3, (0.25,) * 3)
         build_method(experiment, model, 16).setup(model)
     assert isinstance(build_model(Experiment(**TINY), 3, (0.5,) * 3, (0.25,) * 3), SmallCNN)
+
+
+@pytest.mark.parametrize("name", ["saliency", "inputxgradient", "guidedbackprop"])
+def test_other_explainers_drive_edda_and_excon(name) -> None:
+    for method in ("edda", "excon"):
+        experiment = Experiment(method=method, explainer=name, **TINY).validate()
+        model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
+        built = build_method(experiment, model, 16)
+        assert type(built.explainer).__name__.lower() == name
+        assert built.explainer.model is model and not built.explainer.check_values
+    with pytest.raises(ValueError, match="unknown explainer 'sise'"):
+        Experiment(explainer="sise", **TINY).validate()

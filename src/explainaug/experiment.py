@@ -24,7 +24,7 @@ from torch import nn
 from explainaug.augment import SaliencyOcclusion, supcon_views
 from explainaug.data import DeviceLoader, ImageTensorDataset, cifar100, digits, shapes, tiny_imagenet
 from explainaug.evaluate import accuracy
-from explainaug.explain import GradCAM
+from explainaug.explain import Explainer, GradCAM, GuidedBackprop, InputXGradient, Saliency
 from explainaug.losses import EDDALoss
 from explainaug.losses.edda import SALIENT_TARGETS
 from explainaug.models import ContrastiveModel, SmallCNN, resnet18, resnet50
@@ -37,6 +37,9 @@ CONTRASTIVE_METHODS = ("supcon", "excon")
 MODELS = ("small-cnn", "resnet18", "resnet50")
 DATASETS = ("shapes", "digits", "cifar100", "tiny-imagenet")
 RUN_FILE = "run.json"
+# Explainers ExCon/EDDA can use by name (Grad-CAM takes --cam-layer; the others explain pixels).
+TRAINING_EXPLAINERS = {"gradcam": GradCAM, "saliency": Saliency, "inputxgradient": InputXGradient,
+                       "guidedbackprop": GuidedBackprop}
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Experiment:
         temperature: contrastive temperature (SupCon, ExCon).
         view_min_scale: smallest crop area of the contrastive views (SupContrast: 0.2).
         explain_warmup_epochs: epochs before ExCon/EDDA start using explanations.
+        explainer: the explainer of ExCon/EDDA, one of ``TRAINING_EXPLAINERS``.
         cam_layer: Grad-CAM layer of the backbone for ExCon/EDDA (dotted name; None = the
             model's default, its last stage).
         occlusion_ratio: fraction of pixels EDDA and RandomOcclusion occlude.
@@ -88,6 +92,7 @@ class Experiment:
     temperature: float = 0.1
     view_min_scale: float = 0.2
     explain_warmup_epochs: int = 0
+    explainer: str = "gradcam"
     cam_layer: str | None = None
     occlusion_ratio: float = 0.2
     salient_target: str = "uniform"
@@ -99,7 +104,8 @@ class Experiment:
 
     def validate(self) -> Experiment:
         """Check the settings; return ``self``. Raises ``ValueError`` naming the bad field."""
-        for field, allowed in (("method", METHODS), ("dataset", DATASETS), ("model", MODELS)):
+        for field, allowed in (("method", METHODS), ("dataset", DATASETS), ("model", MODELS),
+                               ("explainer", tuple(TRAINING_EXPLAINERS))):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"unknown {field} {getattr(self, field)!r}; choose one of {allowed}")
         if self.dataset in ("cifar100", "tiny-imagenet") and not self.data_root:
@@ -195,14 +201,19 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     if name == "edda":
         mean = model_mean(model)
         return EDDA(explainer=_explainer(experiment, model, relu=True), loss=loss,
-                    salient=SaliencyOcclusion("salient", ratio=ratio, fill="mean", mean=mean),
-                    nonsalient=SaliencyOcclusion("nonsalient", ratio=ratio, fill="mean", mean=mean),
+                    salient=SaliencyOcclusion("salient", ratio=ratio, fill="mean", mean=mean,
+                                              check_values=False),
+                    nonsalient=SaliencyOcclusion("nonsalient", ratio=ratio, fill="mean",
+                                                 mean=mean, check_values=False),
                     warmup_epochs=experiment.explain_warmup_epochs, augment=augment)
     return RandomOcclusion(salient_ratio=ratio, nonsalient_ratio=ratio, loss=loss,
                            warmup_epochs=experiment.explain_warmup_epochs, augment=augment)
 
 
-def _explainer(experiment: Experiment, model: nn.Module, relu: bool) -> GradCAM:
+def _explainer(experiment: Experiment, model: nn.Module, relu: bool) -> Explainer:
+    """The live-model explainer of ExCon/EDDA, without per-step value checks (host syncs)."""
+    if experiment.explainer != "gradcam":
+        return TRAINING_EXPLAINERS[experiment.explainer](model, check_values=False)
     layer = experiment.cam_layer
     if layer is not None and isinstance(model, ContrastiveModel):
         layer = f"encoder.{layer}"
@@ -292,7 +303,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.M
 def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experiment) -> None:
     """Add one ``--option`` per ``Experiment`` field, with ``defaults`` as default values."""
     choices = {"method": METHODS, "dataset": DATASETS, "model": MODELS,
-               "salient_target": SALIENT_TARGETS}
+               "salient_target": SALIENT_TARGETS, "explainer": tuple(TRAINING_EXPLAINERS)}
     for field in dataclasses.fields(Experiment):
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
