@@ -66,3 +66,19 @@ def test_usage(capsys) -> None:
     assert main([]) == 0
     assert main(["unknown"]) == 2
     assert "usage: explainaug {demo,train,evaluate}" in capsys.readouterr().out
+
+
+def test_evaluate_finds_moved_data(cifar_root, tmp_path, capsys) -> None:
+    root, _ = cifar_root
+    run_dir = tmp_path / "run"
+    assert main(["train", "--dataset", "cifar100", "--data", str(root), "--model", "resnet18",
+                 "--width", "4", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
+                 "--no-progress", "--out", str(run_dir)]) == 0
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (root / "cifar-100-python").rename(moved / "cifar-100-python")
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run_dir), "--evaluators", "accuracy", "--device", "cpu"])
+    assert "download=True" in capsys.readouterr().err  # names the missing folder and the fix
+    assert main(["evaluate", str(run_dir), "--evaluators", "accuracy", "--device", "cpu",
+                 "--data", str(moved), "--out", str(tmp_path / "report")]) == 0

@@ -75,9 +75,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = args.device or _default_device()
     try:
-        model, experiment = load_run(args.run, device=device)
-        if args.data:
-            experiment.data_root = args.data
+        model, experiment = load_run(args.run, device=device, data_root=args.data)
         _, test_set = load_datasets(experiment)
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"explainaug evaluate: error: {error}\n")

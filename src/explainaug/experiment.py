@@ -269,8 +269,11 @@ def run(experiment: Experiment, out_dir: str | Path | None = None,
     return TrainedRun(model, history, test_accuracy, experiment, trainer.interrupted)
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Experiment]:
+def load_run(path: str | Path, device: str | torch.device = "cpu",
+             data_root: str | None = None) -> tuple[nn.Module, Experiment]:
     """Rebuild a trained model from a run folder (or its ``checkpoint.pt``) and its ``run.json``.
+
+    ``data_root`` replaces the recorded dataset folder (when the data moved since training).
 
     Raises:
         FileNotFoundError: no checkpoint or no ``run.json`` where expected.
@@ -286,11 +289,14 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.M
                                 "model was built (written by `explainaug train`)")
     try:
         settings = json.loads(run_file.read_text())
-        experiment = Experiment(**settings).validate()
+        experiment = Experiment(**settings)
+        if data_root is not None:
+            experiment.data_root = data_root
+        experiment.validate()
     except (json.JSONDecodeError, TypeError) as error:
         raise ValueError(f"{run_file} is not a valid run description: {error}") from None
     state = load_checkpoint(checkpoint_path, map_location=device)
-    train_set, _ = load_datasets(dataclasses.replace(experiment, train_size=experiment.train_size))
+    train_set, _ = load_datasets(experiment)  # class count and statistics of the model
     model = build_model(experiment, train_set.num_classes, train_set.mean, train_set.std)
     try:
         model.load_state_dict(state["model"])
