@@ -47,7 +47,7 @@ def test_clear_errors(argv, message, capsys) -> None:
 def test_unreadable_checkpoint(tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
     assert main(TRAIN + ["--out", str(run_dir)]) == 0
-    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    (run_dir / "model.pt").write_bytes(b"not a checkpoint")  # the final weights evaluate reads
     with pytest.raises(SystemExit):
         main(["evaluate", str(run_dir), "--device", "cpu"])
     assert "checkpoint" in capsys.readouterr().err

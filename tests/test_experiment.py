@@ -94,3 +94,17 @@ def test_other_explainers_drive_edda_and_excon(name) -> None:
         assert built.explainer.model is model and not built.explainer.check_values
     with pytest.raises(ValueError, match="unknown explainer 'sise'"):
         Experiment(explainer="sise", **TINY).validate()
+
+
+def test_linear_evaluation_replaces_the_probe_and_is_what_load_run_returns(tmp_path) -> None:
+    experiment = Experiment(method="supcon", linear_epochs=2, linear_lr=0.5, **TINY)
+    result = run(experiment, out_dir=tmp_path, device="cpu", progress=False)
+    via_checkpoint_path, _ = load_run(tmp_path / "checkpoint.pt")  # model.pt beside it wins
+    (tmp_path / "model.pt").rename(tmp_path / "moved.pt")
+    trained_probe, _ = load_run(tmp_path)  # without model.pt: the checkpoint's online probe
+    (tmp_path / "moved.pt").rename(tmp_path / "model.pt")
+    final, _ = load_run(tmp_path)
+    assert torch.equal(final.classifier.weight, result.model.classifier.weight)
+    assert torch.equal(final.encoder.block1[0].weight, trained_probe.encoder.block1[0].weight)
+    assert not torch.equal(final.classifier.weight, trained_probe.classifier.weight)
+    assert torch.equal(via_checkpoint_path.classifier.weight, final.classifier.weight)

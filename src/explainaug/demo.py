@@ -53,7 +53,8 @@ def demo_experiment(method: str, dataset: str, seed: int, epochs: int,
     """The demo's settings for one method: a small CNN, warm-ups of a third of the epochs.
 
     Every method uses lr 0.05 and batch 64; the contrastive views crop at least 60% of the image
-    (SupContrast's 20% often cuts the small shapes out of the view).
+    (SupContrast's 20% often cuts the small shapes out of the view), and contrastive encoders
+    get a final 10-epoch linear evaluation (SupCon's protocol) instead of the online probe.
 
     Example:
         >>> demo_experiment("excon", "shapes", seed=0, epochs=12).explain_warmup_epochs
@@ -61,6 +62,7 @@ def demo_experiment(method: str, dataset: str, seed: int, epochs: int,
     """
     return Experiment(method=method, dataset=dataset, model="small-cnn", width=16,
                       epochs=epochs, batch_size=64, lr=0.05, view_min_scale=0.6,
+                      linear_epochs=10, linear_lr=1.0,
                       explain_warmup_epochs=epochs // 3, seed=seed, train_size=train_size,
                       image_size=32).validate()
 

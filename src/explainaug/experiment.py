@@ -28,8 +28,17 @@ from explainaug.explain import Explainer, GradCAM, GuidedBackprop, InputXGradien
 from explainaug.losses import EDDALoss
 from explainaug.losses.edda import SALIENT_TARGETS
 from explainaug.models import ContrastiveModel, SmallCNN, resnet18, resnet50
-from explainaug.train import EDDA, CrossEntropy, ExCon, Method, RandomOcclusion, SupCon, Trainer
-from explainaug.train.checkpoint import load_checkpoint
+from explainaug.train import (
+    EDDA,
+    CrossEntropy,
+    ExCon,
+    Method,
+    RandomOcclusion,
+    SupCon,
+    Trainer,
+    linear_eval,
+)
+from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
 from explainaug.train.methods.base import model_mean
 
 METHODS = ("ce", "supcon", "excon", "edda", "random-occlusion")
@@ -37,6 +46,7 @@ CONTRASTIVE_METHODS = ("supcon", "excon")
 MODELS = ("small-cnn", "resnet18", "resnet50")
 DATASETS = ("shapes", "digits", "cifar100", "tiny-imagenet")
 RUN_FILE = "run.json"
+WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
 # Explainers ExCon/EDDA can use by name (Grad-CAM takes --cam-layer; the others explain pixels).
 TRAINING_EXPLAINERS = {"gradcam": GradCAM, "saliency": Saliency, "inputxgradient": InputXGradient,
                        "guidedbackprop": GuidedBackprop}
@@ -67,6 +77,10 @@ class Experiment:
             model's default, its last stage).
         occlusion_ratio: fraction of pixels EDDA and RandomOcclusion occlude.
         salient_target: EDDA's target for salient occlusions (see ``EDDALoss``).
+        linear_epochs: epochs of a final linear evaluation of contrastive encoders (a fresh
+            linear classifier on frozen features of the un-augmented training images replaces
+            the online probe); 0 keeps the online probe.
+        linear_lr: learning rate of that linear evaluation (cosine schedule).
         augment: random crop (padding 4) and flip for the classification methods.
         amp: mixed precision mode of the Trainer.
         seed: seed of weights, data order and augmentations.
@@ -96,6 +110,8 @@ class Experiment:
     cam_layer: str | None = None
     occlusion_ratio: float = 0.2
     salient_target: str = "uniform"
+    linear_epochs: int = 0
+    linear_lr: float = 1.0
     augment: bool = True
     amp: str | None = "auto"
     seed: int = 0
@@ -118,6 +134,9 @@ class Experiment:
                              f"got {self.explain_warmup_epochs}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.linear_epochs < 0 or not self.linear_lr > 0:
+            raise ValueError(f"linear_epochs must be >= 0 and linear_lr > 0, got "
+                             f"{self.linear_epochs} and {self.linear_lr}")
         if not 0 < self.view_min_scale <= 1:
             raise ValueError(f"view_min_scale must lie in (0, 1], got {self.view_min_scale}")
         if not 0 < self.occlusion_ratio < 1:
@@ -227,7 +246,8 @@ def _crop_flip(size: int) -> nn.Module:
 
 @dataclass
 class TrainedRun:
-    """The outcome of ``run``: the trained model, the per-epoch history and test accuracy."""
+    """The outcome of ``run``: the trained model, the per-epoch history and test accuracy
+    (NaN when the run was interrupted; it resumes from its checkpoint)."""
 
     model: nn.Module
     history: list[dict[str, Any]]
@@ -239,7 +259,8 @@ class TrainedRun:
 def run(experiment: Experiment, out_dir: str | Path | None = None,
         resume: str | Path | None = None, device: str | torch.device | None = None,
         progress: bool = True) -> TrainedRun:
-    """Train and test the experiment; with ``out_dir``, checkpoint there and write ``run.json``.
+    """Train and test the experiment; with ``out_dir``, checkpoint there and write ``run.json``
+    and, once training is complete, the final weights ``model.pt``.
 
     Example:
         >>> result = run(Experiment(epochs=1, width=4, train_size=16, image_size=16,
@@ -260,19 +281,32 @@ def run(experiment: Experiment, out_dir: str | Path | None = None,
     if out_dir is not None and trainer.context.is_main:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / RUN_FILE).write_text(json.dumps(dataclasses.asdict(experiment), indent=2))
+        (Path(out_dir) / WEIGHTS_FILE).unlink(missing_ok=True)  # final weights come after training
     train_loader = DeviceLoader(train_set, experiment.batch_size, shuffle=True, drop_last=True,
                                 device=trainer.device, seed=experiment.seed)
     test_loader = DeviceLoader(test_set, 256, shuffle=False, device=trainer.device,
                                rank=0, world_size=1)
     history = trainer.fit(train_loader)
+    if trainer.interrupted:
+        return TrainedRun(model, history, float("nan"), experiment, interrupted=True)
+    if experiment.contrastive and experiment.linear_epochs > 0:
+        clean_loader = DeviceLoader(train_set, experiment.batch_size, shuffle=True,
+                                    device=trainer.device, seed=experiment.seed, rank=0,
+                                    world_size=1)
+        head = linear_eval(model, clean_loader, test_loader, train_set.num_classes,
+                           epochs=experiment.linear_epochs, lr=experiment.linear_lr).classifier
+        model.classifier.load_state_dict(head.state_dict())
+    if out_dir is not None and trainer.context.is_main:
+        save_checkpoint({"model": model.state_dict()}, Path(out_dir) / WEIGHTS_FILE)
     test_accuracy = float(accuracy(model, test_loader, topk=(1,), per_class=False)["top1"])
-    return TrainedRun(model, history, test_accuracy, experiment, trainer.interrupted)
+    return TrainedRun(model, history, test_accuracy, experiment)
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu",
              data_root: str | None = None) -> tuple[nn.Module, Experiment]:
     """Rebuild a trained model from a run folder (or its ``checkpoint.pt``) and its ``run.json``.
 
+    The final weights (``model.pt``) are used when the run finished, else the checkpoint's.
     ``data_root`` replaces the recorded dataset folder (when the data moved since training).
 
     Raises:
@@ -295,7 +329,11 @@ def load_run(path: str | Path, device: str | torch.device = "cpu",
         experiment.validate()
     except (json.JSONDecodeError, TypeError) as error:
         raise ValueError(f"{run_file} is not a valid run description: {error}") from None
-    state = load_checkpoint(checkpoint_path, map_location=device)
+    weights_path = checkpoint_path.parent / WEIGHTS_FILE
+    if weights_path.is_file():
+        state = load_checkpoint(weights_path, map_location=device, required=("model",))
+    else:
+        state = load_checkpoint(checkpoint_path, map_location=device)
     train_set, _ = load_datasets(experiment)  # class count and statistics of the model
     model = build_model(experiment, train_set.num_classes, train_set.mean, train_set.std)
     try:

@@ -153,3 +153,14 @@ def test_bad_inputs_raise_clear_errors() -> None:
         compare_maps(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32), ("pearson",))
     with pytest.raises(ValueError, match="batch size 0"):
         rank_correlation(torch.rand(0, 1, 4, 4), torch.rand(0, 1, 4, 4))
+
+
+def test_hog_similarity_shrinks_cells_for_small_maps() -> None:
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.rand(3, 1, 16, 16, generator=generator), torch.rand(3, 1, 16, 16, generator=generator)
+    # 16 px hold no 3x3 block of 8x8 cells: the default takes 5x5 cells (16 // 3)
+    torch.testing.assert_close(hog_similarity(a, b), hog_similarity(a, b, pixels_per_cell=(5, 5)))
+    torch.testing.assert_close(hog_similarity(a, a), torch.ones(3))
+    big = torch.rand(2, 1, 32, 32, generator=generator)
+    torch.testing.assert_close(hog_similarity(big, big.flip(3)),
+                               hog_similarity(big, big.flip(3), pixels_per_cell=(8, 8)))

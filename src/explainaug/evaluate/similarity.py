@@ -312,13 +312,14 @@ def hog(images: Tensor, orientations: int = 9, pixels_per_cell: tuple[int, int] 
 
 
 def hog_similarity(a: Tensor, b: Tensor, *, correlation: str = "spearman",
-                   pixels_per_cell: tuple[int, int] = (8, 8),
+                   pixels_per_cell: tuple[int, int] | None = None,
                    cells_per_block: tuple[int, int] = (3, 3)) -> Tensor:
     """Correlation of the HOG descriptors of the |channel-summed|, min-max scaled maps.
 
     The sanity-checks notebook takes Spearman of the HOGs (the paper text says Pearson): pick
     with ``correlation="spearman" | "pearson"``. The notebook used 16x16 cells on 224x224 maps;
-    the default here is skimage's 8x8, suited to 32x32 and 64x64 maps.
+    the default (None) is skimage's 8x8, suited to 32x32 and 64x64 maps, shrunk for maps too
+    small to hold one block of such cells (16x16 maps get 5x5 cells).
 
     Example:
         >>> a = torch.rand(2, 1, 32, 32)
@@ -328,6 +329,10 @@ def hog_similarity(a: Tensor, b: Tensor, *, correlation: str = "spearman",
     a, b = _check_pair(a, b)
     if correlation not in ("spearman", "pearson"):
         raise ValueError(f"correlation must be 'spearman' or 'pearson', got {correlation!r}")
+    if pixels_per_cell is None:
+        pixels_per_cell = tuple(  # type: ignore[assignment]
+            max(1, min(8, size // blocks)) for size, blocks in zip(a.shape[-2:], cells_per_block)
+        )
     features = hog(minmax_normalize(torch.cat([a, b]).abs().sum(dim=1, keepdim=True)),
                    pixels_per_cell=pixels_per_cell, cells_per_block=cells_per_block)
     hog_a, hog_b = features.split(a.shape[0])
