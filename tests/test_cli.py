@@ -15,9 +15,14 @@ def test_train_then_evaluate_writes_a_report(tmp_path, capsys) -> None:
     assert (run_dir / "checkpoint.pt").is_file() and (run_dir / "metrics.jsonl").is_file()
     out = tmp_path / "report"
     assert main(["evaluate", str(run_dir), "--evaluators", "accuracy", "faithfulness",
-                 "localization", "--out", str(out), "--device", "cpu"]) == 0
+                 "localization", "robustness", "calibration", "--corruptions", "fog,contrast",
+                 "--severities", "1", "5", "--eps", "4", "--out", str(out), "--device", "cpu"]) == 0
     results = json.loads((out / "report.json").read_text())
-    assert set(results["models"]["edda"]) == {"accuracy", "faithfulness", "localization"}
+    assert set(results["models"]["edda"]) == {"accuracy", "faithfulness", "localization",
+                                               "robustness", "calibration"}
+    assert results["settings"]["severities"] == [1, 5]
+    assert results["settings"]["eps"] == [4 / 255]
+    assert set(results["models"]["edda"]["robustness"]["adversarial"]) == {"fgsm", "pgd"}
     assert "| edda |" in (out / "report.md").read_text()
 
 

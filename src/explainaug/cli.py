@@ -69,6 +69,10 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--explainer", default="gradcam", help="explainer for the explanation "
                         "evaluators (gradcam, saliency, integratedgradients, ...)")
     parser.add_argument("--corruptions", default="all", help='"all", "none" or comma-separated')
+    parser.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5],
+                        choices=range(1, 6), metavar="S", help="corruption severities (1-5)")
+    parser.add_argument("--eps", type=float, nargs="+", default=[2.0, 4.0, 8.0],
+                        help="L-inf attack budgets in 1/255 units (FGSM and PGD)")
     parser.add_argument("--out", default=None, help="report folder (default: RUN/report)")
     parser.add_argument("--data", default=None, help="dataset folder, if it moved since training")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if any)")
@@ -87,7 +91,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
                                                else Path(args.run).parent) / "report"
     loader = DeviceLoader(test_set, 256, shuffle=False, device=device)
     results = report({experiment.method: model}, loader, out, evaluators=args.evaluators,
-                     explainer_factory=args.explainer, corruptions=corruptions)
+                     explainer_factory=args.explainer, corruptions=corruptions,
+                     severities=args.severities, attack=("fgsm", "pgd"),
+                     eps=[value / 255 for value in args.eps])
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
     return 0
 
