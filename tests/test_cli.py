@@ -49,6 +49,17 @@ def test_clear_errors(argv, message, capsys) -> None:
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("option", "message"), [(["--corruptions", "rain"], "rain"),
+                                                 (["--explainer", "lime"], "unknown explainer")])
+def test_evaluate_rejects_unknown_names(option, message, tmp_path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    assert main(TRAIN + ["--out", str(run_dir)]) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(run_dir), "--evaluators", "calibration", "faithfulness",
+              "--device", "cpu", *option])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_unreadable_checkpoint(tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
     assert main(TRAIN + ["--out", str(run_dir)]) == 0

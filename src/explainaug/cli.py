@@ -90,10 +90,13 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path(args.run if Path(args.run).is_dir()
                                                else Path(args.run).parent) / "report"
     loader = DeviceLoader(test_set, 256, shuffle=False, device=device)
-    results = report({experiment.method: model}, loader, out, evaluators=args.evaluators,
-                     explainer_factory=args.explainer, corruptions=corruptions,
-                     severities=args.severities, attack=("fgsm", "pgd"),
-                     eps=[value / 255 for value in args.eps])
+    try:
+        results = report({experiment.method: model}, loader, out, evaluators=args.evaluators,
+                         explainer_factory=args.explainer, corruptions=corruptions,
+                         severities=args.severities, attack=("fgsm", "pgd"),
+                         eps=[value / 255 for value in args.eps])
+    except ValueError as error:  # bad names or values given on the command line
+        parser.exit(2, f"explainaug evaluate: error: {error}\n")
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
     return 0
 
