@@ -103,6 +103,21 @@ def check_labels(labels: object, batch_size: int, num_classes: int | None = None
     return labels
 
 
+def check_count(value: object, name: str, *, minimum: int = 1, optional: bool = False) -> int | None:
+    """Raise ``ValueError`` unless ``value`` is an int >= ``minimum`` (or None when ``optional``).
+
+    Example:
+        >>> check_count(3, "n_steps")
+        3
+    """
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = f"{'None or ' if optional else ''}an int >= {minimum}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
+
+
 def check_positive(value: float, name: str) -> float:
     """Raise ``ValueError`` unless ``value`` is a finite number > 0.
 

@@ -22,7 +22,14 @@ import torch
 from torch import nn
 
 from explainaug.augment import SaliencyOcclusion, supcon_views
-from explainaug.data import DeviceLoader, ImageTensorDataset, cifar100, digits, shapes, tiny_imagenet
+from explainaug.data import (
+    DeviceLoader,
+    ImageTensorDataset,
+    cifar100,
+    digits,
+    shapes,
+    tiny_imagenet,
+)
 from explainaug.evaluate import accuracy
 from explainaug.explain import Explainer, GradCAM, GuidedBackprop, InputXGradient, Saliency
 from explainaug.losses import EDDALoss

@@ -113,9 +113,9 @@ def test_create_graph_maps_have_finite_difference_parameter_gradients(
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
     ({"method": "simpson"}, ValueError, "method must be one of"),
-    ({"n_steps": 1, "method": "riemann_left"}, ValueError, "n_steps must be an int >= 2"),
-    ({"n_steps": 0}, ValueError, "n_steps must be an int >= 1"),
-    ({"n_steps": 2.0}, ValueError, "n_steps must be an int"),
+    ({"n_steps": 1, "method": "riemann_left"}, ValueError, "n_steps for riemann_left must be an int >= 2"),
+    ({"n_steps": 0}, ValueError, "n_steps for gausslegendre must be an int >= 1"),
+    ({"n_steps": 2.0}, ValueError, "n_steps for gausslegendre must be an int"),
     ({"internal_batch_size": 0}, ValueError, "internal_batch_size must be None or an int >= 1"),
     ({"baselines": "zeros"}, TypeError, "baselines must be None, a float or a tensor"),
     ({"baselines": torch.tensor([float("nan")])}, ValueError, "baselines contain NaN"),

@@ -138,9 +138,9 @@ def test_create_graph_maps_have_finite_difference_parameter_gradients(
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
     ({"nt_type": "mean"}, ValueError, "nt_type must be one of"),
-    ({"n_samples": 0}, ValueError, "n_samples must be >= 1"),
-    ({"n_samples": 2.5}, TypeError, "n_samples must be an int"),
-    ({"samples_batch_size": 0}, ValueError, "samples_batch_size must be >= 1"),
+    ({"n_samples": 0}, ValueError, "n_samples must be an int >= 1"),
+    ({"n_samples": 2.5}, ValueError, "n_samples must be an int >= 1, got 2.5"),
+    ({"samples_batch_size": 0}, ValueError, "samples_batch_size must be None or an int >= 1"),
     ({"stdev_spread": -0.1}, ValueError, "stdev_spread must be a finite number > 0"),
     ({"seed": 1.5}, TypeError, "seed must be None or an int"),
 ])

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from explainaug._validation import check_maps, check_tensor
+from explainaug._validation import check_count, check_maps, check_tensor
 from explainaug.explain._base import minmax_normalize
 
 
@@ -42,8 +42,7 @@ class SaliencyCache:
 
     def __init__(self, num_items: int, size: tuple[int, int] = (8, 8),
                  device: torch.device | str = "cpu") -> None:
-        if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
-            raise ValueError(f"num_items must be an int >= 1, got {num_items!r}")
+        check_count(num_items, "num_items")
         if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):
             raise ValueError(f"size must be two ints >= 1, got {size!r}")
         self.size = (size[0], size[1])

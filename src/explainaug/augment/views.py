@@ -24,7 +24,7 @@ from __future__ import annotations
 import kornia.augmentation as K
 from torch import Tensor, nn
 
-from explainaug._validation import check_images
+from explainaug._validation import check_count, check_images
 
 
 class Views(nn.Module):
@@ -45,8 +45,7 @@ class Views(nn.Module):
 
     def __init__(self, augmentation: nn.Module, n_views: int = 2) -> None:
         super().__init__()
-        if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
-            raise ValueError(f"n_views must be an int >= 1, got {n_views!r}")
+        check_count(n_views, "n_views")
         self.augmentation = augmentation
         self.n_views = n_views
 

@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from explainaug._validation import check_images
-from explainaug.data.filters import box_resize, clipped_zoom, correlate, gaussian_blur, motion_blur
 from explainaug.data._jpeg import jpeg_round_trip
 from explainaug.data._plasma import plasma_fractal
+from explainaug.data.filters import box_resize, clipped_zoom, correlate, gaussian_blur, motion_blur
 
 CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from explainaug._validation import check_count
 from explainaug.data.tensor_dataset import ImageTensorDataset
 
 
@@ -62,8 +63,7 @@ class DeviceLoader:
         if not isinstance(data, ImageTensorDataset):
             raise TypeError(f"data must be an ImageTensorDataset or a tuple of tensors, got "
                             f"{type(data).__name__}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        check_count(batch_size, "batch_size")
         distributed = dist.is_available() and dist.is_initialized()
         if world_size is None:
             world_size = dist.get_world_size() if distributed else 1

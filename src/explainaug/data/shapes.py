@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from explainaug._validation import check_count
 from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
 
 SHAPE_NAMES = ("circle", "square", "triangle", "cross", "ring", "bar")
@@ -128,10 +129,8 @@ def shapes(n: int = 2000, size: int = 32, num_classes: int = 4, train: bool = Tr
         >>> tuple(image.shape), tuple(mask.shape), ds.classes
         ((3, 16, 16), (1, 16, 16), ['circle', 'square', 'triangle', 'cross'])
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
-    if not isinstance(size, int) or size < 16:
-        raise ValueError(f"size must be an int >= 16, got {size!r}")
+    check_count(n, "n")
+    check_count(size, "size", minimum=16)
     if not isinstance(num_classes, int) or not 2 <= num_classes <= len(SHAPE_NAMES):
         raise ValueError(f"num_classes must be an int in [2, {len(SHAPE_NAMES)}], "
                          f"got {num_classes!r}")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from explainaug._validation import check_labels, check_positive, check_tensor
+from explainaug._validation import check_count, check_labels, check_positive, check_tensor
 from explainaug.evaluate._predict import model_device, predict
 
 Corruptions = Union[None, str, Sequence[str]]
@@ -55,9 +55,7 @@ def _check_probs(probs: object, labels: object) -> tuple[Tensor, Tensor]:
 
 
 def _check_n_bins(n_bins: int) -> int:
-    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
-        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
-    return n_bins
+    return check_count(n_bins, "n_bins")
 
 
 def _bin_totals(probs: Tensor, labels: Tensor, n_bins: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from explainaug._validation import check_fraction
+from explainaug._validation import check_count, check_fraction
 from explainaug.evaluate._maps import check_explainer, descending_rank, explain_flat
 from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
 from explainaug.evaluate.similarity import gaussian_filter
@@ -168,11 +168,8 @@ def faithfulness(model: nn.Module, explainer: Explainer, loader: Iterable, *, ke
     check_explainer(explainer, model)
     check_fraction(keep, "keep")
     check_fraction(occlusion_ratio, "occlusion_ratio")
-    if isinstance(deletion_steps, bool) or not isinstance(deletion_steps, int) \
-            or deletion_steps < 1:
-        raise ValueError(f"deletion_steps must be an int >= 1, got {deletion_steps!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    check_count(deletion_steps, "deletion_steps")
+    check_count(batch_size, "batch_size")
     device = model_device(model)
     clean, perturbed = [], []
     with eval_mode(model):

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from explainaug._validation import check_images, check_labels, check_positive
+from explainaug._validation import check_count, check_images, check_labels, check_positive
 from explainaug.evaluate._predict import model_device
 from explainaug.evaluate.similarity import SIMILARITIES, check_similarity_names, compare_maps
 from explainaug.explain._base import Explainer, preserved_model_state, upsample
@@ -99,8 +99,7 @@ def group_layers(order: Sequence[str], modules: dict[str, nn.Module],
             else:
                 groups.append((name, [name]))
         return [("+".join(names), names) for _, names in groups]
-    if not isinstance(group_depth, int) or group_depth < 1:
-        raise ValueError(f"group_depth must be None or an int >= 1, got {group_depth!r}")
+    check_count(group_depth, "group_depth", optional=True)
     index: dict[str, int] = {}
     for name in order:
         key = ".".join(name.split(".")[:group_depth])
@@ -344,8 +343,7 @@ def train_on_permuted_labels(make_model: Callable[[], nn.Module], loader: Iterab
         >>> 0.0 <= accuracy <= 1.0
         True
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    check_count(epochs, "epochs")
     check_positive(lr, "lr")
     images, labels = [], []
     for batch in loader:

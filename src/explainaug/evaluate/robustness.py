@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from explainaug._validation import check_images, check_labels, check_positive
+from explainaug._validation import check_count, check_images, check_labels, check_positive
 from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
 
 ATTACKS = ("fgsm", "pgd")
@@ -132,8 +132,7 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 10,
 
 
 def _check_pgd_settings(steps: int, step_size: float | None) -> None:
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_count(steps, "steps")
     if step_size is not None:
         check_positive(step_size, "step_size")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from explainaug._validation import check_count
 from explainaug.explain._base import LayerSpec
 from explainaug.explain.gradcam import GradCAM, gradcam_map
 
@@ -53,13 +54,8 @@ class IntegratedGradCAM(GradCAM):
                  subtract_baseline: bool = False, internal_batch_size: int | None = None, *,
                  check_values: bool = True) -> None:
         super().__init__(model, layer, relu=True, check_values=check_values)
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
-        if internal_batch_size is not None and (
-                isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int)
-                or internal_batch_size < 1):
-            raise ValueError(
-                f"internal_batch_size must be a positive int or None, got {internal_batch_size!r}")
+        check_count(n_steps, "n_steps")
+        check_count(internal_batch_size, "internal_batch_size", optional=True)
         self.n_steps = n_steps
         self.subtract_baseline = subtract_baseline
         self.internal_batch_size = internal_batch_size

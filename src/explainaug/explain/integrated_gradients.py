@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from explainaug._validation import check_images
+from explainaug._validation import check_count, check_images
 from explainaug.explain._base import Explainer, Target, check_target, preserved_model_state
 from explainaug.explain.gradient import target_gradients
 
@@ -31,8 +31,7 @@ def quadrature(method: str, n_steps: int) -> tuple[Tensor, Tensor]:
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     minimum = 1 if method == "gausslegendre" else 2
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < minimum:
-        raise ValueError(f"n_steps must be an int >= {minimum} for {method}, got {n_steps!r}")
+    check_count(n_steps, f"n_steps for {method}", minimum=minimum)
     if method == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(n_steps)
         return torch.from_numpy(0.5 * (nodes + 1)), torch.from_numpy(0.5 * weights)
@@ -79,13 +78,7 @@ class IntegratedGradients(Explainer):
         super().__init__(model, check_values=check_values)
         self.alphas, self.weights = quadrature(method, n_steps)
         self.baselines = _check_baselines(baselines)
-        if internal_batch_size is not None and (
-            isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int)
-            or internal_batch_size < 1
-        ):
-            raise ValueError(
-                f"internal_batch_size must be None or an int >= 1, got {internal_batch_size!r}"
-            )
+        check_count(internal_batch_size, "internal_batch_size", optional=True)
         self.n_steps = n_steps
         self.method = method
         self.internal_batch_size = internal_batch_size

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from explainaug._validation import check_tensor
+from explainaug._validation import check_count, check_tensor
 
 
 def bin_counts(bin_index: Tensor, bins: int, valid: Tensor | None = None) -> Tensor:
@@ -100,8 +100,7 @@ def otsu_threshold(values: Tensor, bins: int = 256,
         raise ValueError(
             f"values must have shape [n] or [N, n] with n >= 1, got {tuple(values.shape)}"
         )
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-        raise ValueError(f"bins must be an int >= 2, got {bins!r}")
+    check_count(bins, "bins", minimum=2)
     if value_range is not None:
         low, high = value_range
         if not float(low) < float(high):

@@ -24,6 +24,7 @@ from contextlib import ExitStack
 import torch
 from torch import Tensor, nn
 
+from explainaug._validation import check_count
 from explainaug.explain._base import (
     Explainer,
     LayerSpec,
@@ -227,11 +228,7 @@ class SISE(Explainer):
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-        if (isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int)
-                or internal_batch_size < 1):
-            raise ValueError(
-                f"internal_batch_size must be an int >= 1, got {internal_batch_size!r}"
-            )
+        check_count(internal_batch_size, "internal_batch_size")
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
                 or not 0 < temperature < float("inf"):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")

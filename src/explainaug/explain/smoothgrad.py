@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from explainaug._validation import check_positive
+from explainaug._validation import check_count, check_positive
 from explainaug.explain._base import Explainer
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -52,9 +52,8 @@ class SmoothGrad(Explainer):
         super().__init__(explainer.model, check_values=check_values)
         if nt_type not in NT_TYPES:
             raise ValueError(f"nt_type must be one of {', '.join(NT_TYPES)}; got {nt_type!r}")
-        _check_count(n_samples, "n_samples")
-        if samples_batch_size is not None:
-            _check_count(samples_batch_size, "samples_batch_size")
+        check_count(n_samples, "n_samples")
+        check_count(samples_batch_size, "samples_batch_size", optional=True)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
         self.explainer = explainer
@@ -109,9 +108,3 @@ class SmoothGrad(Explainer):
         return (f"SmoothGrad({self.explainer!r}, n_samples={self.n_samples}, "
                 f"stdev_spread={self.stdev_spread}, nt_type={self.nt_type!r})")
 
-
-def _check_count(value: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")

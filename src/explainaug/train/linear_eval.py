@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug._validation import check_count
 from explainaug.train.methods.base import split_batch
 from explainaug.train.schedule import lr_factor
 
@@ -61,8 +62,7 @@ def linear_eval(
         >>> 0.0 <= result.test_accuracy <= 1.0
         True
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    check_count(epochs, "epochs")
     device = next(encoder.parameters()).device
     embed: Callable[[Tensor], Tensor] = getattr(encoder, "features", encoder)
     was_training = encoder.training

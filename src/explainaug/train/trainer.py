@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from explainaug._validation import check_images, check_labels
+from explainaug._validation import check_count, check_images, check_labels
 from explainaug.losses.distributed import global_sum
 from explainaug.train.checkpoint import (
     capture_rng_state,
@@ -144,8 +144,7 @@ class Trainer:
             ("checkpoint_every", checkpoint_every),
             ("log_every", log_every),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            check_count(value, name)
         if (
             isinstance(warmup_epochs, bool)
             or not isinstance(warmup_epochs, int)
