@@ -98,3 +98,19 @@ def test_evaluate_finds_moved_data(cifar_root, tmp_path, capsys) -> None:
     assert "download=True" in capsys.readouterr().err  # names the missing folder and the fix
     assert main(["evaluate", str(run_dir), "--evaluators", "accuracy", "--device", "cpu",
                  "--data", str(moved), "--out", str(tmp_path / "report")]) == 0
+
+
+def test_evaluate_reads_only_the_test_split(tmp_path, write_tiny_imagenet) -> None:
+    import shutil
+
+    import numpy as np
+
+    base = tmp_path / "data" / "tiny-imagenet-200"
+    write_tiny_imagenet(base, "annotations", np.random.default_rng(0))
+    run_dir = tmp_path / "run"
+    assert main(["train", "--dataset", "tiny-imagenet", "--data", str(tmp_path / "data"),
+                 "--model", "resnet18", "--width", "4", "--epochs", "1", "--batch-size", "2",
+                 "--device", "cpu", "--no-progress", "--out", str(run_dir)]) == 0
+    shutil.rmtree(base / "train")  # 100,000 JPEGs that evaluation has no need to decode
+    assert main(["evaluate", str(run_dir), "--evaluators", "accuracy", "--device", "cpu",
+                 "--out", str(tmp_path / "report")]) == 0

@@ -53,7 +53,8 @@ def test_validation_names_the_bad_field(changes, match) -> None:
 def test_run_writes_a_run_that_load_run_rebuilds(tmp_path) -> None:
     experiment = Experiment(method="supcon", **TINY)
     result = run(experiment, out_dir=tmp_path, device="cpu", progress=False)
-    assert json.loads((tmp_path / "run.json").read_text()) == dataclasses.asdict(experiment)
+    description = json.loads((tmp_path / "run.json").read_text())
+    assert description == {"experiment": dataclasses.asdict(experiment), "num_classes": 4}
     model, loaded = load_run(tmp_path)
     assert loaded == experiment and isinstance(model, ContrastiveModel) and not model.training
     x = torch.rand(3, 3, 16, 16)
@@ -68,7 +69,8 @@ def test_load_run_errors(tmp_path) -> None:
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a valid run description"):
         load_run(tmp_path)
-    (tmp_path / "run.json").write_text(json.dumps(dataclasses.asdict(Experiment(**{**TINY, "width": 8}))))
+    (tmp_path / "run.json").write_text(json.dumps(
+        {"experiment": dataclasses.asdict(Experiment(**{**TINY, "width": 8})), "num_classes": 4}))
     with pytest.raises(ValueError, match="does not fit the model"):
         load_run(tmp_path / "checkpoint.pt")
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")

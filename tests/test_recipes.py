@@ -29,7 +29,7 @@ def test_cifar100_recipe_runs_one_step(method, cifar_root, tmp_path, monkeypatch
     code = run_recipe("cifar100.py", ["--method", method, "--data", str(root), "--out", str(out),
                                       "--explain-warmup-epochs", "0", *TINY], monkeypatch)
     assert code == 0, capsys.readouterr().err
-    settings = json.loads((out / "run.json").read_text())
+    settings = json.loads((out / "run.json").read_text())["experiment"]
     assert (settings["model"], settings["cam_layer"]) == ("resnet50", "layer2.3.conv3")
     assert (out / "checkpoint.pt").is_file()
     assert f"{method} on cifar100: test accuracy" in capsys.readouterr().out
@@ -44,7 +44,7 @@ def test_tiny_imagenet_recipe_runs_one_step(method, tmp_path, write_tiny_imagene
     code = run_recipe("tiny_imagenet.py", ["--method", method, "--data", str(tmp_path / "data"),
                                            "--out", str(out), *TINY], monkeypatch)
     assert code == 0, capsys.readouterr().err
-    assert json.loads((out / "run.json").read_text())["cam_layer"] == "layer4.2.conv3"
+    assert json.loads((out / "run.json").read_text())["experiment"]["cam_layer"] == "layer4.2.conv3"
     assert f"{method} on tiny-imagenet: test accuracy" in capsys.readouterr().out
 
 

@@ -60,7 +60,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a trained run (folder or checkpoint) and write a report."""
     from explainaug.data import DeviceLoader
     from explainaug.evaluate.report import report
-    from explainaug.experiment import load_datasets, load_run
+    from explainaug.experiment import load_run, load_test_dataset
 
     parser = argparse.ArgumentParser(prog="explainaug evaluate", description=evaluate_main.__doc__)
     parser.add_argument("run", help="run folder (with checkpoint.pt and run.json) or checkpoint")
@@ -80,7 +80,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     device = args.device or _default_device()
     try:
         model, experiment = load_run(args.run, device=device, data_root=args.data)
-        _, test_set = load_datasets(experiment)
+        test_set = load_test_dataset(experiment)
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
     if "localization" in args.evaluators and test_set.masks is None:

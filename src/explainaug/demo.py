@@ -22,7 +22,7 @@ import torch
 
 from explainaug.data import DeviceLoader
 from explainaug.evaluate.report import report
-from explainaug.experiment import METHODS, Experiment, load_datasets, run
+from explainaug.experiment import METHODS, Experiment, load_test_dataset, run
 
 DEMO_EPS = (1 / 255, 2 / 255, 4 / 255)
 DEMO_SEVERITIES = (1, 3, 5)
@@ -157,7 +157,7 @@ def run_demo(dataset: str = "shapes", seeds: int = 1, epochs: int = 12,
                          progress=progress)
             log(f"[seed {seed}] {method}: test accuracy {result.test_accuracy:.3f}")
             models[method] = result.model
-        _, test_set = load_datasets(demo_experiment(methods[0], dataset, seed, epochs, train_size))
+        test_set = load_test_dataset(demo_experiment(methods[0], dataset, seed, epochs, train_size))
         loader = DeviceLoader(test_set, 256, shuffle=False, device=device)
         evaluators = ["accuracy", "calibration", "robustness", "randomization", "faithfulness"]
         if test_set.masks is not None:

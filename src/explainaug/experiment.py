@@ -171,17 +171,29 @@ def load_datasets(experiment: Experiment) -> tuple[ImageTensorDataset, ImageTens
         >>> len(train), len(test), train.num_classes
         (8, 2, 4)
     """
+    return _load_split(experiment, train=True), _load_split(experiment, train=False)
+
+
+def load_test_dataset(experiment: Experiment) -> ImageTensorDataset:
+    """The experiment's test dataset alone (no training split is read or decoded).
+
+    Example:
+        >>> len(load_test_dataset(Experiment(train_size=8, image_size=16)))
+        2
+    """
+    return _load_split(experiment, train=False)
+
+
+def _load_split(experiment: Experiment, train: bool) -> ImageTensorDataset:
     if experiment.dataset == "shapes":
-        size, n = experiment.image_size, experiment.train_size
-        return (shapes(n=n, size=size, train=True, seed=experiment.seed),
-                shapes(n=max(1, n // 4), size=size, train=False, seed=experiment.seed))
+        n = experiment.train_size if train else max(1, experiment.train_size // 4)
+        return shapes(n=n, size=experiment.image_size, train=train, seed=experiment.seed)
     if experiment.dataset == "digits":
-        return digits(train=True), digits(train=False)
+        return digits(train=train)
     root = Path(experiment.data_root or ".")
     if experiment.dataset == "cifar100":
-        return (cifar100(root, train=True, download=experiment.download),
-                cifar100(root, train=False, download=experiment.download))
-    return tiny_imagenet(root, split="train"), tiny_imagenet(root, split="val")
+        return cifar100(root, train=train, download=experiment.download)
+    return tiny_imagenet(root, split="train" if train else "val")
 
 
 def build_model(experiment: Experiment, num_classes: int, mean: Sequence[float],
@@ -287,7 +299,9 @@ def run(experiment: Experiment, out_dir: str | Path | None = None,
                       seed=experiment.seed)
     if out_dir is not None and trainer.context.is_main:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / RUN_FILE).write_text(json.dumps(dataclasses.asdict(experiment), indent=2))
+        description = {"experiment": dataclasses.asdict(experiment),
+                       "num_classes": train_set.num_classes}
+        (Path(out_dir) / RUN_FILE).write_text(json.dumps(description, indent=2))
         (Path(out_dir) / WEIGHTS_FILE).unlink(missing_ok=True)  # final weights come after training
     train_loader = DeviceLoader(train_set, experiment.batch_size, shuffle=True, drop_last=True,
                                 device=trainer.device, seed=experiment.seed)
@@ -329,20 +343,21 @@ def load_run(path: str | Path, device: str | torch.device = "cpu",
         raise FileNotFoundError(f"no {RUN_FILE} beside {checkpoint_path}: it records how the "
                                 "model was built (written by `explainaug train`)")
     try:
-        settings = json.loads(run_file.read_text())
-        experiment = Experiment(**settings)
+        description = json.loads(run_file.read_text())
+        experiment = Experiment(**description["experiment"])
+        num_classes = int(description["num_classes"])
         if data_root is not None:
             experiment.data_root = data_root
         experiment.validate()
-    except (json.JSONDecodeError, TypeError) as error:
-        raise ValueError(f"{run_file} is not a valid run description: {error}") from None
+    except (json.JSONDecodeError, TypeError, KeyError) as error:
+        raise ValueError(f"{run_file} is not a valid run description: {error!r}") from None
     weights_path = checkpoint_path.parent / WEIGHTS_FILE
     if weights_path.is_file():
         state = load_checkpoint(weights_path, map_location=device, required=("model",))
     else:
         state = load_checkpoint(checkpoint_path, map_location=device)
-    train_set, _ = load_datasets(experiment)  # class count and statistics of the model
-    model = build_model(experiment, train_set.num_classes, train_set.mean, train_set.std)
+    # placeholder statistics: the checkpoint restores the model's Normalize buffers
+    model = build_model(experiment, num_classes, (0.0,) * 3, (1.0,) * 3)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:
