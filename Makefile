@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install test demo bench clean
+.PHONY: install lint test test-fast demo bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,17 @@ $(TEST_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-test: $(TEST_STAMP)
+# Style gate (CI runs it through make test): formatting and lint rules from pyproject.toml.
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q
+
+# The inner loop: everything but the end-to-end tests marked slow.
+test-fast: $(TEST_STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
 	$(VENV)/bin/explainaug demo

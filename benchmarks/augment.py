@@ -29,14 +29,16 @@ class TwoViews(Dataset):
     def __init__(self, images: np.ndarray, as_pil: bool) -> None:
         self.images = images
         self.as_pil = as_pil
-        self.transform = v2.Compose([
-            v2.RandomResizedCrop(32, scale=(0.2, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-            v2.RandomGrayscale(p=0.2),
-            v2.ToImage(),
-            v2.ToDtype(torch.float32, scale=True),
-        ])
+        self.transform = v2.Compose(
+            [
+                v2.RandomResizedCrop(32, scale=(0.2, 1.0), antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+                v2.RandomGrayscale(p=0.2),
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -47,8 +49,9 @@ class TwoViews(Dataset):
         return torch.stack([self.transform(image), self.transform(image)])
 
 
-def time_ours(batch_size: int, batches: int, device: torch.device, views: bool,
-              mask: bool) -> float:
+def time_ours(
+    batch_size: int, batches: int, device: torch.device, views: bool, mask: bool
+) -> float:
     make_views = supcon_views(32, n_views=2).to(device)
     masking = SaliencyMask(threshold=0.5, fill="mean", mean=(0.5071, 0.4865, 0.4409)).to(device)
     x = torch.rand(batch_size, 3, 32, 32, device=device)
@@ -71,10 +74,16 @@ def time_ours(batch_size: int, batches: int, device: torch.device, views: bool,
 
 
 def time_torchvision(batch_size: int, batches: int, as_pil: bool, workers: int) -> float:
-    images = np.random.default_rng(0).integers(0, 256, (batch_size * (batches + 2), 32, 32, 3),
-                                               dtype=np.uint8)
-    loader = DataLoader(TwoViews(images, as_pil), batch_size=batch_size, num_workers=workers,
-                        shuffle=True, drop_last=True)
+    images = np.random.default_rng(0).integers(
+        0, 256, (batch_size * (batches + 2), 32, 32, 3), dtype=np.uint8
+    )
+    loader = DataLoader(
+        TwoViews(images, as_pil),
+        batch_size=batch_size,
+        num_workers=workers,
+        shuffle=True,
+        drop_last=True,
+    )
     iterator = iter(loader)
     next(iterator)  # warm-up: workers started, first batch made
     start = time.perf_counter()
@@ -97,22 +106,31 @@ def main() -> None:
 
     size, batches, workers = args.batch_size, args.batches, args.workers
     measurements = {
-        f"explainaug supcon_views + SaliencyMask, batched on {device}":
-            lambda: time_ours(size, batches, device, views=True, mask=True),
-        f"explainaug supcon_views only, batched on {device}":
-            lambda: time_ours(size, batches, device, views=True, mask=False),
-        f"explainaug SaliencyMask only, batched on {device}":
-            lambda: time_ours(size, batches, device, views=False, mask=True),
-        f"torchvision v2 SupCon views, PIL, {workers} workers":
-            lambda: time_torchvision(size, batches, as_pil=True, workers=workers),
-        f"torchvision v2 SupCon views, uint8 tensor, {workers} workers":
-            lambda: time_torchvision(size, batches, as_pil=False, workers=workers),
+        f"explainaug supcon_views + SaliencyMask, batched on {device}": lambda: time_ours(
+            size, batches, device, views=True, mask=True
+        ),
+        f"explainaug supcon_views only, batched on {device}": lambda: time_ours(
+            size, batches, device, views=True, mask=False
+        ),
+        f"explainaug SaliencyMask only, batched on {device}": lambda: time_ours(
+            size, batches, device, views=False, mask=True
+        ),
+        f"torchvision v2 SupCon views, PIL, {workers} workers": lambda: time_torchvision(
+            size, batches, as_pil=True, workers=workers
+        ),
+        f"torchvision v2 SupCon views, uint8 tensor, {workers} workers": lambda: time_torchvision(
+            size, batches, as_pil=False, workers=workers
+        ),
     }
-    rows = [(label, max(measure() for _ in range(args.repeats)))
-            for label, measure in measurements.items()]
+    rows = [
+        (label, max(measure() for _ in range(args.repeats)))
+        for label, measure in measurements.items()
+    ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device: {name}, torch threads: {torch.get_num_threads()}, "
-          f"batch {size} at 32x32, best of {args.repeats} x {batches} timed batches per row")
+    print(
+        f"device: {name}, torch threads: {torch.get_num_threads()}, "
+        f"batch {size} at 32x32, best of {args.repeats} x {batches} timed batches per row"
+    )
     print("| pipeline | images/s |\n|---|---:|")
     for label, rate in rows:
         print(f"| {label} | {rate:,.0f} |")

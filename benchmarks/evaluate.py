@@ -48,8 +48,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--width", type=int, default=16, help="ResNet-18 width (64 = paper)")
-    parser.add_argument("--steps", type=int, default=96,
-                        help="deletion steps; 3*1024/steps must divide 1024 (48, 96, 192)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=96,
+        help="deletion steps; 3*1024/steps must divide 1024 (48, 96, 192)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -82,20 +86,35 @@ def main() -> None:
 
     pixels = 32 * 32
     mprt = quantus.MPRT(layer_order="top_down", disable_warnings=True)
-    flipping = quantus.PixelFlipping(features_in_step=3 * pixels // args.steps,
-                                     perturb_baseline=0.0, disable_warnings=True)
+    flipping = quantus.PixelFlipping(
+        features_in_step=3 * pixels // args.steps, perturb_baseline=0.0, disable_warnings=True
+    )
     runs = {
         "ours_rand": lambda: model_randomization(
-            model, Saliency, x, y, similarity="spearman_abs", include_random_map=False),
+            model, Saliency, x, y, similarity="spearman_abs", include_random_map=False
+        ),
         "quantus_rand": lambda: mprt(
-            model, x_np, y_np, explain_func=quantus.explain, explain_func_kwargs=explain_kwargs,
-            device=str(device), batch_size=args.images),
+            model,
+            x_np,
+            y_np,
+            explain_func=quantus.explain,
+            explain_func_kwargs=explain_kwargs,
+            device=str(device),
+            batch_size=args.images,
+        ),
         "ours_del": lambda: faithfulness(
-            model, Saliency(model), [(x, y)], deletion_steps=args.steps, fill=0.0,
-            batch_size=1024),
+            model, Saliency(model), [(x, y)], deletion_steps=args.steps, fill=0.0, batch_size=1024
+        ),
         "quantus_del": lambda: flipping(
-            model, x_np, y_np, explain_func=quantus.explain, explain_func_kwargs=explain_kwargs,
-            device=str(device), batch_size=args.images, softmax=True),
+            model,
+            x_np,
+            y_np,
+            explain_func=quantus.explain,
+            explain_func_kwargs=explain_kwargs,
+            device=str(device),
+            batch_size=args.images,
+            softmax=True,
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in runs}
     outputs: dict[str, object] = {}
@@ -110,32 +129,57 @@ def main() -> None:
     quantus_curve = np.mean(np.asarray(outputs["quantus_del"]), axis=0)
     ours_curve = np.asarray(outputs["ours_del"]["deletion_curve"][1:])
 
-    print(f"device: {device} ({platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads), torch {torch.__version__}, "
-          f"quantus {quantus.__version__}, numpy {np.__version__}")
-    print(f"model: CIFAR ResNet-18 width {args.width}, 10 classes, random weights; "
-          f"{args.images} images 32x32; explainer Saliency")
-    print("| evaluation | explainaug best (median), s | Quantus best (median), s | speed-up "
-          "(best) |")
+    print(
+        f"device: {device} ({platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads), torch {torch.__version__}, "
+        f"quantus {quantus.__version__}, numpy {np.__version__}"
+    )
+    print(
+        f"model: CIFAR ResNet-18 width {args.width}, 10 classes, random weights; "
+        f"{args.images} images 32x32; explainer Saliency"
+    )
+    print(
+        "| evaluation | explainaug best (median), s | Quantus best (median), s | speed-up (best) |"
+    )
     print("|---|---:|---:|---:|")
     rows = [
-        (f"cascading randomization, whole run ({ours_steps} vs {quantus_steps} steps)",
-         "ours_rand", "quantus_rand", 1, 1),
-        ("cascading randomization, per step", "ours_rand", "quantus_rand", ours_steps,
-         quantus_steps),
-        (f"deletion curve, {args.steps} steps (ours also insertion, AD/IC, SD/NC)", "ours_del",
-         "quantus_del", 1, 1),
+        (
+            f"cascading randomization, whole run ({ours_steps} vs {quantus_steps} steps)",
+            "ours_rand",
+            "quantus_rand",
+            1,
+            1,
+        ),
+        (
+            "cascading randomization, per step",
+            "ours_rand",
+            "quantus_rand",
+            ours_steps,
+            quantus_steps,
+        ),
+        (
+            f"deletion curve, {args.steps} steps (ours also insertion, AD/IC, SD/NC)",
+            "ours_del",
+            "quantus_del",
+            1,
+            1,
+        ),
     ]
     for label, ours, theirs, ours_n, theirs_n in rows:
-        print(f"| {label} | {best[ours] / ours_n:.3f} ({median[ours] / ours_n:.3f}) | "
-              f"{best[theirs] / theirs_n:.3f} ({median[theirs] / theirs_n:.3f}) | "
-              f"{(best[theirs] / theirs_n) / (best[ours] / ours_n):.1f}x |")
+        print(
+            f"| {label} | {best[ours] / ours_n:.3f} ({median[ours] / ours_n:.3f}) | "
+            f"{best[theirs] / theirs_n:.3f} ({median[theirs] / theirs_n:.3f}) | "
+            f"{(best[theirs] / theirs_n) / (best[ours] / ours_n):.1f}x |"
+        )
     final_ours = ours_rand["similarity"]["spearman_abs"]["mean"][-1]
     final_quantus = float(np.mean(list(quantus_rand.values())[-1]))
-    print(f"fully randomized Spearman ABS: explainaug {final_ours:.3f}, "
-          f"Quantus {final_quantus:.3f}")
-    print(f"mean deletion curve max |difference| (ours vs Quantus): "
-          f"{np.abs(ours_curve - quantus_curve).max():.2e}")
+    print(
+        f"fully randomized Spearman ABS: explainaug {final_ours:.3f}, Quantus {final_quantus:.3f}"
+    )
+    print(
+        f"mean deletion curve max |difference| (ours vs Quantus): "
+        f"{np.abs(ours_curve - quantus_curve).max():.2e}"
+    )
 
 
 if __name__ == "__main__":

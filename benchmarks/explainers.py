@@ -44,11 +44,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--internal-batch-size", type=int, default=512,
-                        help="model inputs per pass for IG and SmoothGrad (both libraries)")
+    parser.add_argument(
+        "--internal-batch-size",
+        type=int,
+        default=512,
+        help="model inputs per pass for IG and SmoothGrad (both libraries)",
+    )
     parser.add_argument("--quick", action="store_true", help="8 IG steps / SmoothGrad samples")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall time, or this process's CPU time (CPU device only)")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or this process's CPU time (CPU device only)",
+    )
     args = parser.parse_args()
     if args.clock == "cpu" and not args.device.startswith("cpu"):
         parser.error("--clock cpu measures host CPU time; use it with --device cpu")
@@ -66,8 +74,9 @@ def elapsed(call: Call, device: torch.device, clock: Callable[[], float]) -> flo
     return clock() - start
 
 
-def median_times(calls: list[Call], repeats: int, device: torch.device,
-                 clock: Callable[[], float]) -> list[float]:
+def median_times(
+    calls: list[Call], repeats: int, device: torch.device, clock: Callable[[], float]
+) -> list[float]:
     """Warm every call up once, then time them interleaved; median seconds per call."""
     for call in calls:
         call()
@@ -99,54 +108,87 @@ def main() -> None:
     captum_ig = CaptumIntegratedGradients(model)
     ours_gbp = GuidedBackprop(model)
     captum_gbp = CaptumGuidedBackprop(model)
-    ours_smooth = SmoothGrad(Saliency(model), n_samples=steps, stdev_spread=0.15,
-                             samples_batch_size=per_pass)
+    ours_smooth = SmoothGrad(
+        Saliency(model), n_samples=steps, stdev_spread=0.15, samples_batch_size=per_pass
+    )
     captum_smooth = NoiseTunnel(CaptumSaliency(model))
     targets = [ClassifierOutputTarget(int(c)) for c in y]
 
     rows: list[tuple[str, str, list[float], str]] = []
     with PytorchGradCAM(model=model, target_layers=[model.layer4]) as peer_gradcam:
-        times = median_times([
-            lambda: ours_gradcam(x, y),
-            lambda: LayerAttribution.interpolate(
-                captum_gradcam.attribute(x, target=y, relu_attributions=True), size, "bilinear"),
-            lambda: peer_gradcam(input_tensor=x, targets=targets),
-        ], args.repeats, device, clock)
-    rows.append(("Grad-CAM (map at input size)", "Captum LayerGradCam+interpolate",
-                 times[:2], "-"))
-    rows.append(("Grad-CAM (map at input size)", "pytorch-grad-cam GradCAM",
-                 [times[0], times[2]], ">= 3x"))
-    ig_times = median_times([
-        lambda: ours_ig.attribute(x, y),
-        lambda: captum_ig.attribute(x, target=y, n_steps=steps, internal_batch_size=per_pass),
-    ], args.repeats, device, clock)
-    rows.append((f"Integrated Gradients, {steps} steps", "Captum IntegratedGradients", ig_times,
-                 ">= 1.2x"))
-    gbp_times = median_times([
-        lambda: ours_gbp.attribute(x, y),
-        lambda: captum_gbp.attribute(x, target=y),
-    ], args.repeats, device, clock)
+        times = median_times(
+            [
+                lambda: ours_gradcam(x, y),
+                lambda: LayerAttribution.interpolate(
+                    captum_gradcam.attribute(x, target=y, relu_attributions=True), size, "bilinear"
+                ),
+                lambda: peer_gradcam(input_tensor=x, targets=targets),
+            ],
+            args.repeats,
+            device,
+            clock,
+        )
+    rows.append(("Grad-CAM (map at input size)", "Captum LayerGradCam+interpolate", times[:2], "-"))
+    rows.append(
+        ("Grad-CAM (map at input size)", "pytorch-grad-cam GradCAM", [times[0], times[2]], ">= 3x")
+    )
+    ig_times = median_times(
+        [
+            lambda: ours_ig.attribute(x, y),
+            lambda: captum_ig.attribute(x, target=y, n_steps=steps, internal_batch_size=per_pass),
+        ],
+        args.repeats,
+        device,
+        clock,
+    )
+    rows.append(
+        (f"Integrated Gradients, {steps} steps", "Captum IntegratedGradients", ig_times, ">= 1.2x")
+    )
+    gbp_times = median_times(
+        [
+            lambda: ours_gbp.attribute(x, y),
+            lambda: captum_gbp.attribute(x, target=y),
+        ],
+        args.repeats,
+        device,
+        clock,
+    )
     rows.append(("Guided Backprop", "Captum GuidedBackprop", gbp_times, ">= 1x"))
-    smooth_times = median_times([
-        lambda: ours_smooth.attribute(x, y),
-        lambda: captum_smooth.attribute(x, target=y, nt_type="smoothgrad", nt_samples=steps,
-                                        nt_samples_batch_size=per_pass // args.batch_size,
-                                        stdevs=0.15),
-    ], args.repeats, device, clock)
-    rows.append((f"SmoothGrad, {steps} samples", "Captum NoiseTunnel(Saliency)", smooth_times,
-                 ">= 1x"))
+    smooth_times = median_times(
+        [
+            lambda: ours_smooth.attribute(x, y),
+            lambda: captum_smooth.attribute(
+                x,
+                target=y,
+                nt_type="smoothgrad",
+                nt_samples=steps,
+                nt_samples_batch_size=per_pass // args.batch_size,
+                stdevs=0.15,
+            ),
+        ],
+        args.repeats,
+        device,
+        clock,
+    )
+    rows.append(
+        (f"SmoothGrad, {steps} samples", "Captum NoiseTunnel(Saliency)", smooth_times, ">= 1x")
+    )
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(f"device {device} ({name or platform.machine()}, {torch.get_num_threads()} threads), "
-          f"torch {torch.__version__}, captum {captum.__version__}, "
-          f"grad-cam {getattr(pytorch_grad_cam, '__version__', 'installed')}; ResNet-18 w64, "
-          f"batch {args.batch_size}, 32x32, {per_pass} inputs per pass, "
-          f"{args.clock} clock, median of {args.repeats} after warm-up\n")
+    print(
+        f"device {device} ({name or platform.machine()}, {torch.get_num_threads()} threads), "
+        f"torch {torch.__version__}, captum {captum.__version__}, "
+        f"grad-cam {getattr(pytorch_grad_cam, '__version__', 'installed')}; ResNet-18 w64, "
+        f"batch {args.batch_size}, 32x32, {per_pass} inputs per pass, "
+        f"{args.clock} clock, median of {args.repeats} after warm-up\n"
+    )
     print("| Method | Peer | explainaug (ms) | peer (ms) | speed-up | target |")
     print("|---|---|---:|---:|---:|---|")
     for method, peer, (ours, theirs), target in rows:
-        print(f"| {method} | {peer} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | "
-              f"{theirs / ours:.2f}x | {target} |")
+        print(
+            f"| {method} | {peer} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | "
+            f"{theirs / ours:.2f}x | {target} |"
+        )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,18 @@ from explainaug.cli import train_main
 from explainaug.experiment import Experiment
 
 DEFAULTS = Experiment(
-    method="excon", dataset="cifar100", model="resnet50", width=64, epochs=200, batch_size=256,
-    lr=None, weight_decay=1e-4, temperature=0.1, explain_warmup_epochs=50,
-    cam_layer="layer2.3.conv3", augment=True,
+    method="excon",
+    dataset="cifar100",
+    model="resnet50",
+    width=64,
+    epochs=200,
+    batch_size=256,
+    lr=None,
+    weight_decay=1e-4,
+    temperature=0.1,
+    explain_warmup_epochs=50,
+    cam_layer="layer2.3.conv3",
+    augment=True,
 )
 
 if __name__ == "__main__":

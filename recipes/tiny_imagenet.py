@@ -17,11 +17,21 @@ from explainaug.cli import train_main
 from explainaug.experiment import Experiment
 
 DEFAULTS = Experiment(
-    method="excon", dataset="tiny-imagenet", model="resnet50", width=64, epochs=200,
-    batch_size=128, lr=None, weight_decay=1e-4, temperature=0.1, explain_warmup_epochs=0,
-    cam_layer="layer4.2.conv3", augment=True,
+    method="excon",
+    dataset="tiny-imagenet",
+    model="resnet50",
+    width=64,
+    epochs=200,
+    batch_size=128,
+    lr=None,
+    weight_decay=1e-4,
+    temperature=0.1,
+    explain_warmup_epochs=0,
+    cam_layer="layer4.2.conv3",
+    augment=True,
 )
 
 if __name__ == "__main__":
-    sys.exit(train_main(sys.argv[1:], DEFAULTS, prog="recipes/tiny_imagenet.py",
-                        description=__doc__))
+    sys.exit(
+        train_main(sys.argv[1:], DEFAULTS, prog="recipes/tiny_imagenet.py", description=__doc__)
+    )

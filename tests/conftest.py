@@ -32,8 +32,13 @@ def cifar_root(tmp_path, monkeypatch):
     for name, n in (("train", 6), ("test", 4)):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 100, size=n)]
-        entry = {"filenames": ["x.png"] * n, "batch_label": name, "fine_labels": labels,
-                 "coarse_labels": [0] * n, "data": data}
+        entry = {
+            "filenames": ["x.png"] * n,
+            "batch_label": name,
+            "fine_labels": labels,
+            "coarse_labels": [0] * n,
+            "data": data,
+        }
         (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
         splits[name] = (data, labels)
     meta = {"fine_label_names": [f"class{i}" for i in range(100)], "coarse_label_names": ["all"]}
@@ -44,10 +49,9 @@ def cifar_root(tmp_path, monkeypatch):
     return tmp_path, splits
 
 
-
 def _write_tiny_imagenet(base, val_layout, rng):
     """Two classes, 3 train and 2 val 64x64 JPEGs each (one greyscale), standard layout."""
-    wnids = ["n02", "n01"]                         # wnids.txt order, not alphabetical, sets labels
+    wnids = ["n02", "n01"]  # wnids.txt order, not alphabetical, sets labels
     base.mkdir(parents=True)
     (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
     pixels = {}
@@ -55,10 +59,13 @@ def _write_tiny_imagenet(base, val_layout, rng):
         folder = base / "train" / wnid / "images"
         folder.mkdir(parents=True)
         for i in range(3):
-            ramp = np.linspace(0, 1, 64)[:, None, None] * np.ones((64, 64, 3))   # smooth
+            ramp = np.linspace(0, 1, 64)[:, None, None] * np.ones((64, 64, 3))  # smooth
             array = (ramp * rng.uniform(60, 255, size=3)).astype(np.uint8)
-            image = Image.fromarray(array).convert("L") if (label, i) == (1, 2) else \
-                Image.fromarray(array)
+            image = (
+                Image.fromarray(array).convert("L")
+                if (label, i) == (1, 2)
+                else Image.fromarray(array)
+            )
             image.save(folder / f"{wnid}_{i}.JPEG", quality=95)
             pixels[("train", wnid, i)] = array
     lines = []
@@ -68,13 +75,12 @@ def _write_tiny_imagenet(base, val_layout, rng):
             folder = base / "val" / (wnid if val_layout == "folders" else "") / "images"
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)).save(
-                folder / name)
+                folder / name
+            )
             lines.append(f"{name}\t{wnid}\t0\t0\t63\t63")
     if val_layout == "annotations":
         (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     return wnids, pixels
-
-
 
 
 @pytest.fixture

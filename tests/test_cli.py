@@ -4,8 +4,26 @@ import pytest
 
 from explainaug.cli import main
 
-TRAIN = ["train", "--dataset", "shapes", "--train-size", "16", "--image-size", "16", "--width", "4",
-         "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress", "--amp", "none"]
+TRAIN = [
+    "train",
+    "--dataset",
+    "shapes",
+    "--train-size",
+    "16",
+    "--image-size",
+    "16",
+    "--width",
+    "4",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--device",
+    "cpu",
+    "--no-progress",
+    "--amp",
+    "none",
+]
 
 
 def test_train_then_evaluate_writes_a_report(tmp_path, capsys) -> None:
@@ -14,12 +32,40 @@ def test_train_then_evaluate_writes_a_report(tmp_path, capsys) -> None:
     assert "edda on shapes: test accuracy" in capsys.readouterr().out
     assert (run_dir / "checkpoint.pt").is_file() and (run_dir / "metrics.jsonl").is_file()
     out = tmp_path / "report"
-    assert main(["evaluate", str(run_dir), "--evaluators", "accuracy", "faithfulness",
-                 "localization", "robustness", "calibration", "--corruptions", "fog,contrast",
-                 "--severities", "1", "5", "--eps", "4", "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run_dir),
+                "--evaluators",
+                "accuracy",
+                "faithfulness",
+                "localization",
+                "robustness",
+                "calibration",
+                "--corruptions",
+                "fog,contrast",
+                "--severities",
+                "1",
+                "5",
+                "--eps",
+                "4",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "report.json").read_text())
-    assert set(results["models"]["edda"]) == {"accuracy", "faithfulness", "localization",
-                                               "robustness", "calibration"}
+    assert set(results["models"]["edda"]) == {
+        "accuracy",
+        "faithfulness",
+        "localization",
+        "robustness",
+        "calibration",
+    }
     assert results["settings"]["severities"] == [1, 5]
     assert results["settings"]["eps"] == [4 / 255]
     assert set(results["models"]["edda"]["robustness"]["adversarial"]) == {"fgsm", "pgd"}
@@ -36,11 +82,16 @@ def test_resume_auto_continues_a_finished_run(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize(
     ("argv", "message"),
-    [(["train", "--method", "mixup"], "invalid choice: 'mixup'"),
-     (["train", "--dataset", "cifar100"], "needs a data folder (--data)"),
-     (["train", "--dataset", "tiny-imagenet", "--data", "/nonexistent"], "Tiny ImageNet not found"),
-     (["evaluate", "/nonexistent/run"], "no checkpoint at /nonexistent/run"),
-     (["evaluate", "."], "no checkpoint")],
+    [
+        (["train", "--method", "mixup"], "invalid choice: 'mixup'"),
+        (["train", "--dataset", "cifar100"], "needs a data folder (--data)"),
+        (
+            ["train", "--dataset", "tiny-imagenet", "--data", "/nonexistent"],
+            "Tiny ImageNet not found",
+        ),
+        (["evaluate", "/nonexistent/run"], "no checkpoint at /nonexistent/run"),
+        (["evaluate", "."], "no checkpoint"),
+    ],
 )
 def test_clear_errors(argv, message, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -49,14 +100,26 @@ def test_clear_errors(argv, message, capsys) -> None:
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("option", "message"), [(["--corruptions", "rain"], "rain"),
-                                                 (["--explainer", "lime"], "unknown explainer")])
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--corruptions", "rain"], "rain"), (["--explainer", "lime"], "unknown explainer")],
+)
 def test_evaluate_rejects_unknown_names(option, message, tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
     assert main(TRAIN + ["--out", str(run_dir)]) == 0
     with pytest.raises(SystemExit) as exit_info:
-        main(["evaluate", str(run_dir), "--evaluators", "calibration", "faithfulness",
-              "--device", "cpu", *option])
+        main(
+            [
+                "evaluate",
+                str(run_dir),
+                "--evaluators",
+                "calibration",
+                "faithfulness",
+                "--device",
+                "cpu",
+                *option,
+            ]
+        )
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
@@ -71,8 +134,25 @@ def test_unreadable_checkpoint(tmp_path, capsys) -> None:
 
 def test_localization_needs_masks(tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
-    assert main(["train", "--dataset", "digits", "--width", "4", "--epochs", "1", "--device",
-                 "cpu", "--no-progress", "--out", str(run_dir)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "digits",
+                "--width",
+                "4",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     with pytest.raises(SystemExit):
         main(["evaluate", str(run_dir), "--evaluators", "localization", "--device", "cpu"])
     assert "localization needs object masks" in capsys.readouterr().err
@@ -87,17 +167,54 @@ def test_usage(capsys) -> None:
 def test_evaluate_finds_moved_data(cifar_root, tmp_path, capsys) -> None:
     root, _ = cifar_root
     run_dir = tmp_path / "run"
-    assert main(["train", "--dataset", "cifar100", "--data", str(root), "--model", "resnet18",
-                 "--width", "4", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
-                 "--no-progress", "--out", str(run_dir)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "cifar100",
+                "--data",
+                str(root),
+                "--model",
+                "resnet18",
+                "--width",
+                "4",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     moved = tmp_path / "moved"
     moved.mkdir()
     (root / "cifar-100-python").rename(moved / "cifar-100-python")
     with pytest.raises(SystemExit):
         main(["evaluate", str(run_dir), "--evaluators", "accuracy", "--device", "cpu"])
     assert "download=True" in capsys.readouterr().err  # names the missing folder and the fix
-    assert main(["evaluate", str(run_dir), "--evaluators", "accuracy", "--device", "cpu",
-                 "--data", str(moved), "--out", str(tmp_path / "report")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run_dir),
+                "--evaluators",
+                "accuracy",
+                "--device",
+                "cpu",
+                "--data",
+                str(moved),
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_evaluate_reads_only_the_test_split(tmp_path, write_tiny_imagenet) -> None:
@@ -108,9 +225,44 @@ def test_evaluate_reads_only_the_test_split(tmp_path, write_tiny_imagenet) -> No
     base = tmp_path / "data" / "tiny-imagenet-200"
     write_tiny_imagenet(base, "annotations", np.random.default_rng(0))
     run_dir = tmp_path / "run"
-    assert main(["train", "--dataset", "tiny-imagenet", "--data", str(tmp_path / "data"),
-                 "--model", "resnet18", "--width", "4", "--epochs", "1", "--batch-size", "2",
-                 "--device", "cpu", "--no-progress", "--out", str(run_dir)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "tiny-imagenet",
+                "--data",
+                str(tmp_path / "data"),
+                "--model",
+                "resnet18",
+                "--width",
+                "4",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     shutil.rmtree(base / "train")  # 100,000 JPEGs that evaluation has no need to decode
-    assert main(["evaluate", str(run_dir), "--evaluators", "accuracy", "--device", "cpu",
-                 "--out", str(tmp_path / "report")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run_dir),
+                "--evaluators",
+                "accuracy",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )

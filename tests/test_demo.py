@@ -7,8 +7,27 @@ from explainaug.demo import HEADLINES, demo_main, summarize, summary_markdown
 
 def test_demo_trains_evaluates_and_summarizes(tmp_path, capsys) -> None:
     out = tmp_path / "report"
-    assert demo_main(["--epochs", "1", "--train-size", "64", "--methods", "ce", "excon",
-                      "--seeds", "2", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        demo_main(
+            [
+                "--epochs",
+                "1",
+                "--train-size",
+                "64",
+                "--methods",
+                "ce",
+                "excon",
+                "--seeds",
+                "2",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     for seed in (0, 1):
         assert (out / f"seed{seed}" / "report.md").is_file()
         assert (out / f"seed{seed}" / "saliency_grid.png").is_file()
@@ -17,8 +36,12 @@ def test_demo_trains_evaluates_and_summarizes(tmp_path, capsys) -> None:
     labels = {label for label, _, _ in HEADLINES}
     assert set(written["summary"]["ce"]) == labels  # every headline, localization included
     accuracy = written["summary"]["excon"]["accuracy"]
-    per_seed = [json.loads((out / f"seed{s}" / "report.json").read_text())["models"]["excon"]
-                ["accuracy"]["top1"] for s in (0, 1)]
+    per_seed = [
+        json.loads((out / f"seed{s}" / "report.json").read_text())["models"]["excon"]["accuracy"][
+            "top1"
+        ]
+        for s in (0, 1)
+    ]
     assert accuracy["seeds"] == 2
     assert accuracy["mean"] == pytest.approx(sum(per_seed) / 2, abs=1e-6)
     assert accuracy["std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2, abs=1e-6)
@@ -28,8 +51,12 @@ def test_demo_trains_evaluates_and_summarizes(tmp_path, capsys) -> None:
 
 
 def test_summary_marks_the_best_value_by_direction() -> None:
-    runs = [{"a": {"accuracy": {"top1": 0.9}, "calibration": {"clean": {"ece": 0.2}}},
-             "b": {"accuracy": {"top1": 0.8}, "calibration": {"clean": {"ece": 0.1}}}}]
+    runs = [
+        {
+            "a": {"accuracy": {"top1": 0.9}, "calibration": {"clean": {"ece": 0.2}}},
+            "b": {"accuracy": {"top1": 0.8}, "calibration": {"clean": {"ece": 0.1}}},
+        }
+    ]
     table = summary_markdown(summarize(runs))
     assert "| a | **0.900** | 0.200 |" in table  # higher accuracy is better
     assert "| b | 0.800 | **0.100** |" in table  # lower ECE is better

@@ -18,9 +18,16 @@ from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusion, SupCon
 TINY = dict(width=4, epochs=1, batch_size=8, train_size=16, image_size=16, amp=None)
 
 
-@pytest.mark.parametrize(("method", "kind"), [("ce", CrossEntropy), ("supcon", SupCon),
-                                              ("excon", ExCon), ("edda", EDDA),
-                                              ("random-occlusion", RandomOcclusion)])
+@pytest.mark.parametrize(
+    ("method", "kind"),
+    [
+        ("ce", CrossEntropy),
+        ("supcon", SupCon),
+        ("excon", ExCon),
+        ("edda", EDDA),
+        ("random-occlusion", RandomOcclusion),
+    ],
+)
 def test_each_method_gets_its_class_and_model(method, kind) -> None:
     experiment = Experiment(method=method, **TINY).validate()
     model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
@@ -41,9 +48,14 @@ def test_cam_layer_is_relative_to_the_backbone() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "match"),
-    [({"method": "mixup"}, "unknown method 'mixup'"), ({"dataset": "cifar100"}, "needs a data folder"),
-     ({"epochs": 0}, "epochs must be >= 1"), ({"explain_warmup_epochs": 5}, "explain_warmup_epochs"),
-     ({"occlusion_ratio": 1.0}, "occlusion_ratio"), ({"lr": 0.0}, "lr must be > 0")],
+    [
+        ({"method": "mixup"}, "unknown method 'mixup'"),
+        ({"dataset": "cifar100"}, "needs a data folder"),
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"explain_warmup_epochs": 5}, "explain_warmup_epochs"),
+        ({"occlusion_ratio": 1.0}, "occlusion_ratio"),
+        ({"lr": 0.0}, "lr must be > 0"),
+    ],
 )
 def test_validation_names_the_bad_field(changes, match) -> None:
     with pytest.raises(ValueError, match=match):
@@ -69,8 +81,11 @@ def test_load_run_errors(tmp_path) -> None:
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a valid run description"):
         load_run(tmp_path)
-    (tmp_path / "run.json").write_text(json.dumps(
-        {"experiment": dataclasses.asdict(Experiment(**{**TINY, "width": 8})), "num_classes": 4}))
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {"experiment": dataclasses.asdict(Experiment(**{**TINY, "width": 8})), "num_classes": 4}
+        )
+    )
     with pytest.raises(ValueError, match="does not fit the model"):
         load_run(tmp_path / "checkpoint.pt")
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
@@ -94,8 +109,8 @@ def test_other_explainers_drive_edda_and_excon(name) -> None:
         built = build_method(experiment, model, 16)
         assert type(built.explainer).__name__.lower() == name
         assert built.explainer.model is model and not built.explainer.check_values
-    with pytest.raises(ValueError, match="unknown explainer 'sise'"):
-        Experiment(explainer="sise", **TINY).validate()
+    with pytest.raises(ValueError, match="unknown explainer 'nosuch'"):
+        Experiment(explainer="nosuch", **TINY).validate()
 
 
 def test_linear_evaluation_replaces_the_probe_and_is_what_load_run_returns(tmp_path) -> None:

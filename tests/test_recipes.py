@@ -26,8 +26,21 @@ def run_recipe(name: str, argv: list[str], monkeypatch) -> int:
 def test_cifar100_recipe_runs_one_step(method, cifar_root, tmp_path, monkeypatch, capsys) -> None:
     root, _ = cifar_root  # 6 training images: one step of 4 (the last partial batch is dropped)
     out = tmp_path / method
-    code = run_recipe("cifar100.py", ["--method", method, "--data", str(root), "--out", str(out),
-                                      "--explain-warmup-epochs", "0", *TINY], monkeypatch)
+    code = run_recipe(
+        "cifar100.py",
+        [
+            "--method",
+            method,
+            "--data",
+            str(root),
+            "--out",
+            str(out),
+            "--explain-warmup-epochs",
+            "0",
+            *TINY,
+        ],
+        monkeypatch,
+    )
     assert code == 0, capsys.readouterr().err
     settings = json.loads((out / "run.json").read_text())["experiment"]
     assert (settings["model"], settings["cam_layer"]) == ("resnet50", "layer2.3.conv3")
@@ -36,13 +49,18 @@ def test_cifar100_recipe_runs_one_step(method, cifar_root, tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_tiny_imagenet_recipe_runs_one_step(method, tmp_path, write_tiny_imagenet, monkeypatch,
-                                            capsys) -> None:
-    write_tiny_imagenet(tmp_path / "data" / "tiny-imagenet-200", "annotations",
-                        np.random.default_rng(0))
+def test_tiny_imagenet_recipe_runs_one_step(
+    method, tmp_path, write_tiny_imagenet, monkeypatch, capsys
+) -> None:
+    write_tiny_imagenet(
+        tmp_path / "data" / "tiny-imagenet-200", "annotations", np.random.default_rng(0)
+    )
     out = tmp_path / method
-    code = run_recipe("tiny_imagenet.py", ["--method", method, "--data", str(tmp_path / "data"),
-                                           "--out", str(out), *TINY], monkeypatch)
+    code = run_recipe(
+        "tiny_imagenet.py",
+        ["--method", method, "--data", str(tmp_path / "data"), "--out", str(out), *TINY],
+        monkeypatch,
+    )
     assert code == 0, capsys.readouterr().err
     assert json.loads((out / "run.json").read_text())["experiment"]["cam_layer"] == "layer4.2.conv3"
     assert f"{method} on tiny-imagenet: test accuracy" in capsys.readouterr().out
@@ -51,25 +69,47 @@ def test_tiny_imagenet_recipe_runs_one_step(method, tmp_path, write_tiny_imagene
 def test_recipe_defaults_are_the_papers() -> None:
     cifar = runpy.run_path(str(RECIPES / "cifar100.py"))["DEFAULTS"]
     tiny = runpy.run_path(str(RECIPES / "tiny_imagenet.py"))["DEFAULTS"]
-    for defaults, batch, layer, warmup in ((cifar, 256, "layer2.3.conv3", 50),
-                                           (tiny, 128, "layer4.2.conv3", 0)):
-        assert (defaults.model, defaults.width, defaults.epochs, defaults.temperature) == \
-            ("resnet50", 64, 200, 0.1)
-        assert (defaults.batch_size, defaults.cam_layer, defaults.explain_warmup_epochs) == \
-            (batch, layer, warmup)
+    for defaults, batch, layer, warmup in (
+        (cifar, 256, "layer2.3.conv3", 50),
+        (tiny, 128, "layer4.2.conv3", 0),
+    ):
+        assert (defaults.model, defaults.width, defaults.epochs, defaults.temperature) == (
+            "resnet50",
+            64,
+            200,
+            0.1,
+        )
+        assert (defaults.batch_size, defaults.cam_layer, defaults.explain_warmup_epochs) == (
+            batch,
+            layer,
+            warmup,
+        )
         assert defaults.learning_rate == 0.5 and defaults.weight_decay == 1e-4  # ExCon, lr 0.5
     assert cifar.method == tiny.method == "excon"
 
 
 def test_recipe_under_torchrun_with_two_processes(tmp_path, write_tiny_imagenet) -> None:
-    write_tiny_imagenet(tmp_path / "data" / "tiny-imagenet-200", "annotations",
-                        np.random.default_rng(0))
+    write_tiny_imagenet(
+        tmp_path / "data" / "tiny-imagenet-200", "annotations", np.random.default_rng(0)
+    )
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).parent / "torchrun"
-    command = [str(torchrun), "--standalone", "--nproc_per_node=2",
-               str(RECIPES / "tiny_imagenet.py"), "--method", "excon", "--data",
-               str(tmp_path / "data"), "--out", str(out), *TINY[:-3], "--batch-size", "2",
-               "--no-progress"]
+    command = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        str(RECIPES / "tiny_imagenet.py"),
+        "--method",
+        "excon",
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        *TINY[:-3],
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -50,7 +50,9 @@ def check_images(x: object, name: str = "x", *, finite: bool = True) -> Tensor:
     return x
 
 
-def check_maps(maps: object, images: Tensor, name: str = "saliency", *, finite: bool = True) -> Tensor:
+def check_maps(
+    maps: object, images: Tensor, name: str = "saliency", *, finite: bool = True
+) -> Tensor:
     """Check saliency maps ``[B, 1, h, w]`` (or ``[B, h, w]``) that belong to ``images``.
 
     The maps may have a lower resolution than the images; batch size and device must match.
@@ -67,7 +69,9 @@ def check_maps(maps: object, images: Tensor, name: str = "saliency", *, finite: 
     if maps.ndim == 3:
         maps = maps.unsqueeze(1)
     if maps.ndim != 4 or maps.shape[1] != 1:
-        raise ValueError(f"{name} must have shape [B, 1, H, W] or [B, H, W], got {tuple(maps.shape)}")
+        raise ValueError(
+            f"{name} must have shape [B, 1, H, W] or [B, H, W], got {tuple(maps.shape)}"
+        )
     if maps.shape[0] != images.shape[0]:
         raise ValueError(
             f"{name} has batch size {maps.shape[0]} but the images have {images.shape[0]}"
@@ -81,8 +85,9 @@ def check_maps(maps: object, images: Tensor, name: str = "saliency", *, finite: 
     return maps
 
 
-def check_labels(labels: object, batch_size: int, num_classes: int | None = None,
-                 name: str = "labels") -> Tensor:
+def check_labels(
+    labels: object, batch_size: int, num_classes: int | None = None, name: str = "labels"
+) -> Tensor:
     """Check integer class labels ``[B]`` against a batch size and, optionally, a class count.
 
     Example:
@@ -103,7 +108,9 @@ def check_labels(labels: object, batch_size: int, num_classes: int | None = None
     return labels
 
 
-def check_count(value: object, name: str, *, minimum: int = 1, optional: bool = False) -> int | None:
+def check_count(
+    value: object, name: str, *, minimum: int = 1, optional: bool = False
+) -> int | None:
     """Raise ``ValueError`` unless ``value`` is an int >= ``minimum`` (or None when ``optional``).
 
     Example:

@@ -17,12 +17,22 @@ from pathlib import Path
 
 from explainaug.experiment import Experiment, add_experiment_arguments, experiment_from_args
 
-EVALUATOR_NAMES = ("accuracy", "calibration", "robustness", "randomization", "faithfulness",
-                   "localization")
+EVALUATOR_NAMES = (
+    "accuracy",
+    "calibration",
+    "robustness",
+    "randomization",
+    "faithfulness",
+    "localization",
+)
 
 
-def train_main(argv: Sequence[str] | None = None, defaults: Experiment | None = None,
-               prog: str = "explainaug train", description: str | None = None) -> int:
+def train_main(
+    argv: Sequence[str] | None = None,
+    defaults: Experiment | None = None,
+    prog: str = "explainaug train",
+    description: str | None = None,
+) -> int:
     """Parse training options (``defaults`` give their default values), train, print accuracy.
 
     Shared by ``explainaug train`` and the recipes in ``recipes/``. Works under ``torchrun``.
@@ -36,22 +46,32 @@ def train_main(argv: Sequence[str] | None = None, defaults: Experiment | None = 
     experiment = experiment_from_args(args)
     try:
         experiment.validate()
-        result = run(experiment, out_dir=args.out, resume=args.resume, device=args.device,
-                     progress=not args.no_progress)
+        result = run(
+            experiment,
+            out_dir=args.out,
+            resume=args.resume,
+            device=args.device,
+            progress=not args.no_progress,
+        )
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"{prog}: error: {error}\n")
     if result.interrupted:
         print(f"interrupted: checkpoint in {args.out}; resume with --resume auto")
         return 130
-    print(f"{experiment.method} on {experiment.dataset}: test accuracy "
-          f"{result.test_accuracy:.4f} (checkpoint and metrics in {args.out})")
+    print(
+        f"{experiment.method} on {experiment.dataset}: test accuracy "
+        f"{result.test_accuracy:.4f} (checkpoint and metrics in {args.out})"
+    )
     return 0
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/latest", help="folder for checkpoint and metrics")
-    parser.add_argument("--resume", default=None,
-                        help='checkpoint to resume from, or "auto" for OUT/checkpoint.pt if present')
+    parser.add_argument(
+        "--resume",
+        default=None,
+        help='checkpoint to resume from, or "auto" for OUT/checkpoint.pt if present',
+    )
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if any)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -64,15 +84,32 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="explainaug evaluate", description=evaluate_main.__doc__)
     parser.add_argument("run", help="run folder (with checkpoint.pt and run.json) or checkpoint")
-    parser.add_argument("--evaluators", nargs="+", default=list(EVALUATOR_NAMES),
-                        choices=EVALUATOR_NAMES)
-    parser.add_argument("--explainer", default="gradcam", help="explainer for the explanation "
-                        "evaluators (gradcam, saliency, integratedgradients, ...)")
+    parser.add_argument(
+        "--evaluators", nargs="+", default=list(EVALUATOR_NAMES), choices=EVALUATOR_NAMES
+    )
+    parser.add_argument(
+        "--explainer",
+        default="gradcam",
+        help="explainer for the explanation "
+        "evaluators (gradcam, saliency, integratedgradients, ...)",
+    )
     parser.add_argument("--corruptions", default="all", help='"all", "none" or comma-separated')
-    parser.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5],
-                        choices=range(1, 6), metavar="S", help="corruption severities (1-5)")
-    parser.add_argument("--eps", type=float, nargs="+", default=[2.0, 4.0, 8.0],
-                        help="L-inf attack budgets in 1/255 units (FGSM and PGD)")
+    parser.add_argument(
+        "--severities",
+        type=int,
+        nargs="+",
+        default=[1, 2, 3, 4, 5],
+        choices=range(1, 6),
+        metavar="S",
+        help="corruption severities (1-5)",
+    )
+    parser.add_argument(
+        "--eps",
+        type=float,
+        nargs="+",
+        default=[2.0, 4.0, 8.0],
+        help="L-inf attack budgets in 1/255 units (FGSM and PGD)",
+    )
     parser.add_argument("--out", default=None, help="report folder (default: RUN/report)")
     parser.add_argument("--data", default=None, help="dataset folder, if it moved since training")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if any)")
@@ -84,17 +121,30 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
     if "localization" in args.evaluators and test_set.masks is None:
-        parser.exit(2, f"explainaug evaluate: error: localization needs object masks; "
-                       f"{experiment.dataset} has none (use the shapes dataset)\n")
+        parser.exit(
+            2,
+            f"explainaug evaluate: error: localization needs object masks; "
+            f"{experiment.dataset} has none (use the shapes dataset)\n",
+        )
     corruptions = {"all": "all", "none": None}.get(args.corruptions, args.corruptions.split(","))
-    out = Path(args.out) if args.out else Path(args.run if Path(args.run).is_dir()
-                                               else Path(args.run).parent) / "report"
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(args.run if Path(args.run).is_dir() else Path(args.run).parent) / "report"
+    )
     loader = DeviceLoader(test_set, 256, shuffle=False, device=device)
     try:
-        results = report({experiment.method: model}, loader, out, evaluators=args.evaluators,
-                         explainer_factory=args.explainer, corruptions=corruptions,
-                         severities=args.severities, attack=("fgsm", "pgd"),
-                         eps=[value / 255 for value in args.eps])
+        results = report(
+            {experiment.method: model},
+            loader,
+            out,
+            evaluators=args.evaluators,
+            explainer_factory=args.explainer,
+            corruptions=corruptions,
+            severities=args.severities,
+            attack=("fgsm", "pgd"),
+            eps=[value / 255 for value in args.eps],
+        )
     except ValueError as error:  # bad names or values given on the command line
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")

@@ -48,8 +48,9 @@ HEADLINES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
 )
 
 
-def demo_experiment(method: str, dataset: str, seed: int, epochs: int,
-                    train_size: int = 2000) -> Experiment:
+def demo_experiment(
+    method: str, dataset: str, seed: int, epochs: int, train_size: int = 2000
+) -> Experiment:
     """The demo's settings for one method: a small CNN, warm-ups of a third of the epochs.
 
     Every method uses lr 0.05 and batch 64; the contrastive views crop at least 60% of the image
@@ -60,11 +61,22 @@ def demo_experiment(method: str, dataset: str, seed: int, epochs: int,
         >>> demo_experiment("excon", "shapes", seed=0, epochs=12).explain_warmup_epochs
         4
     """
-    return Experiment(method=method, dataset=dataset, model="small-cnn", width=16,
-                      epochs=epochs, batch_size=64, lr=0.05, view_min_scale=0.6,
-                      linear_epochs=10, linear_lr=1.0,
-                      explain_warmup_epochs=epochs // 3, seed=seed, train_size=train_size,
-                      image_size=32).validate()
+    return Experiment(
+        method=method,
+        dataset=dataset,
+        model="small-cnn",
+        width=16,
+        epochs=epochs,
+        batch_size=64,
+        lr=0.05,
+        view_min_scale=0.6,
+        linear_epochs=10,
+        linear_lr=1.0,
+        explain_warmup_epochs=epochs // 3,
+        seed=seed,
+        train_size=train_size,
+        image_size=32,
+    ).validate()
 
 
 def headline(results: Mapping, path: Sequence[str | int]) -> float | None:
@@ -98,8 +110,11 @@ def summarize(per_seed: Sequence[Mapping[str, Mapping]]) -> dict[str, dict[str, 
             if values:
                 mean = sum(values) / len(values)
                 std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-                summary.setdefault(name, {})[label] = {"mean": round(mean, 6), "std": round(std, 6),
-                                                       "seeds": len(values)}
+                summary.setdefault(name, {})[label] = {
+                    "mean": round(mean, 6),
+                    "std": round(std, 6),
+                    "seeds": len(values),
+                }
     return summary
 
 
@@ -111,8 +126,9 @@ def summary_markdown(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -
         >>> "| ce | **0.900** |" in text
         True
     """
-    labels = [label for label, _, _ in HEADLINES
-              if any(label in columns for columns in summary.values())]
+    labels = [
+        label for label, _, _ in HEADLINES if any(label in columns for columns in summary.values())
+    ]
     better = {label: higher for label, _, higher in HEADLINES}
     best = {}
     for label in labels:
@@ -132,10 +148,17 @@ def summary_markdown(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -
     return "\n".join(lines)
 
 
-def run_demo(dataset: str = "shapes", seeds: int = 1, epochs: int = 12,
-             methods: Sequence[str] = METHODS, out: str | Path = "report",
-             device: str | None = None, progress: bool = True, train_size: int = 2000,
-             log: Callable[[str], None] = print) -> dict:
+def run_demo(
+    dataset: str = "shapes",
+    seeds: int = 1,
+    epochs: int = 12,
+    methods: Sequence[str] = METHODS,
+    out: str | Path = "report",
+    device: str | None = None,
+    progress: bool = True,
+    train_size: int = 2000,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Train and evaluate every method for each seed; write per-seed reports and the summary.
 
     ``train_size`` sets the number of ``shapes`` training images (digits has a fixed size).
@@ -153,8 +176,9 @@ def run_demo(dataset: str = "shapes", seeds: int = 1, epochs: int = 12,
         for method in methods:
             experiment = demo_experiment(method, dataset, seed, epochs, train_size)
             log(f"[seed {seed}] training {method} ({epochs} epochs on {dataset}, {device})")
-            result = run(experiment, out_dir=seed_dir / "runs" / method, device=device,
-                         progress=progress)
+            result = run(
+                experiment, out_dir=seed_dir / "runs" / method, device=device, progress=progress
+            )
             log(f"[seed {seed}] {method}: test accuracy {result.test_accuracy:.3f}")
             models[method] = result.model
         test_set = load_test_dataset(demo_experiment(methods[0], dataset, seed, epochs, train_size))
@@ -163,23 +187,39 @@ def run_demo(dataset: str = "shapes", seeds: int = 1, epochs: int = 12,
         if test_set.masks is not None:
             evaluators.append("localization")
         log(f"[seed {seed}] evaluating {len(models)} models: {', '.join(evaluators)}")
-        results = report(models, loader, seed_dir, evaluators=evaluators,
-                         explainer_factory="gradcam", corruptions="all",
-                         severities=DEMO_SEVERITIES, attack=("fgsm", "pgd"), eps=DEMO_EPS,
-                         randomization_images=32, grid_images=8, progress=progress, seed=seed)
+        results = report(
+            models,
+            loader,
+            seed_dir,
+            evaluators=evaluators,
+            explainer_factory="gradcam",
+            corruptions="all",
+            severities=DEMO_SEVERITIES,
+            attack=("fgsm", "pgd"),
+            eps=DEMO_EPS,
+            randomization_images=32,
+            grid_images=8,
+            progress=progress,
+            seed=seed,
+        )
         per_seed.append(results["models"])
     summary = summarize(per_seed)
-    written = {"dataset": dataset, "seeds": seeds, "epochs": epochs,
-               "settings": dataclasses.asdict(demo_experiment(methods[0], dataset, 0, epochs,
-                                                              train_size)),
-               "summary": summary, "seconds": round(time.perf_counter() - started, 1)}
+    written = {
+        "dataset": dataset,
+        "seeds": seeds,
+        "epochs": epochs,
+        "settings": dataclasses.asdict(demo_experiment(methods[0], dataset, 0, epochs, train_size)),
+        "summary": summary,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(written, indent=2))
     table = summary_markdown(summary)
     (out / "summary.md").write_text(
         f"# explainaug demo on {dataset}\n\n{seeds} seed(s), {epochs} epochs, "
         f"{written['seconds']} s. Mean{' ± std' if seeds > 1 else ''} over seeds; best in bold. "
-        f"Per-seed reports: seed*/report.md.\n\n{table}\n")
+        f"Per-seed reports: seed*/report.md.\n\n{table}\n"
+    )
     log(table)
     log(f"done in {written['seconds']} s; report in {out}/")
     return written
@@ -199,6 +239,14 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.epochs < 1 or args.train_size < 4:
         parser.error("--seeds and --epochs must be >= 1, --train-size >= 4")
-    run_demo(args.dataset, args.seeds, args.epochs, args.methods, args.out, args.device,
-             progress=not args.no_progress, train_size=args.train_size)
+    run_demo(
+        args.dataset,
+        args.seeds,
+        args.epochs,
+        args.methods,
+        args.out,
+        args.device,
+        progress=not args.no_progress,
+        train_size=args.train_size,
+    )
     return 0

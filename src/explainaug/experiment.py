@@ -31,7 +31,8 @@ from explainaug.data import (
     tiny_imagenet,
 )
 from explainaug.evaluate import accuracy
-from explainaug.explain import Explainer, GradCAM, GuidedBackprop, InputXGradient, Saliency
+from explainaug.explain import Explainer
+from explainaug.explain.registry import LAYER_EXPLAINERS, build_explainer, explainer_names
 from explainaug.losses import EDDALoss
 from explainaug.losses.edda import SALIENT_TARGETS
 from explainaug.models import ContrastiveModel, SmallCNN, resnet18, resnet50
@@ -54,9 +55,6 @@ MODELS = ("small-cnn", "resnet18", "resnet50")
 DATASETS = ("shapes", "digits", "cifar100", "tiny-imagenet")
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
-# Explainers ExCon/EDDA can use by name (Grad-CAM takes --cam-layer; the others explain pixels).
-TRAINING_EXPLAINERS = {"gradcam": GradCAM, "saliency": Saliency, "inputxgradient": InputXGradient,
-                       "guidedbackprop": GuidedBackprop}
 
 
 @dataclass
@@ -79,7 +77,7 @@ class Experiment:
         temperature: contrastive temperature (SupCon, ExCon).
         view_min_scale: smallest crop area of the contrastive views (SupContrast: 0.2).
         explain_warmup_epochs: epochs before ExCon/EDDA start using explanations.
-        explainer: the explainer of ExCon/EDDA, one of ``TRAINING_EXPLAINERS``.
+        explainer: the explainer of ExCon/EDDA, a name of ``explainaug.explain.registry``.
         cam_layer: Grad-CAM layer of the backbone for ExCon/EDDA (dotted name; None = the
             model's default, its last stage).
         occlusion_ratio: fraction of pixels EDDA and RandomOcclusion occlude.
@@ -127,23 +125,33 @@ class Experiment:
 
     def validate(self) -> Experiment:
         """Check the settings; return ``self``. Raises ``ValueError`` naming the bad field."""
-        for field, allowed in (("method", METHODS), ("dataset", DATASETS), ("model", MODELS),
-                               ("explainer", tuple(TRAINING_EXPLAINERS))):
+        for field, allowed in (
+            ("method", METHODS),
+            ("dataset", DATASETS),
+            ("model", MODELS),
+            ("explainer", explainer_names()),
+        ):
             if getattr(self, field) not in allowed:
-                raise ValueError(f"unknown {field} {getattr(self, field)!r}; choose one of {allowed}")
+                raise ValueError(
+                    f"unknown {field} {getattr(self, field)!r}; choose one of {allowed}"
+                )
         if self.dataset in ("cifar100", "tiny-imagenet") and not self.data_root:
             raise ValueError(f"dataset {self.dataset!r} needs a data folder (--data)")
         for field in ("width", "epochs", "batch_size", "train_size"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
         if not 0 <= self.explain_warmup_epochs <= self.epochs:
-            raise ValueError(f"explain_warmup_epochs must lie in [0, epochs={self.epochs}], "
-                             f"got {self.explain_warmup_epochs}")
+            raise ValueError(
+                f"explain_warmup_epochs must lie in [0, epochs={self.epochs}], "
+                f"got {self.explain_warmup_epochs}"
+            )
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.linear_epochs < 0 or not self.linear_lr > 0:
-            raise ValueError(f"linear_epochs must be >= 0 and linear_lr > 0, got "
-                             f"{self.linear_epochs} and {self.linear_lr}")
+            raise ValueError(
+                f"linear_epochs must be >= 0 and linear_lr > 0, got "
+                f"{self.linear_epochs} and {self.linear_lr}"
+            )
         if not 0 < self.view_min_scale <= 1:
             raise ValueError(f"view_min_scale must lie in (0, 1], got {self.view_min_scale}")
         if not 0 < self.occlusion_ratio < 1:
@@ -196,8 +204,9 @@ def _load_split(experiment: Experiment, train: bool) -> ImageTensorDataset:
     return tiny_imagenet(root, split="train" if train else "val")
 
 
-def build_model(experiment: Experiment, num_classes: int, mean: Sequence[float],
-                std: Sequence[float]) -> nn.Module:
+def build_model(
+    experiment: Experiment, num_classes: int, mean: Sequence[float], std: Sequence[float]
+) -> nn.Module:
     """The backbone (normalising with ``mean``/``std`` inside), wrapped in a ``ContrastiveModel``
     for contrastive methods.
 
@@ -206,9 +215,11 @@ def build_model(experiment: Experiment, num_classes: int, mean: Sequence[float],
         >>> type(model).__name__, model.default_cam_layer
         ('ContrastiveModel', 'encoder.block3')
     """
-    factories = {"small-cnn": lambda c: SmallCNN(c, width=experiment.width, mean=mean, std=std),
-                 "resnet18": lambda c: resnet18(c, width=experiment.width, mean=mean, std=std),
-                 "resnet50": lambda c: resnet50(c, width=experiment.width, mean=mean, std=std)}
+    factories = {
+        "small-cnn": lambda c: SmallCNN(c, width=experiment.width, mean=mean, std=std),
+        "resnet18": lambda c: resnet18(c, width=experiment.width, mean=mean, std=std),
+        "resnet50": lambda c: resnet50(c, width=experiment.width, mean=mean, std=std),
+    }
     if not experiment.contrastive:
         return factories[experiment.model](num_classes)
     encoder = factories[experiment.model](None)
@@ -228,9 +239,12 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
         views = supcon_views(image_size, scale=(experiment.view_min_scale, 1.0))
         if name == "supcon":
             return SupCon(temperature=experiment.temperature, views=views)
-        return ExCon(explainer=_explainer(experiment, model, relu=False), views=views,
-                     warmup_epochs=experiment.explain_warmup_epochs,
-                     temperature=experiment.temperature)
+        return ExCon(
+            explainer=_explainer(experiment, model, relu=False),
+            views=views,
+            warmup_epochs=experiment.explain_warmup_epochs,
+            temperature=experiment.temperature,
+        )
     augment = _crop_flip(image_size) if experiment.augment else None
     if name == "ce":
         return CrossEntropy(augment=augment)
@@ -238,29 +252,44 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     ratio = experiment.occlusion_ratio
     if name == "edda":
         mean = model_mean(model)
-        return EDDA(explainer=_explainer(experiment, model, relu=True), loss=loss,
-                    salient=SaliencyOcclusion("salient", ratio=ratio, fill="mean", mean=mean,
-                                              check_values=False),
-                    nonsalient=SaliencyOcclusion("nonsalient", ratio=ratio, fill="mean",
-                                                 mean=mean, check_values=False),
-                    warmup_epochs=experiment.explain_warmup_epochs, augment=augment)
-    return RandomOcclusion(salient_ratio=ratio, nonsalient_ratio=ratio, loss=loss,
-                           warmup_epochs=experiment.explain_warmup_epochs, augment=augment)
+        return EDDA(
+            explainer=_explainer(experiment, model, relu=True),
+            loss=loss,
+            salient=SaliencyOcclusion(
+                "salient", ratio=ratio, fill="mean", mean=mean, check_values=False
+            ),
+            nonsalient=SaliencyOcclusion(
+                "nonsalient", ratio=ratio, fill="mean", mean=mean, check_values=False
+            ),
+            warmup_epochs=experiment.explain_warmup_epochs,
+            augment=augment,
+        )
+    return RandomOcclusion(
+        salient_ratio=ratio,
+        nonsalient_ratio=ratio,
+        loss=loss,
+        warmup_epochs=experiment.explain_warmup_epochs,
+        augment=augment,
+    )
 
 
 def _explainer(experiment: Experiment, model: nn.Module, relu: bool) -> Explainer:
     """The live-model explainer of ExCon/EDDA, without per-step value checks (host syncs)."""
-    if experiment.explainer != "gradcam":
-        return TRAINING_EXPLAINERS[experiment.explainer](model, check_values=False)
-    layer = experiment.cam_layer
-    if layer is not None and isinstance(model, ContrastiveModel):
-        layer = f"encoder.{layer}"
-    return GradCAM(model, layer=layer, relu=relu, check_values=False)
+    options: dict[str, object] = {"check_values": False}
+    if experiment.explainer in LAYER_EXPLAINERS:
+        layer = experiment.cam_layer
+        if layer is not None and isinstance(model, ContrastiveModel):
+            layer = f"encoder.{layer}"
+        options["layer"] = layer
+    if experiment.explainer == "gradcam":
+        options["relu"] = relu
+    return build_explainer(experiment.explainer, model, **options)
 
 
 def _crop_flip(size: int) -> nn.Module:
-    return K.AugmentationSequential(K.RandomCrop((size, size), padding=size // 8),
-                                    K.RandomHorizontalFlip())
+    return K.AugmentationSequential(
+        K.RandomCrop((size, size), padding=size // 8), K.RandomHorizontalFlip()
+    )
 
 
 @dataclass
@@ -275,9 +304,13 @@ class TrainedRun:
     interrupted: bool = False
 
 
-def run(experiment: Experiment, out_dir: str | Path | None = None,
-        resume: str | Path | None = None, device: str | torch.device | None = None,
-        progress: bool = True) -> TrainedRun:
+def run(
+    experiment: Experiment,
+    out_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> TrainedRun:
     """Train and test the experiment; with ``out_dir``, checkpoint there and write ``run.json``
     and, once training is complete, the final weights ``model.pt``.
 
@@ -292,30 +325,60 @@ def run(experiment: Experiment, out_dir: str | Path | None = None,
     train_set, test_set = load_datasets(experiment)
     model = build_model(experiment, train_set.num_classes, train_set.mean, train_set.std)
     method = build_method(experiment, model, train_set.images.shape[-1])
-    trainer = Trainer(model, method, epochs=experiment.epochs, lr=experiment.learning_rate,
-                      weight_decay=experiment.weight_decay,
-                      warmup_epochs=experiment.lr_warmup_epochs, amp=experiment.amp,
-                      out_dir=out_dir, resume=resume, device=device, progress=progress,
-                      seed=experiment.seed)
+    trainer = Trainer(
+        model,
+        method,
+        epochs=experiment.epochs,
+        lr=experiment.learning_rate,
+        weight_decay=experiment.weight_decay,
+        warmup_epochs=experiment.lr_warmup_epochs,
+        amp=experiment.amp,
+        out_dir=out_dir,
+        resume=resume,
+        device=device,
+        progress=progress,
+        seed=experiment.seed,
+    )
     if out_dir is not None and trainer.context.is_main:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        description = {"experiment": dataclasses.asdict(experiment),
-                       "num_classes": train_set.num_classes}
+        description = {
+            "experiment": dataclasses.asdict(experiment),
+            "num_classes": train_set.num_classes,
+        }
         (Path(out_dir) / RUN_FILE).write_text(json.dumps(description, indent=2))
         (Path(out_dir) / WEIGHTS_FILE).unlink(missing_ok=True)  # final weights come after training
-    train_loader = DeviceLoader(train_set, experiment.batch_size, shuffle=True, drop_last=True,
-                                device=trainer.device, seed=experiment.seed)
-    test_loader = DeviceLoader(test_set, 256, shuffle=False, device=trainer.device,
-                               rank=0, world_size=1)
+    train_loader = DeviceLoader(
+        train_set,
+        experiment.batch_size,
+        shuffle=True,
+        drop_last=True,
+        device=trainer.device,
+        seed=experiment.seed,
+    )
+    test_loader = DeviceLoader(
+        test_set, 256, shuffle=False, device=trainer.device, rank=0, world_size=1
+    )
     history = trainer.fit(train_loader)
     if trainer.interrupted:
         return TrainedRun(model, history, float("nan"), experiment, interrupted=True)
     if experiment.contrastive and experiment.linear_epochs > 0:
-        clean_loader = DeviceLoader(train_set, experiment.batch_size, shuffle=True,
-                                    device=trainer.device, seed=experiment.seed, rank=0,
-                                    world_size=1)
-        head = linear_eval(model, clean_loader, test_loader, train_set.num_classes,
-                           epochs=experiment.linear_epochs, lr=experiment.linear_lr).classifier
+        clean_loader = DeviceLoader(
+            train_set,
+            experiment.batch_size,
+            shuffle=True,
+            device=trainer.device,
+            seed=experiment.seed,
+            rank=0,
+            world_size=1,
+        )
+        head = linear_eval(
+            model,
+            clean_loader,
+            test_loader,
+            train_set.num_classes,
+            epochs=experiment.linear_epochs,
+            lr=experiment.linear_lr,
+        ).classifier
         model.classifier.load_state_dict(head.state_dict())
     if out_dir is not None and trainer.context.is_main:
         save_checkpoint({"model": model.state_dict()}, Path(out_dir) / WEIGHTS_FILE)
@@ -323,8 +386,9 @@ def run(experiment: Experiment, out_dir: str | Path | None = None,
     return TrainedRun(model, history, test_accuracy, experiment)
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu",
-             data_root: str | None = None) -> tuple[nn.Module, Experiment]:
+def load_run(
+    path: str | Path, device: str | torch.device = "cpu", data_root: str | None = None
+) -> tuple[nn.Module, Experiment]:
     """Rebuild a trained model from a run folder (or its ``checkpoint.pt``) and its ``run.json``.
 
     The final weights (``model.pt``) are used when the run finished, else the checkpoint's.
@@ -340,8 +404,10 @@ def load_run(path: str | Path, device: str | torch.device = "cpu",
     if not checkpoint_path.is_file():
         raise FileNotFoundError(f"no checkpoint at {checkpoint_path}")
     if not run_file.is_file():
-        raise FileNotFoundError(f"no {RUN_FILE} beside {checkpoint_path}: it records how the "
-                                "model was built (written by `explainaug train`)")
+        raise FileNotFoundError(
+            f"no {RUN_FILE} beside {checkpoint_path}: it records how the "
+            "model was built (written by `explainaug train`)"
+        )
     try:
         description = json.loads(run_file.read_text())
         experiment = Experiment(**description["experiment"])
@@ -361,29 +427,44 @@ def load_run(path: str | Path, device: str | torch.device = "cpu",
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:
-        raise ValueError(f"checkpoint {checkpoint_path} does not fit the model in {run_file}: "
-                         f"{error}") from None
+        raise ValueError(
+            f"checkpoint {checkpoint_path} does not fit the model in {run_file}: {error}"
+        ) from None
     return model.to(device).eval(), experiment
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experiment) -> None:
     """Add one ``--option`` per ``Experiment`` field, with ``defaults`` as default values."""
-    choices = {"method": METHODS, "dataset": DATASETS, "model": MODELS,
-               "salient_target": SALIENT_TARGETS, "explainer": tuple(TRAINING_EXPLAINERS)}
+    choices = {
+        "method": METHODS,
+        "dataset": DATASETS,
+        "model": MODELS,
+        "salient_target": SALIENT_TARGETS,
+        "explainer": explainer_names(),
+    }
     for field in dataclasses.fields(Experiment):
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
         if field.name == "data_root":
-            parser.add_argument("--data", dest="data_root", default=default,
-                                help="dataset folder (cifar100, tiny-imagenet)")
+            parser.add_argument(
+                "--data",
+                dest="data_root",
+                default=default,
+                help="dataset folder (cifar100, tiny-imagenet)",
+            )
         elif isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif field.name == "amp":
-            parser.add_argument(flag, default=default or "none",
-                                choices=("auto", "bf16", "fp16", "none"))
+            parser.add_argument(
+                flag, default=default or "none", choices=("auto", "bf16", "fp16", "none")
+            )
         elif field.name == "lr":
-            parser.add_argument(flag, default=default, type=float,
-                                help="base learning rate (default: 0.5 contrastive, 0.1 otherwise)")
+            parser.add_argument(
+                flag,
+                default=default,
+                type=float,
+                help="base learning rate (default: 0.5 contrastive, 0.1 otherwise)",
+            )
         else:
             kind = {int: int, float: float}.get(type(default), str)
             parser.add_argument(flag, default=default, type=kind, choices=choices.get(field.name))

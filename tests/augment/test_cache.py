@@ -73,16 +73,15 @@ def test_round_trip_through_dataloader_workers():
     labels = torch.arange(12)
     cache = SaliencyCache(12, size=(4, 4)).share_memory_()
     data = SaliencyDataset(TensorDataset(images, labels), cache, return_index=True)
-    loader = DataLoader(MaskedImages(data), batch_size=4, num_workers=2,
-                        persistent_workers=True)
+    loader = DataLoader(MaskedImages(data), batch_size=4, num_workers=2, persistent_workers=True)
 
-    for masked, saliency, label, index in loader:  # epoch 1: nothing cached yet
+    for _masked, saliency, label, index in loader:  # epoch 1: nothing cached yet
         assert saliency.shape == (4, 1, 4, 4) and saliency.eq(0).all()
         assert torch.equal(label, index)
         cache.update(index, torch.rand(4, 1, 8, 8) + index.view(-1, 1, 1, 1).float())
 
     seen = torch.zeros(12, dtype=torch.bool)
-    for masked, saliency, label, index in loader:  # epoch 2: workers see the updates
+    for masked, saliency, _label, index in loader:  # epoch 2: workers see the updates
         assert torch.equal(saliency, cache[index])
         expected = SaliencyMask(keep_ratio=0.5, fill="zero")(images[index], cache[index])
         assert torch.equal(masked, expected)

@@ -113,8 +113,13 @@ def test_noise_fill_is_replayed_exactly(batch):
     assert not torch.equal(aug(x, saliency), first)
 
 
-@pytest.mark.parametrize("make", [lambda **kw: SaliencyMask(fill="zero", **kw),
-                                  lambda **kw: SaliencyOcclusion(fill="zero", **kw)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: SaliencyMask(fill="zero", **kw),
+        lambda **kw: SaliencyOcclusion(fill="zero", **kw),
+    ],
+)
 def test_check_values_off_skips_only_the_value_checks(make) -> None:
     x, maps = torch.rand(2, 3, 8, 8), torch.rand(2, 1, 8, 8)
     out_of_range = x + 1.0

@@ -31,8 +31,9 @@ def test_zero_and_constant(x):
 @pytest.mark.parametrize("sigma", [1.0, 2.0])
 def test_blur_matches_scipy_gaussian_filter_with_nearest_borders(x, sigma):
     got = Fill("blur", blur_sigma=sigma)(x).numpy()
-    expected = ndimage.gaussian_filter(x.numpy(), sigma=(0, 0, sigma, sigma), mode="nearest",
-                                       truncate=3.0)
+    expected = ndimage.gaussian_filter(
+        x.numpy(), sigma=(0, 0, sigma, sigma), mode="nearest", truncate=3.0
+    )
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 

@@ -17,8 +17,9 @@ def random_maps(seed: int, batch: int, size: tuple[int, int], n_levels: int) -> 
 
 
 @settings(max_examples=60, deadline=None)
-@given(size=sizes, ratio=ratios, batch=st.integers(1, 4), n_levels=levels,
-       seed=st.integers(0, 2**16))
+@given(
+    size=sizes, ratio=ratios, batch=st.integers(1, 4), n_levels=levels, seed=st.integers(0, 2**16)
+)
 def test_ratio_modes_select_exactly_round_ratio_pixels(size, ratio, batch, n_levels, seed):
     maps = random_maps(seed, batch, size, n_levels)
     expected = float(round(ratio * size[0] * size[1]))
@@ -33,9 +34,14 @@ def test_ratio_modes_select_exactly_round_ratio_pixels(size, ratio, batch, n_lev
 
 
 @settings(max_examples=60, deadline=None)
-@given(size=sizes, ratio=ratios, seed=st.integers(0, 2**16),
-       fill=st.sampled_from(["mean", "zero", "blur", "noise", 0.0, 1.0, 0.37]),
-       soft=st.booleans(), threshold=st.floats(0.0, 1.0))
+@given(
+    size=sizes,
+    ratio=ratios,
+    seed=st.integers(0, 2**16),
+    fill=st.sampled_from(["mean", "zero", "blur", "noise", 0.0, 1.0, 0.37]),
+    soft=st.booleans(),
+    threshold=st.floats(0.0, 1.0),
+)
 def test_outputs_stay_in_unit_range(size, ratio, seed, fill, soft, threshold):
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(2, 3, *size, generator=generator)

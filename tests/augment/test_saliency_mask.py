@@ -49,7 +49,7 @@ def test_keep_ratio_keeps_the_exact_top_pixels_with_raster_tie_break():
     keep = SaliencyMask(keep_ratio=0.3).mask(saliency, (6, 7))
     k = round(0.3 * 42)
     assert keep.sum((1, 2, 3)).tolist() == [float(k)] * 5
-    for image, kept in zip(saliency.flatten(1).numpy(), keep.flatten(1).numpy()):
+    for image, kept in zip(saliency.flatten(1).numpy(), keep.flatten(1).numpy(), strict=False):
         order = np.argsort(-image, kind="stable")[:k]
         expected = np.zeros_like(kept)
         expected[order] = 1
@@ -133,5 +133,9 @@ def test_soft_mask_passes_gradients_to_the_map_and_approaches_the_hard_mask():
     assert (cold - hard).abs().max() < 1e-3
     soft_ratio = SaliencyMask(soft=True, keep_ratio=0.5, temperature=1e-4)
     hard_ratio = SaliencyMask(keep_ratio=0.5)
-    torch.testing.assert_close(soft_ratio.mask(saliency.detach(), (8, 8)),
-                               hard_ratio.mask(saliency.detach(), (8, 8)), atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        soft_ratio.mask(saliency.detach(), (8, 8)),
+        hard_ratio.mask(saliency.detach(), (8, 8)),
+        atol=1e-3,
+        rtol=0,
+    )

@@ -12,7 +12,7 @@ def test_salient_ratio_occludes_the_exact_top_pixels():
     saliency = torch.rand(3, 1, 10, 10)
     keep = SaliencyOcclusion("salient", ratio=0.2).mask(saliency, (10, 10))
     assert keep.sum((1, 2, 3)).tolist() == [80.0] * 3
-    for image, kept in zip(saliency.flatten(1), keep.flatten(1)):
+    for image, kept in zip(saliency.flatten(1), keep.flatten(1), strict=False):
         top = torch.from_numpy(np.argsort(-image.numpy(), kind="stable")[:20])
         assert kept[top].eq(0).all()
 

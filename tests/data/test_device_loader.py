@@ -24,7 +24,7 @@ def test_every_sample_exactly_once_per_epoch_and_batches_are_consistent():
     batches = list(loader)
     assert [len(b[1]) for b in batches] == [5, 5, 5, 5, 3]
     assert sorted(epoch_labels(loader)) == list(range(23))
-    for x, y in batches:                       # image pixels carry their index: rows stay paired
+    for x, y in batches:  # image pixels carry their index: rows stay paired
         assert torch.equal(x[:, 0, 0, 0] * 255, y.float())
 
 
@@ -34,7 +34,7 @@ def test_order_changes_per_epoch_and_is_reproducible_by_seed_and_epoch():
     assert first != second and sorted(first) == sorted(second)
     other = DeviceLoader(make_data(), batch_size=4, device="cpu", seed=3)
     other.set_epoch(1)
-    assert epoch_labels(other) == second                 # epoch 1's order, whatever came before
+    assert epoch_labels(other) == second  # epoch 1's order, whatever came before
     other.set_epoch(0)
     assert epoch_labels(other) == first
     assert epoch_labels(DeviceLoader(make_data(), 4, device="cpu", seed=4)) != first
@@ -49,25 +49,30 @@ def test_no_shuffle_keeps_dataset_order_and_drop_last():
 def test_rank_shards_are_disjoint_equal_and_complete(n, world_size):
     shards = []
     for rank in range(world_size):
-        loader = DeviceLoader(make_data(n), batch_size=2, device="cpu", seed=5, rank=rank,
-                              world_size=world_size)
+        loader = DeviceLoader(
+            make_data(n), batch_size=2, device="cpu", seed=5, rank=rank, world_size=world_size
+        )
         loader.set_epoch(2)
         shards.append(epoch_labels(loader))
-    assert len({len(s) for s in shards}) == 1                    # equal length on every rank
+    assert len({len(s) for s in shards}) == 1  # equal length on every rank
     merged = [label for shard in shards for label in shard]
-    assert set(merged) == set(range(n))                          # complete
-    assert len(merged) - len(set(merged)) == -n % world_size     # only the padding repeats
+    assert set(merged) == set(range(n))  # complete
+    assert len(merged) - len(set(merged)) == -n % world_size  # only the padding repeats
     # the shards interleave one permutation, like DistributedSampler
     whole = DeviceLoader(make_data(n), batch_size=n, device="cpu", seed=5)
     whole.set_epoch(2)
-    padded = (epoch_labels(whole) * 2)[:len(merged)]
+    padded = (epoch_labels(whole) * 2)[: len(merged)]
     assert shards[1] == padded[1::world_size]
 
 
 def test_uint8_to_float_conversion_is_exact_and_masks_come_along():
     images = torch.arange(256, dtype=torch.uint8).view(256, 1, 1, 1).expand(256, 3, 1, 1)
-    loader = DeviceLoader((images.contiguous(), torch.zeros(256, dtype=torch.long)),
-                          batch_size=256, shuffle=False, device="cpu")
+    loader = DeviceLoader(
+        (images.contiguous(), torch.zeros(256, dtype=torch.long)),
+        batch_size=256,
+        shuffle=False,
+        device="cpu",
+    )
     x, _ = next(iter(loader))
     assert x.dtype == torch.float32
     assert torch.equal(x[:, 0, 0, 0], torch.arange(256, dtype=torch.float32) / 255)

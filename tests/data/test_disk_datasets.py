@@ -22,7 +22,7 @@ def test_cifar100_reads_the_pickles(cifar_root):
         ds = cifar100(root, train=train)
         data, labels = splits[name]
         assert isinstance(ds, ImageTensorDataset) and ds.images.dtype == torch.uint8
-        assert torch.equal(ds.images, torch.from_numpy(data).view(-1, 3, 32, 32))   # CHW rows
+        assert torch.equal(ds.images, torch.from_numpy(data).view(-1, 3, 32, 32))  # CHW rows
         assert ds.labels.tolist() == labels
         assert ds.mean == CIFAR100_MEAN and ds.num_classes == 100 and ds.classes[3] == "class3"
         image, _label = ds[0]
@@ -40,13 +40,14 @@ def test_cifar100_errors_name_the_folder_and_the_fix(cifar_root, tmp_path):
 
 @pytest.mark.parametrize("val_layout", ["annotations", "folders"])
 def test_tiny_imagenet_reads_train_and_both_val_layouts(tmp_path, val_layout, write_tiny_imagenet):
-    wnids, _ = write_tiny_imagenet(tmp_path / "tiny-imagenet-200", val_layout,
-                                   np.random.default_rng(0))
+    wnids, _ = write_tiny_imagenet(
+        tmp_path / "tiny-imagenet-200", val_layout, np.random.default_rng(0)
+    )
     train = tiny_imagenet(tmp_path, "train")
     assert train.images.shape == (6, 3, 64, 64) and train.images.dtype == torch.uint8
     assert train.labels.tolist() == [0, 0, 0, 1, 1, 1] and train.classes == wnids
     grey = train.images[5].float()
-    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])   # grey -> RGB
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # grey -> RGB
     val = tiny_imagenet(tmp_path / "tiny-imagenet-200", "val")
     assert sorted(val.labels.tolist()) == [0, 0, 1, 1] and len(val) == 4
     lazy = tiny_imagenet(tmp_path, "train", lazy=True)
@@ -56,12 +57,13 @@ def test_tiny_imagenet_reads_train_and_both_val_layouts(tmp_path, val_layout, wr
 
 
 def test_tiny_imagenet_pixels_are_the_saved_images(tmp_path, write_tiny_imagenet):
-    pixels = write_tiny_imagenet(tmp_path / "tiny-imagenet-200", "annotations",
-                                 np.random.default_rng(1))[1]
+    pixels = write_tiny_imagenet(
+        tmp_path / "tiny-imagenet-200", "annotations", np.random.default_rng(1)
+    )[1]
     train = tiny_imagenet(tmp_path)
     original = torch.from_numpy(pixels[("train", "n02", 1)]).permute(2, 0, 1).float()
     error = (train.images[1].float() - original).abs().mean()
-    assert error < 0.1 * (original - original.mean()).abs().mean()   # JPEG loss only
+    assert error < 0.1 * (original - original.mean()).abs().mean()  # JPEG loss only
 
 
 def test_tiny_imagenet_errors(tmp_path, write_tiny_imagenet):
@@ -94,10 +96,10 @@ def test_corrupted_npy_selects_the_severity_block(npy_root):
     root, images, labels = npy_root
     for severity in range(1, 6):
         ds = corrupted_npy(root, "fog", severity, mean=CIFAR100_MEAN, std=(0.2, 0.2, 0.2))
-        block = images[(severity - 1) * 4:severity * 4]
+        block = images[(severity - 1) * 4 : severity * 4]
         assert torch.equal(ds.images, torch.from_numpy(block).permute(0, 3, 1, 2))
         assert ds.labels.tolist() == [0, 1, 2, 3] and ds.mean == CIFAR100_MEAN
-    np.save(root / "labels.npy", labels[:4])                      # [N] labels are accepted too
+    np.save(root / "labels.npy", labels[:4])  # [N] labels are accepted too
     assert corrupted_npy(root, "fog", 2).labels.tolist() == [0, 1, 2, 3]
 
 

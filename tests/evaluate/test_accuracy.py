@@ -19,20 +19,24 @@ class FixedLogits(nn.Module):
         return x.flatten(1) + self.dummy
 
 
-LOGITS = torch.tensor([
-    [0.9, 0.5, 0.1, 0.0, 0.2, 0.3],   # label 0: top-1 hit
-    [0.9, 0.5, 0.1, 0.0, 0.2, 0.3],   # label 1: rank 2
-    [0.1, 0.2, 0.3, 0.4, 0.5, 0.9],   # label 0: rank 6
-    [0.0, 0.1, 0.9, 0.2, 0.3, 0.4],   # label 2: top-1 hit
-    [0.0, 0.1, 0.2, 0.3, 0.4, 0.9],   # label 1: rank 5
-])
+LOGITS = torch.tensor(
+    [
+        [0.9, 0.5, 0.1, 0.0, 0.2, 0.3],  # label 0: top-1 hit
+        [0.9, 0.5, 0.1, 0.0, 0.2, 0.3],  # label 1: rank 2
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.9],  # label 0: rank 6
+        [0.0, 0.1, 0.9, 0.2, 0.3, 0.4],  # label 2: top-1 hit
+        [0.0, 0.1, 0.2, 0.3, 0.4, 0.9],  # label 1: rank 5
+    ]
+)
 LABELS = torch.tensor([0, 1, 0, 2, 1])
 
 
 def loader(batch_size=2):
     images = LOGITS[:, :, None, None]
-    return [(images[i:i + batch_size], LABELS[i:i + batch_size])
-            for i in range(0, len(LABELS), batch_size)]
+    return [
+        (images[i : i + batch_size], LABELS[i : i + batch_size])
+        for i in range(0, len(LABELS), batch_size)
+    ]
 
 
 def test_topk_and_per_class_by_hand():
@@ -60,8 +64,9 @@ def test_topk_correct_matches_membership():
     hits = topk_correct(logits, labels, (1, 3, 8, 9))
     assert set(hits) == {1, 3, 8}
     for k, hit in hits.items():
-        members = torch.tensor([int(labels[i]) in logits[i].topk(k).indices.tolist()
-                                for i in range(50)])
+        members = torch.tensor(
+            [int(labels[i]) in logits[i].topk(k).indices.tolist() for i in range(50)]
+        )
         assert torch.equal(hit, members)
     assert bool(hits[8].all())
 

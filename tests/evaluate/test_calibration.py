@@ -31,8 +31,10 @@ class FixedLogits(nn.Module):
 
 def logit_loader(logits, labels, batch_size=64):
     images = logits[:, :, None, None]
-    return [(images[i:i + batch_size], labels[i:i + batch_size])
-            for i in range(0, len(labels), batch_size)]
+    return [
+        (images[i : i + batch_size], labels[i : i + batch_size])
+        for i in range(0, len(labels), batch_size)
+    ]
 
 
 def random_case(n=200, k=7, seed=0):
@@ -102,15 +104,18 @@ def test_reliability_diagram_by_hand_and_counts():
     assert torch.allclose((diagram["accuracy"] * diagram["count"]).sum() / 333, accuracy)
 
 
-@pytest.mark.parametrize("bad_probs, bad_labels, message", [
-    (torch.tensor([[0.5, 0.6]]), torch.tensor([0]), "sum to 1"),
-    (torch.tensor([[2.0, -1.0]]), torch.tensor([0]), r"\[0, 1\]"),
-    (torch.tensor([[float("nan"), 0.5]]), torch.tensor([0]), "NaN"),
-    (torch.tensor([[0.5, 0.5]]), torch.tensor([0, 1]), "shape"),
-    (torch.tensor([[0.5, 0.5]]), torch.tensor([2]), "lie in"),
-    (torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), "N >= 1"),
-    (torch.tensor([0.5, 0.5]), torch.tensor([0]), "shape"),
-])
+@pytest.mark.parametrize(
+    "bad_probs, bad_labels, message",
+    [
+        (torch.tensor([[0.5, 0.6]]), torch.tensor([0]), "sum to 1"),
+        (torch.tensor([[2.0, -1.0]]), torch.tensor([0]), r"\[0, 1\]"),
+        (torch.tensor([[float("nan"), 0.5]]), torch.tensor([0]), "NaN"),
+        (torch.tensor([[0.5, 0.5]]), torch.tensor([0, 1]), "shape"),
+        (torch.tensor([[0.5, 0.5]]), torch.tensor([2]), "lie in"),
+        (torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), "N >= 1"),
+        (torch.tensor([0.5, 0.5]), torch.tensor([0]), "shape"),
+    ],
+)
 def test_metric_functions_reject_bad_input(bad_probs, bad_labels, message):
     for metric in (expected_calibration_error, brier_score, reliability_diagram):
         with pytest.raises(ValueError, match=message):
@@ -245,8 +250,14 @@ def test_calibration_rejects_bad_arguments():
 def test_calibration_sweep_on_cuda_matches_cpu_clean_metrics():
     model, loader = image_model_and_loader()
     cpu = calibration(model, loader)
-    gpu = calibration(model.cuda(), loader, corruptions="all", severities=(1,), temperature="fit",
-                      val_loader=loader)
+    gpu = calibration(
+        model.cuda(),
+        loader,
+        corruptions="all",
+        severities=(1,),
+        temperature="fit",
+        val_loader=loader,
+    )
     assert len(gpu["corruptions"]) == 15
     unscaled = calibration(model, loader)["clean"]
     assert unscaled["nll"] == pytest.approx(cpu["clean"]["nll"], rel=1e-4)

@@ -49,10 +49,11 @@ def ones_loader() -> list[tuple[Tensor, Tensor]]:
     return [(torch.ones(2, 1, 4, 4), torch.tensor([1, 1]))]
 
 
-def test_average_drop_and_increase_by_hand(pixel_model: PixelModel, row_maps: Tensor,
-                                           ones_loader: list) -> None:
+def test_average_drop_and_increase_by_hand(
+    pixel_model: PixelModel, row_maps: Tensor, ones_loader: list
+) -> None:
     result = faithfulness(pixel_model, FixedMaps(pixel_model, row_maps), ones_loader, keep=0.25)
-    y = sig(1)                      # evidence 2 - bias 1
+    y = sig(1)  # evidence 2 - bias 1
     kept_a, kept_b = sig(3), sig(-3)  # keep row 0 only (evidence 4) / row 3 only (evidence -2)
     assert result["average_drop_pct"] == pytest.approx(100 * (y - kept_b) / y / 2, rel=1e-5)
     assert result["increase_in_confidence_pct"] == pytest.approx(50.0)
@@ -61,10 +62,12 @@ def test_average_drop_and_increase_by_hand(pixel_model: PixelModel, row_maps: Te
     assert result["n_images"] == 2
 
 
-def test_salient_drop_and_nonsalient_change_by_hand(pixel_model: PixelModel, row_maps: Tensor,
-                                                   ones_loader: list) -> None:
-    result = faithfulness(pixel_model, FixedMaps(pixel_model, row_maps), ones_loader,
-                          occlusion_ratio=0.25)
+def test_salient_drop_and_nonsalient_change_by_hand(
+    pixel_model: PixelModel, row_maps: Tensor, ones_loader: list
+) -> None:
+    result = faithfulness(
+        pixel_model, FixedMaps(pixel_model, row_maps), ones_loader, occlusion_ratio=0.25
+    )
     y = sig(1)
     # image 0: salient = row 0 (evidence -> -2), non-salient = row 3 (evidence -> 4)
     # image 1: salient = row 3 (evidence -> 4, no drop), non-salient = row 0 (evidence -> -2)
@@ -73,14 +76,16 @@ def test_salient_drop_and_nonsalient_change_by_hand(pixel_model: PixelModel, row
     assert result["nonsalient_change"] == pytest.approx(nonsalient, rel=1e-5)
 
 
-def test_deletion_curve_and_auc_by_hand(pixel_model: PixelModel, row_maps: Tensor,
-                                        ones_loader: list) -> None:
-    result = faithfulness(pixel_model, FixedMaps(pixel_model, row_maps), ones_loader,
-                          deletion_steps=4)
+def test_deletion_curve_and_auc_by_hand(
+    pixel_model: PixelModel, row_maps: Tensor, ones_loader: list
+) -> None:
+    result = faithfulness(
+        pixel_model, FixedMaps(pixel_model, row_maps), ones_loader, deletion_steps=4
+    )
     # one row removed per step; image 0 removes rows 0,1,2,3; image 1 rows 3,2,1,0
     curve_a = [sig(1), sig(-3), sig(-3), sig(-3), sig(-1)]
     curve_b = [sig(1), sig(3), sig(3), sig(3), sig(-1)]
-    expected = [(a + b) / 2 for a, b in zip(curve_a, curve_b)]
+    expected = [(a + b) / 2 for a, b in zip(curve_a, curve_b, strict=False)]
     np.testing.assert_allclose(result["deletion_curve"], expected, rtol=1e-5)
     assert result["deletion_auc"] == pytest.approx((_auc(curve_a) + _auc(curve_b)) / 2, rel=1e-5)
     # inserting onto the blur of a constant image changes nothing
@@ -90,8 +95,9 @@ def test_deletion_curve_and_auc_by_hand(pixel_model: PixelModel, row_maps: Tenso
 def test_insertion_uses_scipy_equivalent_blur(pixel_model: PixelModel, row_maps: Tensor) -> None:
     x = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     model = pixel_model.double()
-    result = faithfulness(model, FixedMaps(model, row_maps[:1].double()), [(x, torch.tensor([1]))],
-                          deletion_steps=4)
+    result = faithfulness(
+        model, FixedMaps(model, row_maps[:1].double()), [(x, torch.tensor([1]))], deletion_steps=4
+    )
     blurred = scipy.ndimage.gaussian_filter(x[0, 0].numpy(), sigma=5, truncate=1.0, mode="reflect")
     weight = model.weight.detach()[0].numpy()
     with torch.no_grad():
@@ -108,8 +114,9 @@ def test_insertion_uses_scipy_equivalent_blur(pixel_model: PixelModel, row_maps:
 
 def test_blurred_canvas_matches_rise_kernel_via_scipy() -> None:
     x = torch.rand(2, 3, 12, 12, dtype=torch.float64)
-    expected = scipy.ndimage.gaussian_filter(x.numpy(), sigma=(0, 0, 5, 5), truncate=1.0,
-                                             mode="reflect")
+    expected = scipy.ndimage.gaussian_filter(
+        x.numpy(), sigma=(0, 0, 5, 5), truncate=1.0, mode="reflect"
+    )
     np.testing.assert_allclose(blurred_canvas(x).numpy(), expected, atol=1e-12)
 
 
@@ -150,8 +157,9 @@ def test_bad_inputs_raise(pixel_model: PixelModel, row_maps: Tensor, ones_loader
     with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
         faithfulness(pixel_model, TwoChannelMaps(pixel_model), ones_loader)
     with pytest.raises(ValueError, match="different model"):
-        faithfulness(pixel_model, FixedMaps(PixelModel(torch.zeros(1, 4, 4), 0.0), row_maps),
-                     ones_loader)
+        faithfulness(
+            pixel_model, FixedMaps(PixelModel(torch.zeros(1, 4, 4), 0.0), row_maps), ones_loader
+        )
     with pytest.raises(ValueError, match="keep"):
         faithfulness(pixel_model, explainer, ones_loader, keep=1.5)
     with pytest.raises(ValueError, match="fill"):

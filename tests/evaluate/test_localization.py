@@ -61,13 +61,20 @@ def test_binarisation_threshold_with_ties() -> None:
 def test_localization_end_to_end(pixel_model: PixelModel, maps: Tensor, masks: Tensor) -> None:
     explainer = FixedMaps(pixel_model, maps[:2].view(2, 1, 4, 4))
     x = torch.ones(2, 1, 4, 4)
-    loader = [(x[:1], torch.tensor([1]), masks[:1].view(1, 1, 4, 4)),
-              (x[1:], torch.tensor([0]), masks[1:2].view(1, 4, 4).float())]
+    loader = [
+        (x[:1], torch.tensor([1]), masks[:1].view(1, 1, 4, 4)),
+        (x[1:], torch.tensor([0]), masks[1:2].view(1, 4, 4).float()),
+    ]
     # the second batch's map is the ramp again (FixedMaps slices from the start), now against
     # the mask {5}: energy 5/120, and IoU, bbox and pointing game all 0
     result = localization(pixel_model, explainer, loader)
-    expected = {"ebpg": (0.25 + 5 / 120) / 2, "miou": 0.2, "bbox": 0.25, "pointing_game": 0.5,
-                "n_images": 2}
+    expected = {
+        "ebpg": (0.25 + 5 / 120) / 2,
+        "miou": 0.2,
+        "bbox": 0.25,
+        "pointing_game": 0.5,
+        "n_images": 2,
+    }
     assert result == pytest.approx(expected)
 
 
@@ -77,8 +84,9 @@ def test_low_resolution_maps_are_upsampled() -> None:
     coarse[0, 0, 1, 1] = 1.0
     mask = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
     mask[..., 8:, 8:] = True
-    result = localization(model, FixedMaps(model, coarse), [(torch.rand(1, 3, 16, 16),
-                                                             torch.tensor([0]), mask)])
+    result = localization(
+        model, FixedMaps(model, coarse), [(torch.rand(1, 3, 16, 16), torch.tensor([0]), mask)]
+    )
     # bilinear (align_corners=False) 2 -> 16 puts 7/8 of each axis' mass in the lower half
     assert result["pointing_game"] == 1.0
     assert result["ebpg"] == pytest.approx((7 / 8) ** 2)

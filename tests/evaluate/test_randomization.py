@@ -55,9 +55,11 @@ class InputEdges(Explainer):
 
 def _changed(state: dict[str, Tensor], reference: dict[str, Tensor]) -> set[str]:
     """Module names whose tensors differ (ignoring BN's num_batches_tracked)."""
-    return {key.rsplit(".", 1)[0] for key in state
-            if not key.endswith("num_batches_tracked")
-            and not torch.equal(state[key], reference[key])}
+    return {
+        key.rsplit(".", 1)[0]
+        for key in state
+        if not key.endswith("num_batches_tracked") and not torch.equal(state[key], reference[key])
+    }
 
 
 def _trained_bn(model: nn.Module) -> nn.Module:
@@ -90,8 +92,9 @@ def test_cascading_randomizes_top_down_in_forward_order_and_keeps_original(image
     model = _trained_bn(Shuffled()).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     log: list[dict[str, Tensor]] = []
-    result = model_randomization(model, lambda m: RecordingSaliency(m, log), images,
-                                 similarity=("spearman_abs", "spearman"))
+    result = model_randomization(
+        model, lambda m: RecordingSaliency(m, log), images, similarity=("spearman_abs", "spearman")
+    )
     assert result["steps"] == ["head", "conv_b", "conv_a+bn"]
     assert result["layers"] == [["head"], ["conv_b"], ["conv_a", "bn"]]
     assert _changed(log[0], before) == set()
@@ -110,19 +113,25 @@ def test_independent_changes_exactly_one_step(images: Tensor) -> None:
     model = _trained_bn(SmallCNN(num_classes=3, width=4)).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     log: list[dict[str, Tensor]] = []
-    result = model_randomization(model, lambda m: RecordingSaliency(m, log), images,
-                                 mode="independent", similarity="spearman_abs")
+    result = model_randomization(
+        model,
+        lambda m: RecordingSaliency(m, log),
+        images,
+        mode="independent",
+        similarity="spearman_abs",
+    )
     assert result["steps"] == ["fc", "block3.0+block3.1", "block2.0+block2.1", "block1.0+block1.1"]
     assert len(log) == 1 + len(result["steps"])
-    for snapshot, layers in zip(log[1:], result["layers"]):
+    for snapshot, layers in zip(log[1:], result["layers"], strict=False):
         assert _changed(snapshot, before) == set(layers)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_group_depth_groups_by_name_prefix(images: Tensor) -> None:
     model = SmallCNN(num_classes=3, width=4)
-    result = model_randomization(model, Saliency, images, similarity="spearman_abs",
-                                 group_depth=1, include_random_map=False)
+    result = model_randomization(
+        model, Saliency, images, similarity="spearman_abs", group_depth=1, include_random_map=False
+    )
     assert result["steps"] == ["fc", "block3", "block2", "block1"]
     assert "random_map" not in result
 
@@ -133,15 +142,20 @@ def test_model_independent_explainer_never_changes_while_gradient_does(images: T
     constant = model_randomization(model, InputEdges, images, similarity=names)
     for name in names:
         assert constant["similarity"][name]["mean"] == pytest.approx([1.0] * 4, abs=1e-5)
-    gradient = model_randomization(model, lambda m: Saliency(m, abs=False), images,
-                                   similarity=names)
+    gradient = model_randomization(
+        model, lambda m: Saliency(m, abs=False), images, similarity=names
+    )
     final = {name: gradient["similarity"][name]["mean"][-1] for name in names}
     assert final["spearman_abs"] < 0.9 and final["ssim"] < 0.9
 
 
 def test_random_map_control_is_near_zero(images: Tensor) -> None:
-    result = model_randomization(SmallCNN(num_classes=3, width=4), Saliency, images,
-                                 similarity=("spearman_abs", "spearman", "ssim", "hog"))
+    result = model_randomization(
+        SmallCNN(num_classes=3, width=4),
+        Saliency,
+        images,
+        similarity=("spearman_abs", "spearman", "ssim", "hog"),
+    )
     control = result["random_map"]
     assert abs(control["spearman_abs"]["mean"]) < 0.1
     assert abs(control["spearman"]["mean"]) < 0.1
@@ -176,7 +190,9 @@ def test_train_on_permuted_labels_memorises_and_is_deterministic() -> None:
     model, accuracy = train_on_permuted_labels(make, loader, epochs=30, lr=3e-2, batch_size=16)
     assert accuracy >= 0.95
     again, _ = train_on_permuted_labels(make, loader, epochs=30, lr=3e-2, batch_size=16)
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(), strict=False)
+    )
     assert not model.training
 
 

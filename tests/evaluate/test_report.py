@@ -20,53 +20,97 @@ def loader() -> list:
     generator = torch.Generator().manual_seed(0)
     masks = torch.zeros(4, 1, 16, 16, dtype=torch.bool)
     masks[..., 4:12, 4:12] = True
-    return [(torch.rand(4, 3, 16, 16, generator=generator), torch.tensor([0, 1, 2, 0]), masks)
-            for _ in range(2)]
+    return [
+        (torch.rand(4, 3, 16, 16, generator=generator), torch.tensor([0, 1, 2, 0]), masks)
+        for _ in range(2)
+    ]
 
 
 def test_report_two_models_all_evaluators(tmp_path: Path, loader: list) -> None:
     torch.manual_seed(0)
-    models = {"a": SmallCNN(num_classes=3, width=4).eval(),
-              "b": SmallCNN(num_classes=3, width=4).train()}
-    result = report(models, loader, tmp_path, explainer_factory=Saliency,
-                    corruptions=("gaussian_noise",), severities=(1, 3), attack="fgsm",
-                    eps=(2 / 255,), randomization_images=4,
-                    similarity=("spearman_abs", "spearman"),
-                    faithfulness_options={"deletion_steps": 4}, grid_images=2, progress=False)
+    models = {
+        "a": SmallCNN(num_classes=3, width=4).eval(),
+        "b": SmallCNN(num_classes=3, width=4).train(),
+    }
+    result = report(
+        models,
+        loader,
+        tmp_path,
+        explainer_factory=Saliency,
+        corruptions=("gaussian_noise",),
+        severities=(1, 3),
+        attack="fgsm",
+        eps=(2 / 255,),
+        randomization_images=4,
+        similarity=("spearman_abs", "spearman"),
+        faithfulness_options={"deletion_steps": 4},
+        grid_images=2,
+        progress=False,
+    )
     assert models["b"].training and not models["a"].training
     written = json.loads((tmp_path / "report.json").read_text())
     assert written == result
     assert set(written["models"]) == {"a", "b"}
     for name in ("a", "b"):
-        assert set(written["models"][name]) == {"accuracy", "calibration", "robustness",
-                                                "randomization", "faithfulness", "localization"}
+        assert set(written["models"][name]) == {
+            "accuracy",
+            "calibration",
+            "robustness",
+            "randomization",
+            "faithfulness",
+            "localization",
+        }
         assert written["models"][name]["localization"]["n_images"] == 8
-    expected = {"reliability.png", "calibration_vs_severity.png", "robustness.png",
-                "randomization.png", "deletion_insertion.png", "saliency_grid.png"}
+    expected = {
+        "reliability.png",
+        "calibration_vs_severity.png",
+        "robustness.png",
+        "randomization.png",
+        "deletion_insertion.png",
+        "saliency_grid.png",
+    }
     assert set(written["figures"]) == expected
     for figure in expected:
         assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (tmp_path / "report.md").read_text()
-    for title in ("## Accuracy", "## Calibration", "## Robustness", "## Randomization",
-                  "## Faithfulness", "## Localization"):
+    for title in (
+        "## Accuracy",
+        "## Calibration",
+        "## Robustness",
+        "## Randomization",
+        "## Faithfulness",
+        "## Localization",
+    ):
         assert title in text
     assert "| a |" in text and "| b |" in text
 
 
 def test_report_accepts_explainer_name_and_single_model(tmp_path: Path, loader: list) -> None:
-    result = report(SmallCNN(num_classes=3, width=4), loader, tmp_path,
-                    evaluators=("localization",), explainer_factory="gradcam", grid_images=0,
-                    progress=False)
+    result = report(
+        SmallCNN(num_classes=3, width=4),
+        loader,
+        tmp_path,
+        evaluators=("localization",),
+        explainer_factory="gradcam",
+        grid_images=0,
+        progress=False,
+    )
     assert set(result["models"]) == {"model"}
     assert result["figures"] == []
-    assert resolve_explainer_factory("GradCAM") is GradCAM
+    assert type(resolve_explainer_factory("GradCAM")(SmallCNN(num_classes=3, width=4))) is GradCAM
 
 
 def test_json_values_are_plain() -> None:
     plain = to_plain({"x": torch.tensor([1.0, math.nan]), 2: {0.5: math.inf}})
     assert plain == {"x": [1.0, None], "2": {"0.5": None}}
-    text = markdown({"models": {"m": {"faithfulness": {"deletion_auc": 0.25, "n_images": 3}},
-                                 "k": {"faithfulness": {}}}})
+    text = markdown(
+        {
+            "models": {
+                "m": {"faithfulness": {"deletion_auc": 0.25, "n_images": 3}},
+                "k": {"faithfulness": {}},
+            }
+        }
+    )
     assert "| m | 0.2500 | 3 |" in text and "| k | n/a | n/a |" in text
 
 
@@ -77,12 +121,19 @@ def test_bad_inputs_raise(tmp_path: Path, loader: list) -> None:
     with pytest.raises(ValueError, match="explainer_factory"):
         report({"m": model}, loader, tmp_path, evaluators=("faithfulness",))
     with pytest.raises(ValueError, match="unknown explainer"):
-        report({"m": model}, loader, tmp_path, evaluators=("faithfulness",),
-               explainer_factory="lime")
+        report(
+            {"m": model}, loader, tmp_path, evaluators=("faithfulness",), explainer_factory="lime"
+        )
     with pytest.raises(ValueError, match="non-empty"):
         report({}, loader, tmp_path)
     with pytest.raises(ValueError, match="no batches"):
         report({"m": model}, [], tmp_path, evaluators=("accuracy",), progress=False)
     with pytest.raises(ValueError, match="needs object masks"):
-        report({"m": model}, [(x, y) for x, y, _ in loader], tmp_path,
-               evaluators=("localization",), explainer_factory=Saliency, progress=False)
+        report(
+            {"m": model},
+            [(x, y) for x, y, _ in loader],
+            tmp_path,
+            evaluators=("localization",),
+            explainer_factory=Saliency,
+            progress=False,
+        )

@@ -136,7 +136,10 @@ def test_accuracy_does_not_increase_with_eps_and_reaches_zero(trained):
     for name in ("fgsm", "pgd"):
         curve = [result["adversarial"][name][eps] for eps in radii]
         assert curve[0] == pytest.approx(clean)
-        assert all(later <= earlier for earlier, later in zip(curve, curve[1:])), (name, curve)
+        assert all(later <= earlier for earlier, later in zip(curve, curve[1:], strict=False)), (
+            name,
+            curve,
+        )
     pgd_curve, fgsm_curve = result["adversarial"]["pgd"], result["adversarial"]["fgsm"]
     # gradient-masking red flags: FGSM beating PGD, accuracy not reaching ~0 at large eps
     assert all(pgd_curve[eps] <= fgsm_curve[eps] + 1 / 64 for eps in radii)

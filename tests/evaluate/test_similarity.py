@@ -57,8 +57,10 @@ def test_spearman_variants_match_notebook_pipeline() -> None:
     b = a + 0.8 * torch.randn(3, 3, 16, 16, generator=generator)
     for ours, normalize in ((spearman_abs, _adebayo_abs), (spearman_signed, _adebayo_signed)):
         expected = [
-            scipy.stats.spearmanr(normalize(a[i].permute(1, 2, 0).numpy()).ravel(),
-                                  normalize(b[i].permute(1, 2, 0).numpy()).ravel())[0]
+            scipy.stats.spearmanr(
+                normalize(a[i].permute(1, 2, 0).numpy()).ravel(),
+                normalize(b[i].permute(1, 2, 0).numpy()).ravel(),
+            )[0]
             for i in range(3)
         ]
         np.testing.assert_allclose(ours(a, b).numpy(), expected, atol=1e-5)
@@ -82,21 +84,35 @@ def test_ssim_matches_skimage(win_size: int | None) -> None:
     a = torch.rand(3, 1, 20, 24, generator=generator, dtype=torch.float64)
     b = (a + 0.3 * torch.rand(a.shape, generator=generator, dtype=torch.float64)).clamp(0, 1)
     expected = [
-        structural_similarity(a[i, 0].numpy(), b[i, 0].numpy(), gaussian_weights=True, sigma=1.5,
-                              use_sample_covariance=False, data_range=1.0, win_size=win_size)
+        structural_similarity(
+            a[i, 0].numpy(),
+            b[i, 0].numpy(),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            win_size=win_size,
+        )
         for i in range(3)
     ]
     np.testing.assert_allclose(ssim(a, b, win_size=win_size).numpy(), expected, atol=1e-4)
-    np.testing.assert_allclose(ssim(a.float(), b.float(), win_size=win_size).numpy(), expected,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        ssim(a.float(), b.float(), win_size=win_size).numpy(), expected, atol=1e-4
+    )
 
 
 def test_ssim_multichannel_matches_skimage_channel_mean() -> None:
     a = torch.rand(1, 3, 16, 16, dtype=torch.float64)
     b = torch.rand(1, 3, 16, 16, dtype=torch.float64)
-    expected = structural_similarity(a[0].numpy(), b[0].numpy(), channel_axis=0,
-                                     gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False, data_range=1.0)
+    expected = structural_similarity(
+        a[0].numpy(),
+        b[0].numpy(),
+        channel_axis=0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+    )
     assert float(ssim(a, b)) == pytest.approx(expected, abs=1e-6)
 
 
@@ -111,10 +127,14 @@ def test_hog_matches_skimage_defaults() -> None:
     expected = np.stack([skimage_hog(image[0].numpy()) for image in images])
     np.testing.assert_allclose(hog(images).numpy(), expected, atol=1e-6)
     cells = hog(images, orientations=6, pixels_per_cell=(4, 4), cells_per_block=(2, 2))
-    expected = np.stack([
-        skimage_hog(image[0].numpy(), orientations=6, pixels_per_cell=(4, 4),
-                    cells_per_block=(2, 2)) for image in images
-    ])
+    expected = np.stack(
+        [
+            skimage_hog(
+                image[0].numpy(), orientations=6, pixels_per_cell=(4, 4), cells_per_block=(2, 2)
+            )
+            for image in images
+        ]
+    )
     np.testing.assert_allclose(cells.numpy(), expected, atol=1e-6)
 
 
@@ -157,10 +177,14 @@ def test_bad_inputs_raise_clear_errors() -> None:
 
 def test_hog_similarity_shrinks_cells_for_small_maps() -> None:
     generator = torch.Generator().manual_seed(0)
-    a, b = torch.rand(3, 1, 16, 16, generator=generator), torch.rand(3, 1, 16, 16, generator=generator)
+    a, b = (
+        torch.rand(3, 1, 16, 16, generator=generator),
+        torch.rand(3, 1, 16, 16, generator=generator),
+    )
     # 16 px hold no 3x3 block of 8x8 cells: the default takes 5x5 cells (16 // 3)
     torch.testing.assert_close(hog_similarity(a, b), hog_similarity(a, b, pixels_per_cell=(5, 5)))
     torch.testing.assert_close(hog_similarity(a, a), torch.ones(3))
     big = torch.rand(2, 1, 32, 32, generator=generator)
-    torch.testing.assert_close(hog_similarity(big, big.flip(3)),
-                               hog_similarity(big, big.flip(3), pixels_per_cell=(8, 8)))
+    torch.testing.assert_close(
+        hog_similarity(big, big.flip(3)), hog_similarity(big, big.flip(3), pixels_per_cell=(8, 8))
+    )

@@ -48,8 +48,9 @@ class CountingCNN(SmallCNN):
     """A width-4 ``SmallCNN`` that counts its forward calls and can fail at a chosen one."""
 
     def __init__(self, fail_at: int | None = None, fail_in: str = "forward") -> None:
-        super().__init__(num_classes=NUM_CLASSES, width=4,
-                         mean=(0.5, 0.4, 0.3), std=(0.25, 0.2, 0.3))
+        super().__init__(
+            num_classes=NUM_CLASSES, width=4, mean=(0.5, 0.4, 0.3), std=(0.25, 0.2, 0.3)
+        )
         if fail_in not in ("forward", "backward"):
             raise ValueError(f"fail_in must be 'forward' or 'backward', got {fail_in!r}")
         self.calls = 0
@@ -126,8 +127,9 @@ def labels() -> Tensor:
     return torch.tensor([0, 3, 1])
 
 
-def _check_parameter_gradients(explainer: object, x: Tensor, target: Tensor, eps: float = 1e-6,
-                               rtol: float = 1e-5) -> None:
+def _check_parameter_gradients(
+    explainer: object, x: Tensor, target: Tensor, eps: float = 1e-6, rtol: float = 1e-5
+) -> None:
     params = [p for p in explainer.model.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(SEED)
     weights = torch.rand(explainer(x, target).shape, generator=generator, dtype=x.dtype)
@@ -136,10 +138,10 @@ def _check_parameter_gradients(explainer: object, x: Tensor, target: Tensor, eps
         return (explainer(x, target, create_graph=create_graph) * weights).sum()
 
     grads = torch.autograd.grad(loss(True), params, allow_unused=True)
-    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=False)]
     assert all(bool(torch.isfinite(g).all()) for g in grads)
     assert any(bool(g.abs().sum() > 0) for g in grads)
-    for param, grad in zip(params, grads):
+    for param, grad in zip(params, grads, strict=False):
         direction = torch.randn(param.shape, generator=generator, dtype=param.dtype)
         with torch.no_grad():
             param.add_(eps * direction)

@@ -34,11 +34,16 @@ EXPLAINERS: dict[str, Callable[[nn.Module], Explainer]] = {
     "input_x_gradient": InputXGradient,
     "integrated_gradients": lambda model: IntegratedGradients(model, n_steps=4),
     "integrated_gradients_chunked": lambda model: IntegratedGradients(
-        model, n_steps=3, method="riemann_trapezoid", internal_batch_size=4),
+        model, n_steps=3, method="riemann_trapezoid", internal_batch_size=4
+    ),
     "smoothgrad": lambda model: SmoothGrad(Saliency(model), n_samples=3, seed=0),
     "vargrad_of_integrated_gradients": lambda model: SmoothGrad(
-        IntegratedGradients(model, n_steps=2), n_samples=2, nt_type="vargrad",
-        samples_batch_size=4, seed=0),
+        IntegratedGradients(model, n_steps=2),
+        n_samples=2,
+        nt_type="vargrad",
+        samples_batch_size=4,
+        seed=0,
+    ),
     "guided_backprop": GuidedBackprop,
     "gradcam": GradCAM,
     "gradcam_no_relu": lambda model: GradCAM(model, layer="block2", relu=False),
@@ -47,8 +52,9 @@ EXPLAINERS: dict[str, Callable[[nn.Module], Explainer]] = {
     "smoothgrad_of_gradcam": lambda model: SmoothGrad(GradCAM(model), n_samples=2, seed=0),
     "sise": lambda model: SISE(model, layers=SISE_LAYERS, internal_batch_size=8),
     "sise_auto_layers": lambda model: SISE(model, internal_batch_size=8),
-    "ada_sise": lambda model: AdaSISE(model, layers=SISE_LAYERS, fusion="binary",
-                                      internal_batch_size=8),
+    "ada_sise": lambda model: AdaSISE(
+        model, layers=SISE_LAYERS, fusion="binary", internal_batch_size=8
+    ),
 }
 SISE_LAYERS = ["block1", "block2", "block3"]
 # Perturbation methods score masked images without a graph: create_graph=True is refused.
@@ -56,13 +62,26 @@ NOT_DIFFERENTIABLE = {"sise", "sise_auto_layers", "ada_sise"}
 # The automatic layer choice runs a probing forward first (no backward through it).
 PROBES_FIRST = {"sise_auto_layers"}
 
-HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-              "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
-              "_forward_hooks_always_called", "_state_dict_hooks", "_state_dict_pre_hooks",
-              "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
-GLOBAL_HOOK_DICTS = ("_global_forward_hooks", "_global_forward_pre_hooks",
-                     "_global_backward_hooks", "_global_backward_pre_hooks",
-                     "_global_forward_hooks_always_called")
+HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_pre_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_state_dict_hooks",
+    "_state_dict_pre_hooks",
+    "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks",
+)
+GLOBAL_HOOK_DICTS = (
+    "_global_forward_hooks",
+    "_global_forward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_backward_pre_hooks",
+    "_global_forward_hooks_always_called",
+)
 
 explainers = pytest.mark.parametrize("make_explainer", EXPLAINERS.values(), ids=EXPLAINERS.keys())
 
@@ -86,13 +105,19 @@ def snapshot(model: nn.Module) -> dict:
         "training": {name: m.training for name, m in model.named_modules()},
         "requires_grad": {name: p.requires_grad for name, p in model.named_parameters()},
         "grad": {name: p.grad for name, p in model.named_parameters()},
-        "tensor_hooks": {name: len(p._backward_hooks or {})
-                         for name, p in model.named_parameters()},
-        "identity": {name: id(t)
-                     for name, t in [*model.named_parameters(), *model.named_buffers()]},
+        "tensor_hooks": {
+            name: len(p._backward_hooks or {}) for name, p in model.named_parameters()
+        },
+        "identity": {
+            name: id(t) for name, t in [*model.named_parameters(), *model.named_buffers()]
+        },
         "values": {name: t.detach().clone() for name, t in model.state_dict().items()},
-        "hooks": {(name, key): len(getattr(m, key)) for name, m in model.named_modules()
-                  for key in HOOK_DICTS if hasattr(m, key)},
+        "hooks": {
+            (name, key): len(getattr(m, key))
+            for name, m in model.named_modules()
+            for key in HOOK_DICTS
+            if hasattr(m, key)
+        },
         "global_hooks": {key: len(globals_[key]) for key in GLOBAL_HOOK_DICTS if key in globals_},
     }
 
@@ -101,8 +126,11 @@ def assert_unchanged(before: dict, after: dict) -> None:
     for key in ("training", "requires_grad", "tensor_hooks", "identity", "hooks", "global_hooks"):
         assert after[key] == before[key], key
     assert all(grad is None for grad in after["grad"].values()), "parameter .grad was written"
-    changed = [name for name, value in before["values"].items()
-               if not torch.equal(value, after["values"][name])]
+    changed = [
+        name
+        for name, value in before["values"].items()
+        if not torch.equal(value, after["values"][name])
+    ]
     assert not changed, f"state changed: {changed}"
 
 
@@ -121,8 +149,9 @@ def test_model_state_is_unchanged_by_calls(make_explainer, make_cnn, images, lab
 
 @explainers
 @pytest.mark.parametrize("failure", ["first_forward", "last_forward", "first_backward"])
-def test_model_state_is_restored_after_an_exception(make_explainer, make_cnn, images, labels,
-                                                    failure, request):
+def test_model_state_is_restored_after_an_exception(
+    make_explainer, make_cnn, images, labels, failure, request
+):
     if failure == "first_backward" and explainer_name(request) in PROBES_FIRST:
         failure = "last_forward"  # its first forward is the probe; its backward comes later
     counting = make_cnn()
@@ -145,8 +174,9 @@ def test_maps_are_non_negative_finite_and_input_sized(make_explainer, cnn, image
 
 
 @explainers
-def test_create_graph_maps_are_differentiable_and_others_detached(make_explainer, cnn, images,
-                                                                  labels, request):
+def test_create_graph_maps_are_differentiable_and_others_detached(
+    make_explainer, cnn, images, labels, request
+):
     explainer = make_explainer(cnn)
     assert not explainer(images, labels).requires_grad
     assert not explainer.attribute(images, labels).requires_grad
@@ -184,10 +214,16 @@ BAD_INPUTS = {
     "nan_images": (lambda x, y: (_with(x, (1, 0, 3, 3), float("nan")), y), ValueError, "NaN"),
     "inf_images": (lambda x, y: (_with(x, (0, 2, 0, 0), float("inf")), y), ValueError, "infinite"),
     "batch_mismatch": (lambda x, y: (x, y[:2]), ValueError, r"shape \[3\] to match the batch"),
-    "target_too_large": (lambda x, y: (x, NUM_CLASSES), ValueError,
-                         rf"must lie in \[0, {NUM_CLASSES - 1}\]"),
-    "tensor_target_too_large": (lambda x, y: (x, torch.tensor([0, 99, 1])), ValueError,
-                                r"got values in \[0, 99\]"),
+    "target_too_large": (
+        lambda x, y: (x, NUM_CLASSES),
+        ValueError,
+        rf"must lie in \[0, {NUM_CLASSES - 1}\]",
+    ),
+    "tensor_target_too_large": (
+        lambda x, y: (x, torch.tensor([0, 99, 1])),
+        ValueError,
+        r"got values in \[0, 99\]",
+    ),
     "negative_target": (lambda x, y: (x, -1), ValueError, "target must be >= 0"),
     "float_tensor_target": (lambda x, y: (x, y.float()), TypeError, "integer class indices"),
     "float_target": (lambda x, y: (x, 1.0), TypeError, "int, a LongTensor"),

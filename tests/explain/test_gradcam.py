@@ -78,8 +78,10 @@ def test_target_none_explains_the_predicted_class(cnn, images):
 
 
 def test_layer_as_module_or_name_is_the_same(cnn, images, labels):
-    torch.testing.assert_close(GradCAM(cnn, cnn.block3).attribute(images, labels),
-                               GradCAM(cnn, "block3").attribute(images, labels))
+    torch.testing.assert_close(
+        GradCAM(cnn, cnn.block3).attribute(images, labels),
+        GradCAM(cnn, "block3").attribute(images, labels),
+    )
 
 
 def test_unknown_layer_name_is_rejected(cnn):

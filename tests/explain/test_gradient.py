@@ -51,10 +51,14 @@ def test_results_are_detached_without_create_graph(cnn, images, labels):
     assert InputXGradient(cnn)(images, labels, create_graph=True).requires_grad
 
 
-@pytest.mark.parametrize("make", [lambda m: Saliency(m, abs=False), Saliency, InputXGradient],
-                         ids=["saliency_signed", "saliency_abs", "input_x_gradient"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda m: Saliency(m, abs=False), Saliency, InputXGradient],
+    ids=["saliency_signed", "saliency_abs", "input_x_gradient"],
+)
 def test_create_graph_maps_have_finite_difference_parameter_gradients(
-        smooth_cnn, images, labels, check_parameter_gradients, make):
+    smooth_cnn, images, labels, check_parameter_gradients, make
+):
     check_parameter_gradients(make(smooth_cnn), images.double(), labels)
 
 

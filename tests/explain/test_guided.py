@@ -126,9 +126,9 @@ EXPLAINERS: dict[str, Callable[[nn.Module], Explainer]] = {
     "gradcam": GradCAM,
     "guided_backprop": GuidedBackprop,
     "guided_gradcam": GuidedGradCAM,
-    "integrated_gradcam": lambda model: IntegratedGradCAM(model, n_steps=3,
-                                                          subtract_baseline=True,
-                                                          internal_batch_size=4),
+    "integrated_gradcam": lambda model: IntegratedGradCAM(
+        model, n_steps=3, subtract_baseline=True, internal_batch_size=4
+    ),
 }
 
 
@@ -173,18 +173,24 @@ def test_hooks_and_state_restored_after_out_of_range_target(name, make_cnn, imag
 # (explainer, forward call that fails, where). GuidedGradCAM's second forward call is the guided
 # pass, with hooks on every ReLU; IntegratedGradCAM's first is the baseline, then one per chunk.
 FAILURES = [
-    ("gradcam", 1, "forward"), ("gradcam", 1, "backward"),
-    ("guided_backprop", 1, "forward"), ("guided_backprop", 1, "backward"),
-    ("guided_gradcam", 1, "forward"), ("guided_gradcam", 1, "backward"),
-    ("guided_gradcam", 2, "forward"), ("guided_gradcam", 2, "backward"),
-    ("integrated_gradcam", 1, "forward"), ("integrated_gradcam", 2, "forward"),
+    ("gradcam", 1, "forward"),
+    ("gradcam", 1, "backward"),
+    ("guided_backprop", 1, "forward"),
+    ("guided_backprop", 1, "backward"),
+    ("guided_gradcam", 1, "forward"),
+    ("guided_gradcam", 1, "backward"),
+    ("guided_gradcam", 2, "forward"),
+    ("guided_gradcam", 2, "backward"),
+    ("integrated_gradcam", 1, "forward"),
+    ("integrated_gradcam", 2, "forward"),
     ("integrated_gradcam", 3, "backward"),
 ]
 
 
 @pytest.mark.parametrize(("name", "fail_at", "fail_in"), FAILURES)
-def test_hooks_and_state_restored_after_failure_midway(name, fail_at, fail_in, make_cnn,
-                                                       images, labels):
+def test_hooks_and_state_restored_after_failure_midway(
+    name, fail_at, fail_in, make_cnn, images, labels
+):
     model = make_cnn(fail_at=fail_at, fail_in=fail_in).train()
     before = _state(model)
     with pytest.raises(RuntimeError, match="injected failure"):

@@ -9,8 +9,14 @@ from torch import Tensor, nn
 from explainaug.explain import GradCAM, IntegratedGradCAM
 
 
-def _loop_reference(model: nn.Module, layer: nn.Module, x: Tensor, target: Tensor, steps: int,
-                    subtract_baseline: bool) -> Tensor:
+def _loop_reference(
+    model: nn.Module,
+    layer: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    steps: int,
+    subtract_baseline: bool,
+) -> Tensor:
     """The official recipe, one image and one path step at a time."""
     store = {}
     handle = layer.register_forward_hook(lambda _m, _i, out: store.__setitem__("a", out))
@@ -19,7 +25,7 @@ def _loop_reference(model: nn.Module, layer: nn.Module, x: Tensor, target: Tenso
             model(torch.zeros_like(x[:1]))
         baseline = store["a"] if subtract_baseline else 0.0
         maps = []
-        for image, label in zip(x, target.tolist()):
+        for image, label in zip(x, target.tolist(), strict=False):
             total = 0.0
             for step in range(steps):  # alphas s/m for s = 0..m-1: baseline in, input out
                 logits = model((step / steps) * image[None])
@@ -34,11 +40,17 @@ def _loop_reference(model: nn.Module, layer: nn.Module, x: Tensor, target: Tenso
 
 @pytest.mark.parametrize("subtract_baseline", [False, True])
 @pytest.mark.parametrize("internal_batch_size", [None, 4, 1000])
-def test_matches_per_image_per_step_loop(cnn, images, labels, subtract_baseline,
-                                         internal_batch_size):
+def test_matches_per_image_per_step_loop(
+    cnn, images, labels, subtract_baseline, internal_batch_size
+):
     # 3 images x 5 steps = 15 interpolants: chunks of 4 straddle image boundaries.
-    ours = IntegratedGradCAM(cnn, "block3", n_steps=5, subtract_baseline=subtract_baseline,
-                             internal_batch_size=internal_batch_size).attribute(images, labels)
+    ours = IntegratedGradCAM(
+        cnn,
+        "block3",
+        n_steps=5,
+        subtract_baseline=subtract_baseline,
+        internal_batch_size=internal_batch_size,
+    ).attribute(images, labels)
     expected = _loop_reference(cnn, cnn.block3, images, labels, 5, subtract_baseline)
     assert ours.shape == (3, 1, 4, 4) and (ours >= 0).all() and ours.sum() > 0
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
@@ -57,8 +69,9 @@ def test_one_step_is_relu_gradcam_of_the_black_image(cnn, images, labels):
     torch.testing.assert_close(one_step, black)
     subtracted = IntegratedGradCAM(cnn, n_steps=1, subtract_baseline=True)
     # Zero up to float rounding (the baseline runs as a batch of one, the interpolants as three).
-    torch.testing.assert_close(subtracted.attribute(images, labels), torch.zeros_like(one_step),
-                               rtol=0, atol=1e-7)
+    torch.testing.assert_close(
+        subtracted.attribute(images, labels), torch.zeros_like(one_step), rtol=0, atol=1e-7
+    )
 
 
 def test_call_upsamples_the_raw_map_bilinearly(cnn, images, labels):
@@ -83,9 +96,15 @@ def test_map_mass_concentrates_in_the_region_the_decision_reads(corner):
     torch.manual_seed(0)
     top, left = corner
     region = torch.zeros(1, 1, 8, 8)
-    region[..., top:top + 3, left:left + 3] = 1
-    model = nn.Sequential(nn.Conv2d(3, 6, 3, stride=2, padding=1), nn.ReLU(), _Mask(region),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2)).eval()
+    region[..., top : top + 3, left : left + 3] = 1
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, stride=2, padding=1),
+        nn.ReLU(),
+        _Mask(region),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 2),
+    ).eval()
     with torch.no_grad():  # class 0 reads positive evidence from every channel: a non-empty map
         model[5].weight[0].uniform_(0.5, 1.0)
     igcam = IntegratedGradCAM(model, layer="2", n_steps=8)

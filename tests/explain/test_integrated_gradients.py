@@ -25,14 +25,22 @@ def test_quadrature_matches_captum(method, n_steps):
     torch.testing.assert_close(ours_weights, torch.tensor(step_sizes(n_steps), dtype=torch.float64))
 
 
-@pytest.mark.parametrize(("method", "n_steps"), [
-    ("gausslegendre", 50), ("gausslegendre", 5), ("riemann_left", 6), ("riemann_right", 6),
-    ("riemann_middle", 9), ("riemann_trapezoid", 9),
-])
+@pytest.mark.parametrize(
+    ("method", "n_steps"),
+    [
+        ("gausslegendre", 50),
+        ("gausslegendre", 5),
+        ("riemann_left", 6),
+        ("riemann_right", 6),
+        ("riemann_middle", 9),
+        ("riemann_trapezoid", 9),
+    ],
+)
 def test_attributions_match_captum(cnn, images, labels, method, n_steps):
     ours = IntegratedGradients(cnn, n_steps=n_steps, method=method).attribute(images, labels)
     theirs = CaptumIntegratedGradients(cnn).attribute(
-        images, target=labels, n_steps=n_steps, method=method)
+        images, target=labels, n_steps=n_steps, method=method
+    )
     assert_close(ours, theirs)
 
 
@@ -41,7 +49,8 @@ def test_chunking_matches_captum(cnn, images, labels, internal_batch_size):
     # 3 images x 5 steps: chunks of 4 and 7 cut across image boundaries.
     ours = IntegratedGradients(cnn, n_steps=5, internal_batch_size=internal_batch_size)
     theirs = CaptumIntegratedGradients(cnn).attribute(
-        images, target=labels, n_steps=5, internal_batch_size=6)
+        images, target=labels, n_steps=5, internal_batch_size=6
+    )
     assert_close(ours.attribute(images, labels), theirs)
 
 
@@ -56,13 +65,15 @@ def test_chunks_bound_the_forward_batch(make_cnn, images, labels):
     assert sizes == [4, 4, 4, 3]
 
 
-@pytest.mark.parametrize("baselines", [0.5, torch.tensor([0.2, 0.5, 0.8]).view(1, 3, 1, 1)],
-                         ids=["float", "per_channel"])
+@pytest.mark.parametrize(
+    "baselines", [0.5, torch.tensor([0.2, 0.5, 0.8]).view(1, 3, 1, 1)], ids=["float", "per_channel"]
+)
 def test_baselines_match_captum(cnn, images, labels, baselines):
     ours = IntegratedGradients(cnn, baselines=baselines, n_steps=8).attribute(images, labels)
     expanded = torch.as_tensor(baselines, dtype=images.dtype).expand_as(images)
     theirs = CaptumIntegratedGradients(cnn).attribute(
-        images, baselines=expanded, target=labels, n_steps=8)
+        images, baselines=expanded, target=labels, n_steps=8
+    )
     assert_close(ours, theirs)
 
 
@@ -99,27 +110,35 @@ def test_convergence_delta_matches_captum(cnn, images, labels):
     ig = IntegratedGradients(cnn, n_steps=10, method="riemann_trapezoid")
     ours = ig.convergence_delta(images, ig.attribute(images, labels), labels)
     _, theirs = CaptumIntegratedGradients(cnn).attribute(
-        images, target=labels, n_steps=10, method="riemann_trapezoid",
-        return_convergence_delta=True)
+        images, target=labels, n_steps=10, method="riemann_trapezoid", return_convergence_delta=True
+    )
     torch.testing.assert_close(ours, theirs.to(ours.dtype), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("internal_batch_size", [None, 4])
 def test_create_graph_maps_have_finite_difference_parameter_gradients(
-        smooth_cnn, images, labels, check_parameter_gradients, internal_batch_size):
+    smooth_cnn, images, labels, check_parameter_gradients, internal_batch_size
+):
     ig = IntegratedGradients(smooth_cnn, n_steps=4, internal_batch_size=internal_batch_size)
     check_parameter_gradients(ig, images.double(), labels)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"method": "simpson"}, ValueError, "method must be one of"),
-    ({"n_steps": 1, "method": "riemann_left"}, ValueError, "n_steps for riemann_left must be an int >= 2"),
-    ({"n_steps": 0}, ValueError, "n_steps for gausslegendre must be an int >= 1"),
-    ({"n_steps": 2.0}, ValueError, "n_steps for gausslegendre must be an int"),
-    ({"internal_batch_size": 0}, ValueError, "internal_batch_size must be None or an int >= 1"),
-    ({"baselines": "zeros"}, TypeError, "baselines must be None, a float or a tensor"),
-    ({"baselines": torch.tensor([float("nan")])}, ValueError, "baselines contain NaN"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"method": "simpson"}, ValueError, "method must be one of"),
+        (
+            {"n_steps": 1, "method": "riemann_left"},
+            ValueError,
+            "n_steps for riemann_left must be an int >= 2",
+        ),
+        ({"n_steps": 0}, ValueError, "n_steps for gausslegendre must be an int >= 1"),
+        ({"n_steps": 2.0}, ValueError, "n_steps for gausslegendre must be an int"),
+        ({"internal_batch_size": 0}, ValueError, "internal_batch_size must be None or an int >= 1"),
+        ({"baselines": "zeros"}, TypeError, "baselines must be None, a float or a tensor"),
+        ({"baselines": torch.tensor([float("nan")])}, ValueError, "baselines contain NaN"),
+    ],
+)
 def test_bad_arguments_are_rejected(cnn, kwargs, error, match):
     with pytest.raises(error, match=match):
         IntegratedGradients(cnn, **kwargs)
@@ -141,5 +160,6 @@ def test_cuda_matches_cpu(cnn, images, labels):
     ig = IntegratedGradients(cnn, n_steps=8, internal_batch_size=10)
     on_cpu = ig.attribute(images, labels)
     on_gpu = IntegratedGradients(cnn.cuda(), n_steps=8, internal_batch_size=10).attribute(
-        images.cuda(), labels.cuda())
+        images.cuda(), labels.cuda()
+    )
     assert_close(on_gpu.cpu(), on_cpu)

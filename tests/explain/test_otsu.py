@@ -46,13 +46,14 @@ def test_split_matches_brute_force_search() -> None:
     counts = torch.randint(0, 20, (16, 12), generator=generator).double()
     counts[:, 0] += 1
     counts[:, -1] += 1
-    for row, split in zip(counts, otsu_split(counts).tolist()):
+    for row, split in zip(counts, otsu_split(counts).tolist(), strict=False):
         levels = np.arange(12)
         hist = row.numpy()
         scores = [
-            hist[:s].sum() * hist[s:].sum()
-            * (np.average(levels[:s], weights=hist[:s])
-               - np.average(levels[s:], weights=hist[s:])) ** 2
+            hist[:s].sum()
+            * hist[s:].sum()
+            * (np.average(levels[:s], weights=hist[:s]) - np.average(levels[s:], weights=hist[s:]))
+            ** 2
             for s in range(1, 12)
         ]
         assert split == 1 + int(np.argmax(scores))
@@ -64,10 +65,12 @@ def test_rows_equal_row_by_row_with_valid_masks() -> None:
     valid = torch.rand(6, 50, generator=generator) > 0.4
     for ranged in (None, (0.0, 1.0)):
         batched = otsu_threshold(values, bins=32, value_range=ranged, valid=valid)
-        single = torch.stack([
-            otsu_threshold(row[keep], bins=32, value_range=ranged)
-            for row, keep in zip(values, valid)
-        ])
+        single = torch.stack(
+            [
+                otsu_threshold(row[keep], bins=32, value_range=ranged)
+                for row, keep in zip(values, valid, strict=False)
+            ]
+        )
         torch.testing.assert_close(batched, single, rtol=0, atol=0)
 
 

@@ -33,10 +33,16 @@ class ColourNet(nn.Module):
         self.block2 = nn.Sequential(nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False), nn.ReLU())
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(6, 2)
-        colours = torch.tensor([
-            [1.0, -1.0, -1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, 1.0, -1.0],
-            [1 / 3, 1 / 3, 1 / 3], [-1.0, -1.0, 1.0],
-        ])
+        colours = torch.tensor(
+            [
+                [1.0, -1.0, -1.0],
+                [1.0, -1.0, -1.0],
+                [-1.0, 1.0, -1.0],
+                [-1.0, 1.0, -1.0],
+                [1 / 3, 1 / 3, 1 / 3],
+                [-1.0, -1.0, 1.0],
+            ]
+        )
         with torch.no_grad():
             self.block1[0].weight.zero_()
             self.block1[0].weight[:, :, 1, 1] = colours
@@ -44,8 +50,10 @@ class ColourNet(nn.Module):
             self.block1[0].weight[3] = colours[3][:, None, None] / 9
             self.block1[0].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, -0.4, 0.0]))
             self.block2[0].weight.fill_(1 / 9)
-            self.fc.weight.copy_(40 * torch.tensor([[1.0, 1.0, -1.0, -1.0, 0.3, 0.0],
-                                                    [-1.0, -1.0, 1.0, 1.0, 0.0, 0.0]]))
+            self.fc.weight.copy_(
+                40
+                * torch.tensor([[1.0, 1.0, -1.0, -1.0, 0.3, 0.0], [-1.0, -1.0, 1.0, 1.0, 0.0, 0.0]])
+            )
             self.fc.bias.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -97,18 +105,21 @@ def test_adasise_keeps_a_strict_subset_of_sise_channels(cnn: nn.Module, images: 
     assert sparse.last_num_masks.sum() < sise.last_num_masks.sum()
 
 
-def _naive_single_layer(model: nn.Module, layer: nn.Module, x: Tensor, target: Tensor,
-                        score: str, mu: float) -> tuple[Tensor, list[int]]:
+def _naive_single_layer(
+    model: nn.Module, layer: nn.Module, x: Tensor, target: Tensor, score: str, mu: float
+) -> tuple[Tensor, list[int]]:
     """SISE with one layer, one image and one mask at a time, written from the paper."""
 
     def class_score(logits: Tensor, c: int) -> Tensor:
         return (logits.softmax(dim=1) if score == "probability" else logits)[0, c]
 
     maps, counts = [], []
-    for image, c in zip(x, target.tolist()):
+    for image, c in zip(x, target.tolist(), strict=False):
         image = image[None]
         captured = {}
-        handle = layer.register_forward_hook(lambda _m, _i, out: captured.update(a=out))
+        handle = layer.register_forward_hook(
+            lambda _m, _i, out, captured=captured: captured.update(a=out)
+        )
         try:
             logits = model(image.clone().requires_grad_(True))
         finally:
@@ -122,8 +133,9 @@ def _naive_single_layer(model: nn.Module, layer: nn.Module, x: Tensor, target: T
                 continue
             if activation[k].max() == activation[k].min():
                 continue
-            mask = F.interpolate(activation[k][None, None], size=x.shape[2:], mode="bilinear",
-                                 align_corners=False)[0, 0]
+            mask = F.interpolate(
+                activation[k][None, None], size=x.shape[2:], mode="bilinear", align_corners=False
+            )[0, 0]
             mask = (mask - mask.min()) / (mask.max() - mask.min())
             with torch.no_grad():
                 s = class_score(model(image * mask), c)
@@ -136,8 +148,9 @@ def _naive_single_layer(model: nn.Module, layer: nn.Module, x: Tensor, target: T
 
 @pytest.mark.parametrize("score", ["probability", "logit"])
 @pytest.mark.parametrize("mu", [0.0, 0.3])
-def test_mask_scoring_matches_naive_loop(cnn: nn.Module, images: Tensor, labels: Tensor,
-                                         score: str, mu: float) -> None:
+def test_mask_scoring_matches_naive_loop(
+    cnn: nn.Module, images: Tensor, labels: Tensor, score: str, mu: float
+) -> None:
     explainer = SISE(cnn, layers=["block2"], mu=mu, score=score, internal_batch_size=3)
     maps = explainer(images, target=labels)
     expected, counts = _naive_single_layer(cnn, cnn.block2, images, labels, score, mu)
@@ -147,15 +160,16 @@ def test_mask_scoring_matches_naive_loop(cnn: nn.Module, images: Tensor, labels:
 
 @pytest.mark.parametrize("explainer_class", [SISE, AdaSISE])
 @pytest.mark.parametrize("fusion", ["sigmoid", "binary"])
-def test_batch_equals_one_image_at_a_time(cnn: nn.Module, images: Tensor, labels: Tensor,
-                                          explainer_class: type, fusion: str) -> None:
+def test_batch_equals_one_image_at_a_time(
+    cnn: nn.Module, images: Tensor, labels: Tensor, explainer_class: type, fusion: str
+) -> None:
     x, target = images, labels
     explainer = explainer_class(cnn, fusion=fusion, internal_batch_size=7)
     batched = explainer(x, target=target)
     batched_counts = explainer.last_num_masks
     for index in range(3):
-        single = explainer(x[index:index + 1], target=target[index:index + 1])
-        torch.testing.assert_close(batched[index:index + 1], single, atol=1e-5, rtol=1e-4)
+        single = explainer(x[index : index + 1], target=target[index : index + 1])
+        torch.testing.assert_close(batched[index : index + 1], single, atol=1e-5, rtol=1e-4)
         assert torch.equal(explainer.last_num_masks[0], batched_counts[index])
 
 
@@ -172,7 +186,7 @@ def _authors_otsu(image: np.ndarray, nbins: int = 256, tau: float = 1.5) -> floa
         varsb[j] = w0 * w1 * (u0 - u1) ** 2
     t = np.argmax(varsb)
     k = round(t * tau)
-    if np.sum(hist[int(k):256]) < 0.1 * np.sum(hist):
+    if np.sum(hist[int(k) : 256]) < 0.1 * np.sum(hist):
         return t * tau / nbins
     return t / nbins
 
@@ -192,14 +206,17 @@ def test_code_otsu_matches_authors_code_including_the_raised_branch() -> None:
     expected = [_authors_otsu(row.numpy()) for row in maps]
     assert ours == pytest.approx(expected, abs=1e-12)
     # with tau = 1 both branches return t / 256: the rows where they differ took the raised one
-    raised = [value != _authors_otsu(row.numpy(), tau=1.0) for value, row in zip(expected, maps)]
+    raised = [
+        value != _authors_otsu(row.numpy(), tau=1.0)
+        for value, row in zip(expected, maps, strict=False)
+    ]
     assert any(raised) and not all(raised)
 
 
 def test_sigmoid_fusion_matches_authors_code() -> None:
     maps = _minmaxed_maps(1)
     fused = cascade_fusion(maps, "sigmoid", temperature=100.0)
-    for image, result in zip(maps.numpy(), fused):
+    for image, result in zip(maps.numpy(), fused, strict=False):
         ex = image[0].copy()
         for layer_map in image[1:]:
             ex += layer_map
@@ -270,8 +287,9 @@ def test_model_state_and_hooks_are_restored(make_cnn, images: Tensor) -> None:
 
 
 @pytest.mark.parametrize(("fail_at", "fail_in"), [(1, "forward"), (1, "backward"), (3, "forward")])
-def test_state_restored_after_an_exception(make_cnn, images: Tensor, fail_at: int,
-                                           fail_in: str) -> None:
+def test_state_restored_after_an_exception(
+    make_cnn, images: Tensor, fail_at: int, fail_in: str
+) -> None:
     model = make_cnn(fail_at=fail_at, fail_in=fail_in).train()
     buffers = {name: value.clone() for name, value in model.named_buffers()}
     with pytest.raises(RuntimeError, match="injected failure"):

@@ -27,21 +27,22 @@ class LowResolution(Explainer):
 
 def loop_reference(x, target, n_samples, stdev_spread, nt_type, seed, model):
     """One image and one sample at a time, with Captum's signed Saliency per sample."""
-    noise = torch.randn(x.shape[0] * n_samples, *x.shape[1:],
-                        generator=torch.Generator().manual_seed(seed))
+    noise = torch.randn(
+        x.shape[0] * n_samples, *x.shape[1:], generator=torch.Generator().manual_seed(seed)
+    )
     saliency = CaptumSaliency(model)
     results = []
     for b in range(x.shape[0]):
         sigma = stdev_spread * (x[b].max() - x[b].min())
         samples = []
         for s in range(n_samples):
-            noisy = x[b:b + 1] + sigma * noise[b * n_samples + s]
+            noisy = x[b : b + 1] + sigma * noise[b * n_samples + s]
             samples.append(saliency.attribute(noisy, target=int(target[b]), abs=False)[0])
         samples = torch.stack(samples)
         if nt_type == "smoothgrad":
             results.append(samples.mean(dim=0))
         elif nt_type == "smoothgrad_sq":
-            results.append((samples ** 2).mean(dim=0))
+            results.append((samples**2).mean(dim=0))
         else:
             results.append(samples.var(dim=0, unbiased=False))
     return torch.stack(results)
@@ -49,8 +50,9 @@ def loop_reference(x, target, n_samples, stdev_spread, nt_type, seed, model):
 
 @pytest.mark.parametrize("nt_type", ["smoothgrad", "smoothgrad_sq", "vargrad"])
 def test_matches_a_loop_over_images_and_samples(cnn, images, labels, nt_type):
-    smooth = SmoothGrad(Saliency(cnn, abs=False), n_samples=4, stdev_spread=0.2,
-                        nt_type=nt_type, seed=7)
+    smooth = SmoothGrad(
+        Saliency(cnn, abs=False), n_samples=4, stdev_spread=0.2, nt_type=nt_type, seed=7
+    )
     expected = loop_reference(images, labels, 4, 0.2, nt_type, 7, cnn)
     ours = smooth.attribute(images, labels)
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
@@ -62,8 +64,9 @@ def test_chunking_does_not_change_the_result(cnn, images, labels, samples_batch_
     def make(size):
         return SmoothGrad(Saliency(cnn, abs=False), n_samples=4, seed=3, samples_batch_size=size)
 
-    torch.testing.assert_close(make(samples_batch_size).attribute(images, labels),
-                               make(None).attribute(images, labels))
+    torch.testing.assert_close(
+        make(samples_batch_size).attribute(images, labels), make(None).attribute(images, labels)
+    )
 
 
 def test_seed_makes_calls_reproducible_and_none_draws_fresh_noise(cnn, images, labels):
@@ -77,10 +80,11 @@ def test_noise_std_is_proportional_to_each_images_range():
     generator = torch.Generator().manual_seed(0)
     base = torch.rand(3, 3, 16, 16, generator=generator)
     x = torch.stack([base[0], 0.4 + 0.2 * base[1], torch.full_like(base[2], 0.7)])
-    ranges = (x.flatten(1).amax(1) - x.flatten(1).amin(1))
+    ranges = x.flatten(1).amax(1) - x.flatten(1).amin(1)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 2))
-    variance = SmoothGrad(Identity(model), n_samples=400, stdev_spread=0.1, nt_type="vargrad",
-                          seed=0).attribute(x, 0)
+    variance = SmoothGrad(
+        Identity(model), n_samples=400, stdev_spread=0.1, nt_type="vargrad", seed=0
+    ).attribute(x, 0)
     std = variance.flatten(1).mean(dim=1).sqrt()
     torch.testing.assert_close(std[:2], 0.1 * ranges[:2], rtol=0.02, atol=0)
     assert float(std[2]) < 1e-5  # a constant image has range 0, so gets no noise
@@ -130,20 +134,25 @@ def test_wraps_low_resolution_explainers_and_delegates_maps(cnn, images, labels)
 
 @pytest.mark.parametrize("nt_type", ["smoothgrad", "vargrad"])
 def test_create_graph_maps_have_finite_difference_parameter_gradients(
-        smooth_cnn, images, labels, check_parameter_gradients, nt_type):
-    smooth = SmoothGrad(Saliency(smooth_cnn, abs=False), n_samples=3, nt_type=nt_type,
-                        samples_batch_size=4, seed=0)
+    smooth_cnn, images, labels, check_parameter_gradients, nt_type
+):
+    smooth = SmoothGrad(
+        Saliency(smooth_cnn, abs=False), n_samples=3, nt_type=nt_type, samples_batch_size=4, seed=0
+    )
     check_parameter_gradients(smooth, images.double(), labels)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"nt_type": "mean"}, ValueError, "nt_type must be one of"),
-    ({"n_samples": 0}, ValueError, "n_samples must be an int >= 1"),
-    ({"n_samples": 2.5}, ValueError, "n_samples must be an int >= 1, got 2.5"),
-    ({"samples_batch_size": 0}, ValueError, "samples_batch_size must be None or an int >= 1"),
-    ({"stdev_spread": -0.1}, ValueError, "stdev_spread must be a finite number > 0"),
-    ({"seed": 1.5}, TypeError, "seed must be None or an int"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"nt_type": "mean"}, ValueError, "nt_type must be one of"),
+        ({"n_samples": 0}, ValueError, "n_samples must be an int >= 1"),
+        ({"n_samples": 2.5}, ValueError, "n_samples must be an int >= 1, got 2.5"),
+        ({"samples_batch_size": 0}, ValueError, "samples_batch_size must be None or an int >= 1"),
+        ({"stdev_spread": -0.1}, ValueError, "stdev_spread must be a finite number > 0"),
+        ({"seed": 1.5}, TypeError, "seed must be None or an int"),
+    ],
+)
 def test_bad_arguments_are_rejected(cnn, kwargs, error, match):
     with pytest.raises(error, match=match):
         SmoothGrad(Saliency(cnn), **kwargs)

@@ -8,7 +8,7 @@ from explainaug.losses import EDDALoss
 
 def cross_entropy_by_hand(logits: list[float], target: list[float]) -> float:
     log_norm = math.log(sum(math.exp(v) for v in logits))
-    return -sum(t * (v - log_norm) for t, v in zip(target, logits))
+    return -sum(t * (v - log_norm) for t, v in zip(target, logits, strict=False))
 
 
 CLEAN = [2.0, 0.0, -1.0]
@@ -18,8 +18,10 @@ SALIENT = [0.5, 0.2, 0.1]
 
 def losses(target: str, **kwargs) -> tuple[float, float, float]:
     terms = EDDALoss(salient_target=target, **kwargs).components(
-        torch.tensor([CLEAN], dtype=torch.float64), torch.tensor([NONSALIENT], dtype=torch.float64),
-        torch.tensor([SALIENT], dtype=torch.float64), torch.tensor([0]),
+        torch.tensor([CLEAN], dtype=torch.float64),
+        torch.tensor([NONSALIENT], dtype=torch.float64),
+        torch.tensor([SALIENT], dtype=torch.float64),
+        torch.tensor([0]),
     )
     return terms["clean"].item(), terms["nonsalient"].item(), terms["salient"].item()
 
@@ -56,7 +58,8 @@ def test_hinge_does_not_push_the_clean_logits() -> None:
     clean = torch.tensor([CLEAN], requires_grad=True)
     salient = torch.tensor([SALIENT], requires_grad=True)
     term = EDDALoss(salient_target="hinge", margin=0.5).components(
-        clean, clean.detach(), salient, torch.tensor([0]))["salient"]
+        clean, clean.detach(), salient, torch.tensor([0])
+    )["salient"]
     term.backward()
     assert clean.grad is None or torch.equal(clean.grad, torch.zeros_like(clean))
     assert salient.grad[0, 0] > 0  # ascent raises the occluded confidence; descent lowers it

@@ -30,7 +30,9 @@ def test_no_background_equals_supcon() -> None:
     features = torch.randn(6, 2, 8, dtype=torch.float64)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
     none = torch.zeros(6, 2, dtype=torch.bool)
-    torch.testing.assert_close(ExConLoss(0.1)(features, labels, none), SupConLoss(0.1)(features, labels))
+    torch.testing.assert_close(
+        ExConLoss(0.1)(features, labels, none), SupConLoss(0.1)(features, labels)
+    )
 
 
 def test_background_anchor_forms_its_own_class() -> None:

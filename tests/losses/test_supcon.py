@@ -10,8 +10,9 @@ from pytorch_metric_learning.losses import SupConLoss as PMLSupConLoss
 from explainaug.losses import SupConLoss
 
 
-def supcontrast_reference(features: torch.Tensor, labels: torch.Tensor, temperature: float,
-                          base_temperature: float) -> torch.Tensor:
+def supcontrast_reference(
+    features: torch.Tensor, labels: torch.Tensor, temperature: float, base_temperature: float
+) -> torch.Tensor:
     """HobbitLong/SupContrast's loss (contrast_mode='all'), written out with plain exp/log.
 
     Anchors with no positive are dropped here too (SupContrast after PR #142 counts them as 0;
@@ -25,7 +26,9 @@ def supcontrast_reference(features: torch.Tensor, labels: torch.Tensor, temperat
     not_self = 1 - torch.eye(batch * views, dtype=z.dtype)
     positives = same * not_self
     similarity = torch.exp(z @ z.T / temperature) * not_self
-    log_prob = torch.log(torch.exp(z @ z.T / temperature)) - torch.log(similarity.sum(1, keepdim=True))
+    log_prob = torch.log(torch.exp(z @ z.T / temperature)) - torch.log(
+        similarity.sum(1, keepdim=True)
+    )
     mean_log_prob_pos = (positives * log_prob).sum(1) / positives.sum(1)
     keep = positives.sum(1) > 0
     return -(temperature / base_temperature) * mean_log_prob_pos[keep].mean()
@@ -149,13 +152,16 @@ def test_gather_distributed_matches_one_process_on_the_whole_batch() -> None:
     queue = context.Queue()
     port = 29500 + os.getpid() % 1000
     processes = [
-        context.Process(target=_distributed_worker,
-                        args=(rank, world_size, port, features, labels, queue))
+        context.Process(
+            target=_distributed_worker, args=(rank, world_size, port, features, labels, queue)
+        )
         for rank in range(world_size)
     ]
     for process in processes:
         process.start()
-    results = dict((rank, (loss, grad)) for rank, loss, grad in (queue.get(timeout=120) for _ in processes))
+    results = dict(
+        (rank, (loss, grad)) for rank, loss, grad in (queue.get(timeout=120) for _ in processes)
+    )
     for process in processes:
         process.join(timeout=60)
         assert process.exitcode == 0

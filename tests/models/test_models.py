@@ -5,8 +5,10 @@ import torchvision
 from explainaug.models import ContrastiveModel, Normalize, SmallCNN, resnet18, resnet50
 
 
-@pytest.mark.parametrize(("ours", "theirs"), [(resnet18, torchvision.models.resnet18),
-                                              (resnet50, torchvision.models.resnet50)])
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [(resnet18, torchvision.models.resnet18), (resnet50, torchvision.models.resnet50)],
+)
 def test_parameter_names_and_sizes_follow_torchvision_except_the_stem(ours, theirs) -> None:
     model, reference = ours(num_classes=100), theirs(num_classes=100)
     shapes = {name: p.shape for name, p in model.named_parameters()}
@@ -25,6 +27,7 @@ def test_cifar_resolution_is_kept_by_the_stem(factory) -> None:
     def record(name: str):
         def hook(_module, _inputs, output) -> None:
             activations[name] = output.shape
+
         return hook
 
     model.layer1.register_forward_hook(record("layer1"))
@@ -46,7 +49,9 @@ def test_each_relu_module_is_used_once_and_not_inplace() -> None:
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.ReLU):
             assert not module.inplace
-            module.register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+            module.register_forward_hook(
+                lambda m, i, o, name=name: calls.__setitem__(name, calls.get(name, 0) + 1)
+            )
     model(torch.rand(1, 3, 32, 32))
     assert calls and set(calls.values()) == {1}
 
@@ -63,8 +68,11 @@ def test_normalize_inside_the_model() -> None:
 
 @pytest.mark.parametrize(
     ("mean", "std", "match"),
-    [((0.5,), None, "both mean and std"), ((0.5, 0.5), (0.2,), "same length"),
-     ((0.5,), (0.0,), "std must be > 0")],
+    [
+        ((0.5,), None, "both mean and std"),
+        ((0.5, 0.5), (0.2,), "same length"),
+        ((0.5,), (0.0,), "std must be > 0"),
+    ],
 )
 def test_normalize_rejects_bad_statistics(mean, std, match) -> None:
     with pytest.raises(ValueError, match=match):
@@ -72,14 +80,18 @@ def test_normalize_rejects_bad_statistics(mean, std, match) -> None:
 
 
 def test_contrastive_model_heads() -> None:
-    model = ContrastiveModel(SmallCNN(num_classes=None, width=4), feat_dim=16, proj_dim=8, num_classes=5)
+    model = ContrastiveModel(
+        SmallCNN(num_classes=None, width=4), feat_dim=16, proj_dim=8, num_classes=5
+    )
     assert model.default_cam_layer == "encoder.block3"
     x = torch.rand(3, 3, 32, 32)
     features = model.features(x)
     projection = model.project(features)
     torch.testing.assert_close(projection.norm(dim=1), torch.ones(3))
     model.classify(features).sum().backward()
-    assert all(p.grad is None for p in model.encoder.parameters())  # probe trains on detached features
+    assert all(
+        p.grad is None for p in model.encoder.parameters()
+    )  # probe trains on detached features
     assert model.classifier.weight.grad is not None
     model.zero_grad(set_to_none=True)
     model(x).sum().backward()  # forward() is an ordinary classifier: gradients reach the encoder

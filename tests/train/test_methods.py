@@ -291,9 +291,14 @@ def test_negative_pairs_cannot_gather_across_processes():
         ExCon(loss=ExConLoss(gather_distributed=True))
 
 
-@pytest.mark.parametrize("make_method", [lambda a: CrossEntropy(augment=a),
-                                         lambda a: EDDA(augment=a),
-                                         lambda a: RandomOcclusion(augment=a)])
+@pytest.mark.parametrize(
+    "make_method",
+    [
+        lambda a: CrossEntropy(augment=a),
+        lambda a: EDDA(augment=a),
+        lambda a: RandomOcclusion(augment=a),
+    ],
+)
 def test_classification_methods_train_on_augmented_images(make_method, make_cnn):
     model = make_cnn()
     method = make_method(lambda images: images.flip(3))

@@ -49,9 +49,16 @@ class MaskAugmentationBase(nn.Module):
             syncs); training steps that feed known-good tensors turn it off.
     """
 
-    def __init__(self, fill: FillSpec = "mean", mean: Sequence[float] | Tensor | None = None,
-                 blur_sigma: float = 2.0, p: float = 1.0, same_on_batch: bool = False,
-                 keepdim: bool = False, check_values: bool = True) -> None:
+    def __init__(
+        self,
+        fill: FillSpec = "mean",
+        mean: Sequence[float] | Tensor | None = None,
+        blur_sigma: float = 2.0,
+        p: float = 1.0,
+        same_on_batch: bool = False,
+        keepdim: bool = False,
+        check_values: bool = True,
+    ) -> None:
         super().__init__()
         self.check_values = bool(check_values)
         self.fill = Fill(fill, mean, blur_sigma)
@@ -60,12 +67,19 @@ class MaskAugmentationBase(nn.Module):
         self.keepdim = bool(keepdim)
         self._params: dict[str, Tensor] = {}
 
-    def _augment(self, x: Tensor, make_keep: KeepFn, params: dict[str, Tensor] | None,
-                 generator: torch.Generator | None) -> Tensor:
+    def _augment(
+        self,
+        x: Tensor,
+        make_keep: KeepFn,
+        params: dict[str, Tensor] | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
         batch = as_image_batch(x, check_values=self.check_values)
         if params is None:
-            params = {"batch_prob": self._draw_selection(batch, generator),
-                      "keep": make_keep(batch, generator)}
+            params = {
+                "batch_prob": self._draw_selection(batch, generator),
+                "keep": make_keep(batch, generator),
+            }
             noise = self.fill.draw(batch, generator, self.same_on_batch)
             if noise is not None:
                 params["noise"] = noise
@@ -108,9 +122,14 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
     def _keep(self, scores: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, x: Tensor, saliency: Tensor | None = None, *,
-                params: dict[str, Tensor] | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        saliency: Tensor | None = None,
+        *,
+        params: dict[str, Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Augment images ``x`` in [0, 1] by their maps; ``params`` replays a draw (maps unused).
 
         Args:
@@ -153,8 +172,9 @@ def as_image_batch(x: object, name: str = "x", *, check_values: bool = True) -> 
         return batch
     low, high = torch.aminmax(batch)  # one pass; NaN propagates and fails both comparisons
     if not bool((low >= 0) & (high <= 1)):
-        raise ValueError(f"{name} must be finite and in [0, 1], got values in "
-                         f"[{float(low)}, {float(high)}]")
+        raise ValueError(
+            f"{name} must be finite and in [0, 1], got values in [{float(low)}, {float(high)}]"
+        )
     return batch
 
 

@@ -40,8 +40,9 @@ class SaliencyCache:
         [False, True, False, False]
     """
 
-    def __init__(self, num_items: int, size: tuple[int, int] = (8, 8),
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, num_items: int, size: tuple[int, int] = (8, 8), device: torch.device | str = "cpu"
+    ) -> None:
         check_count(num_items, "num_items")
         if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):
             raise ValueError(f"size must be two ints >= 1, got {size!r}")

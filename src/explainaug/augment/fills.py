@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Union
 
 import kornia
 import torch
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 
 from explainaug._validation import check_positive
 
-FillSpec = Union[str, float]
+FillSpec = str | float
 FILL_NAMES = ("mean", "zero", "blur", "noise")
 
 
@@ -44,8 +43,12 @@ class Fill(nn.Module):
         [0.5, 0.25, 1.0]
     """
 
-    def __init__(self, fill: FillSpec = "mean", mean: Sequence[float] | Tensor | None = None,
-                 blur_sigma: float = 2.0) -> None:
+    def __init__(
+        self,
+        fill: FillSpec = "mean",
+        mean: Sequence[float] | Tensor | None = None,
+        blur_sigma: float = 2.0,
+    ) -> None:
         super().__init__()
         if isinstance(fill, bool) or not isinstance(fill, (str, int, float)):
             raise TypeError(f"fill must be one of {FILL_NAMES} or a number, got {fill!r}")
@@ -65,8 +68,9 @@ class Fill(nn.Module):
         """Whether the fill draws random values (they are then kept for replay)."""
         return self.kind == "noise"
 
-    def draw(self, x: Tensor, generator: torch.Generator | None = None,
-             same_on_batch: bool = False) -> Tensor | None:
+    def draw(
+        self, x: Tensor, generator: torch.Generator | None = None, same_on_batch: bool = False
+    ) -> Tensor | None:
         """Draw the random part of the fill for ``x`` (``None`` for deterministic fills).
 
         Example:

@@ -36,8 +36,9 @@ def normalized_saliency(saliency: Tensor, size: tuple[int, int]) -> Tensor:
     return minmax_normalize(upsample(saliency, size))
 
 
-def pixel_counts(ratio: Tensor | float, num_pixels: int, batch_size: int,
-                 device: torch.device | str) -> Tensor:
+def pixel_counts(
+    ratio: Tensor | float, num_pixels: int, batch_size: int, device: torch.device | str
+) -> Tensor:
     """``round(ratio * num_pixels)`` per image as ``LongTensor[batch_size]`` (half to even).
 
     Example:
@@ -48,8 +49,9 @@ def pixel_counts(ratio: Tensor | float, num_pixels: int, batch_size: int,
     return torch.round(ratio * num_pixels).long().expand(batch_size)
 
 
-def threshold_selection(scores: Tensor, threshold: float, *, above: bool, soft: bool = False,
-                        temperature: float = 0.05) -> Tensor:
+def threshold_selection(
+    scores: Tensor, threshold: float, *, above: bool, soft: bool = False, temperature: float = 0.05
+) -> Tensor:
     """Select pixels with ``scores > threshold`` (``above``) or ``scores <= threshold``.
 
     Example:
@@ -63,8 +65,9 @@ def threshold_selection(scores: Tensor, threshold: float, *, above: bool, soft: 
     return selected.to(scores.dtype)
 
 
-def rank_selection(scores: Tensor, counts: Tensor, *, largest: bool, soft: bool = False,
-                   temperature: float = 0.05) -> Tensor:
+def rank_selection(
+    scores: Tensor, counts: Tensor, *, largest: bool, soft: bool = False, temperature: float = 0.05
+) -> Tensor:
     """Select the ``counts[b]`` highest (``largest``) or lowest scores of each image ``b``.
 
     Hard selections hold exactly ``counts[b]`` ones; ties go to the earlier pixel in raster order.

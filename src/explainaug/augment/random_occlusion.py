@@ -48,19 +48,33 @@ class RandomOcclusion(MaskAugmentationBase):
         [16, 32]
     """
 
-    def __init__(self, ratio: float = 0.2, shape: str = "pixels", fill: FillSpec = "mean",
-                 mean: Sequence[float] | Tensor | None = None, blur_sigma: float = 2.0,
-                 p: float = 1.0, same_on_batch: bool = False, keepdim: bool = False,
-                 check_values: bool = True) -> None:
+    def __init__(
+        self,
+        ratio: float = 0.2,
+        shape: str = "pixels",
+        fill: FillSpec = "mean",
+        mean: Sequence[float] | Tensor | None = None,
+        blur_sigma: float = 2.0,
+        p: float = 1.0,
+        same_on_batch: bool = False,
+        keepdim: bool = False,
+        check_values: bool = True,
+    ) -> None:
         super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim, check_values)
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
         self.ratio = check_fraction(ratio, "ratio", closed=True)
         self.shape = shape
 
-    def mask(self, batch_size: int, size: tuple[int, int], ratio: float | Tensor | None = None,
-             *, device: torch.device | str = "cpu",
-             generator: torch.Generator | None = None) -> Tensor:
+    def mask(
+        self,
+        batch_size: int,
+        size: tuple[int, int],
+        ratio: float | Tensor | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """A random keep mask ``[batch_size, 1, *size]`` (0 = occluded).
 
         Example:
@@ -68,22 +82,28 @@ class RandomOcclusion(MaskAugmentationBase):
             [8.0, 8.0, 8.0]
         """
         height, width = int(size[0]), int(size[1])
-        counts = pixel_counts(self._check_ratio(ratio, batch_size, device), height * width,
-                              batch_size, device)
+        counts = pixel_counts(
+            self._check_ratio(ratio, batch_size, device), height * width, batch_size, device
+        )
         draws = 1 if self.same_on_batch else batch_size
         if self.shape == "pixels":
             scores = torch.rand(draws, 1, height, width, generator=generator, device=device)
-            occluded = rank_selection(scores.expand(batch_size, -1, -1, -1), counts,
-                                      largest=True)
+            occluded = rank_selection(scores.expand(batch_size, -1, -1, -1), counts, largest=True)
         else:
-            corners = torch.rand(draws, 2, generator=generator, device=device,
-                                 dtype=torch.float64).expand(batch_size, -1)
+            corners = torch.rand(
+                draws, 2, generator=generator, device=device, dtype=torch.float64
+            ).expand(batch_size, -1)
             occluded = _block(counts, corners, height, width)
         return 1 - occluded
 
-    def forward(self, x: Tensor, ratio: float | Tensor | None = None, *,
-                params: dict[str, Tensor] | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        ratio: float | Tensor | None = None,
+        *,
+        params: dict[str, Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Occlude images ``x`` in [0, 1] (``[B, C, H, W]`` or ``[C, H, W]``).
 
         Args:
@@ -92,14 +112,17 @@ class RandomOcclusion(MaskAugmentationBase):
             params: ``aug._params`` of an earlier call, to replay its masks and selection.
             generator: random generator for the masks, the ``p`` draw and the noise fill.
         """
+
         def make_keep(batch: Tensor, generator: torch.Generator | None) -> Tensor:
-            return self.mask(batch.shape[0], batch.shape[-2:], ratio, device=batch.device,
-                             generator=generator).to(batch.dtype)
+            return self.mask(
+                batch.shape[0], batch.shape[-2:], ratio, device=batch.device, generator=generator
+            ).to(batch.dtype)
 
         return self._augment(x, make_keep, params, generator)
 
-    def _check_ratio(self, ratio: float | Tensor | None, batch_size: int,
-                     device: torch.device | str) -> float | Tensor:
+    def _check_ratio(
+        self, ratio: float | Tensor | None, batch_size: int, device: torch.device | str
+    ) -> float | Tensor:
         if ratio is None:
             return self.ratio
         if not isinstance(ratio, Tensor):
@@ -111,8 +134,9 @@ class RandomOcclusion(MaskAugmentationBase):
                 f"{tuple(ratio.shape)}"
             )
         device = torch.device(device)
-        if ratio.device.type != device.type or (device.index is not None
-                                                 and ratio.device.index != device.index):
+        if ratio.device.type != device.type or (
+            device.index is not None and ratio.device.index != device.index
+        ):
             raise ValueError(f"ratio is on {ratio.device} but the images are on {device}")
         if self.check_values and not bool(((ratio >= 0) & (ratio <= 1)).all()):
             raise ValueError(f"ratio values must lie in [0, 1] (no NaN), got {ratio.tolist()}")
@@ -124,14 +148,21 @@ class RandomOcclusion(MaskAugmentationBase):
 
 def _block(counts: Tensor, corners: Tensor, height: int, width: int) -> Tensor:
     """Near-square blocks of exactly ``counts[b]`` pixels at relative positions ``corners[b]``."""
-    block_width = torch.maximum(torch.ceil(torch.sqrt(counts.double())),
-                                torch.ceil(counts.double() / height)).long().clamp(1, width)
+    block_width = (
+        torch.maximum(torch.ceil(torch.sqrt(counts.double())), torch.ceil(counts.double() / height))
+        .long()
+        .clamp(1, width)
+    )
     block_rows = (counts + block_width - 1) // block_width
     top = torch.minimum((corners[:, 0] * (height - block_rows + 1)).long(), height - block_rows)
     left = torch.minimum((corners[:, 1] * (width - block_width + 1)).long(), width - block_width)
     device = counts.device
     row = torch.arange(height, device=device).view(1, -1, 1) - top.view(-1, 1, 1)
     column = torch.arange(width, device=device).view(1, 1, -1) - left.view(-1, 1, 1)
-    inside = ((row >= 0) & (column >= 0) & (column < block_width.view(-1, 1, 1))
-              & (row * block_width.view(-1, 1, 1) + column < counts.view(-1, 1, 1)))
+    inside = (
+        (row >= 0)
+        & (column >= 0)
+        & (column < block_width.view(-1, 1, 1))
+        & (row * block_width.view(-1, 1, 1) + column < counts.view(-1, 1, 1))
+    )
     return inside.unsqueeze(1).float()

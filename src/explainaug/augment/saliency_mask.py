@@ -50,28 +50,42 @@ class SaliencyMask(SaliencyAugmentationBase):
         [[[[0.0, 0.0, 1.0, 1.0]]]]
     """
 
-    def __init__(self, threshold: float = 0.5, keep_ratio: float | None = None,
-                 fill: FillSpec = "mean", mean: Sequence[float] | Tensor | None = None,
-                 soft: bool = False, temperature: float = 0.05, blur_sigma: float = 2.0,
-                 p: float = 1.0, same_on_batch: bool = False, keepdim: bool = False,
-                 check_values: bool = True) -> None:
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        keep_ratio: float | None = None,
+        fill: FillSpec = "mean",
+        mean: Sequence[float] | Tensor | None = None,
+        soft: bool = False,
+        temperature: float = 0.05,
+        blur_sigma: float = 2.0,
+        p: float = 1.0,
+        same_on_batch: bool = False,
+        keepdim: bool = False,
+        check_values: bool = True,
+    ) -> None:
         super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim, check_values)
         self.threshold = check_fraction(threshold, "threshold", closed=True)
-        self.keep_ratio = (None if keep_ratio is None
-                           else check_fraction(keep_ratio, "keep_ratio", closed=True))
+        self.keep_ratio = (
+            None if keep_ratio is None else check_fraction(keep_ratio, "keep_ratio", closed=True)
+        )
         self.soft = bool(soft)
         self.temperature = check_positive(temperature, "temperature")
 
     def _keep(self, scores: Tensor) -> Tensor:
         if self.keep_ratio is None:
-            return threshold_selection(scores, self.threshold, above=True, soft=self.soft,
-                                       temperature=self.temperature)
+            return threshold_selection(
+                scores, self.threshold, above=True, soft=self.soft, temperature=self.temperature
+            )
         counts = pixel_counts(self.keep_ratio, scores[0].numel(), scores.shape[0], scores.device)
-        return rank_selection(scores, counts, largest=True, soft=self.soft,
-                              temperature=self.temperature)
+        return rank_selection(
+            scores, counts, largest=True, soft=self.soft, temperature=self.temperature
+        )
 
     def extra_repr(self) -> str:
-        mode = (f"keep_ratio={self.keep_ratio}" if self.keep_ratio is not None
-                else f"threshold={self.threshold}")
+        mode = (
+            f"keep_ratio={self.keep_ratio}"
+            if self.keep_ratio is not None
+            else f"threshold={self.threshold}"
+        )
         return f"{mode}, soft={self.soft}, {super().extra_repr()}"
-

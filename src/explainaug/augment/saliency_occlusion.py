@@ -55,34 +55,47 @@ class SaliencyOcclusion(SaliencyAugmentationBase):
         [[[[0.0, 0.0, 1.0, 1.0]]]]
     """
 
-    def __init__(self, region: str = "salient", ratio: float = 0.2,
-                 threshold: float | None = None, fill: FillSpec = "mean",
-                 mean: Sequence[float] | Tensor | None = None, soft: bool = False,
-                 temperature: float = 0.05, blur_sigma: float = 2.0, p: float = 1.0,
-                 same_on_batch: bool = False, keepdim: bool = False,
-                 check_values: bool = True) -> None:
+    def __init__(
+        self,
+        region: str = "salient",
+        ratio: float = 0.2,
+        threshold: float | None = None,
+        fill: FillSpec = "mean",
+        mean: Sequence[float] | Tensor | None = None,
+        soft: bool = False,
+        temperature: float = 0.05,
+        blur_sigma: float = 2.0,
+        p: float = 1.0,
+        same_on_batch: bool = False,
+        keepdim: bool = False,
+        check_values: bool = True,
+    ) -> None:
         super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim, check_values)
         if region not in REGIONS:
             raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
         self.region = region
         self.ratio = check_fraction(ratio, "ratio", closed=True)
-        self.threshold = (None if threshold is None
-                          else check_fraction(threshold, "threshold", closed=True))
+        self.threshold = (
+            None if threshold is None else check_fraction(threshold, "threshold", closed=True)
+        )
         self.soft = bool(soft)
         self.temperature = check_positive(temperature, "temperature")
 
     def _keep(self, scores: Tensor) -> Tensor:
         salient = self.region == "salient"
         if self.threshold is not None:
-            occluded = threshold_selection(scores, self.threshold, above=salient,
-                                           soft=self.soft, temperature=self.temperature)
+            occluded = threshold_selection(
+                scores, self.threshold, above=salient, soft=self.soft, temperature=self.temperature
+            )
         else:
             counts = pixel_counts(self.ratio, scores[0].numel(), scores.shape[0], scores.device)
-            occluded = rank_selection(scores, counts, largest=salient, soft=self.soft,
-                                      temperature=self.temperature)
+            occluded = rank_selection(
+                scores, counts, largest=salient, soft=self.soft, temperature=self.temperature
+            )
         return 1 - occluded
 
     def extra_repr(self) -> str:
-        mode = (f"threshold={self.threshold}" if self.threshold is not None
-                else f"ratio={self.ratio}")
+        mode = (
+            f"threshold={self.threshold}" if self.threshold is not None else f"ratio={self.ratio}"
+        )
         return f"region={self.region!r}, {mode}, soft={self.soft}, {super().extra_repr()}"

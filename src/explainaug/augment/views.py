@@ -61,8 +61,9 @@ class Views(nn.Module):
         return f"n_views={self.n_views}"
 
 
-def supcon_views(size: int | tuple[int, int], n_views: int = 2,
-                 scale: tuple[float, float] = (0.2, 1.0)) -> Views:
+def supcon_views(
+    size: int | tuple[int, int], n_views: int = 2, scale: tuple[float, float] = (0.2, 1.0)
+) -> Views:
     """SupContrast's augmentation as a Kornia pipeline returning ``n_views`` views per image.
 
     Args:

@@ -21,8 +21,23 @@ from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
 from explainaug.data.tiny_imagenet import TINY_IMAGENET_MEAN, TINY_IMAGENET_STD, tiny_imagenet
 
 __all__ = [
-    "CIFAR100_MEAN", "CIFAR100_STD", "CORRUPTIONS", "SEVERITIES", "SHAPE_NAMES",
-    "TINY_IMAGENET_MEAN", "TINY_IMAGENET_STD", "DeviceLoader", "ImageFileDataset",
-    "ImageTensorDataset", "channel_stats", "cifar100", "corrupt", "corrupted_npy", "digits",
-    "read_image", "read_images", "shapes", "tiny_imagenet",
+    "CIFAR100_MEAN",
+    "CIFAR100_STD",
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "SHAPE_NAMES",
+    "TINY_IMAGENET_MEAN",
+    "TINY_IMAGENET_STD",
+    "DeviceLoader",
+    "ImageFileDataset",
+    "ImageTensorDataset",
+    "channel_stats",
+    "cifar100",
+    "corrupt",
+    "corrupted_npy",
+    "digits",
+    "read_image",
+    "read_images",
+    "shapes",
+    "tiny_imagenet",
 ]

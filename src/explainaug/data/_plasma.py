@@ -10,9 +10,13 @@ import torch
 from torch import Tensor
 
 
-def plasma_fractal(batch: int, mapsize: int, wibble_decay: float,
-                   generator: torch.Generator | None = None,
-                   device: torch.device | str = "cpu") -> Tensor:
+def plasma_fractal(
+    batch: int,
+    mapsize: int,
+    wibble_decay: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> Tensor:
     """Return ``[batch, mapsize, mapsize]`` heightmaps scaled to [0, 1] per map.
 
     Args:
@@ -45,9 +49,11 @@ def plasma_fractal(batch: int, mapsize: int, wibble_decay: float,
         centres = heights[:, half::step, half::step]
         corners = heights[:, 0::step, 0::step]
         heights[:, 0::step, half::step] = wibbled_mean(
-            centres + centres.roll(1, dims=1) + corners + corners.roll(-1, dims=2))
+            centres + centres.roll(1, dims=1) + corners + corners.roll(-1, dims=2)
+        )
         heights[:, half::step, 0::step] = wibbled_mean(
-            centres + centres.roll(1, dims=2) + corners + corners.roll(-1, dims=1))
+            centres + centres.roll(1, dims=2) + corners + corners.roll(-1, dims=1)
+        )
         step, wibble = half, wibble / wibble_decay
     heights = heights - heights.amin(dim=(1, 2), keepdim=True)
     return heights / heights.amax(dim=(1, 2), keepdim=True)

@@ -42,13 +42,17 @@ def cifar100(root: str | Path, train: bool = True, download: bool = False) -> Im
         raise FileNotFoundError(
             f"CIFAR-100 not found in {folder} (missing {', '.join(missing)}); pass "
             "download=True to download it, or point root at the folder that contains "
-            f"'{CIFAR100.base_folder}'")
+            f"'{CIFAR100.base_folder}'"
+        )
     try:
         data = CIFAR100(str(root), train=train, download=download)
     except RuntimeError as error:
-        raise RuntimeError(f"CIFAR-100 files in {folder} failed torchvision's md5 check "
-                           f"(corrupted or partial download): {error}") from error
+        raise RuntimeError(
+            f"CIFAR-100 files in {folder} failed torchvision's md5 check "
+            f"(corrupted or partial download): {error}"
+        ) from error
     images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(data.targets, dtype=torch.long)
-    return ImageTensorDataset(images, labels, mean=CIFAR100_MEAN, std=CIFAR100_STD,
-                              classes=data.classes)
+    return ImageTensorDataset(
+        images, labels, mean=CIFAR100_MEAN, std=CIFAR100_STD, classes=data.classes
+    )

@@ -19,9 +19,15 @@ from explainaug.data.tensor_dataset import ImageTensorDataset
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
-def corrupted_npy(root: str | Path, corruption: str, severity: int, *,
-                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                  classes: Sequence[str] | None = None) -> ImageTensorDataset:
+def corrupted_npy(
+    root: str | Path,
+    corruption: str,
+    severity: int,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    classes: Sequence[str] | None = None,
+) -> ImageTensorDataset:
     """One (corruption, severity) cell of a CIFAR-C style folder as a dataset.
 
     Args:
@@ -48,26 +54,33 @@ def corrupted_npy(root: str | Path, corruption: str, severity: int, *,
     path = root / f"{corruption}.npy"
     if not path.is_file():
         found = sorted(p.stem for p in root.glob("*.npy") if p.stem != "labels")
-        raise FileNotFoundError(f"corruption file {path} does not exist; corruptions found in "
-                                f"{root}: {found if found else 'none'}")
+        raise FileNotFoundError(
+            f"corruption file {path} does not exist; corruptions found in "
+            f"{root}: {found if found else 'none'}"
+        )
     labels_path = root / "labels.npy"
     if not labels_path.is_file():
         raise FileNotFoundError(f"labels file {labels_path} does not exist")
     images = np.load(path, mmap_mode="r")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"{path} must hold uint8 images [5*N, H, W, 3], got {images.dtype} "
-                         f"{list(images.shape)}")
+        raise ValueError(
+            f"{path} must hold uint8 images [5*N, H, W, 3], got {images.dtype} {list(images.shape)}"
+        )
     if images.shape[0] % len(SEVERITIES):
-        raise ValueError(f"{path} holds {images.shape[0]} images, not a multiple of "
-                         f"{len(SEVERITIES)} severities")
+        raise ValueError(
+            f"{path} holds {images.shape[0]} images, not a multiple of {len(SEVERITIES)} severities"
+        )
     n = images.shape[0] // len(SEVERITIES)
     labels = np.load(labels_path)
     if labels.ndim != 1 or labels.shape[0] not in (n, len(SEVERITIES) * n):
-        raise ValueError(f"{labels_path} must hold {n} or {len(SEVERITIES) * n} labels, got "
-                         f"shape {list(labels.shape)}")
+        raise ValueError(
+            f"{labels_path} must hold {n} or {len(SEVERITIES) * n} labels, got "
+            f"shape {list(labels.shape)}"
+        )
     block = slice((severity - 1) * n, severity * n)
     severity_labels = labels[block] if labels.shape[0] > n else labels
     pixels = torch.from_numpy(np.array(images[block])).permute(0, 3, 1, 2)
     labels_tensor = torch.from_numpy(severity_labels.astype(np.int64))
-    return ImageTensorDataset(pixels.contiguous(), labels_tensor, mean=mean, std=std,
-                              classes=classes)
+    return ImageTensorDataset(
+        pixels.contiguous(), labels_tensor, mean=mean, std=std, classes=classes
+    )

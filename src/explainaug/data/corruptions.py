@@ -43,9 +43,21 @@ from explainaug.data._plasma import plasma_fractal
 from explainaug.data.filters import box_resize, clipped_zoom, correlate, gaussian_blur, motion_blur
 
 CORRUPTIONS = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
-    "elastic_transform", "pixelate", "jpeg_compression",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
 )
 
 Generator = torch.Generator | None
@@ -55,8 +67,9 @@ def _rand(shape: tuple[int, ...], like: Tensor, generator: Generator) -> Tensor:
     return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-def _uniform(shape: tuple[int, ...], low: float, high: float, like: Tensor,
-             generator: Generator) -> Tensor:
+def _uniform(
+    shape: tuple[int, ...], low: float, high: float, like: Tensor, generator: Generator
+) -> Tensor:
     return low + (high - low) * _rand(shape, like, generator)
 
 
@@ -84,11 +97,11 @@ def _disk_kernel(radius: float, alias_blur: float) -> Tensor:
     yy, xx = torch.meshgrid(grid, grid, indexing="ij")
     disk = (xx**2 + yy**2 <= radius**2).double()
     disk = disk / disk.sum()
-    taps = torch.exp(-torch.arange(-1, 2, dtype=torch.float64) ** 2 / (2 * alias_blur**2))
+    taps = torch.exp(-(torch.arange(-1, 2, dtype=torch.float64) ** 2) / (2 * alias_blur**2))
     taps = taps / taps.sum()
     kernel = F.conv2d(disk[None, None], torch.outer(taps, taps)[None, None], padding=1)[0, 0]
-    support = math.ceil(radius) + 1        # entries further out are exactly zero
-    return kernel[8 - support:9 + support, 8 - support:9 + support]
+    support = math.ceil(radius) + 1  # entries further out are exactly zero
+    return kernel[8 - support : 9 + support, 8 - support : 9 + support]
 
 
 def _defocus_blur(x: Tensor, level: int, generator: Generator) -> Tensor:
@@ -97,8 +110,9 @@ def _defocus_blur(x: Tensor, level: int, generator: Generator) -> Tensor:
 
 
 def _glass_blur(x: Tensor, level: int, generator: Generator) -> Tensor:
-    sigma, delta, iterations = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2),
-                                (0.4, 1, 2))[level]
+    sigma, delta, iterations = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))[
+        level
+    ]
     b, c, h, w = x.shape
     x = torch.floor(gaussian_blur(x, sigma, 4.0, "nearest") * 255) / 255
     rows = torch.arange(h, device=x.device).view(h, 1)
@@ -108,8 +122,10 @@ def _glass_blur(x: Tensor, level: int, generator: Generator) -> Tensor:
     # lie up/left, not yet visited, so one pass is one gather from the previous pass.
     movable = (rows > delta) & (rows <= h - delta) & (cols > delta) & (cols <= w - delta)
     for _ in range(iterations):
-        offsets = torch.randint(-delta, delta, (2, b, h, w), generator=generator,
-                                device=x.device) * movable
+        offsets = (
+            torch.randint(-delta, delta, (2, b, h, w), generator=generator, device=x.device)
+            * movable
+        )
         source = (rows + offsets[0]) * w + cols + offsets[1]
         x = x.reshape(b, c, h * w).gather(2, source.view(b, 1, h * w).expand(-1, c, -1))
         x = x.view(b, c, h, w)
@@ -124,7 +140,7 @@ def _motion_blur(x: Tensor, level: int, generator: Generator) -> Tensor:
 
 def _zoom_blur(x: Tensor, level: int, generator: Generator) -> Tensor:
     stop = (1.06, 1.11, 1.16, 1.21, 1.26)[level]
-    zooms = np.arange(1, stop, 0.01).tolist()       # as the reference builds them
+    zooms = np.arange(1, stop, 0.01).tolist()  # as the reference builds them
     total = x.clone()
     for zoom in zooms:
         total += clipped_zoom(x, zoom)
@@ -133,17 +149,21 @@ def _zoom_blur(x: Tensor, level: int, generator: Generator) -> Tensor:
 
 def _snow(x: Tensor, level: int, generator: Generator) -> Tensor:
     loc, scale, zoom, threshold, radius, sigma, keep = (
-        (0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8))[level]
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    )[level]
     b, _, h, w = x.shape
-    layer = loc + scale * torch.randn((b, 1, h, w), generator=generator, device=x.device,
-                                      dtype=x.dtype)
+    layer = loc + scale * torch.randn(
+        (b, 1, h, w), generator=generator, device=x.device, dtype=x.dtype
+    )
     layer = clipped_zoom(layer, zoom)
     layer = torch.where(layer < threshold, 0.0, layer)
     layer = torch.floor(layer.clamp(0, 1) * 255) / 255
     layer = motion_blur(layer, radius, sigma, _uniform((b,), -135.0, -45.0, x, generator))
-    grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    grey = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
     x = keep * x + (1 - keep) * torch.maximum(x, grey * 1.5 + 0.5)
     return x + layer + layer.flip(2, 3)
 
@@ -193,16 +213,22 @@ def _pixel_grid(h: int, w: int, like: Tensor) -> tuple[Tensor, Tensor]:
 def _elastic_transform(x: Tensor, level: int, generator: Generator) -> Tensor:
     b, _, h, w = x.shape
     size = min(h, w)
-    alpha, sigma, affine = ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06),
-                            (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))[level]
+    alpha, sigma, affine = (
+        (0, 0, 0.08),
+        (0.05, 0.2, 0.07),
+        (0.08, 0.06, 0.06),
+        (0.1, 0.04, 0.05),
+        (0.1, 0.03, 0.03),
+    )[level]
     alpha, sigma, affine = alpha * size, sigma * size, affine * size
     # Random affine: three points around the centre move by up to `affine` pixels (cv2 order).
     cx, cy, d = float(w // 2), float(h // 2), float(size // 3)
-    source = torch.tensor([[cx + d, cy + d], [cx + d, cy - d], [cx - d, cy - d]],
-                          device=x.device, dtype=x.dtype).expand(b, 3, 2)
+    source = torch.tensor(
+        [[cx + d, cy + d], [cx + d, cy - d], [cx - d, cy - d]], device=x.device, dtype=x.dtype
+    ).expand(b, 3, 2)
     target = source + _uniform((b, 3, 2), -affine, affine, x, generator)
     homogeneous = torch.cat([source, torch.ones_like(source[..., :1])], dim=2)
-    forward = torch.linalg.solve(homogeneous, target).transpose(1, 2)      # [B, 2, 3]
+    forward = torch.linalg.solve(homogeneous, target).transpose(1, 2)  # [B, 2, 3]
     linear_inv = torch.linalg.inv(forward[:, :, :2])
     inverse = torch.cat([linear_inv, -linear_inv @ forward[:, :, 2:]], dim=2)
     rows, cols = _pixel_grid(h, w, x)
@@ -210,17 +236,18 @@ def _elastic_transform(x: Tensor, level: int, generator: Generator) -> Tensor:
     src = pixels @ inverse[:, :, :2].transpose(1, 2) + inverse[:, :, 2].unsqueeze(1)
     # cv2.BORDER_REFLECT_101 == reflection about edge-pixel centres (align_corners=True).
     grid = torch.stack([2 * src[..., 0] / (w - 1) - 1, 2 * src[..., 1] / (h - 1) - 1], dim=-1)
-    x = F.grid_sample(x, grid.view(b, h, w, 2), mode="bilinear", padding_mode="reflection",
-                      align_corners=True)
+    x = F.grid_sample(
+        x, grid.view(b, h, w, 2), mode="bilinear", padding_mode="reflection", align_corners=True
+    )
     if alpha == 0:
         return x
     noise = _uniform((b, 2, h, w), -1.0, 1.0, x, generator)
     shift = gaussian_blur(noise, sigma, 3.0, "reflect") * alpha
     # scipy's mode="reflect" == reflection about the image edges (align_corners=False).
-    grid = torch.stack([(2 * (cols + shift[:, 0]) + 1) / w - 1,
-                        (2 * (rows + shift[:, 1]) + 1) / h - 1], dim=-1)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
-                         align_corners=False)
+    grid = torch.stack(
+        [(2 * (cols + shift[:, 0]) + 1) / w - 1, (2 * (rows + shift[:, 1]) + 1) / h - 1], dim=-1
+    )
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def _pixelate(x: Tensor, level: int, generator: Generator) -> Tensor:
@@ -235,17 +262,28 @@ def _jpeg_compression(x: Tensor, level: int, generator: Generator) -> Tensor:
 
 
 _CORRUPTION_FUNCTIONS: dict[str, Callable[[Tensor, int, Generator], Tensor]] = {
-    "gaussian_noise": _gaussian_noise, "shot_noise": _shot_noise, "impulse_noise": _impulse_noise,
-    "defocus_blur": _defocus_blur, "glass_blur": _glass_blur, "motion_blur": _motion_blur,
-    "zoom_blur": _zoom_blur, "snow": _snow, "frost": _frost, "fog": _fog, "brightness": _brightness,
-    "contrast": _contrast, "elastic_transform": _elastic_transform, "pixelate": _pixelate,
+    "gaussian_noise": _gaussian_noise,
+    "shot_noise": _shot_noise,
+    "impulse_noise": _impulse_noise,
+    "defocus_blur": _defocus_blur,
+    "glass_blur": _glass_blur,
+    "motion_blur": _motion_blur,
+    "zoom_blur": _zoom_blur,
+    "snow": _snow,
+    "frost": _frost,
+    "fog": _fog,
+    "brightness": _brightness,
+    "contrast": _contrast,
+    "elastic_transform": _elastic_transform,
+    "pixelate": _pixelate,
     "jpeg_compression": _jpeg_compression,
 }
 
 
 @torch.no_grad()
-def corrupt(x: Tensor, name: str, severity: int,
-            generator: torch.Generator | None = None) -> Tensor:
+def corrupt(
+    x: Tensor, name: str, severity: int, generator: torch.Generator | None = None
+) -> Tensor:
     """Apply one CIFAR-C corruption at one severity to a batch of RGB images.
 
     Args:
@@ -274,8 +312,9 @@ def corrupt(x: Tensor, name: str, severity: int,
         raise ValueError(f"CIFAR-C corruptions need RGB images [B, 3, H, W], got {tuple(x.shape)}")
     low, high = torch.aminmax(x)
     if low < 0 or high > 1:
-        raise ValueError(f"x must lie in [0, 1], got values in [{float(low):.4g}, "
-                         f"{float(high):.4g}]")
+        raise ValueError(
+            f"x must lie in [0, 1], got values in [{float(low):.4g}, {float(high):.4g}]"
+        )
     if generator is not None and generator.device.type != x.device.type:
         raise ValueError(f"generator is on {generator.device} but x is on {x.device}")
     out = _CORRUPTION_FUNCTIONS[name](x.float(), severity - 1, generator)

@@ -50,19 +50,31 @@ class DeviceLoader:
         ([[0, 1, 2], [3]], 2)
     """
 
-    def __init__(self, data: ImageTensorDataset | tuple[Tensor, ...], batch_size: int,
-                 shuffle: bool = True, drop_last: bool = False,
-                 device: torch.device | str | None = None, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+    def __init__(
+        self,
+        data: ImageTensorDataset | tuple[Tensor, ...],
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
         if isinstance(data, tuple):
             if len(data) not in (2, 3):
-                raise ValueError(f"data must be (images, labels) or (images, labels, masks), "
-                                 f"got a tuple of {len(data)}")
-            data = ImageTensorDataset(*data, mean=(0.0,) * data[0].shape[1],
-                                      std=(1.0,) * data[0].shape[1])
+                raise ValueError(
+                    f"data must be (images, labels) or (images, labels, masks), "
+                    f"got a tuple of {len(data)}"
+                )
+            data = ImageTensorDataset(
+                *data, mean=(0.0,) * data[0].shape[1], std=(1.0,) * data[0].shape[1]
+            )
         if not isinstance(data, ImageTensorDataset):
-            raise TypeError(f"data must be an ImageTensorDataset or a tuple of tensors, got "
-                            f"{type(data).__name__}")
+            raise TypeError(
+                f"data must be an ImageTensorDataset or a tuple of tensors, got "
+                f"{type(data).__name__}"
+            )
         check_count(batch_size, "batch_size")
         distributed = dist.is_available() and dist.is_initialized()
         if world_size is None:
@@ -70,8 +82,9 @@ class DeviceLoader:
         if rank is None:
             rank = dist.get_rank() if distributed else 0
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, "
-                             f"world_size={world_size}")
+            raise ValueError(
+                f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}"
+            )
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -87,8 +100,10 @@ class DeviceLoader:
         self.epoch = 0
         self.samples_per_rank = math.ceil(len(data) / world_size)
         if drop_last and self.samples_per_rank < batch_size:
-            raise ValueError(f"drop_last=True with {self.samples_per_rank} samples per rank and "
-                             f"batch_size={batch_size} would yield no batch")
+            raise ValueError(
+                f"drop_last=True with {self.samples_per_rank} samples per rank and "
+                f"batch_size={batch_size} would yield no batch"
+            )
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use ``epoch``'s permutation."""
@@ -112,13 +127,13 @@ class DeviceLoader:
         total = self.samples_per_rank * self.world_size
         if total > n:  # wrap around so that every rank gets the same number of samples
             order = order.repeat(math.ceil(total / n))[:total]
-        return order[self.rank:total:self.world_size]
+        return order[self.rank : total : self.world_size]
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         indices = self._rank_indices()
         self.epoch += 1
         for batch in range(len(self)):
-            chosen = indices[batch * self.batch_size:(batch + 1) * self.batch_size]
+            chosen = indices[batch * self.batch_size : (batch + 1) * self.batch_size]
             x = self.images[chosen].float().div_(255.0)
             if self.masks is None:
                 yield x, self.labels[chosen]

@@ -33,15 +33,20 @@ def digits(train: bool = True, seed: int = 0, test_fraction: float = 0.25) -> Im
     check_fraction(test_fraction, "test_fraction")
     bunch = load_digits()
     grey = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    grey = F.interpolate(grey, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear",
-                         align_corners=False)
+    grey = F.interpolate(
+        grey, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False
+    )
     images = (grey.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
     labels = torch.as_tensor(bunch.target, dtype=torch.long)
-    train_idx, test_idx = train_test_split(torch.arange(len(labels)).numpy(),
-                                           test_size=test_fraction, stratify=bunch.target,
-                                           random_state=seed)
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(labels)).numpy(),
+        test_size=test_fraction,
+        stratify=bunch.target,
+        random_state=seed,
+    )
     train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
     mean, std = channel_stats(images[train_idx])
     chosen = train_idx if train else test_idx
-    return ImageTensorDataset(images[chosen], labels[chosen], mean=mean, std=std,
-                              classes=[str(d) for d in range(10)])
+    return ImageTensorDataset(
+        images[chosen], labels[chosen], mean=mean, std=std, classes=[str(d) for d in range(10)]
+    )

@@ -44,8 +44,7 @@ def correlate(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
     ry, rx = (kernel.shape[0] - 1) // 2, (kernel.shape[1] - 1) // 2
     x = x.index_select(2, padded_index(h, ry, mode, x.device))
     x = x.index_select(3, padded_index(w, rx, mode, x.device))
-    out = F.conv2d(x.reshape(b * c, 1, h + 2 * ry, w + 2 * rx),
-                   kernel.to(x)[None, None])
+    out = F.conv2d(x.reshape(b * c, 1, h + 2 * ry, w + 2 * rx), kernel.to(x)[None, None])
     return out.view(b, c, h, w)
 
 
@@ -78,7 +77,7 @@ def gaussian_blur(x: Tensor, sigma: float, truncate: float, mode: str) -> Tensor
 def _zoom_matrix(size: int, zoom: float) -> Tensor:
     crop = math.ceil(size / zoom)
     top = (size - crop) // 2
-    zoomed = round(crop * zoom)                    # scipy.ndimage.zoom's output length
+    zoomed = round(crop * zoom)  # scipy.ndimage.zoom's output length
     trim = (zoomed - size) // 2
     coord = torch.arange(trim, trim + size, dtype=torch.float64)
     coord = coord * (crop - 1) / (zoomed - 1) if zoomed > 1 else coord * 0
@@ -156,7 +155,7 @@ def motion_blur(x: Tensor, radius: float, sigma: float, angle_degrees: Tensor) -
     weights = torch.exp(-(taps**2) / (2 * sigma**2))
     weights = weights / weights.sum()
     angle = torch.deg2rad(angle_degrees.to(x)).view(b, 1)
-    offset_x = torch.ceil(taps * torch.cos(angle) - 0.5).long()   # [B, taps]
+    offset_x = torch.ceil(taps * torch.cos(angle) - 0.5).long()  # [B, taps]
     offset_y = torch.ceil(taps * torch.sin(angle) - 0.5).long()
     rows = torch.arange(h, device=x.device).view(1, h, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, w)

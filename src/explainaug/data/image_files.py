@@ -65,8 +65,15 @@ class ImageFileDataset(Dataset):
         (0, 1)
     """
 
-    def __init__(self, paths: Sequence[str | Path], labels: Sequence[int], *,
-                 mean: Sequence[float], std: Sequence[float], classes: Sequence[str]) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        labels: Sequence[int],
+        *,
+        mean: Sequence[float],
+        std: Sequence[float],
+        classes: Sequence[str],
+    ) -> None:
         if len(paths) != len(labels):
             raise ValueError(f"got {len(paths)} paths but {len(labels)} labels")
         self.paths = [Path(p) for p in paths]

@@ -41,8 +41,9 @@ _SHAPES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "circle": lambda u, v: u * u + v * v <= 1.0,
     "square": lambda u, v: torch.maximum(u.abs(), v.abs()) <= 0.8,
     "triangle": _triangle,
-    "cross": lambda u, v: ((u.abs() <= 0.28) & (v.abs() <= 0.95))
-    | ((v.abs() <= 0.28) & (u.abs() <= 0.95)),
+    "cross": lambda u, v: (
+        ((u.abs() <= 0.28) & (v.abs() <= 0.95)) | ((v.abs() <= 0.28) & (u.abs() <= 0.95))
+    ),
     "ring": lambda u, v: ((u * u + v * v) <= 1.0) & ((u * u + v * v) >= 0.55**2),
     "bar": lambda u, v: (u.abs() <= 1.0) & (v.abs() <= 0.3),
 }
@@ -52,33 +53,39 @@ def _uniform(shape: tuple[int, ...], low: float, high: float, gen: torch.Generat
     return low + (high - low) * torch.rand(shape, generator=gen)
 
 
-def _background(n: int, size: int, grid_x: Tensor, grid_y: Tensor,
-                gen: torch.Generator) -> Tensor:
+def _background(n: int, size: int, grid_x: Tensor, grid_y: Tensor, gen: torch.Generator) -> Tensor:
     base = _uniform((n, 3, 1, 1), 0.25, 0.75, gen)
-    shading = F.interpolate(_uniform((n, 3, 4, 4), -0.06, 0.06, gen), size=(size, size),
-                            mode="bilinear", align_corners=False)
-    blobs_at = _uniform((n, 3, 2, 1, 1), 0.0, size, gen)   # 3 blobs, (x, y) centres
+    shading = F.interpolate(
+        _uniform((n, 3, 4, 4), -0.06, 0.06, gen),
+        size=(size, size),
+        mode="bilinear",
+        align_corners=False,
+    )
+    blobs_at = _uniform((n, 3, 2, 1, 1), 0.0, size, gen)  # 3 blobs, (x, y) centres
     blob_sigma = _uniform((n, 3, 1, 1), 0.06 * size, 0.15 * size, gen)
-    blob_amp = _uniform((n, 3, 3), -0.1, 0.1, gen)             # per blob, per channel
+    blob_amp = _uniform((n, 3, 3), -0.1, 0.1, gen)  # per blob, per channel
     dist2 = (grid_x - blobs_at[:, :, 0]) ** 2 + (grid_y - blobs_at[:, :, 1]) ** 2
     blobs = torch.einsum("nbc,nbhw->nchw", blob_amp, torch.exp(-dist2 / (2 * blob_sigma**2)))
-    line_angle = _uniform((n, 2, 1, 1), 0.0, math.pi, gen)     # 2 lines through the image
+    line_angle = _uniform((n, 2, 1, 1), 0.0, math.pi, gen)  # 2 lines through the image
     line_point = _uniform((n, 2, 2, 1, 1), 0.0, size, gen)
-    distance = ((grid_x - line_point[:, :, 0]) * torch.sin(line_angle)
-                - (grid_y - line_point[:, :, 1]) * torch.cos(line_angle)).abs()
+    distance = (
+        (grid_x - line_point[:, :, 0]) * torch.sin(line_angle)
+        - (grid_y - line_point[:, :, 1]) * torch.cos(line_angle)
+    ).abs()
     line_amp = _uniform((n, 2, 3), -0.1, 0.1, gen)
     lines = torch.einsum("nlc,nlhw->nchw", line_amp, (distance <= 0.5).float())
     return base + shading + blobs + lines
 
 
-def _generate(n: int, size: int, num_classes: int,
-              gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+def _generate(
+    n: int, size: int, num_classes: int, gen: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor]:
     labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=gen)]
     centres = torch.arange(size, dtype=torch.float32) + 0.5
     grid_y, grid_x = torch.meshgrid(centres, centres, indexing="ij")
     images, masks = [], []
     for start in range(0, n, _CHUNK):
-        chunk = labels[start:start + _CHUNK]
+        chunk = labels[start : start + _CHUNK]
         m = chunk.shape[0]
         background = _background(m, size, grid_x, grid_y, gen)
         radius = _uniform((m, 1, 1), 0.22 * size, 0.36 * size, gen)
@@ -96,7 +103,8 @@ def _generate(n: int, size: int, num_classes: int,
         # The object moves away from the background's mean level, so its contrast is >= ~0.3.
         direction = torch.where(background.mean(dim=(1, 2, 3), keepdim=True) < 0.5, 1.0, -1.0)
         colour = background.mean(dim=(2, 3), keepdim=True) + direction * _uniform(
-            (m, 3, 1, 1), 0.3, 0.5, gen)
+            (m, 3, 1, 1), 0.3, 0.5, gen
+        )
         image = torch.where(mask, colour, background)
         image = image + 0.02 * torch.randn(image.shape, generator=gen)
         images.append((image.clamp(0, 1) * 255).round().to(torch.uint8))
@@ -108,8 +116,9 @@ def _generator(seed: int, train: bool) -> torch.Generator:
     return torch.Generator().manual_seed(2 * seed + (0 if train else 1))
 
 
-def shapes(n: int = 2000, size: int = 32, num_classes: int = 4, train: bool = True,
-           seed: int = 0) -> ImageTensorDataset:
+def shapes(
+    n: int = 2000, size: int = 32, num_classes: int = 4, train: bool = True, seed: int = 0
+) -> ImageTensorDataset:
     """Generate the shapes dataset: ``n`` RGB images with labels and object masks.
 
     Args:
@@ -132,11 +141,12 @@ def shapes(n: int = 2000, size: int = 32, num_classes: int = 4, train: bool = Tr
     check_count(n, "n")
     check_count(size, "size", minimum=16)
     if not isinstance(num_classes, int) or not 2 <= num_classes <= len(SHAPE_NAMES):
-        raise ValueError(f"num_classes must be an int in [2, {len(SHAPE_NAMES)}], "
-                         f"got {num_classes!r}")
+        raise ValueError(
+            f"num_classes must be an int in [2, {len(SHAPE_NAMES)}], got {num_classes!r}"
+        )
     images, labels, masks = _generate(n, size, num_classes, _generator(seed, train))
-    train_images = images if train else _generate(n, size, num_classes,
-                                                  _generator(seed, True))[0]
+    train_images = images if train else _generate(n, size, num_classes, _generator(seed, True))[0]
     mean, std = channel_stats(train_images)
-    return ImageTensorDataset(images, labels, masks, mean=mean, std=std,
-                              classes=list(SHAPE_NAMES[:num_classes]))
+    return ImageTensorDataset(
+        images, labels, masks, mean=mean, std=std, classes=list(SHAPE_NAMES[:num_classes])
+    )

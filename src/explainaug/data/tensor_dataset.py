@@ -41,8 +41,9 @@ def _check_uint8_images(images: object, name: str) -> Tensor:
     if images.dtype != torch.uint8:
         raise TypeError(f"{name} must be a uint8 tensor [N, C, H, W], got dtype {images.dtype}")
     if images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(f"{name} must have shape [N, C, H, W] with N >= 1, "
-                         f"got {tuple(images.shape)}")
+        raise ValueError(
+            f"{name} must have shape [N, C, H, W] with N >= 1, got {tuple(images.shape)}"
+        )
     return images
 
 
@@ -68,31 +69,42 @@ class ImageTensorDataset(Dataset):
         (torch.float32, torch.Size([3, 8, 8]), 1, 4)
     """
 
-    def __init__(self, images: Tensor, labels: Tensor, masks: Tensor | None = None, *,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 classes: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        masks: Tensor | None = None,
+        *,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> None:
         images = _check_uint8_images(images, "images")
         labels = check_tensor(labels, "labels")
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
         if labels.shape != (images.shape[0],):
-            raise ValueError(f"labels must have shape [{images.shape[0]}], "
-                             f"got {tuple(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape [{images.shape[0]}], got {tuple(labels.shape)}"
+            )
         if bool((labels < 0).any()):
             raise ValueError("labels must be >= 0")
         if masks is not None:
             masks = check_tensor(masks, "masks")
             expected = (images.shape[0], 1, *images.shape[2:])
             if masks.dtype != torch.bool or tuple(masks.shape) != expected:
-                raise ValueError(f"masks must be bool {list(expected)}, got {masks.dtype} "
-                                 f"{list(masks.shape)}")
+                raise ValueError(
+                    f"masks must be bool {list(expected)}, got {masks.dtype} {list(masks.shape)}"
+                )
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither")
         if mean is None:
             mean, std = channel_stats(images)
         if len(mean) != images.shape[1] or len(std) != images.shape[1]:
-            raise ValueError(f"mean and std need {images.shape[1]} values (one per channel), "
-                             f"got {len(mean)} and {len(std)}")
+            raise ValueError(
+                f"mean and std need {images.shape[1]} values (one per channel), "
+                f"got {len(mean)} and {len(std)}"
+            )
         self.images = images
         self.labels = labels.long()
         self.masks = masks
@@ -100,8 +112,10 @@ class ImageTensorDataset(Dataset):
         self.std = tuple(float(s) for s in std)
         self.classes = list(classes) if classes is not None else None
         if self.classes is not None and int(self.labels.max()) >= len(self.classes):
-            raise ValueError(f"labels reach {int(self.labels.max())} but only "
-                             f"{len(self.classes)} classes are named")
+            raise ValueError(
+                f"labels reach {int(self.labels.max())} but only "
+                f"{len(self.classes)} classes are named"
+            )
 
     @property
     def num_classes(self) -> int:

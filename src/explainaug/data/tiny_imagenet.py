@@ -31,14 +31,17 @@ def _find_base(root: Path) -> Path:
     raise FileNotFoundError(
         f"Tiny ImageNet not found: neither {root / TINY_IMAGENET_FOLDER / 'wnids.txt'} nor "
         f"{root / 'wnids.txt'} exists; download and unzip "
-        "http://cs231n.stanford.edu/tiny-imagenet-200.zip into root")
+        "http://cs231n.stanford.edu/tiny-imagenet-200.zip into root"
+    )
 
 
 def _class_folders(split_dir: Path, wnids: list[str]) -> tuple[list[Path], list[int]]:
     missing = [w for w in wnids if not (split_dir / w / "images").is_dir()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} class folders missing in {split_dir} "
-                                f"(expected <wnid>/images/ for every wnid), e.g. {missing[:3]}")
+        raise FileNotFoundError(
+            f"{len(missing)} class folders missing in {split_dir} "
+            f"(expected <wnid>/images/ for every wnid), e.g. {missing[:3]}"
+        )
     paths, labels = [], []
     for label, wnid in enumerate(wnids):
         files = sorted((split_dir / wnid / "images").glob("*.JPEG"))
@@ -55,8 +58,10 @@ def _annotated_val(val_dir: Path, wnids: list[str]) -> tuple[list[Path], list[in
             continue
         fields = line.split("\t")
         if len(fields) < 2 or fields[1] not in index:
-            raise ValueError(f"{val_dir / 'val_annotations.txt'} line {line_no}: expected "
-                             f"'<file>\\t<wnid>...' with a wnid from wnids.txt, got {line!r}")
+            raise ValueError(
+                f"{val_dir / 'val_annotations.txt'} line {line_no}: expected "
+                f"'<file>\\t<wnid>...' with a wnid from wnids.txt, got {line!r}"
+            )
         path = val_dir / "images" / fields[0]
         if not path.is_file():
             raise FileNotFoundError(f"{path} is listed in val_annotations.txt but missing")
@@ -65,8 +70,9 @@ def _annotated_val(val_dir: Path, wnids: list[str]) -> tuple[list[Path], list[in
     return paths, labels
 
 
-def tiny_imagenet(root: str | Path, split: str = "train",
-                  lazy: bool = False) -> ImageTensorDataset | ImageFileDataset:
+def tiny_imagenet(
+    root: str | Path, split: str = "train", lazy: bool = False
+) -> ImageTensorDataset | ImageFileDataset:
     """Tiny ImageNet's train (100,000 images) or val (10,000) split.
 
     Args:
@@ -85,22 +91,32 @@ def tiny_imagenet(root: str | Path, split: str = "train",
         FileNotFoundError: Tiny ImageNet not found: ...
     """
     if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val' (the test split has no labels), "
-                         f"got {split!r}")
+        raise ValueError(
+            f"split must be 'train' or 'val' (the test split has no labels), got {split!r}"
+        )
     base = _find_base(Path(root))
     wnids = [w.strip() for w in (base / "wnids.txt").read_text().splitlines() if w.strip()]
     split_dir = base / split
     if not split_dir.is_dir():
         raise FileNotFoundError(f"Tiny ImageNet split folder {split_dir} does not exist")
-    if split == "val" and (split_dir / "val_annotations.txt").is_file() \
-            and (split_dir / "images").is_dir():
+    if (
+        split == "val"
+        and (split_dir / "val_annotations.txt").is_file()
+        and (split_dir / "images").is_dir()
+    ):
         paths, labels = _annotated_val(split_dir, wnids)
     else:
         paths, labels = _class_folders(split_dir, wnids)
     if not paths:
         raise FileNotFoundError(f"no .JPEG images found in {split_dir}")
     if lazy:
-        return ImageFileDataset(paths, labels, mean=TINY_IMAGENET_MEAN, std=TINY_IMAGENET_STD,
-                                classes=wnids)
-    return ImageTensorDataset(read_images(paths), torch.as_tensor(labels),
-                              mean=TINY_IMAGENET_MEAN, std=TINY_IMAGENET_STD, classes=wnids)
+        return ImageFileDataset(
+            paths, labels, mean=TINY_IMAGENET_MEAN, std=TINY_IMAGENET_STD, classes=wnids
+        )
+    return ImageTensorDataset(
+        read_images(paths),
+        torch.as_tensor(labels),
+        mean=TINY_IMAGENET_MEAN,
+        std=TINY_IMAGENET_STD,
+        classes=wnids,
+    )

@@ -19,11 +19,14 @@ def check_explainer(explainer: object, model: nn.Module) -> Explainer:
         True
     """
     if not callable(explainer):
-        raise TypeError(f"explainer must be callable (x, target) -> maps, got "
-                        f"{type(explainer).__name__}")
+        raise TypeError(
+            f"explainer must be callable (x, target) -> maps, got {type(explainer).__name__}"
+        )
     if getattr(explainer, "model", model) is not model:
-        raise ValueError("the explainer explains a different model than the one evaluated; "
-                         "build it from the same model object")
+        raise ValueError(
+            "the explainer explains a different model than the one evaluated; "
+            "build it from the same model object"
+        )
     return explainer
 
 

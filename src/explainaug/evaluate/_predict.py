@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from explainaug._validation import check_images, check_labels
 
-Batch = tuple[Tensor, Tensor, Optional[Tensor]]
+Batch = tuple[Tensor, Tensor, Tensor | None]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -90,8 +89,9 @@ def iterate_batches(loader: Iterable, device: torch.device) -> Iterator[Batch]:
         [2]
     """
     if not isinstance(loader, Iterable):
-        raise TypeError(f"loader must be an iterable of (x, y[, masks]) batches, got "
-                        f"{type(loader).__name__}")
+        raise TypeError(
+            f"loader must be an iterable of (x, y[, masks]) batches, got {type(loader).__name__}"
+        )
     empty = True
     for batch in loader:
         empty = False
@@ -105,8 +105,9 @@ def iterate_batches(loader: Iterable, device: torch.device) -> Iterator[Batch]:
         raise ValueError("the loader yielded no batches; evaluation needs at least one sample")
 
 
-def predict(model: nn.Module, loader: Iterable,
-            transform: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+def predict(
+    model: nn.Module, loader: Iterable, transform: Callable[[Tensor], Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
     """Run ``model`` over ``loader`` in eval mode under ``torch.no_grad``; gather the outputs.
 
     The model's train/eval mode is restored afterwards. ``no_grad`` (not ``inference_mode``) is
@@ -142,8 +143,10 @@ def predict(model: nn.Module, loader: Iterable,
             logits = model(x)
             if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != len(y):
                 got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-                raise ValueError(f"the model must return logits [{len(y)}, classes] for a batch "
-                                 f"of {len(y)}, got {got}")
+                raise ValueError(
+                    f"the model must return logits [{len(y)}, classes] for a batch "
+                    f"of {len(y)}, got {got}"
+                )
             all_logits.append(logits.float())
             all_labels.append(y)
     logits, labels = torch.cat(all_logits), torch.cat(all_labels)

@@ -28,8 +28,9 @@ def topk_correct(logits: Tensor, labels: Tensor, topk: Sequence[int]) -> dict[in
     return {k: hit_at_rank[:, k - 1] for k in ks}
 
 
-def accuracy(model: nn.Module, loader: Iterable, topk: Sequence[int] = (1, 5),
-             per_class: bool = True) -> dict:
+def accuracy(
+    model: nn.Module, loader: Iterable, topk: Sequence[int] = (1, 5), per_class: bool = True
+) -> dict:
     """Top-k accuracy and per-class top-1 accuracy of ``model`` over ``loader``.
 
     The model runs in eval mode under ``no_grad`` (its mode is restored afterwards); batches
@@ -52,8 +53,11 @@ def accuracy(model: nn.Module, loader: Iterable, topk: Sequence[int] = (1, 5),
         >>> sorted(accuracy(model, loader, topk=(1,)))
         ['class_counts', 'count', 'per_class', 'top1']
     """
-    valid_k = [isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk] \
-        if isinstance(topk, Sequence) else []
+    valid_k = (
+        [isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk]
+        if isinstance(topk, Sequence)
+        else []
+    )
     if not valid_k or not all(valid_k):
         raise ValueError(f"topk must be a non-empty sequence of integers >= 1, got {topk!r}")
     logits, labels = predict(model, loader)
@@ -68,7 +72,7 @@ def accuracy(model: nn.Module, loader: Iterable, topk: Sequence[int] = (1, 5),
         class_hits = torch.bincount(labels, weights=hits, minlength=num_classes)
         rates = (class_hits / class_counts.clamp_min(1)).tolist()
         result["per_class"] = [
-            rate if n > 0 else None for rate, n in zip(rates, class_counts.tolist())
+            rate if n > 0 else None for rate, n in zip(rates, class_counts.tolist(), strict=False)
         ]
         result["class_counts"] = class_counts.tolist()
     return result

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +26,8 @@ from torch import Tensor, nn
 from explainaug._validation import check_count, check_labels, check_positive, check_tensor
 from explainaug.evaluate._predict import model_device, predict
 
-Corruptions = Union[None, str, Sequence[str]]
-Temperature = Union[None, float, str]
+Corruptions = str | Sequence[str] | None
+Temperature = float | str | None
 
 
 def _check_probs(probs: object, labels: object) -> tuple[Tensor, Tensor]:
@@ -68,8 +67,11 @@ def _bin_totals(probs: Tensor, labels: Tensor, n_bins: int) -> tuple[Tensor, Ten
     edges = torch.linspace(0, 1, n_bins + 1, device=probs.device, dtype=confidence.dtype)
     index = torch.bucketize(confidence, edges, right=True) - 1
     zeros = torch.zeros(n_bins + 1, device=probs.device, dtype=confidence.dtype)
-    return (zeros.scatter_add(0, index, confidence), zeros.scatter_add(0, index, correct),
-            zeros.scatter_add(0, index, torch.ones_like(confidence)))
+    return (
+        zeros.scatter_add(0, index, confidence),
+        zeros.scatter_add(0, index, correct),
+        zeros.scatter_add(0, index, torch.ones_like(confidence)),
+    )
 
 
 def expected_calibration_error(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
@@ -126,7 +128,7 @@ def reliability_diagram(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict
     probs, labels = _check_probs(probs, labels)
     n_bins = _check_n_bins(n_bins)
     confidence_sum, correct_sum, count = (
-        torch.cat([total[: n_bins - 1], total[n_bins - 1:].sum(0, keepdim=True)])
+        torch.cat([total[: n_bins - 1], total[n_bins - 1 :].sum(0, keepdim=True)])
         for total in _bin_totals(probs, labels, n_bins)
     )
     occupied = count.clamp_min(1)
@@ -157,8 +159,7 @@ def fit_temperature(model: nn.Module, val_loader: Iterable, max_iter: int = 100)
     """
     logits, labels = predict(model, val_loader)
     log_t = torch.zeros((), device=logits.device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter,
-                                  line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
     log_bounds = (math.log(0.01), math.log(100.0))
 
     def closure() -> Tensor:
@@ -175,15 +176,17 @@ def fit_temperature(model: nn.Module, val_loader: Iterable, max_iter: int = 100)
     return min(max(temperature, 0.01), 100.0)
 
 
-def _resolve_temperature(model: nn.Module, temperature: Temperature,
-                         val_loader: Iterable | None) -> float:
+def _resolve_temperature(
+    model: nn.Module, temperature: Temperature, val_loader: Iterable | None
+) -> float:
     if temperature == "fit":
         if val_loader is None:
             raise ValueError('temperature="fit" needs val_loader= (clean iid validation data)')
         return fit_temperature(model, val_loader)
     if val_loader is not None:
-        raise ValueError('val_loader is only used with temperature="fit"; '
-                         f"got temperature={temperature!r}")
+        raise ValueError(
+            f'val_loader is only used with temperature="fit"; got temperature={temperature!r}'
+        )
     if temperature is None:
         return 1.0
     if isinstance(temperature, str):
@@ -201,8 +204,9 @@ def _corruption_names(corruptions: Corruptions) -> list[str]:
     names = [corruptions] if isinstance(corruptions, str) else list(corruptions)
     unknown = [name for name in names if name not in CORRUPTIONS]
     if unknown or not names:
-        raise ValueError(f'corruptions must be None, "all" or names from {CORRUPTIONS}; '
-                         f"got {corruptions!r}")
+        raise ValueError(
+            f'corruptions must be None, "all" or names from {CORRUPTIONS}; got {corruptions!r}'
+        )
     return names
 
 
@@ -230,10 +234,16 @@ def _metrics(logits: Tensor, labels: Tensor, temperature: float, n_bins: int) ->
     }
 
 
-def calibration(model: nn.Module, loader: Iterable, corruptions: Corruptions = None,
-                severities: Sequence[int] = (1, 2, 3, 4, 5), n_bins: int = 15,
-                temperature: Temperature = None, val_loader: Iterable | None = None,
-                seed: int = 0) -> dict:
+def calibration(
+    model: nn.Module,
+    loader: Iterable,
+    corruptions: Corruptions = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    n_bins: int = 15,
+    temperature: Temperature = None,
+    val_loader: Iterable | None = None,
+    seed: int = 0,
+) -> dict:
     """Calibration metrics on clean data and, optionally, on every corruption x severity cell.
 
     The model runs in eval mode under ``no_grad`` (its mode is restored). Images in [0, 1] are
@@ -268,8 +278,10 @@ def calibration(model: nn.Module, loader: Iterable, corruptions: Corruptions = N
     names = _corruption_names(corruptions)
     severities = _check_severities(severities) if names else []
     if names and iter(loader) is loader:
-        raise TypeError("loader must be re-iterable (a DataLoader or a list, not an iterator): "
-                        "every corruption cell runs over it again")
+        raise TypeError(
+            "loader must be re-iterable (a DataLoader or a list, not an iterator): "
+            "every corruption cell runs over it again"
+        )
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     scale = _resolve_temperature(model, temperature, val_loader)

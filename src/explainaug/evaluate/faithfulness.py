@@ -28,7 +28,6 @@ perturbed image of a batch is built on the fly and run through the model in chun
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Union
 
 import torch
 from torch import Tensor, nn
@@ -40,7 +39,7 @@ from explainaug.evaluate._predict import eval_mode, iterate_batches, model_devic
 from explainaug.evaluate.similarity import gaussian_filter
 from explainaug.explain._base import Explainer
 
-Fill = Union[float, Sequence[float], str]
+Fill = float | Sequence[float] | str
 
 
 def fill_values(fill: Fill, x: Tensor) -> Tensor:
@@ -59,8 +58,9 @@ def fill_values(fill: Fill, x: Tensor) -> Tensor:
         return x.mean(dim=(2, 3), keepdim=True)
     values = torch.as_tensor(fill, dtype=x.dtype, device=x.device).flatten()
     if values.numel() not in (1, x.shape[1]):
-        raise ValueError(f"fill must give 1 or {x.shape[1]} values (one per channel), got "
-                         f"{values.numel()}")
+        raise ValueError(
+            f"fill must give 1 or {x.shape[1]} values (one per channel), got {values.numel()}"
+        )
     if not bool(((values >= 0) & (values <= 1)).all()):
         raise ValueError(f"fill must lie in [0, 1] like the images, got {values.tolist()}")
     return values.view(1, -1, 1, 1).expand(1, x.shape[1], 1, 1)
@@ -97,8 +97,9 @@ def trapezoid_auc(curves: Tensor) -> Tensor:
     return (curves.sum(dim=1) - (curves[:, 0] + curves[:, -1]) / 2) / steps
 
 
-def _perturbation_plan(n: int, keep: float, steps: int, ratio: float, device: torch.device
-                       ) -> tuple[Tensor, Tensor, Tensor]:
+def _perturbation_plan(
+    n: int, keep: float, steps: int, ratio: float, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor]:
     """Each perturbation replaces the pixels of rank in ``[low, high)`` by a canvas (0: fill, 1:
     blur). Order: keep-top, salient occlusion, non-salient occlusion, deletion steps 0..T,
     insertion steps 0..T."""
@@ -111,9 +112,15 @@ def _perturbation_plan(n: int, keep: float, steps: int, ratio: float, device: to
     return as_tensor(low), as_tensor(high), as_tensor(canvas)
 
 
-def _perturbed_probabilities(model: nn.Module, x: Tensor, rank: Tensor, target: Tensor,
-                             canvases: Tensor, plan: tuple[Tensor, Tensor, Tensor],
-                             batch_size: int) -> Tensor:
+def _perturbed_probabilities(
+    model: nn.Module,
+    x: Tensor,
+    rank: Tensor,
+    target: Tensor,
+    canvases: Tensor,
+    plan: tuple[Tensor, Tensor, Tensor],
+    batch_size: int,
+) -> Tensor:
     """``p_target`` of every perturbation of every image, ``[perturbations, B]``."""
     low, high, canvas_index = plan
     batch = x.shape[0]
@@ -130,9 +137,18 @@ def _perturbed_probabilities(model: nn.Module, x: Tensor, rank: Tensor, target: 
     return torch.cat(probabilities).view(low.numel(), batch)
 
 
-def faithfulness(model: nn.Module, explainer: Explainer, loader: Iterable, *, keep: float = 0.15,
-                 deletion_steps: int = 32, occlusion_ratio: float = 0.2, fill: Fill = 0.0,
-                 batch_size: int = 512, progress: bool = False) -> dict:
+def faithfulness(
+    model: nn.Module,
+    explainer: Explainer,
+    loader: Iterable,
+    *,
+    keep: float = 0.15,
+    deletion_steps: int = 32,
+    occlusion_ratio: float = 0.2,
+    fill: Fill = 0.0,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> dict:
     """Average Drop / Increase in Confidence, deletion / insertion AUC and EDDA's SD / NC.
 
     The model runs in eval mode (its modes are restored); the class explained and scored is the
@@ -173,24 +189,24 @@ def faithfulness(model: nn.Module, explainer: Explainer, loader: Iterable, *, ke
     device = model_device(model)
     clean, perturbed = [], []
     with eval_mode(model):
-        for x, _, _ in tqdm(iterate_batches(loader, device), desc="faithfulness",
-                            disable=not progress, leave=False):
+        for x, _, _ in tqdm(
+            iterate_batches(loader, device), desc="faithfulness", disable=not progress, leave=False
+        ):
             with torch.no_grad():
                 probabilities = model(x).float().softmax(dim=1)
             confidence, target = probabilities.max(dim=1)
             rank = descending_rank(explain_flat(explainer, x, target))
-            canvases = torch.stack([
-                fill_values(fill, x).expand_as(x), blurred_canvas(x)
-            ])
+            canvases = torch.stack([fill_values(fill, x).expand_as(x), blurred_canvas(x)])
             plan = _perturbation_plan(rank.shape[1], keep, deletion_steps, occlusion_ratio, device)
             with torch.no_grad():
-                perturbed.append(_perturbed_probabilities(model, x, rank, target, canvases, plan,
-                                                          batch_size))
+                perturbed.append(
+                    _perturbed_probabilities(model, x, rank, target, canvases, plan, batch_size)
+                )
             clean.append(confidence)
     y_clean, scores = torch.cat(clean), torch.cat(perturbed, dim=1)
     kept, salient, nonsalient = scores[0], scores[1], scores[2]
-    deletion = scores[3:deletion_steps + 4].T
-    insertion = scores[deletion_steps + 4:].T
+    deletion = scores[3 : deletion_steps + 4].T
+    insertion = scores[deletion_steps + 4 :].T
     return {
         "average_drop_pct": float(100 * ((y_clean - kept).clamp_min(0) / y_clean).mean()),
         "increase_in_confidence_pct": float(100 * (kept > y_clean).float().mean()),

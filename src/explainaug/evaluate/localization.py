@@ -40,8 +40,10 @@ def check_masks(masks: Tensor | None, x: Tensor) -> Tensor:
     if masks.ndim == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
     if masks.ndim != 3 or masks.shape[0] != x.shape[0] or masks.shape[1:] != x.shape[2:]:
-        raise ValueError(f"masks must have shape [B, 1, H, W] or [B, H, W] matching the images "
-                         f"{tuple(x.shape)}, got {tuple(masks.shape)}")
+        raise ValueError(
+            f"masks must have shape [B, 1, H, W] or [B, H, W] matching the images "
+            f"{tuple(x.shape)}, got {tuple(masks.shape)}"
+        )
     if masks.dtype != torch.bool:
         if not bool(((masks == 0) | (masks == 1)).all()):
             raise ValueError("masks must be bool or hold only 0 and 1")
@@ -73,12 +75,23 @@ def localization_scores(maps: Tensor, masks: Tensor, top: float = 0.2) -> dict[s
     top_n = descending_rank(maps) < area[:, None]
     bbox = (top_n & masks).sum(dim=1) / area
     pointing = masks.gather(1, maps.argmax(dim=1, keepdim=True))[:, 0]
-    return {"ebpg": ebpg, "iou": iou.to(maps.dtype), "bbox": bbox.to(maps.dtype),
-            "pointing_game": pointing.to(maps.dtype)}
+    return {
+        "ebpg": ebpg,
+        "iou": iou.to(maps.dtype),
+        "bbox": bbox.to(maps.dtype),
+        "pointing_game": pointing.to(maps.dtype),
+    }
 
 
-def localization(model: nn.Module, explainer: Explainer, loader: Iterable, *, top: float = 0.2,
-                 target: str = "label", progress: bool = False) -> dict:
+def localization(
+    model: nn.Module,
+    explainer: Explainer,
+    loader: Iterable,
+    *,
+    top: float = 0.2,
+    target: str = "label",
+    progress: bool = False,
+) -> dict:
     """EBPG, mIoU, Bbox score and pointing game of ``explainer`` over a loader with masks.
 
     The model runs in eval mode (its modes are restored).
@@ -112,8 +125,9 @@ def localization(model: nn.Module, explainer: Explainer, loader: Iterable, *, to
     device = model_device(model)
     scores: dict[str, list[Tensor]] = {}
     with eval_mode(model):
-        for x, y, masks in tqdm(iterate_batches(loader, device), desc="localization",
-                                disable=not progress, leave=False):
+        for x, y, masks in tqdm(
+            iterate_batches(loader, device), desc="localization", disable=not progress, leave=False
+        ):
             flat_masks = check_masks(masks, x)
             if target == "predicted":
                 with torch.no_grad():
@@ -122,5 +136,10 @@ def localization(model: nn.Module, explainer: Explainer, loader: Iterable, *, to
             for name, value in localization_scores(maps, flat_masks, top).items():
                 scores.setdefault(name, []).append(value)
     means = {name: float(torch.cat(values).mean()) for name, values in scores.items()}
-    return {"ebpg": means["ebpg"], "miou": means["iou"], "bbox": means["bbox"],
-            "pointing_game": means["pointing_game"], "n_images": len(torch.cat(scores["ebpg"]))}
+    return {
+        "ebpg": means["ebpg"],
+        "miou": means["iou"],
+        "bbox": means["bbox"],
+        "pointing_game": means["pointing_game"],
+        "n_images": len(torch.cat(scores["ebpg"])),
+    }

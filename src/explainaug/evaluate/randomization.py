@@ -57,14 +57,18 @@ def forward_order(model: nn.Module, x: Tensor) -> list[str]:
         >>> forward_order(SmallCNN(num_classes=2, width=4).eval(), torch.rand(1, 3, 16, 16))[:3]
         ['block1.0', 'block1.1', 'block2.0']
     """
-    named = [(name, module) for name, module in model.named_modules()
-             if _owns_state(module) and next(module.children(), None) is None]
+    named = [
+        (name, module)
+        for name, module in model.named_modules()
+        if _owns_state(module) and next(module.children(), None) is None
+    ]
     order: list[str] = []
 
     def make_hook(name: str) -> Callable:
         def hook(*_args: object) -> None:
             if name not in order:
                 order.append(name)
+
         return hook
 
     handles = [module.register_forward_pre_hook(make_hook(name)) for name, module in named]
@@ -77,8 +81,9 @@ def forward_order(model: nn.Module, x: Tensor) -> list[str]:
     return order
 
 
-def group_layers(order: Sequence[str], modules: dict[str, nn.Module],
-                 group_depth: int | None = None) -> list[tuple[str, list[str]]]:
+def group_layers(
+    order: Sequence[str], modules: dict[str, nn.Module], group_depth: int | None = None
+) -> list[tuple[str, list[str]]]:
     """Group modules (in forward order) into randomization steps: ``[(step name, names)]``.
 
     ``group_depth=None``: each non-normalisation module starts a step and the normalisation
@@ -155,12 +160,16 @@ def summarize(scores: Tensor) -> dict[str, float]:
     defined = scores[~torch.isnan(scores)].double()
     if defined.numel() == 0:
         return {"mean": math.nan, "std": math.nan, "undefined": int(scores.numel())}
-    return {"mean": float(defined.mean()), "std": float(defined.std(unbiased=False)),
-            "undefined": int(scores.numel() - defined.numel())}
+    return {
+        "mean": float(defined.mean()),
+        "std": float(defined.std(unbiased=False)),
+        "undefined": int(scores.numel() - defined.numel()),
+    }
 
 
-def _prepare(model: nn.Module, x: Tensor, y: Tensor | None,
-             similarity: Sequence[str] | str) -> tuple[Tensor, Tensor | None, tuple[str, ...]]:
+def _prepare(
+    model: nn.Module, x: Tensor, y: Tensor | None, similarity: Sequence[str] | str
+) -> tuple[Tensor, Tensor | None, tuple[str, ...]]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     device = model_device(model)
@@ -176,11 +185,18 @@ def _random_control(original: Tensor, names: tuple[str, ...], seed: int) -> dict
     return {name: summarize(score) for name, score in compare_maps(original, noise, names).items()}
 
 
-def model_randomization(model: nn.Module, make_explainer: MakeExplainer, x: Tensor,
-                        y: Tensor | None = None, *, mode: str = "cascading",
-                        similarity: Sequence[str] | str = tuple(SIMILARITIES), seed: int = 0,
-                        include_random_map: bool = True, group_depth: int | None = None
-                        ) -> dict:
+def model_randomization(
+    model: nn.Module,
+    make_explainer: MakeExplainer,
+    x: Tensor,
+    y: Tensor | None = None,
+    *,
+    mode: str = "cascading",
+    similarity: Sequence[str] | str = tuple(SIMILARITIES),
+    seed: int = 0,
+    include_random_map: bool = True,
+    group_depth: int | None = None,
+) -> dict:
     """Cascading or independent model-parameter randomization test.
 
     Args:
@@ -233,7 +249,7 @@ def model_randomization(model: nn.Module, make_explainer: MakeExplainer, x: Tens
         name: {"mean": [], "std": [], "undefined": []} for name in names
     }
     step_seeds = torch.randint(2**62, (len(steps),), generator=torch.Generator().manual_seed(seed))
-    for (_, layer_names), step_seed in zip(steps, step_seeds.tolist()):
+    for (_, layer_names), step_seed in zip(steps, step_seeds.tolist(), strict=False):
         step_modules = [modules[name] for name in layer_names]
         saved = None
         if mode == "independent":
@@ -244,7 +260,7 @@ def model_randomization(model: nn.Module, make_explainer: MakeExplainer, x: Tens
             for key, value in summarize(score).items():
                 curves[name][key].append(value)
         if saved is not None:
-            for module, state in zip(step_modules, saved):
+            for module, state in zip(step_modules, saved, strict=False):
                 module.load_state_dict(state)
     result = {
         "mode": mode,
@@ -258,10 +274,17 @@ def model_randomization(model: nn.Module, make_explainer: MakeExplainer, x: Tens
     return result
 
 
-def data_randomization(model_true: nn.Module, model_random_labels: nn.Module,
-                       explainer_factory: MakeExplainer, x: Tensor, y: Tensor | None = None, *,
-                       similarity: Sequence[str] | str = tuple(SIMILARITIES),
-                       include_random_map: bool = True, seed: int = 0) -> dict:
+def data_randomization(
+    model_true: nn.Module,
+    model_random_labels: nn.Module,
+    explainer_factory: MakeExplainer,
+    x: Tensor,
+    y: Tensor | None = None,
+    *,
+    similarity: Sequence[str] | str = tuple(SIMILARITIES),
+    include_random_map: bool = True,
+    seed: int = 0,
+) -> dict:
     """Data randomization test: maps of a model vs maps of one trained on permuted labels.
 
     Both models run in eval mode on deep copies (neither is modified) on the same images.
@@ -310,11 +333,17 @@ def data_randomization(model_true: nn.Module, model_random_labels: nn.Module,
     return result
 
 
-def train_on_permuted_labels(make_model: Callable[[], nn.Module], loader: Iterable, epochs: int,
-                             *, lr: float = 1e-3, weight_decay: float = 0.0,
-                             batch_size: int = 128, seed: int = 0,
-                             device: torch.device | str | None = None
-                             ) -> tuple[nn.Module, float]:
+def train_on_permuted_labels(
+    make_model: Callable[[], nn.Module],
+    loader: Iterable,
+    epochs: int,
+    *,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> tuple[nn.Module, float]:
     """Train a fresh model on the loader's images with labels permuted across the dataset.
 
     The loader is read once into memory (meant for the small subsets this test uses); the

@@ -7,15 +7,14 @@ formatting lives in ``report_writer``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Union
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from explainaug import explain
 from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
 from explainaug.evaluate.accuracy import accuracy
 from explainaug.evaluate.calibration import calibration
@@ -26,35 +25,43 @@ from explainaug.evaluate.report_writer import write_report
 from explainaug.evaluate.robustness import robustness
 from explainaug.evaluate.similarity import SIMILARITIES
 from explainaug.explain._base import Explainer
+from explainaug.explain.registry import build_explainer, explainer_names
 
-EVALUATORS = ("accuracy", "calibration", "robustness", "randomization", "faithfulness",
-              "localization")
+EVALUATORS = (
+    "accuracy",
+    "calibration",
+    "robustness",
+    "randomization",
+    "faithfulness",
+    "localization",
+)
 EXPLANATION_EVALUATORS = ("randomization", "faithfulness", "localization")
-ExplainerSpec = Union[str, Callable[[nn.Module], Explainer], None]
+ExplainerSpec = str | Callable[[nn.Module], Explainer] | None
 
 
 def resolve_explainer_factory(spec: ExplainerSpec) -> Callable[[nn.Module], Explainer]:
-    """A factory ``model -> Explainer`` from a callable or a class name in ``explainaug.explain``.
+    """A factory ``model -> Explainer`` from a callable or a name of the explainer registry.
 
-    Names are matched case-insensitively (``"gradcam"`` -> ``GradCAM``); the class is built with
-    its defaults (e.g. the model's ``default_cam_layer``).
+    Names are matched case-insensitively (``"gradcam"`` -> ``GradCAM``); the explainer is built
+    with its defaults (e.g. the model's ``default_cam_layer``).
 
     Example:
-        >>> resolve_explainer_factory("saliency").__name__
-        'Saliency'
+        >>> from explainaug.models import SmallCNN
+        >>> resolve_explainer_factory("saliency")(SmallCNN(num_classes=4, width=4))
+        Saliency(SmallCNN)
     """
     if callable(spec):
         return spec
     if not isinstance(spec, str):
-        raise ValueError("explainer_factory is needed for randomization, faithfulness and "
-                         "localization: pass a callable model -> Explainer or a class name")
-    classes = {name.lower(): getattr(explain, name) for name in explain.__all__
-               if isinstance(getattr(explain, name), type)
-               and issubclass(getattr(explain, name), Explainer)
-               and getattr(explain, name) is not Explainer}
-    if spec.lower() not in classes:
-        raise ValueError(f"unknown explainer {spec!r}; choose from {sorted(classes)}")
-    return classes[spec.lower()]
+        raise ValueError(
+            "explainer_factory is needed for randomization, faithfulness and "
+            "localization: pass a callable model -> Explainer or a class name"
+        )
+    if spec.lower() not in explainer_names():
+        raise ValueError(
+            f"unknown explainer {spec!r}; choose one of {', '.join(explainer_names())}"
+        )
+    return functools.partial(build_explainer, spec)
 
 
 def first_images(loader: Iterable, n: int, device: torch.device) -> Tensor:
@@ -94,16 +101,26 @@ def _check_evaluators(evaluators: Sequence[str] | str) -> tuple[str, ...]:
     return chosen
 
 
-def report(models: Mapping[str, nn.Module] | nn.Module, loader: Iterable, out_dir: str | Path, *,
-           evaluators: Sequence[str] | str = EVALUATORS,
-           explainer_factory: ExplainerSpec = None, mask_loader: Iterable | None = None,
-           corruptions: str | Sequence[str] | None = None,
-           severities: Sequence[int] = (1, 2, 3, 4, 5), attack: str | Sequence[str] = "pgd",
-           eps: Sequence[float] = (2 / 255, 4 / 255, 8 / 255),
-           randomization_mode: str = "cascading", randomization_images: int = 16,
-           similarity: Sequence[str] = tuple(SIMILARITIES),
-           faithfulness_options: dict | None = None,
-           grid_images: int = 8, progress: bool = True, seed: int = 0) -> dict:
+def report(
+    models: Mapping[str, nn.Module] | nn.Module,
+    loader: Iterable,
+    out_dir: str | Path,
+    *,
+    evaluators: Sequence[str] | str = EVALUATORS,
+    explainer_factory: ExplainerSpec = None,
+    mask_loader: Iterable | None = None,
+    corruptions: str | Sequence[str] | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    attack: str | Sequence[str] = "pgd",
+    eps: Sequence[float] = (2 / 255, 4 / 255, 8 / 255),
+    randomization_mode: str = "cascading",
+    randomization_images: int = 16,
+    similarity: Sequence[str] = tuple(SIMILARITIES),
+    faithfulness_options: dict | None = None,
+    grid_images: int = 8,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict:
     """Evaluate each model and write ``report.json``, ``report.md`` and PNG figures.
 
     Args:
@@ -146,10 +163,16 @@ def report(models: Mapping[str, nn.Module] | nn.Module, loader: Iterable, out_di
     if explains or explainer_factory is not None:
         factory = resolve_explainer_factory(explainer_factory)
     settings = {
-        "evaluators": list(chosen), "corruptions": corruptions, "severities": list(severities),
-        "attack": attack, "eps": list(eps), "randomization_mode": randomization_mode,
-        "randomization_images": randomization_images, "similarity": list(similarity),
-        "faithfulness_options": faithfulness_options or {}, "seed": seed,
+        "evaluators": list(chosen),
+        "corruptions": corruptions,
+        "severities": list(severities),
+        "attack": attack,
+        "eps": list(eps),
+        "randomization_mode": randomization_mode,
+        "randomization_images": randomization_images,
+        "similarity": list(similarity),
+        "faithfulness_options": faithfulness_options or {},
+        "seed": seed,
         "explainer": getattr(factory, "__name__", repr(factory)) if factory else None,
     }
     per_model: dict[str, dict] = {}
@@ -159,10 +182,22 @@ def report(models: Mapping[str, nn.Module] | nn.Module, loader: Iterable, out_di
     for name, evaluator in tqdm(jobs, desc="report", disable=not progress):
         model = models[name]
         per_model.setdefault(name, {})[evaluator] = _run(
-            evaluator, model, loader, factory, mask_loader=mask_loader, corruptions=corruptions,
-            severities=severities, attack=attack, eps=eps, randomization_mode=randomization_mode,
-            randomization_images=randomization_images, similarity=similarity,
-            faithfulness_options=faithfulness_options or {}, progress=progress, seed=seed)
+            evaluator,
+            model,
+            loader,
+            factory,
+            mask_loader=mask_loader,
+            corruptions=corruptions,
+            severities=severities,
+            attack=attack,
+            eps=eps,
+            randomization_mode=randomization_mode,
+            randomization_images=randomization_images,
+            similarity=similarity,
+            faithfulness_options=faithfulness_options or {},
+            progress=progress,
+            seed=seed,
+        )
     if factory is not None and grid_images > 0:
         for name, model in models.items():
             x = first_images(loader, grid_images, model_device(model))
@@ -171,32 +206,47 @@ def report(models: Mapping[str, nn.Module] | nn.Module, loader: Iterable, out_di
             images = x.cpu()
     results = {"settings": settings, "models": per_model}
     return write_report(
-        results, out_dir, images=None if images is None else images.numpy(),
+        results,
+        out_dir,
+        images=None if images is None else images.numpy(),
         maps={name: value.numpy() for name, value in maps.items()} or None,
     )
 
 
-def _run(evaluator: str, model: nn.Module, loader: Iterable,
-         factory: Callable[[nn.Module], Explainer] | None, *, mask_loader: Iterable | None,
-         corruptions: str | Sequence[str] | None, severities: Sequence[int],
-         attack: str | Sequence[str], eps: Sequence[float], randomization_mode: str,
-         randomization_images: int, similarity: Sequence[str], faithfulness_options: dict,
-         progress: bool, seed: int) -> dict:
+def _run(
+    evaluator: str,
+    model: nn.Module,
+    loader: Iterable,
+    factory: Callable[[nn.Module], Explainer] | None,
+    *,
+    mask_loader: Iterable | None,
+    corruptions: str | Sequence[str] | None,
+    severities: Sequence[int],
+    attack: str | Sequence[str],
+    eps: Sequence[float],
+    randomization_mode: str,
+    randomization_images: int,
+    similarity: Sequence[str],
+    faithfulness_options: dict,
+    progress: bool,
+    seed: int,
+) -> dict:
     """Run one evaluator on one model."""
     if evaluator == "accuracy":
         return accuracy(model, loader)
     if evaluator == "calibration":
-        return calibration(model, loader, corruptions=corruptions, severities=severities,
-                           seed=seed)
+        return calibration(model, loader, corruptions=corruptions, severities=severities, seed=seed)
     if evaluator == "robustness":
         return robustness(model, loader, attack=attack, eps=eps, seed=seed)
     assert factory is not None
     if evaluator == "randomization":
         x = first_images(loader, randomization_images, model_device(model))
-        return model_randomization(model, factory, x, mode=randomization_mode,
-                                   similarity=similarity, seed=seed)
+        return model_randomization(
+            model, factory, x, mode=randomization_mode, similarity=similarity, seed=seed
+        )
     explainer = factory(model)
     if evaluator == "faithfulness":
         return faithfulness(model, explainer, loader, progress=progress, **faithfulness_options)
-    return localization(model, explainer, mask_loader if mask_loader is not None else loader,
-                        progress=progress)
+    return localization(
+        model, explainer, mask_loader if mask_loader is not None else loader, progress=progress
+    )

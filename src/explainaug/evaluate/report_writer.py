@@ -65,8 +65,10 @@ def _scalar_table(models: Mapping[str, Mapping], evaluator: str) -> str | None:
                 keys.append(key)
     if not keys:
         return None
-    rows = [[name] + [results.get(evaluator, {}).get(key) for key in keys]
-            for name, results in models.items()]
+    rows = [
+        [name] + [results.get(evaluator, {}).get(key) for key in keys]
+        for name, results in models.items()
+    ]
     return _table(["model"] + keys, rows)
 
 
@@ -77,8 +79,18 @@ def _calibration_table(models: Mapping[str, Mapping]) -> str | None:
         if cal is None:
             continue
         clean, shifted = cal["clean"], cal.get("mean", {})
-        rows.append([name, cal.get("temperature"), clean["accuracy"], clean["ece"], clean["nll"],
-                     clean["brier"], shifted.get("accuracy"), shifted.get("ece")])
+        rows.append(
+            [
+                name,
+                cal.get("temperature"),
+                clean["accuracy"],
+                clean["ece"],
+                clean["nll"],
+                clean["brier"],
+                shifted.get("accuracy"),
+                shifted.get("ece"),
+            ]
+        )
     header = ["model", "T", "accuracy", "ECE", "NLL", "Brier", "accuracy (shift)", "ECE (shift)"]
     return _table(header, rows) if rows else None
 
@@ -88,12 +100,15 @@ def _robustness_table(models: Mapping[str, Mapping]) -> str | None:
     for results in models.values():
         for attack, by_eps in results.get("robustness", {}).get("adversarial", {}).items():
             columns += [(attack, eps) for eps in by_eps if (attack, eps) not in columns]
-    rows = [[name, results["robustness"]["clean"]]
-            + [results["robustness"]["adversarial"].get(attack, {}).get(eps)
-               for attack, eps in columns]
-            for name, results in models.items() if "robustness" in results]
-    header = ["model", "clean"] + [f"{attack} eps={float(eps) * 255:.1f}/255"
-                                   for attack, eps in columns]
+    rows = [
+        [name, results["robustness"]["clean"]]
+        + [results["robustness"]["adversarial"].get(attack, {}).get(eps) for attack, eps in columns]
+        for name, results in models.items()
+        if "robustness" in results
+    ]
+    header = ["model", "clean"] + [
+        f"{attack} eps={float(eps) * 255:.1f}/255" for attack, eps in columns
+    ]
     return _table(header, rows) if rows else None
 
 
@@ -128,8 +143,9 @@ def markdown(results: Mapping) -> str:
         "Accuracy": _scalar_table(models, "accuracy"),
         "Calibration": _calibration_table(models),
         "Robustness (adversarial accuracy)": _robustness_table(models),
-        "Randomization sanity check (similarity to the original maps)":
-            _randomization_table(models),
+        "Randomization sanity check (similarity to the original maps)": _randomization_table(
+            models
+        ),
         "Faithfulness": _scalar_table(models, "faithfulness"),
         "Localization": _scalar_table(models, "localization"),
     }
@@ -150,8 +166,11 @@ def _save(figure: Figure, path: Path) -> str:
 
 
 def _reliability_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None:
-    diagrams = {name: r["calibration"]["clean"]["reliability"] for name, r in models.items()
-                if "calibration" in r}
+    diagrams = {
+        name: r["calibration"]["clean"]["reliability"]
+        for name, r in models.items()
+        if "calibration" in r
+    }
     if not diagrams:
         return None
     figure = Figure(figsize=(4 * len(diagrams), 4))
@@ -159,8 +178,15 @@ def _reliability_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | N
         axes = figure.add_subplot(1, len(diagrams), index + 1)
         edges = np.asarray(diagram["edges"], dtype=float)
         accuracy = np.asarray([a if a is not None else 0.0 for a in diagram["accuracy"]])
-        axes.bar(edges[:-1], accuracy, width=np.diff(edges), align="edge", edgecolor="k",
-                 alpha=0.7, label="accuracy")
+        axes.bar(
+            edges[:-1],
+            accuracy,
+            width=np.diff(edges),
+            align="edge",
+            edgecolor="k",
+            alpha=0.7,
+            label="accuracy",
+        )
         axes.plot([0, 1], [0, 1], "r--", label="perfect calibration")
         axes.set(title=name, xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
         axes.legend(loc="upper left")
@@ -177,12 +203,21 @@ def _severity_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None
         by_metric = {}
         for metric in ("accuracy", "ece"):
             by_metric[metric] = [
-                np.mean([cells[c][key][metric] for c in cells for key in cells[c]
-                         if int(key) == severity]) for severity in severities
+                np.mean(
+                    [
+                        cells[c][key][metric]
+                        for c in cells
+                        for key in cells[c]
+                        if int(key) == severity
+                    ]
+                )
+                for severity in severities
             ]
         clean = results["calibration"]["clean"]
-        curves[name] = ([0] + severities,
-                        {m: [clean[m]] + values for m, values in by_metric.items()})
+        curves[name] = (
+            [0] + severities,
+            {m: [clean[m]] + values for m, values in by_metric.items()},
+        )
     if not curves:
         return None
     figure = Figure(figsize=(9, 4))
@@ -190,8 +225,11 @@ def _severity_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None
         axes = figure.add_subplot(1, 2, index + 1)
         for name, (severities, values) in curves.items():
             axes.plot(severities, values[metric], marker="o", label=name)
-        axes.set(xlabel="severity (0 = clean)", ylabel=metric.upper() if metric == "ece"
-                 else metric, title=f"{metric} vs corruption severity")
+        axes.set(
+            xlabel="severity (0 = clean)",
+            ylabel=metric.upper() if metric == "ece" else metric,
+            title=f"{metric} vs corruption severity",
+        )
         axes.legend()
     return _save(figure, out_dir / "calibration_vs_severity.png")
 
@@ -205,8 +243,12 @@ def _robustness_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | No
     for name, result in entries.items():
         for attack, by_eps in result["adversarial"].items():
             eps = [0.0] + [float(e) * 255 for e in by_eps]
-            axes.plot(eps, [result["clean"]] + list(by_eps.values()), marker="o",
-                      label=f"{name} ({attack})")
+            axes.plot(
+                eps,
+                [result["clean"]] + list(by_eps.values()),
+                marker="o",
+                label=f"{name} ({attack})",
+            )
     axes.set(xlabel="eps (x/255)", ylabel="accuracy", title="adversarial accuracy")
     axes.legend()
     return _save(figure, out_dir / "robustness.png")
@@ -221,8 +263,9 @@ def _randomization_figure(models: Mapping[str, Mapping], out_dir: Path) -> str |
     for index, metric in enumerate(metrics):
         axes = figure.add_subplot(1, len(metrics), index + 1)
         for name, result in entries.items():
-            means = [1.0] + [v if v is not None else np.nan
-                             for v in result["similarity"][metric]["mean"]]
+            means = [1.0] + [
+                v if v is not None else np.nan for v in result["similarity"][metric]["mean"]
+            ]
             axes.plot(range(len(means)), means, marker="o", label=name)
             control = result.get("random_map", {}).get(metric, {}).get("mean")
             if control is not None:
@@ -230,8 +273,11 @@ def _randomization_figure(models: Mapping[str, Mapping], out_dir: Path) -> str |
         steps = ["original"] + next(iter(entries.values()))["steps"]
         axes.set_xticks(range(len(steps)))
         axes.set_xticklabels(steps, rotation=90, fontsize=6)
-        axes.set(title=f"{metric} ({next(iter(entries.values()))['mode']})", ylim=(-1.05, 1.05),
-                 ylabel="similarity to original")
+        axes.set(
+            title=f"{metric} ({next(iter(entries.values()))['mode']})",
+            ylim=(-1.05, 1.05),
+            ylabel="similarity to original",
+        )
         axes.legend(fontsize=7)
     return _save(figure, out_dir / "randomization.png")
 
@@ -245,8 +291,11 @@ def _faithfulness_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | 
         axes = figure.add_subplot(1, 2, index + 1)
         for name, result in entries.items():
             curve = result[f"{kind}_curve"]
-            axes.plot(np.linspace(0, 1, len(curve)), curve,
-                      label=f"{name} (AUC {result[f'{kind}_auc']:.3f})")
+            axes.plot(
+                np.linspace(0, 1, len(curve)),
+                curve,
+                label=f"{name} (AUC {result[f'{kind}_auc']:.3f})",
+            )
         axes.set(xlabel="fraction of pixels", ylabel="probability of the class", title=kind)
         axes.legend()
     return _save(figure, out_dir / "deletion_insertion.png")
@@ -271,8 +320,12 @@ def _saliency_grid(images: np.ndarray, maps: Mapping[str, np.ndarray], out_dir: 
     return _save(figure, out_dir / "saliency_grid.png")
 
 
-def write_report(results: Mapping, out_dir: str | Path, images: np.ndarray | None = None,
-                 maps: Mapping[str, np.ndarray] | None = None) -> dict:
+def write_report(
+    results: Mapping,
+    out_dir: str | Path,
+    images: np.ndarray | None = None,
+    maps: Mapping[str, np.ndarray] | None = None,
+) -> dict:
     """Write ``report.json``, ``report.md`` and the figures the results allow into ``out_dir``.
 
     Args:

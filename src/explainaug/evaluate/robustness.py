@@ -15,7 +15,6 @@ and watch for gradient masking: FGSM beating PGD, or accuracy not reaching 0 as 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -25,15 +24,16 @@ from explainaug._validation import check_count, check_images, check_labels, chec
 from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
 
 ATTACKS = ("fgsm", "pgd")
-AttackSpec = Union[str, Sequence[str]]
+AttackSpec = str | Sequence[str]
 
 
 def _check_eps(eps: float) -> float:
     if not isinstance(eps, (int, float)) or isinstance(eps, bool):
         raise TypeError(f"eps must be a number, got {type(eps).__name__}")
     if not 0 <= eps < float("inf"):
-        raise ValueError(f"eps must be a finite number >= 0 (L-inf radius in [0, 1] pixels), "
-                         f"got {eps}")
+        raise ValueError(
+            f"eps must be a finite number >= 0 (L-inf radius in [0, 1] pixels), got {eps}"
+        )
     return float(eps)
 
 
@@ -44,8 +44,9 @@ def _check_attack_inputs(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor
     y = check_labels(y, x.shape[0])
     low, high = float(x.min()), float(x.max())
     if low < 0 or high > 1:
-        raise ValueError(f"x must be images in [0, 1] (models normalise inside), "
-                         f"got values in [{low}, {high}]")
+        raise ValueError(
+            f"x must be images in [0, 1] (models normalise inside), got values in [{low}, {high}]"
+        )
     if y.device != x.device:
         raise ValueError(f"y is on {y.device} but x is on {x.device}")
     return x, y.long()
@@ -93,9 +94,17 @@ def _fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float) -> Tensor:
     return (x + eps * grad.sign()).clamp(0, 1)
 
 
-def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 10,
-        step_size: float | None = None, random_start: bool = True,
-        generator: torch.Generator | None = None, start: Tensor | None = None) -> Tensor:
+def pgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    steps: int = 10,
+    step_size: float | None = None,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+    start: Tensor | None = None,
+) -> Tensor:
     """Projected gradient descent (Madry et al.): untargeted L-inf, maximising cross-entropy.
 
     Each step: ``x_adv += step_size * sign(grad)``, then project onto the eps-ball around ``x``
@@ -137,9 +146,17 @@ def _check_pgd_settings(steps: int, step_size: float | None) -> None:
         check_positive(step_size, "step_size")
 
 
-def _pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int,
-         step_size: float | None, random_start: bool, generator: torch.Generator | None,
-         start: Tensor | None = None) -> Tensor:
+def _pgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    steps: int,
+    step_size: float | None,
+    random_start: bool,
+    generator: torch.Generator | None,
+    start: Tensor | None = None,
+) -> Tensor:
     step_size = 2.5 * eps / steps if step_size is None else step_size
     x = x.detach().float()
     if start is not None:
@@ -164,9 +181,16 @@ def _attack_names(attack: AttackSpec) -> list[str]:
     return names
 
 
-def robustness(model: nn.Module, loader: Iterable, attack: AttackSpec = "pgd",
-               eps: Sequence[float] = (2 / 255, 4 / 255, 8 / 255), steps: int = 10,
-               step_size: float | None = None, random_start: bool = True, seed: int = 0) -> dict:
+def robustness(
+    model: nn.Module,
+    loader: Iterable,
+    attack: AttackSpec = "pgd",
+    eps: Sequence[float] = (2 / 255, 4 / 255, 8 / 255),
+    steps: int = 10,
+    step_size: float | None = None,
+    random_start: bool = True,
+    seed: int = 0,
+) -> dict:
     """Clean and adversarial top-1 accuracy under FGSM and/or PGD for each eps.
 
     A sample counts as robust when it is classified correctly both clean and under attack (as

@@ -181,8 +181,16 @@ def gaussian_filter(images: Tensor, sigma: float, truncate: float = 4.0) -> Tens
     return gaussian_blur(images, sigma, truncate, "reflect")
 
 
-def ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0, sigma: float = 1.5,
-         win_size: int | None = None, k1: float = 0.01, k2: float = 0.03) -> Tensor:
+def ssim(
+    a: Tensor,
+    b: Tensor,
+    *,
+    data_range: float = 1.0,
+    sigma: float = 1.5,
+    win_size: int | None = None,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> Tensor:
     """Mean SSIM per image, as ``skimage.metrics.structural_similarity`` with Gaussian weights.
 
     Matches skimage called with ``gaussian_weights=True, sigma=sigma, use_sample_covariance=False,
@@ -231,7 +239,7 @@ def ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0, sigma: float = 1.5,
     denominator = (mean_a.square() + mean_b.square() + c1) * (var_a + var_b + c2)
     pad = (win_size - 1) // 2
     height, width = a.shape[-2:]
-    index = (numerator / denominator)[..., pad:height - pad, pad:width - pad]
+    index = (numerator / denominator)[..., pad : height - pad, pad : width - pad]
     return index.flatten(2).mean(dim=2).mean(dim=1)
 
 
@@ -251,8 +259,13 @@ def ssim_similarity(a: Tensor, b: Tensor, **ssim_options: float) -> Tensor:
     return ssim(gray_a, gray_b, data_range=1.0, **ssim_options)
 
 
-def hog(images: Tensor, orientations: int = 9, pixels_per_cell: tuple[int, int] = (8, 8),
-        cells_per_block: tuple[int, int] = (3, 3), eps: float = 1e-5) -> Tensor:
+def hog(
+    images: Tensor,
+    orientations: int = 9,
+    pixels_per_cell: tuple[int, int] = (8, 8),
+    cells_per_block: tuple[int, int] = (3, 3),
+    eps: float = 1e-5,
+) -> Tensor:
     """Histogram-of-oriented-gradients descriptors of single-channel images, batched.
 
     Follows ``skimage.feature.hog`` with its defaults (``block_norm="L2-Hys"``,
@@ -300,7 +313,7 @@ def hog(images: Tensor, orientations: int = 9, pixels_per_cell: tuple[int, int] 
     edges = torch.arange(1, orientations, device=images.device, dtype=angle.dtype)
     bins = torch.bucketize(angle, edges * (180 / orientations), right=True)
     votes = F.one_hot(bins, orientations).to(plane.dtype) * magnitude.unsqueeze(-1)
-    votes = votes[:, :n_cell_rows * cell_rows, :n_cell_cols * cell_cols].permute(0, 3, 1, 2)
+    votes = votes[:, : n_cell_rows * cell_rows, : n_cell_cols * cell_cols].permute(0, 3, 1, 2)
     cells = F.avg_pool2d(votes, (cell_rows, cell_cols))  # [B, orientations, rows, cols]
     blocks = cells.unfold(2, block_rows, 1).unfold(3, block_cols, 1)
     # [B, orient, n_block_rows, n_block_cols, block_rows, block_cols] -> skimage's order
@@ -311,9 +324,14 @@ def hog(images: Tensor, orientations: int = 9, pixels_per_cell: tuple[int, int] 
     return blocks.flatten(1)
 
 
-def hog_similarity(a: Tensor, b: Tensor, *, correlation: str = "spearman",
-                   pixels_per_cell: tuple[int, int] | None = None,
-                   cells_per_block: tuple[int, int] = (3, 3)) -> Tensor:
+def hog_similarity(
+    a: Tensor,
+    b: Tensor,
+    *,
+    correlation: str = "spearman",
+    pixels_per_cell: tuple[int, int] | None = None,
+    cells_per_block: tuple[int, int] = (3, 3),
+) -> Tensor:
     """Correlation of the HOG descriptors of the |channel-summed|, min-max scaled maps.
 
     The sanity-checks notebook takes Spearman of the HOGs (the paper text says Pearson): pick
@@ -331,10 +349,14 @@ def hog_similarity(a: Tensor, b: Tensor, *, correlation: str = "spearman",
         raise ValueError(f"correlation must be 'spearman' or 'pearson', got {correlation!r}")
     if pixels_per_cell is None:
         pixels_per_cell = tuple(  # type: ignore[assignment]
-            max(1, min(8, size // blocks)) for size, blocks in zip(a.shape[-2:], cells_per_block)
+            max(1, min(8, size // blocks))
+            for size, blocks in zip(a.shape[-2:], cells_per_block, strict=False)
         )
-    features = hog(minmax_normalize(torch.cat([a, b]).abs().sum(dim=1, keepdim=True)),
-                   pixels_per_cell=pixels_per_cell, cells_per_block=cells_per_block)
+    features = hog(
+        minmax_normalize(torch.cat([a, b]).abs().sum(dim=1, keepdim=True)),
+        pixels_per_cell=pixels_per_cell,
+        cells_per_block=cells_per_block,
+    )
     hog_a, hog_b = features.split(a.shape[0])
     if correlation == "pearson":
         return pearson(hog_a.double(), hog_b.double()).to(a.dtype)
@@ -359,14 +381,13 @@ def check_similarity_names(names: Sequence[str] | str) -> tuple[str, ...]:
     names = (names,) if isinstance(names, str) else tuple(names)
     unknown = [name for name in names if name not in SIMILARITIES]
     if unknown or not names:
-        raise ValueError(
-            f"similarity must name some of {sorted(SIMILARITIES)}, got {list(names)}"
-        )
+        raise ValueError(f"similarity must name some of {sorted(SIMILARITIES)}, got {list(names)}")
     return names
 
 
-def compare_maps(a: Tensor, b: Tensor, names: Sequence[str] | str = tuple(SIMILARITIES)
-                 ) -> dict[str, Tensor]:
+def compare_maps(
+    a: Tensor, b: Tensor, names: Sequence[str] | str = tuple(SIMILARITIES)
+) -> dict[str, Tensor]:
     """Every named similarity between two batches of maps: ``{name: [B] scores}``.
 
     Example:

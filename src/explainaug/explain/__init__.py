@@ -13,6 +13,7 @@ from explainaug.explain.guided_gradcam import GuidedGradCAM
 from explainaug.explain.integrated_gradcam import IntegratedGradCAM
 from explainaug.explain.integrated_gradients import IntegratedGradients
 from explainaug.explain.otsu import otsu_threshold
+from explainaug.explain.registry import build_explainer, explainer_names
 from explainaug.explain.sise import SISE, AdaSISE
 from explainaug.explain.smoothgrad import SmoothGrad
 
@@ -28,6 +29,8 @@ __all__ = [
     "IntegratedGradients",
     "Saliency",
     "SmoothGrad",
+    "build_explainer",
+    "explainer_names",
     "minmax_normalize",
     "otsu_threshold",
     "resolve_layer",

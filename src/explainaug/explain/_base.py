@@ -11,7 +11,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +18,8 @@ from torch import Tensor, nn
 
 from explainaug._validation import check_images
 
-Target = Union[int, Tensor, None]
-LayerSpec = Union[str, nn.Module]
+Target = int | Tensor | None
+LayerSpec = str | nn.Module
 
 
 def resolve_layer(model: nn.Module, layer: LayerSpec) -> tuple[str, nn.Module]:
@@ -149,7 +148,9 @@ def check_target(target: Target, batch_size: int, device: torch.device) -> Tenso
             raise ValueError(f"target must be >= 0, got {target}")
         return torch.full((batch_size,), target, dtype=torch.long, device=device)
     if not isinstance(target, Tensor):
-        raise TypeError(f"target must be an int, a LongTensor[B] or None, got {type(target).__name__}")
+        raise TypeError(
+            f"target must be an int, a LongTensor[B] or None, got {type(target).__name__}"
+        )
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
     if target.ndim == 0:
@@ -172,7 +173,9 @@ def class_scores(logits: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]
         [3.0, 2.0]
     """
     if logits.ndim != 2:
-        raise ValueError(f"the model must return logits [B, classes], got shape {tuple(logits.shape)}")
+        raise ValueError(
+            f"the model must return logits [B, classes], got shape {tuple(logits.shape)}"
+        )
     if target is None:
         target = logits.detach().argmax(dim=1)
     return logits.gather(1, target[:, None]).squeeze(1), target

@@ -48,19 +48,31 @@ class GradCAM(Explainer):
         (torch.Size([2, 1, 8, 8]), torch.Size([2, 1, 32, 32]))
     """
 
-    def __init__(self, model: nn.Module, layer: LayerSpec | None = None, relu: bool = True, *,
-                 check_values: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: LayerSpec | None = None,
+        relu: bool = True,
+        *,
+        check_values: bool = True,
+    ) -> None:
         super().__init__(model, check_values=check_values)
         self.layer_name, self.layer = resolve_layer(model, default_layer(model, layer))
         self.relu = relu
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
         activations, gradients, _ = self._layer_gradients(
-            x, target, create_graph, checked_target=target if self.check_values else None)
+            x, target, create_graph, checked_target=target if self.check_values else None
+        )
         return gradcam_map(activations, gradients)
 
-    def _layer_gradients(self, inputs: Tensor, target: Tensor | None, create_graph: bool,
-                         checked_target: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _layer_gradients(
+        self,
+        inputs: Tensor,
+        target: Tensor | None,
+        create_graph: bool,
+        checked_target: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Forward ``inputs``; return the layer's output, the target score's gradient with
         respect to it, and the targets used (``None`` resolved to the predicted class).
 
@@ -81,11 +93,15 @@ class GradCAM(Explainer):
             logits = self.model(inputs)
         activations = outputs[0]
         if not isinstance(activations, Tensor):
-            raise ValueError(f"layer {self.layer_name!r} gave no tensor output in the forward pass "
-                             f"(got {type(activations).__name__}); was it called?")
+            raise ValueError(
+                f"layer {self.layer_name!r} gave no tensor output in the forward pass "
+                f"(got {type(activations).__name__}); was it called?"
+            )
         if activations.ndim != 4:
-            raise ValueError(f"layer {self.layer_name!r} must output [B, C, h, w] feature maps, "
-                             f"got shape {tuple(activations.shape)}")
+            raise ValueError(
+                f"layer {self.layer_name!r} must output [B, C, h, w] feature maps, "
+                f"got shape {tuple(activations.shape)}"
+            )
         return logits, activations
 
     def _to_maps(self, raw: Tensor, x: Tensor) -> Tensor:

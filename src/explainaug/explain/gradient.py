@@ -13,8 +13,9 @@ from torch import Tensor, nn
 from explainaug.explain._base import Explainer
 
 
-def target_gradients(explainer: Explainer, inputs: Tensor, target: Tensor | None,
-                     create_graph: bool) -> Tensor:
+def target_gradients(
+    explainer: Explainer, inputs: Tensor, target: Tensor | None, create_graph: bool
+) -> Tensor:
     """Gradient of each input's target logit w.r.t. that input, ``[N, C, H, W]``.
 
     Inputs that already require grad are differentiated in place when ``create_graph`` is on,

@@ -31,15 +31,17 @@ class GuidedGradCAM(Explainer):
         torch.Size([2, 1, 16, 16])
     """
 
-    def __init__(self, model: nn.Module, layer: LayerSpec | None = None, *,
-                 check_values: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, layer: LayerSpec | None = None, *, check_values: bool = True
+    ) -> None:
         super().__init__(model, check_values=check_values)
         self.gradcam = GradCAM(model, layer, check_values=check_values)
         self.guided_backprop = GuidedBackprop(model, check_values=False)
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
         activations, gradients, target = self.gradcam._layer_gradients(
-            x, target, create_graph, checked_target=target if self.check_values else None)
+            x, target, create_graph, checked_target=target if self.check_values else None
+        )
         cam = gradcam_map(activations, gradients).relu()
         guided = self.guided_backprop._attribute(x, target, create_graph)
         return guided * F.interpolate(cam, size=tuple(x.shape[-2:]), mode="nearest")

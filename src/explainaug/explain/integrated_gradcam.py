@@ -50,9 +50,16 @@ class IntegratedGradCAM(GradCAM):
         (torch.Size([2, 1, 8, 8]), torch.Size([2, 1, 32, 32]))
     """
 
-    def __init__(self, model: nn.Module, layer: LayerSpec | None = None, n_steps: int = 50,
-                 subtract_baseline: bool = False, internal_batch_size: int | None = None, *,
-                 check_values: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: LayerSpec | None = None,
+        n_steps: int = 50,
+        subtract_baseline: bool = False,
+        internal_batch_size: int | None = None,
+        *,
+        check_values: bool = True,
+    ) -> None:
         super().__init__(model, layer, relu=True, check_values=check_values)
         check_count(n_steps, "n_steps")
         check_count(internal_batch_size, "internal_batch_size", optional=True)
@@ -75,8 +82,11 @@ class IntegratedGradCAM(GradCAM):
             image, step = index // steps, index % steps
             interpolants = x[image] * alphas[step].view(-1, 1, 1, 1)
             activations, gradients, _ = self._layer_gradients(
-                interpolants, target[image], create_graph,
-                checked_target=checked_target if start == 0 else None)
+                interpolants,
+                target[image],
+                create_graph,
+                checked_target=checked_target if start == 0 else None,
+            )
             if not create_graph:  # let each chunk's graph go before the next one is built
                 activations = activations.detach()
             if baseline is not None:
@@ -86,5 +96,7 @@ class IntegratedGradCAM(GradCAM):
         return maps.view(batch, steps, *maps.shape[1:]).sum(dim=1)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({type(self.model).__name__}, layer={self.layer_name!r}, "
-                f"n_steps={self.n_steps})")
+        return (
+            f"{type(self).__name__}({type(self.model).__name__}, layer={self.layer_name!r}, "
+            f"n_steps={self.n_steps})"
+        )

@@ -72,9 +72,16 @@ class IntegratedGradients(Explainer):
         torch.Size([2, 3, 8, 8])
     """
 
-    def __init__(self, model: nn.Module, baselines: Tensor | float | None = None,
-                 n_steps: int = 50, method: str = "gausslegendre",
-                 internal_batch_size: int | None = None, *, check_values: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        baselines: Tensor | float | None = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        *,
+        check_values: bool = True,
+    ) -> None:
         super().__init__(model, check_values=check_values)
         self.alphas, self.weights = quadrature(method, n_steps)
         self.baselines = _check_baselines(baselines)
@@ -131,7 +138,7 @@ class IntegratedGradients(Explainer):
                 target_tensor = self._predicted(x)
             ends = torch.cat([x, self._baselines_like(x)])
             scores, _ = self._scores(ends, target_tensor.repeat(2))
-        gain = scores[: x.shape[0]] - scores[x.shape[0]:]
+        gain = scores[: x.shape[0]] - scores[x.shape[0] :]
         return attributions.detach().flatten(1).sum(dim=1) - gain
 
     def _baselines_like(self, x: Tensor) -> Tensor:
@@ -147,8 +154,10 @@ class IntegratedGradients(Explainer):
             ) from None
 
     def __repr__(self) -> str:
-        return (f"IntegratedGradients({type(self.model).__name__}, n_steps={self.n_steps}, "
-                f"method={self.method!r})")
+        return (
+            f"IntegratedGradients({type(self.model).__name__}, n_steps={self.n_steps}, "
+            f"method={self.method!r})"
+        )
 
 
 def _check_baselines(baselines: Tensor | float | None) -> Tensor | None:

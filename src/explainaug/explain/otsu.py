@@ -59,9 +59,12 @@ def otsu_split(counts: Tensor) -> Tensor:
     return variance.argmax(dim=1) + 1
 
 
-def otsu_threshold(values: Tensor, bins: int = 256,
-                   value_range: tuple[float, float] | None = None,
-                   valid: Tensor | None = None) -> Tensor:
+def otsu_threshold(
+    values: Tensor,
+    bins: int = 256,
+    value_range: tuple[float, float] | None = None,
+    valid: Tensor | None = None,
+) -> Tensor:
     """Otsu's threshold of each row of ``values``, batched and on the values' device.
 
     Each row is histogrammed into ``bins`` equal bins over ``value_range`` (default: the row's own
@@ -123,8 +126,9 @@ def otsu_threshold(values: Tensor, bins: int = 256,
     return thresholds.squeeze(0) if single else thresholds
 
 
-def rows_otsu_threshold(values: Tensor, bins: int, value_range: tuple[float, float] | None,
-                        valid: Tensor | None) -> Tensor:
+def rows_otsu_threshold(
+    values: Tensor, bins: int, value_range: tuple[float, float] | None, valid: Tensor | None
+) -> Tensor:
     """``otsu_threshold`` for finite ``[N, n]`` values without input checks (for hot paths).
 
     Example:
@@ -141,8 +145,9 @@ def rows_otsu_threshold(values: Tensor, bins: int, value_range: tuple[float, flo
             low = torch.where(empty, torch.zeros_like(low), low)
             high = torch.where(empty, torch.zeros_like(high), high)
     else:
-        low = torch.full(values.shape[:1], float(value_range[0]), dtype=values.dtype,
-                         device=values.device)
+        low = torch.full(
+            values.shape[:1], float(value_range[0]), dtype=values.dtype, device=values.device
+        )
         high = torch.full_like(low, float(value_range[1]))
     low, high = low.to(torch.float64), high.to(torch.float64)
     width = (high - low) / bins

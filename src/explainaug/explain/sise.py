@@ -128,12 +128,15 @@ def block_output_layers(model: nn.Module, example: Tensor) -> list[str]:
         )
     chosen = [
         name
-        for (name, child), (_, after) in zip(candidates, candidates[1:])
+        for (name, child), (_, after) in zip(candidates, candidates[1:], strict=False)
         if spatial_size[after] < spatial_size[child]
     ]
     last_name, last = candidates[-1]
-    pooled_last = next(last.parameters(), None) is None and len(candidates) > 1 \
+    pooled_last = (
+        next(last.parameters(), None) is None
+        and len(candidates) > 1
         and candidates[-2][0] in chosen
+    )
     if not pooled_last:
         chosen.append(last_name)
     return [f"{prefix}{name}" for name in chosen]
@@ -217,10 +220,18 @@ class SISE(Explainer):
         (torch.Size([2, 1, 16, 16]), True, ['block1', 'block2', 'block3'])
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[LayerSpec] | LayerSpec | None = None,
-                 mu: float = 0.0, fusion: str = "sigmoid", internal_batch_size: int = 256,
-                 temperature: float = 100.0, score: str = "probability", *,
-                 check_values: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[LayerSpec] | LayerSpec | None = None,
+        mu: float = 0.0,
+        fusion: str = "sigmoid",
+        internal_batch_size: int = 256,
+        temperature: float = 100.0,
+        score: str = "probability",
+        *,
+        check_values: bool = True,
+    ) -> None:
         super().__init__(model, check_values=check_values)
         if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not 0 <= mu < 1:
             raise ValueError(f"mu must be a number in [0, 1), got {mu!r}")
@@ -229,8 +240,11 @@ class SISE(Explainer):
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         check_count(internal_batch_size, "internal_batch_size")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-                or not 0 < temperature < float("inf"):
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not 0 < temperature < float("inf")
+        ):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
         if isinstance(layers, (str, nn.Module)):
             layers = [layers]
@@ -267,11 +281,15 @@ class SISE(Explainer):
         activations, alphas, target = self._gradients(x, target, names)
         keep = [
             selected & _varying(activation)
-            for selected, activation in zip(self._select_channels(alphas), activations)
+            for selected, activation in zip(
+                self._select_channels(alphas), activations, strict=False
+            )
         ]
         layer_maps = torch.stack(
-            [self._layer_map(x, target, activation, selected)
-             for activation, selected in zip(activations, keep)],
+            [
+                self._layer_map(x, target, activation, selected)
+                for activation, selected in zip(activations, keep, strict=False)
+            ],
             dim=1,
         )
         self.last_num_masks = torch.stack([selected.sum(dim=1) for selected in keep], dim=1)
@@ -284,8 +302,9 @@ class SISE(Explainer):
     def _outputs(self, logits: Tensor) -> Tensor:
         return logits.softmax(dim=1) if self.score == "probability" else logits
 
-    def _gradients(self, x: Tensor, target: Tensor | None,
-                   names: list[str]) -> tuple[list[Tensor], list[Tensor], Tensor]:
+    def _gradients(
+        self, x: Tensor, target: Tensor | None, names: list[str]
+    ) -> tuple[list[Tensor], list[Tensor], Tensor]:
         """Phase 1: feature maps, channel-mean gradients ``[B, K_l]`` and the resolved target."""
         modules = [resolve_layer(self.model, name)[1] for name in names]
         inputs = x.detach().requires_grad_(True)
@@ -294,17 +313,22 @@ class SISE(Explainer):
             if self.check_values and target is not None:
                 check_target_range(target, logits.shape[1])
             scores, target = class_scores(self._outputs(logits), target)
-        for name, output in zip(names, outputs):
+        for name, output in zip(names, outputs, strict=False):
             if not isinstance(output, Tensor) or output.ndim != 4:
-                got = "no call" if output is None else (
-                    tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+                got = (
+                    "no call"
+                    if output is None
+                    else (
+                        tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+                    )
                 )
                 raise ValueError(f"layer {name!r} must output a 4-D tensor [B, K, h, w], got {got}")
         grads = torch.autograd.grad(scores.sum(), outputs, allow_unused=True)
         alphas = [
             torch.zeros(output.shape[:2], dtype=output.dtype, device=output.device)
-            if grad is None else grad.mean(dim=(2, 3))
-            for output, grad in zip(outputs, grads)
+            if grad is None
+            else grad.mean(dim=(2, 3))
+            for output, grad in zip(outputs, grads, strict=False)
         ]
         return [output.detach() for output in outputs], alphas, target
 
@@ -321,8 +345,8 @@ class SISE(Explainer):
         image_index, channel_index = keep.nonzero().unbind(dim=1)
         with torch.no_grad():
             for start in range(0, image_index.shape[0], self.internal_batch_size):
-                images = image_index[start:start + self.internal_batch_size]
-                channels = channel_index[start:start + self.internal_batch_size]
+                images = image_index[start : start + self.internal_batch_size]
+                channels = channel_index[start : start + self.internal_batch_size]
                 masks = minmax_normalize(upsample(activation[images, channels].unsqueeze(1), size))
                 masks = masks.to(x.dtype)
                 logits = self.model(x[images] * masks)
@@ -351,12 +375,27 @@ class AdaSISE(SISE):
         True
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[LayerSpec] | LayerSpec | None = None,
-                 fusion: str = "sigmoid", internal_batch_size: int = 256,
-                 temperature: float = 100.0, score: str = "probability", *,
-                 check_values: bool = True) -> None:
-        super().__init__(model, layers, 0.0, fusion, internal_batch_size, temperature, score,
-                         check_values=check_values)
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[LayerSpec] | LayerSpec | None = None,
+        fusion: str = "sigmoid",
+        internal_batch_size: int = 256,
+        temperature: float = 100.0,
+        score: str = "probability",
+        *,
+        check_values: bool = True,
+    ) -> None:
+        super().__init__(
+            model,
+            layers,
+            0.0,
+            fusion,
+            internal_batch_size,
+            temperature,
+            score,
+            check_values=check_values,
+        )
 
     def _select_channels(self, alphas: list[Tensor]) -> list[Tensor]:
         """Otsu on the normalised positive gradients, all images and layers in one batch."""

@@ -42,9 +42,17 @@ class SmoothGrad(Explainer):
         torch.Size([2, 1, 8, 8])
     """
 
-    def __init__(self, explainer: Explainer, n_samples: int = 50, stdev_spread: float = 0.15,
-                 nt_type: str = "smoothgrad", samples_batch_size: int | None = None,
-                 seed: int | None = None, *, check_values: bool = True) -> None:
+    def __init__(
+        self,
+        explainer: Explainer,
+        n_samples: int = 50,
+        stdev_spread: float = 0.15,
+        nt_type: str = "smoothgrad",
+        samples_batch_size: int | None = None,
+        seed: int | None = None,
+        *,
+        check_values: bool = True,
+    ) -> None:
         if not isinstance(explainer, Explainer):
             raise TypeError(
                 f"explainer must be an explainaug Explainer, got {type(explainer).__name__}"
@@ -105,6 +113,7 @@ class SmoothGrad(Explainer):
         return self.explainer._to_maps(raw, x)
 
     def __repr__(self) -> str:
-        return (f"SmoothGrad({self.explainer!r}, n_samples={self.n_samples}, "
-                f"stdev_spread={self.stdev_spread}, nt_type={self.nt_type!r})")
-
+        return (
+            f"SmoothGrad({self.explainer!r}, n_samples={self.n_samples}, "
+            f"stdev_spread={self.stdev_spread}, nt_type={self.nt_type!r})"
+        )

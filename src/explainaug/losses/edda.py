@@ -42,12 +42,23 @@ class EDDALoss(nn.Module):
         3.2958
     """
 
-    def __init__(self, nonsalient_weight: float = 1.0, salient_weight: float = 1.0,
-                 salient_target: str = "uniform", epsilon: float = 0.5, margin: float = 0.1) -> None:
+    def __init__(
+        self,
+        nonsalient_weight: float = 1.0,
+        salient_weight: float = 1.0,
+        salient_target: str = "uniform",
+        epsilon: float = 0.5,
+        margin: float = 0.1,
+    ) -> None:
         super().__init__()
         if salient_target not in SALIENT_TARGETS:
-            raise ValueError(f"salient_target must be one of {SALIENT_TARGETS}, got {salient_target!r}")
-        for name, weight in (("nonsalient_weight", nonsalient_weight), ("salient_weight", salient_weight)):
+            raise ValueError(
+                f"salient_target must be one of {SALIENT_TARGETS}, got {salient_target!r}"
+            )
+        for name, weight in (
+            ("nonsalient_weight", nonsalient_weight),
+            ("salient_weight", salient_weight),
+        ):
             if not weight >= 0:
                 raise ValueError(f"{name} must be >= 0, got {weight}")
         self.nonsalient_weight = nonsalient_weight
@@ -56,8 +67,13 @@ class EDDALoss(nn.Module):
         self.epsilon = epsilon if epsilon == 1 else check_fraction(epsilon, "epsilon")
         self.margin = check_fraction(margin, "margin", closed=True)
 
-    def components(self, clean_logits: Tensor, nonsalient_logits: Tensor, salient_logits: Tensor,
-                   labels: Tensor) -> dict[str, Tensor]:
+    def components(
+        self,
+        clean_logits: Tensor,
+        nonsalient_logits: Tensor,
+        salient_logits: Tensor,
+        labels: Tensor,
+    ) -> dict[str, Tensor]:
         """The three unweighted terms: ``{"clean", "nonsalient", "salient"}``.
 
         Example:
@@ -72,11 +88,19 @@ class EDDALoss(nn.Module):
             "salient": self._salient_term(clean_logits, salient_logits, labels),
         }
 
-    def forward(self, clean_logits: Tensor, nonsalient_logits: Tensor, salient_logits: Tensor,
-                labels: Tensor) -> Tensor:
+    def forward(
+        self,
+        clean_logits: Tensor,
+        nonsalient_logits: Tensor,
+        salient_logits: Tensor,
+        labels: Tensor,
+    ) -> Tensor:
         terms = self.components(clean_logits, nonsalient_logits, salient_logits, labels)
-        return (terms["clean"] + self.nonsalient_weight * terms["nonsalient"]
-                + self.salient_weight * terms["salient"])
+        return (
+            terms["clean"]
+            + self.nonsalient_weight * terms["nonsalient"]
+            + self.salient_weight * terms["salient"]
+        )
 
     def _salient_term(self, clean_logits: Tensor, salient_logits: Tensor, labels: Tensor) -> Tensor:
         log_probs = F.log_softmax(salient_logits.float(), dim=1)
@@ -85,17 +109,24 @@ class EDDALoss(nn.Module):
             return -log_probs.mean(dim=1).mean()
         if self.salient_target == "smooth":
             target = torch.full_like(log_probs, self.epsilon / classes)
-            target.scatter_add_(1, labels[:, None], torch.full_like(log_probs[:, :1], 1 - self.epsilon))
+            target.scatter_add_(
+                1, labels[:, None], torch.full_like(log_probs[:, :1], 1 - self.epsilon)
+            )
             return -(target * log_probs).sum(dim=1).mean()
         if self.salient_target == "background":
             return F.nll_loss(log_probs, torch.full_like(labels, classes - 1))
-        clean_confidence = F.softmax(clean_logits.detach().float(), dim=1).gather(1, labels[:, None])
+        clean_confidence = F.softmax(clean_logits.detach().float(), dim=1).gather(
+            1, labels[:, None]
+        )
         occluded_confidence = log_probs.exp().gather(1, labels[:, None])
         return F.relu(occluded_confidence - clean_confidence + self.margin).mean()
 
     def _check(self, clean: Tensor, nonsalient: Tensor, salient: Tensor, labels: Tensor) -> None:
-        for name, logits in (("clean_logits", clean), ("nonsalient_logits", nonsalient),
-                             ("salient_logits", salient)):
+        for name, logits in (
+            ("clean_logits", clean),
+            ("nonsalient_logits", nonsalient),
+            ("salient_logits", salient),
+        ):
             check_tensor(logits, name)
             if logits.ndim != 2 or logits.shape != clean.shape:
                 raise ValueError(
@@ -106,10 +137,14 @@ class EDDALoss(nn.Module):
         if labels.dtype != torch.long:
             raise TypeError(f"labels must be a LongTensor, got dtype {labels.dtype}")
         if labels.shape != (clean.shape[0],):
-            raise ValueError(f"labels must have shape [{clean.shape[0]}], got {tuple(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape [{clean.shape[0]}], got {tuple(labels.shape)}"
+            )
         if self.salient_target == "background" and clean.shape[1] < 2:
             raise ValueError("salient_target='background' needs logits with K + 1 >= 2 columns")
 
     def extra_repr(self) -> str:
-        return (f"salient_target={self.salient_target!r}, nonsalient_weight={self.nonsalient_weight}, "
-                f"salient_weight={self.salient_weight}")
+        return (
+            f"salient_target={self.salient_target!r}, nonsalient_weight={self.nonsalient_weight}, "
+            f"salient_weight={self.salient_weight}"
+        )

@@ -39,9 +39,14 @@ class ExConLoss(SupConLoss):
         torch.Size([])
     """
 
-    def __init__(self, temperature: float = 0.1, base_temperature: float | None = None,
-                 background_anchor: bool = False, gather_distributed: bool = False,
-                 validate: bool = True) -> None:
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        base_temperature: float | None = None,
+        background_anchor: bool = False,
+        gather_distributed: bool = False,
+        validate: bool = True,
+    ) -> None:
         super().__init__(temperature, base_temperature, gather_distributed, validate)
         self.background_anchor = background_anchor
 
@@ -57,12 +62,19 @@ class ExConLoss(SupConLoss):
             )
         if self.validate:
             check_finite_features(rows)
-        is_background = background if background.ndim == 1 else background.transpose(0, 1).reshape(-1)
+        is_background = (
+            background if background.ndim == 1 else background.transpose(0, 1).reshape(-1)
+        )
         row_labels = row_labels.masked_fill(is_background, 0)  # one shared background class
         anchors = None if self.background_anchor else ~is_background
         return supervised_contrastive(
-            rows, row_labels, anchors, self.temperature, self.temperature / self.base_temperature,
-            self.gather_distributed, background=is_background,
+            rows,
+            row_labels,
+            anchors,
+            self.temperature,
+            self.temperature / self.base_temperature,
+            self.gather_distributed,
+            background=is_background,
         )
 
     def extra_repr(self) -> str:

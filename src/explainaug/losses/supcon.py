@@ -16,7 +16,9 @@ from explainaug.losses.distributed import (
 )
 
 
-def flatten_views(features: Tensor, labels: Tensor, name: str = "features") -> tuple[Tensor, Tensor]:
+def flatten_views(
+    features: Tensor, labels: Tensor, name: str = "features"
+) -> tuple[Tensor, Tensor]:
     """Turn ``[B, V, D]`` features with labels ``[B]`` into rows ``[V*B, D]`` with labels ``[V*B]``.
 
     Rows are ordered view-major (all images of view 0, then view 1, ...), as
@@ -51,10 +53,15 @@ def flatten_views(features: Tensor, labels: Tensor, name: str = "features") -> t
     raise ValueError(f"{name} must have shape [B, V, D] or [N, D], got {tuple(features.shape)}")
 
 
-def supervised_contrastive(rows: Tensor, labels: Tensor, anchors: Tensor | None,
-                           temperature: float, scale: float = 1.0,
-                           gather_distributed: bool = False,
-                           background: Tensor | None = None) -> Tensor:
+def supervised_contrastive(
+    rows: Tensor,
+    labels: Tensor,
+    anchors: Tensor | None,
+    temperature: float,
+    scale: float = 1.0,
+    gather_distributed: bool = False,
+    background: Tensor | None = None,
+) -> Tensor:
     """SupCon "L_out" on rows ``[N, D]``: mean over anchors of the mean log-probability of positives.
 
     For anchor i with positives P(i) (same label, not i itself) and all other rows A(i):
@@ -146,8 +153,13 @@ class SupConLoss(nn.Module):
         torch.Size([])
     """
 
-    def __init__(self, temperature: float = 0.1, base_temperature: float | None = None,
-                 gather_distributed: bool = False, validate: bool = True) -> None:
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        base_temperature: float | None = None,
+        gather_distributed: bool = False,
+        validate: bool = True,
+    ) -> None:
         super().__init__()
         self.temperature = check_positive(temperature, "temperature")
         self.base_temperature = check_positive(
@@ -161,7 +173,11 @@ class SupConLoss(nn.Module):
         if self.validate:
             check_finite_features(rows)
         return supervised_contrastive(
-            rows, row_labels, None, self.temperature, self.temperature / self.base_temperature,
+            rows,
+            row_labels,
+            None,
+            self.temperature,
+            self.temperature / self.base_temperature,
             self.gather_distributed,
         )
 

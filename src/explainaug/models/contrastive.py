@@ -28,8 +28,14 @@ class ContrastiveModel(nn.Module):
         torch.Size([2, 128])
     """
 
-    def __init__(self, encoder: nn.Module, feat_dim: int, proj_dim: int = 128,
-                 num_classes: int = 100, cam_layer: str | None = None) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        feat_dim: int,
+        proj_dim: int = 128,
+        num_classes: int = 100,
+        cam_layer: str | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = nn.Sequential(

@@ -24,7 +24,9 @@ class Normalize(nn.Module):
         [2.0, 2.0, 2.0, 2.0]
     """
 
-    def __init__(self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+    def __init__(
+        self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+    ) -> None:
         super().__init__()
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither")
@@ -33,7 +35,9 @@ class Normalize(nn.Module):
             mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
             std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
             if mean_t.shape != std_t.shape:
-                raise ValueError(f"mean and std must have the same length, got {len(mean_t)} and {len(std_t)}")
+                raise ValueError(
+                    f"mean and std must have the same length, got {len(mean_t)} and {len(std_t)}"
+                )
             if not bool((std_t > 0).all()):
                 raise ValueError(f"std must be > 0 in every channel, got {std_t.tolist()}")
             self.register_buffer("mean", mean_t.view(1, -1, 1, 1))

@@ -89,9 +89,15 @@ class CifarResNet(nn.Module):
 
     default_cam_layer = "layer4"
 
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck], num_blocks: tuple[int, ...],
-                 num_classes: int | None = 100, width: int = 64,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        num_blocks: tuple[int, ...],
+        num_classes: int | None = 100,
+        width: int = 64,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         if len(num_blocks) != 4:
             raise ValueError(f"num_blocks must give 4 stages, got {num_blocks}")
@@ -111,7 +117,9 @@ class CifarResNet(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = in_planes
-        self.fc: nn.Module = nn.Identity() if num_classes is None else nn.Linear(in_planes, num_classes)
+        self.fc: nn.Module = (
+            nn.Identity() if num_classes is None else nn.Linear(in_planes, num_classes)
+        )
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -122,8 +130,12 @@ class CifarResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
-def resnet18(num_classes: int | None = 100, width: int = 64,
-             mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> CifarResNet:
+def resnet18(
+    num_classes: int | None = 100,
+    width: int = 64,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> CifarResNet:
     """CIFAR ResNet-18 (512-d features at width 64).
 
     Example:
@@ -133,8 +145,12 @@ def resnet18(num_classes: int | None = 100, width: int = 64,
     return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, width, mean, std)
 
 
-def resnet50(num_classes: int | None = 100, width: int = 64,
-             mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> CifarResNet:
+def resnet50(
+    num_classes: int | None = 100,
+    width: int = 64,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> CifarResNet:
     """CIFAR ResNet-50 (2048-d features at width 64), the ExCon/SupCon backbone.
 
     Example:

@@ -28,8 +28,14 @@ class SmallCNN(nn.Module):
 
     default_cam_layer = "block3"
 
-    def __init__(self, num_classes: int | None = 10, in_channels: int = 3, width: int = 16,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int | None = 10,
+        in_channels: int = 3,
+        width: int = 16,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.block1 = _conv_block(in_channels, width)
@@ -39,7 +45,9 @@ class SmallCNN(nn.Module):
         self.block3 = _conv_block(2 * width, 4 * width)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = 4 * width
-        self.fc: nn.Module = nn.Identity() if num_classes is None else nn.Linear(4 * width, num_classes)
+        self.fc: nn.Module = (
+            nn.Identity() if num_classes is None else nn.Linear(4 * width, num_classes)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.pool1(self.block1(self.normalize(x)))

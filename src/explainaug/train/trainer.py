@@ -393,7 +393,7 @@ class Trainer:
         if reduce:
             stacked = global_sum(stacked)
             weights = global_sum(weights)
-        means = dict(zip(keys, (stacked / weights).tolist()))
+        means = dict(zip(keys, (stacked / weights).tolist(), strict=False))
         if not math.isfinite(means["loss"]):
             raise FloatingPointError(
                 f"the training loss became {means['loss']} by step {self._global_step}; lower the "

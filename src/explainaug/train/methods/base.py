@@ -21,7 +21,7 @@ class Method(ABC):
     only: no ``.item()`` or other host syncs.
     """
 
-    def setup(self, model: nn.Module) -> None:
+    def setup(self, model: nn.Module) -> None:  # noqa: B027 (optional hook)
         """Check that ``model`` suits the method and build what depends on it (explainers)."""
 
     @abstractmethod

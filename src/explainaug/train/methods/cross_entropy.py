@@ -27,8 +27,9 @@ class CrossEntropy(Method):
         (torch.Size([]), ['accuracy'])
     """
 
-    def __init__(self, label_smoothing: float = 0.0,
-                 augment: Callable[[Tensor], Tensor] | None = None) -> None:
+    def __init__(
+        self, label_smoothing: float = 0.0, augment: Callable[[Tensor], Tensor] | None = None
+    ) -> None:
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing

@@ -35,8 +35,12 @@ class OcclusionAlignment(Method):
             before anything else; explanations and occlusions are of the augmented images.
     """
 
-    def __init__(self, loss: nn.Module | None = None, warmup_epochs: int = 0,
-                 augment: Callable[[Tensor], Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        loss: nn.Module | None = None,
+        warmup_epochs: int = 0,
+        augment: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
         if warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         self.loss = EDDALoss() if loss is None else loss
@@ -117,10 +121,12 @@ class EDDA(OcclusionAlignment):
         self._explainer = live_explainer(self.explainer, model, "EDDA")
         mean = model_mean(model)
         self._occlusions = (
-            self.nonsalient or SaliencyOcclusion("nonsalient", ratio=0.2, fill="mean", mean=mean,
-                                                 check_values=False),
-            self.salient or SaliencyOcclusion("salient", ratio=0.2, fill="mean", mean=mean,
-                                              check_values=False),
+            self.nonsalient
+            or SaliencyOcclusion(
+                "nonsalient", ratio=0.2, fill="mean", mean=mean, check_values=False
+            ),
+            self.salient
+            or SaliencyOcclusion("salient", ratio=0.2, fill="mean", mean=mean, check_values=False),
         )
 
     @property

@@ -89,8 +89,9 @@ class ExCon(SupCon):
         if self.mask is None:
             from explainaug.augment import SaliencyMask
 
-            self._mask = SaliencyMask(threshold=0.5, fill="mean", mean=model_mean(model),
-                                      check_values=False)
+            self._mask = SaliencyMask(
+                threshold=0.5, fill="mean", mean=model_mean(model), check_values=False
+            )
         else:
             self._mask = self.mask
 

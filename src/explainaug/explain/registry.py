@@ -1,0 +1,89 @@
+"""Explainers by name: the one table shared by training, the CLI, the report and the recipes.
+
+A name maps to a factory ``(model, **options) -> Explainer``. Options are passed through to the
+explainer's constructor (``layer=``, ``check_values=``, ...); SmoothGrad wraps a plain gradient.
+
+Example:
+    >>> from explainaug.models import SmallCNN
+    >>> build_explainer("gradcam", SmallCNN(num_classes=4, width=4), check_values=False)
+    GradCAM(SmallCNN, layer='block3')
+    >>> "saliency" in explainer_names()
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from explainaug.explain._base import Explainer
+from explainaug.explain.gradcam import GradCAM
+from explainaug.explain.gradient import InputXGradient, Saliency
+from explainaug.explain.guided_backprop import GuidedBackprop
+from explainaug.explain.guided_gradcam import GuidedGradCAM
+from explainaug.explain.integrated_gradcam import IntegratedGradCAM
+from explainaug.explain.integrated_gradients import IntegratedGradients
+from explainaug.explain.sise import SISE, AdaSISE
+from explainaug.explain.smoothgrad import SmoothGrad
+
+ExplainerFactory = Callable[..., Explainer]
+
+
+def _smoothgrad(model: nn.Module, **options: object) -> Explainer:
+    check_values = bool(options.pop("check_values", True))
+    return SmoothGrad(
+        Saliency(model, check_values=check_values), check_values=check_values, **options
+    )
+
+
+EXPLAINERS: dict[str, ExplainerFactory] = {
+    "saliency": Saliency,
+    "inputxgradient": InputXGradient,
+    "integratedgradients": IntegratedGradients,
+    "smoothgrad": _smoothgrad,
+    "guidedbackprop": GuidedBackprop,
+    "gradcam": GradCAM,
+    "guidedgradcam": GuidedGradCAM,
+    "integratedgradcam": IntegratedGradCAM,
+    "sise": SISE,
+    "adasise": AdaSISE,
+}
+"""Lower-case name -> factory. Add a method here and every user of names sees it."""
+
+# Methods whose constructor takes a CAM layer (``layer=`` or, for SISE, ``layers=``).
+LAYER_EXPLAINERS = ("gradcam", "guidedgradcam", "integratedgradcam")
+
+
+def explainer_names() -> tuple[str, ...]:
+    """The registered names, in registration order.
+
+    Example:
+        >>> explainer_names()[:2]
+        ('saliency', 'inputxgradient')
+    """
+    return tuple(EXPLAINERS)
+
+
+def build_explainer(name: str, model: nn.Module, **options: object) -> Explainer:
+    """Build the explainer registered as ``name`` (case-insensitive) for ``model``.
+
+    Args:
+        name: a name from :func:`explainer_names`.
+        model: the classifier to explain.
+        **options: constructor arguments of that explainer.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> build_explainer("Saliency", SmallCNN(num_classes=4, width=4), abs=False).abs
+        False
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"explainer name must be a string, got {type(name).__name__}")
+    factory = EXPLAINERS.get(name.lower())
+    if factory is None:
+        raise ValueError(f"unknown explainer {name!r}; choose one of {', '.join(EXPLAINERS)}")
+    return factory(model, **options)
