@@ -19,6 +19,7 @@ from explainaug.evaluate.calibration import (
     fit_temperature,
     reliability_diagram,
 )
+from explainaug.evaluate.compare import paired_difference, paired_table
 from explainaug.evaluate.faithfulness import faithfulness
 from explainaug.evaluate.localization import localization
 from explainaug.evaluate.randomization import (
@@ -37,6 +38,8 @@ __all__ = [
     "expected_calibration_error",
     "fgsm",
     "fit_temperature",
+    "paired_difference",
+    "paired_table",
     "pgd",
     "reliability_diagram",
     "robustness",
