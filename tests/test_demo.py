@@ -47,6 +47,18 @@ def test_demo_trains_evaluates_and_summarizes(tmp_path, capsys) -> None:
     assert accuracy["std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2, abs=1e-6)
     table = (out / "summary.md").read_text()
     assert "| ce |" in table and "| excon |" in table and "±" in table
+    # the paired comparison of the two methods run, over the same two seeds
+    top1 = {
+        name: [
+            json.loads((out / f"seed{s}" / "report.json").read_text())["models"][name]["accuracy"][
+                "top1"
+            ]
+            for s in (0, 1)
+        ]
+        for name in ("ce", "excon")
+    }
+    difference = sum(e - c for e, c in zip(top1["excon"], top1["ce"], strict=True)) / 2
+    assert f"| excon - ce | accuracy | {difference:+.3f} |" in table
     assert "| method | accuracy |" in capsys.readouterr().out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 from explainaug.data import DeviceLoader
+from explainaug.evaluate.compare import paired_table
 from explainaug.evaluate.report import report
 from explainaug.experiment import METHODS, Experiment, load_test_dataset, run
 
@@ -45,6 +47,15 @@ HEADLINES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("mIoU", ("localization", "miou"), True),
     ("pointing game", ("localization", "pointing_game"), True),
     ("randomized Spearman", ("randomization", "similarity", "spearman_abs", "mean", -1), False),
+)
+
+# Paired comparisons the README's reading rests on: each method against its own control.
+PAIRS: tuple[tuple[str, str], ...] = (
+    ("excon", "supcon"),
+    ("edda", "random-occlusion"),
+    ("edda", "ce"),
+    ("supcon", "ce"),
+    ("excon", "ce"),
 )
 
 
@@ -148,6 +159,20 @@ def summary_markdown(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -
     return "\n".join(lines)
 
 
+def comparison_markdown(per_seed: Sequence[Mapping[str, Mapping]]) -> str:
+    """Paired differences over seeds for ``PAIRS`` and every headline number (95% t-interval).
+
+    Example:
+        >>> runs = [{"edda": {"accuracy": {"top1": 0.8}}, "ce": {"accuracy": {"top1": 0.9}}}] * 2
+        >>> "| edda - ce | accuracy | -0.100 |" in comparison_markdown(runs)
+        True
+    """
+    metrics = [
+        (label, functools.partial(headline, path=path), higher) for label, path, higher in HEADLINES
+    ]
+    return paired_table(per_seed, PAIRS, metrics)
+
+
 def run_demo(
     dataset: str = "shapes",
     seeds: int = 1,
@@ -215,10 +240,14 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(written, indent=2))
     table = summary_markdown(summary)
+    comparisons = comparison_markdown(per_seed)
     (out / "summary.md").write_text(
         f"# explainaug demo on {dataset}\n\n{seeds} seed(s), {epochs} epochs, "
         f"{written['seconds']} s. Mean{' ± std' if seeds > 1 else ''} over seeds; best in bold. "
-        f"Per-seed reports: seed*/report.md.\n\n{table}\n"
+        f"Per-seed reports: seed*/report.md.\n\n{table}\n\n"
+        "## Paired differences over seeds\n\nPer-seed differences between two methods trained "
+        "with the same seeds; a method is called better only when the 95% Student-t interval "
+        f"of the mean difference excludes 0.\n\n{comparisons}\n"
     )
     log(table)
     log(f"done in {written['seconds']} s; report in {out}/")
