@@ -78,3 +78,10 @@ def test_bad_arguments(capsys) -> None:
     with pytest.raises(SystemExit):
         demo_main(["--seeds", "0"])
     assert "--seeds and --epochs must be >= 1" in capsys.readouterr().err
+
+
+def test_every_paired_comparison_names_a_method() -> None:
+    from explainaug.demo import PAIRS
+    from explainaug.experiment import METHODS
+
+    assert {name for pair in PAIRS for name in pair} <= set(METHODS)
