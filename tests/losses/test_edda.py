@@ -38,7 +38,9 @@ def test_uniform_target() -> None:
 
 def test_smooth_target() -> None:
     target = [0.6 + 0.4 / 3, 0.4 / 3, 0.4 / 3]
-    assert losses("smooth", epsilon=0.4)[2] == pytest.approx(cross_entropy_by_hand(SALIENT, target))
+    assert losses("smooth", label_smoothing=0.4)[2] == pytest.approx(
+        cross_entropy_by_hand(SALIENT, target)
+    )
 
 
 def test_background_target_is_the_last_class() -> None:
@@ -79,7 +81,7 @@ def test_forward_weights_the_terms() -> None:
     [
         ({"salient_target": "zero"}, "salient_target must be one of"),
         ({"salient_weight": -1.0}, "salient_weight must be >= 0"),
-        ({"epsilon": 0.0}, "epsilon must lie in"),
+        ({"label_smoothing": 0.0}, "label_smoothing must lie in"),
         ({"margin": 1.5}, "margin must lie in"),
     ],
 )

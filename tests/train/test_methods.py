@@ -188,7 +188,7 @@ class LeftSalient(FakeExplainer):
 @pytest.mark.parametrize("negative_pair", [True, False])
 def test_excon_uses_masked_view_iff_probe_keeps_the_class(negative_pair):
     model = Probe()
-    loss_fn = RecordingExConLoss(0.5, validate=False)
+    loss_fn = RecordingExConLoss(0.5, check_values=False)
     method = ExCon(
         explainer=(explainer := LeftSalient(model)),
         warmup_epochs=0,
@@ -228,7 +228,7 @@ def test_excon_warmup_is_supcon():
         explainer=(explainer := LeftSalient(model)),
         warmup_epochs=2,
         views=two_views,
-        loss=RecordingExConLoss(0.5, validate=False),
+        loss=RecordingExConLoss(0.5, check_values=False),
     )
     method.setup(model)
     x, y, _ = excon_batch()

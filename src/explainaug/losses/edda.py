@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug._deprecation import UNSET, renamed_argument
 from explainaug._validation import check_fraction, check_tensor
 
 SALIENT_TARGETS = ("uniform", "smooth", "background", "hinge")
@@ -19,7 +20,7 @@ class EDDALoss(nn.Module):
     ``x_sal`` its salient pixels (confidence should drop). ``L_sal`` by ``salient_target``:
 
     - ``"uniform"``: cross-entropy to the uniform distribution (maximum entropy).
-    - ``"smooth"``: cross-entropy to ``(1 - epsilon) * onehot(y) + epsilon / K``.
+    - ``"smooth"``: cross-entropy to ``(1 - label_smoothing) * onehot(y) + label_smoothing / K``.
     - ``"background"``: cross-entropy to an extra class; the logits then have ``K + 1`` columns,
       the last one being "background", and labels lie in ``[0, K)``.
     - ``"hinge"``: ``max(0, p_y(x_sal) - p_y(x) + margin)`` with ``p_y(x)`` detached, so only the
@@ -29,7 +30,9 @@ class EDDALoss(nn.Module):
         nonsalient_weight: weight of the non-salient-occlusion term.
         salient_weight: weight of the salient-occlusion term.
         salient_target: one of ``"uniform"``, ``"smooth"``, ``"background"``, ``"hinge"``.
-        epsilon: smoothing mass for ``"smooth"``, in (0, 1].
+        label_smoothing: smoothing mass for ``"smooth"``, in (0, 1] (PyTorch's
+            ``cross_entropy(label_smoothing=)`` meaning).
+        epsilon: deprecated name of ``label_smoothing``.
         margin: confidence margin for ``"hinge"``, in [0, 1].
 
     Shape:
@@ -47,8 +50,10 @@ class EDDALoss(nn.Module):
         nonsalient_weight: float = 1.0,
         salient_weight: float = 1.0,
         salient_target: str = "uniform",
-        epsilon: float = 0.5,
+        label_smoothing: float = 0.5,
         margin: float = 0.1,
+        *,
+        epsilon: float = UNSET,
     ) -> None:
         super().__init__()
         if salient_target not in SALIENT_TARGETS:
@@ -64,7 +69,17 @@ class EDDALoss(nn.Module):
         self.nonsalient_weight = nonsalient_weight
         self.salient_weight = salient_weight
         self.salient_target = salient_target
-        self.epsilon = epsilon if epsilon == 1 else check_fraction(epsilon, "epsilon")
+        smoothing = renamed_argument(
+            epsilon,
+            label_smoothing,
+            old="epsilon",
+            new="label_smoothing",
+            owner="EDDALoss",
+            new_default=0.5,
+        )
+        self.label_smoothing = (
+            smoothing if smoothing == 1 else check_fraction(smoothing, "label_smoothing")
+        )
         self.margin = check_fraction(margin, "margin", closed=True)
 
     def components(
@@ -108,9 +123,9 @@ class EDDALoss(nn.Module):
         if self.salient_target == "uniform":
             return -log_probs.mean(dim=1).mean()
         if self.salient_target == "smooth":
-            target = torch.full_like(log_probs, self.epsilon / classes)
+            target = torch.full_like(log_probs, self.label_smoothing / classes)
             target.scatter_add_(
-                1, labels[:, None], torch.full_like(log_probs[:, :1], 1 - self.epsilon)
+                1, labels[:, None], torch.full_like(log_probs[:, :1], 1 - self.label_smoothing)
             )
             return -(target * log_probs).sum(dim=1).mean()
         if self.salient_target == "background":

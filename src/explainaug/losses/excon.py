@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from explainaug._deprecation import UNSET
 from explainaug._validation import check_tensor
 from explainaug.losses.supcon import (
     SupConLoss,
@@ -24,7 +25,8 @@ class ExConLoss(SupConLoss):
     positives of each other, and negatives of everything else.
 
     Args:
-        temperature, base_temperature, gather_distributed, validate: as ``SupConLoss``.
+        temperature, base_temperature, gather_distributed, check_values, validate: as
+            ``SupConLoss``.
         background_anchor: treat background rows as one class of their own.
 
     Shape:
@@ -45,9 +47,13 @@ class ExConLoss(SupConLoss):
         base_temperature: float | None = None,
         background_anchor: bool = False,
         gather_distributed: bool = False,
-        validate: bool = True,
+        check_values: bool = True,
+        *,
+        validate: bool = UNSET,
     ) -> None:
-        super().__init__(temperature, base_temperature, gather_distributed, validate)
+        super().__init__(
+            temperature, base_temperature, gather_distributed, check_values, validate=validate
+        )
         self.background_anchor = background_anchor
 
     def forward(self, features: Tensor, labels: Tensor, background: Tensor) -> Tensor:  # type: ignore[override]
@@ -60,7 +66,7 @@ class ExConLoss(SupConLoss):
                 f"background must have shape {tuple(features.shape[:-1])} (one flag per feature "
                 f"row), got {tuple(background.shape)}"
             )
-        if self.validate:
+        if self.check_values:
             check_finite_features(rows)
         is_background = (
             background if background.ndim == 1 else background.transpose(0, 1).reshape(-1)

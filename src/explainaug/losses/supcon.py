@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug._deprecation import UNSET, renamed_argument
 from explainaug._validation import check_positive, check_tensor
 from explainaug.losses.distributed import (
     gather_no_grad,
@@ -141,7 +142,8 @@ class SupConLoss(nn.Module):
             SupContrast/ExCon code uses 0.07.
         gather_distributed: contrast against the features of every process (see
             ``supervised_contrastive``).
-        validate: check features for NaN/inf on each call (one host-device sync).
+        check_values: check features for NaN/inf on each call (one host-device sync).
+        validate: deprecated name of ``check_values``.
 
     Shape:
         features ``[B, V, D]`` with labels ``[B]``, or ``[N, D]`` with labels ``[N]``.
@@ -158,7 +160,9 @@ class SupConLoss(nn.Module):
         temperature: float = 0.1,
         base_temperature: float | None = None,
         gather_distributed: bool = False,
-        validate: bool = True,
+        check_values: bool = True,
+        *,
+        validate: bool = UNSET,
     ) -> None:
         super().__init__()
         self.temperature = check_positive(temperature, "temperature")
@@ -166,11 +170,18 @@ class SupConLoss(nn.Module):
             temperature if base_temperature is None else base_temperature, "base_temperature"
         )
         self.gather_distributed = gather_distributed
-        self.validate = validate
+        self.check_values = renamed_argument(
+            validate,
+            check_values,
+            old="validate",
+            new="check_values",
+            owner=type(self).__name__,
+            new_default=True,
+        )
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         rows, row_labels = flatten_views(features, labels)
-        if self.validate:
+        if self.check_values:
             check_finite_features(rows)
         return supervised_contrastive(
             rows,

@@ -67,7 +67,7 @@ class ExCon(SupCon):
         loss: ExConLoss | None = None,
     ) -> None:
         if loss is None:
-            loss = ExConLoss(temperature, background_anchor=background_anchor, validate=False)
+            loss = ExConLoss(temperature, background_anchor=background_anchor, check_values=False)
         if negative_pair and loss.gather_distributed:
             raise ValueError(
                 "negative_pair varies the batch per process, so the loss cannot "

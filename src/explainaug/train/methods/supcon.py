@@ -32,7 +32,7 @@ class SupCon(Method):
         views: module mapping images ``[B, C, H, W]`` in [0, 1] to views ``[B, V, C, H, W]``;
             ``None`` builds ``explainaug.augment.supcon_views(image size, n_views=2)``
             (SupContrast's crop/flip/jitter/grayscale) at the first step.
-        loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, validate=False)``.
+        loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, check_values=False)``.
 
     Example:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
@@ -50,7 +50,7 @@ class SupCon(Method):
         views: nn.Module | Any = None,
         loss: SupConLoss | None = None,
     ) -> None:
-        self.loss = SupConLoss(temperature, validate=False) if loss is None else loss
+        self.loss = SupConLoss(temperature, check_values=False) if loss is None else loss
         self.views = views
 
     def setup(self, model: nn.Module) -> None:
