@@ -3,17 +3,14 @@
 import pytest
 import torch
 
-from explainaug._deprecation import UNSET, renamed_argument
+from explainaug.evaluate import model_randomization
+from explainaug.evaluate.robustness import fgsm, pgd
+from explainaug.explain import Saliency
 from explainaug.losses import EDDALoss, ExConLoss, SupConLoss
+from explainaug.models import SmallCNN
 
 NAN_FEATURES = torch.tensor([[[float("nan"), 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]])
 LABELS = torch.tensor([0, 1])
-
-
-def test_renamed_argument_rejects_both_names() -> None:
-    with pytest.raises(TypeError, match="give labels= only"):
-        renamed_argument(1, 2, old="y", new="labels", owner="f", new_default=None)
-    assert renamed_argument(UNSET, 2, old="y", new="labels", owner="f", new_default=None) == 2
 
 
 @pytest.mark.parametrize("loss_class", [SupConLoss, ExConLoss])
@@ -38,3 +35,25 @@ def test_edda_loss_epsilon_is_label_smoothing() -> None:
     # the "smooth" target is PyTorch's label smoothing of the true class
     expected = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.4)
     torch.testing.assert_close(old.components(logits, logits, logits, labels)["salient"], expected)
+
+
+@pytest.mark.parametrize("attack", [fgsm, pgd])
+def test_attacks_y_is_labels(attack) -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x = torch.rand(2, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 2])
+    kwargs = {"random_start": False} if attack is pgd else {}
+    with pytest.warns(DeprecationWarning, match="y= is deprecated, use labels="):
+        old = attack(model, x, y=labels, eps=0.1, **kwargs)
+    torch.testing.assert_close(old, attack(model, x, labels=labels, eps=0.1, **kwargs))
+    with pytest.raises(TypeError, match="give labels= only"):
+        attack(model, x, y=labels, labels=labels, eps=0.1)
+
+
+def test_model_randomization_make_explainer_is_explainer_factory() -> None:
+    model = SmallCNN(num_classes=3, width=4)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    new = model_randomization(model, explainer_factory=Saliency, x=x, similarity="spearman_abs")
+    with pytest.warns(DeprecationWarning, match="make_explainer= is deprecated"):
+        old = model_randomization(model, make_explainer=Saliency, x=x, similarity="spearman_abs")
+    assert old == new

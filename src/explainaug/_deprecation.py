@@ -1,66 +1,64 @@
 """Deprecated names kept for one release: renamed arguments and renamed public objects.
 
-A renamed argument stays in the signature as a keyword-only parameter defaulting to ``UNSET``;
-``renamed_argument`` turns it into the new argument's value and warns. A renamed class or
-function stays importable through the module's ``__getattr__`` and ``deprecated_attribute``.
+A function or class whose keyword arguments were renamed is wrapped in ``renamed_kwargs``: the
+signature shows only the new names, and a caller using an old one gets a ``DeprecationWarning``.
+A renamed class or function stays importable through the module's ``__getattr__`` and
+``deprecated_attribute``.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from torch import Tensor
-
-
-class _Unset:
-    """The default of a deprecated argument: tells "not given" apart from any real value."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-UNSET: Any = _Unset()
+def renamed_kwargs(**old_to_new: str) -> Callable[[F], F]:
+    """Accept old keyword names of a function (or a class's ``__init__``) for one release.
 
-
-def renamed_argument(
-    old_value: Any, new_value: Any, *, old: str, new: str, owner: str, new_default: Any
-) -> Any:
-    """The value of a renamed argument; warns when the caller used the old name.
-
-    Args:
-        old_value: what the caller passed under the old name, or ``UNSET``.
-        new_value: what the caller passed under the new name (or its default).
-        old, new: the two argument names.
-        owner: the function or class, for the message.
-        new_default: the new argument's default, to catch callers that give both names.
-
-    Raises:
-        TypeError: when the old name was given and the new one holds a value other than its
-            default.
+    Each old name passed by a caller is moved to its new name with a ``DeprecationWarning``;
+    giving both names raises ``TypeError``.
 
     Example:
-        >>> renamed_argument(UNSET, 3, old="y", new="labels", owner="f", new_default=None)
-        3
+        >>> @renamed_kwargs(y="labels")
+        ... def count(labels):
+        ...     return len(labels)
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     count(y=[1, 2]), caught[0].category.__name__
+        (2, 'DeprecationWarning')
     """
-    if old_value is UNSET:
-        return new_value
-    if _differs(new_value, new_default):
-        raise TypeError(f"{owner}: give {new}= only (got both {new}= and its old name {old}=)")
-    warnings.warn(
-        f"{owner}: {old}= is deprecated, use {new}= (the old name goes in the next release)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return old_value
 
+    def wrap(function: F) -> F:
+        target = function.__init__ if inspect.isclass(function) else function
+        owner = function.__qualname__
 
-def _differs(value: Any, default: Any) -> bool:
-    if value is default:
-        return False
-    if isinstance(value, Tensor) or isinstance(default, Tensor):
-        return True
-    return bool(value != default)
+        @functools.wraps(target)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{owner}: give {new}= only (got both {new}= and {old}=)")
+                    warnings.warn(
+                        f"{owner}: {old}= is deprecated, use {new}= (the old name goes in the "
+                        "next release)",
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
+                    kwargs[new] = kwargs.pop(old)
+            return target(*args, **kwargs)
+
+        if inspect.isclass(function):
+            function.__init__ = wrapper
+            return function
+        return wrapper  # type: ignore[return-value]
+
+    return wrap
 
 
 def deprecated_attribute(module: str, name: str, renamed: dict[str, tuple[str, Any]]) -> Any:

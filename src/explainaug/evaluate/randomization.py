@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_count, check_images, check_labels, check_positive
 from explainaug.evaluate._predict import model_device
 from explainaug.evaluate.similarity import SIMILARITIES, check_similarity_names, compare_maps
@@ -185,9 +186,10 @@ def _random_control(original: Tensor, names: tuple[str, ...], seed: int) -> dict
     return {name: summarize(score) for name, score in compare_maps(original, noise, names).items()}
 
 
+@renamed_kwargs(make_explainer="explainer_factory")
 def model_randomization(
     model: nn.Module,
-    make_explainer: MakeExplainer,
+    explainer_factory: MakeExplainer,
     x: Tensor,
     y: Tensor | None = None,
     *,
@@ -202,8 +204,9 @@ def model_randomization(
     Args:
         model: the trained classifier; never modified (the test works on a deep copy in eval
             mode).
-        make_explainer: builds the explainer for a model, e.g.
-            ``lambda m: GradCAM(m, layer="layer4")``.
+        explainer_factory: builds the explainer for a model, e.g.
+            ``lambda m: GradCAM(m, layer="layer4")`` (``make_explainer=`` is its deprecated
+            name).
         x: images ``[B, C, H, W]`` in [0, 1].
         y: the classes to explain ``[B]``; ``None`` uses the original model's predictions. The
             same classes are explained at every step.
@@ -238,9 +241,11 @@ def model_randomization(
     device = model_device(work)
     modules = dict(work.named_modules())
     steps = list(reversed(group_layers(forward_order(work, x), modules, group_depth)))
-    explainer = make_explainer(work)
+    explainer = explainer_factory(work)
     if getattr(explainer, "model", work) is not work:
-        raise ValueError("make_explainer(model) must return an explainer of the model it is given")
+        raise ValueError(
+            "explainer_factory(model) must return an explainer of the model it is given"
+        )
     if y is None:
         with torch.no_grad():
             y = work(x).argmax(dim=1)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_count, check_images, check_labels, check_positive
 from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
 
@@ -37,26 +38,26 @@ def _check_eps(eps: float) -> float:
     return float(eps)
 
 
-def _check_attack_inputs(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+def _check_attack_inputs(model: nn.Module, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     x = check_images(x)
-    y = check_labels(y, x.shape[0])
+    labels = check_labels(labels, x.shape[0])
     low, high = float(x.min()), float(x.max())
     if low < 0 or high > 1:
         raise ValueError(
             f"x must be images in [0, 1] (models normalise inside), got values in [{low}, {high}]"
         )
-    if y.device != x.device:
-        raise ValueError(f"y is on {y.device} but x is on {x.device}")
-    return x, y.long()
+    if labels.device != x.device:
+        raise ValueError(f"labels is on {labels.device} but x is on {x.device}")
+    return x, labels.long()
 
 
-def _input_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+def _input_gradient(model: nn.Module, x: Tensor, labels: Tensor) -> Tensor:
     """Gradient of the summed cross-entropy w.r.t. ``x`` only, in fp32 without autocast."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad(), torch.autocast(device_type=x.device.type, enabled=False):
-        loss = F.cross_entropy(model(x).float(), y, reduction="sum")
+        loss = F.cross_entropy(model(x).float(), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
     return grad
 
@@ -65,13 +66,14 @@ def _project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
     return torch.minimum(torch.maximum(x_adv, x - eps), x + eps).clamp(0, 1)
 
 
-def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float) -> Tensor:
-    """Fast gradient sign method: ``clamp(x + eps * sign(grad_x CE(model(x), y)), 0, 1)``.
+@renamed_kwargs(y="labels")
+def fgsm(model: nn.Module, x: Tensor, labels: Tensor, eps: float) -> Tensor:
+    """Fast gradient sign method: ``clamp(x + eps * sign(grad_x CE(model(x), labels)), 0, 1)``.
 
     Args:
         model: classifier returning logits; run in eval mode, mode restored.
         x: clean images ``[B, C, H, W]`` in [0, 1].
-        y: true labels ``[B]``.
+        labels: true labels ``[B]`` (``y=`` is its deprecated name).
         eps: L-inf radius in [0, 1] pixel units, >= 0.
 
     Returns:
@@ -83,21 +85,22 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float) -> Tensor:
         >>> bool(((fgsm(model, x, torch.tensor([0, 1]), 0.1) - x).abs() <= 0.1 + 1e-6).all())
         True
     """
-    x, y = _check_attack_inputs(model, x, y)
-    return _fgsm(model, x, y, _check_eps(eps))
+    x, labels = _check_attack_inputs(model, x, labels)
+    return _fgsm(model, x, labels, _check_eps(eps))
 
 
-def _fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float) -> Tensor:
+def _fgsm(model: nn.Module, x: Tensor, labels: Tensor, eps: float) -> Tensor:
     x = x.detach().float()
     with eval_mode(model):
-        grad = _input_gradient(model, x, y)
+        grad = _input_gradient(model, x, labels)
     return (x + eps * grad.sign()).clamp(0, 1)
 
 
+@renamed_kwargs(y="labels")
 def pgd(
     model: nn.Module,
     x: Tensor,
-    y: Tensor,
+    labels: Tensor,
     eps: float,
     steps: int = 10,
     step_size: float | None = None,
@@ -113,7 +116,7 @@ def pgd(
     Args:
         model: classifier returning logits; run in eval mode, mode restored.
         x: clean images ``[B, C, H, W]`` in [0, 1].
-        y: true labels ``[B]``.
+        labels: true labels ``[B]`` (``y=`` is its deprecated name).
         eps: L-inf radius in [0, 1] pixel units, >= 0.
         steps: number of gradient steps, >= 1.
         step_size: step length; ``None`` means ``2.5 * eps / steps``.
@@ -133,11 +136,11 @@ def pgd(
     """
     eps = _check_eps(eps)
     _check_pgd_settings(steps, step_size)
-    x, y = _check_attack_inputs(model, x, y)
+    x, labels = _check_attack_inputs(model, x, labels)
     if start is not None and (not isinstance(start, Tensor) or start.shape != x.shape):
         got = tuple(start.shape) if isinstance(start, Tensor) else type(start).__name__
         raise ValueError(f"start must be a perturbation of shape {tuple(x.shape)}, got {got}")
-    return _pgd(model, x, y, eps, steps, step_size, random_start, generator, start)
+    return _pgd(model, x, labels, eps, steps, step_size, random_start, generator, start)
 
 
 def _check_pgd_settings(steps: int, step_size: float | None) -> None:
@@ -149,7 +152,7 @@ def _check_pgd_settings(steps: int, step_size: float | None) -> None:
 def _pgd(
     model: nn.Module,
     x: Tensor,
-    y: Tensor,
+    labels: Tensor,
     eps: float,
     steps: int,
     step_size: float | None,
@@ -168,7 +171,7 @@ def _pgd(
         x_adv = x.clone()
     with eval_mode(model):
         for _ in range(steps):
-            grad = _input_gradient(model, x_adv, y)
+            grad = _input_gradient(model, x_adv, labels)
             x_adv = _project(x_adv + step_size * grad.sign(), x, eps)
     return x_adv
 

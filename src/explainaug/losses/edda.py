@@ -6,12 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from explainaug._deprecation import UNSET, renamed_argument
+from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_fraction, check_tensor
 
 SALIENT_TARGETS = ("uniform", "smooth", "background", "hinge")
 
 
+@renamed_kwargs(epsilon="label_smoothing")
 class EDDALoss(nn.Module):
     """Cross-entropy on clean images plus alignment terms on the two occluded views.
 
@@ -32,7 +33,7 @@ class EDDALoss(nn.Module):
         salient_target: one of ``"uniform"``, ``"smooth"``, ``"background"``, ``"hinge"``.
         label_smoothing: smoothing mass for ``"smooth"``, in (0, 1] (PyTorch's
             ``cross_entropy(label_smoothing=)`` meaning).
-        epsilon: deprecated name of ``label_smoothing``.
+        epsilon: deprecated name of ``label_smoothing`` (warns).
         margin: confidence margin for ``"hinge"``, in [0, 1].
 
     Shape:
@@ -52,8 +53,6 @@ class EDDALoss(nn.Module):
         salient_target: str = "uniform",
         label_smoothing: float = 0.5,
         margin: float = 0.1,
-        *,
-        epsilon: float = UNSET,
     ) -> None:
         super().__init__()
         if salient_target not in SALIENT_TARGETS:
@@ -69,16 +68,10 @@ class EDDALoss(nn.Module):
         self.nonsalient_weight = nonsalient_weight
         self.salient_weight = salient_weight
         self.salient_target = salient_target
-        smoothing = renamed_argument(
-            epsilon,
-            label_smoothing,
-            old="epsilon",
-            new="label_smoothing",
-            owner="EDDALoss",
-            new_default=0.5,
-        )
         self.label_smoothing = (
-            smoothing if smoothing == 1 else check_fraction(smoothing, "label_smoothing")
+            label_smoothing
+            if label_smoothing == 1
+            else check_fraction(label_smoothing, "label_smoothing")
         )
         self.margin = check_fraction(margin, "margin", closed=True)
 

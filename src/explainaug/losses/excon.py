@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from explainaug._deprecation import UNSET
+from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_tensor
 from explainaug.losses.supcon import (
     SupConLoss,
@@ -15,6 +15,7 @@ from explainaug.losses.supcon import (
 )
 
 
+@renamed_kwargs(validate="check_values")
 class ExConLoss(SupConLoss):
     """SupCon where "background" samples (masked images that lost their class) are negatives only.
 
@@ -48,12 +49,8 @@ class ExConLoss(SupConLoss):
         background_anchor: bool = False,
         gather_distributed: bool = False,
         check_values: bool = True,
-        *,
-        validate: bool = UNSET,
     ) -> None:
-        super().__init__(
-            temperature, base_temperature, gather_distributed, check_values, validate=validate
-        )
+        super().__init__(temperature, base_temperature, gather_distributed, check_values)
         self.background_anchor = background_anchor
 
     def forward(self, features: Tensor, labels: Tensor, background: Tensor) -> Tensor:  # type: ignore[override]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from explainaug._deprecation import UNSET, renamed_argument
+from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_positive, check_tensor
 from explainaug.losses.distributed import (
     gather_no_grad,
@@ -129,6 +129,7 @@ def check_finite_features(features: Tensor, name: str = "features") -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
+@renamed_kwargs(validate="check_values")
 class SupConLoss(nn.Module):
     """Supervised contrastive loss over several views per image.
 
@@ -143,7 +144,7 @@ class SupConLoss(nn.Module):
         gather_distributed: contrast against the features of every process (see
             ``supervised_contrastive``).
         check_values: check features for NaN/inf on each call (one host-device sync).
-        validate: deprecated name of ``check_values``.
+        validate: deprecated name of ``check_values`` (warns).
 
     Shape:
         features ``[B, V, D]`` with labels ``[B]``, or ``[N, D]`` with labels ``[N]``.
@@ -161,8 +162,6 @@ class SupConLoss(nn.Module):
         base_temperature: float | None = None,
         gather_distributed: bool = False,
         check_values: bool = True,
-        *,
-        validate: bool = UNSET,
     ) -> None:
         super().__init__()
         self.temperature = check_positive(temperature, "temperature")
@@ -170,14 +169,7 @@ class SupConLoss(nn.Module):
             temperature if base_temperature is None else base_temperature, "base_temperature"
         )
         self.gather_distributed = gather_distributed
-        self.check_values = renamed_argument(
-            validate,
-            check_values,
-            old="validate",
-            new="check_values",
-            owner=type(self).__name__,
-            new_default=True,
-        )
+        self.check_values = check_values
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         rows, row_labels = flatten_views(features, labels)
