@@ -170,3 +170,25 @@ def test_bad_inputs_raise(pixel_model: PixelModel, row_maps: Tensor, ones_loader
         faithfulness(pixel_model, explainer, ones_loader, deletion_steps=0)
     with pytest.raises(ValueError, match="batch"):
         faithfulness(pixel_model, explainer, [(torch.ones(2, 1, 4, 4),)])
+
+
+def test_label_target_scores_the_label_class(pixel_model: PixelModel, row_maps: Tensor) -> None:
+    # label 0 on all-ones images: p_0 = 1 - p_1, so Y = sigmoid(-1); keeping row 0 / row 3 only
+    # gives p_0 = sigmoid(-3) / sigmoid(3)
+    loader = [(torch.ones(2, 1, 4, 4), torch.tensor([0, 0]))]
+    maps = FixedMaps(pixel_model, row_maps)
+    result = faithfulness(pixel_model, maps, loader, keep=0.25, target="label")
+    y, kept_a = sig(-1), sig(-3)
+    assert result["average_drop_pct"] == pytest.approx(100 * (y - kept_a) / y / 2, rel=1e-5)
+    assert result["increase_in_confidence_pct"] == pytest.approx(50.0)
+    # when every label is the prediction, "label" and "predicted" agree
+    predicted_loader = [(torch.ones(2, 1, 4, 4), torch.tensor([1, 1]))]
+    assert faithfulness(pixel_model, maps, predicted_loader, target="label") == faithfulness(
+        pixel_model, maps, predicted_loader
+    )
+    with pytest.raises(ValueError, match="target must be one of"):
+        faithfulness(pixel_model, maps, loader, target="true")
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
+        faithfulness(
+            pixel_model, maps, [(torch.ones(2, 1, 4, 4), torch.tensor([0, 5]))], target="label"
+        )

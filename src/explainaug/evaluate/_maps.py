@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from explainaug._validation import check_maps
+from explainaug._validation import check_labels, check_maps
 from explainaug.explain._base import Explainer, upsample
 
 
@@ -28,6 +28,36 @@ def check_explainer(explainer: object, model: nn.Module) -> Explainer:
             "build it from the same model object"
         )
     return explainer
+
+
+TARGETS = ("label", "predicted")
+
+
+def check_target(target: object) -> str:
+    """Raise ``ValueError`` unless ``target`` names which class to explain: ``TARGETS``.
+
+    Example:
+        >>> check_target("label")
+        'label'
+    """
+    if target not in TARGETS:
+        raise ValueError(
+            f"target must be one of {TARGETS} (which class to explain), got {target!r}"
+        )
+    return target
+
+
+def explained_classes(target: str, logits: Tensor, labels: Tensor) -> Tensor:
+    """The class to explain for each image: its label or the model's prediction, ``[B]`` long.
+
+    Example:
+        >>> logits = torch.tensor([[0.0, 2.0], [3.0, 1.0]])
+        >>> explained_classes("predicted", logits, torch.tensor([0, 1])).tolist()
+        [1, 0]
+    """
+    if target == "predicted":
+        return logits.argmax(dim=1)
+    return check_labels(labels, logits.shape[0], num_classes=logits.shape[1]).long()
 
 
 def explain_flat(explainer: Explainer, x: Tensor, target: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """Faithfulness of saliency maps: does the model's confidence follow the pixels the map ranks high?
 
-For each image the predicted class ``c`` is explained and the model's softmax probability
-``p_c`` is measured on perturbed copies of the image (images are float in [0, 1]; models
+For each image the class ``c`` (the model's prediction by default, or the label with
+``target="label"``) is explained and the model's softmax probability ``p_c`` is measured on perturbed copies of the image (images are float in [0, 1]; models
 normalise inside):
 
 * **Keep top ``keep`` (Grad-CAM++, Ablation-CAM, ExCon's ``eval_drop_increase``).** Keep the
@@ -34,7 +34,13 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from explainaug._validation import check_count, check_fraction
-from explainaug.evaluate._maps import check_explainer, descending_rank, explain_flat
+from explainaug.evaluate._maps import (
+    check_explainer,
+    check_target,
+    descending_rank,
+    explain_flat,
+    explained_classes,
+)
 from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
 from explainaug.evaluate.similarity import gaussian_filter
 from explainaug.explain._base import Explainer
@@ -147,23 +153,28 @@ def faithfulness(
     occlusion_ratio: float = 0.2,
     fill: Fill = 0.0,
     batch_size: int = 512,
+    target: str = "predicted",
     progress: bool = False,
 ) -> dict:
     """Average Drop / Increase in Confidence, deletion / insertion AUC and EDDA's SD / NC.
 
     The model runs in eval mode (its modes are restored); the class explained and scored is the
-    model's prediction on the clean image. See the module docstring for the definitions.
+    model's prediction on the clean image, or the label. See the module docstring for the
+    definitions.
 
     Args:
         model: classifier returning logits; images in [0, 1].
         explainer: an explainer of ``model``; ``explainer(x, target)`` gives ``[B, 1, h, w]``.
-        loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches (labels are not used).
+        loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches (labels are used only with
+            ``target="label"``).
         keep: fraction of most salient pixels kept for Average Drop / Increase.
         deletion_steps: number of equal steps from no pixel to all pixels.
         occlusion_ratio: fraction occluded for SD (most salient) and NC (least salient).
         fill: replacement colour: a number in [0, 1] (0, black, as the papers' "zero"),
             per-channel values (e.g. the dataset mean), or ``"mean"`` (each image's mean).
         batch_size: perturbed images per forward pass.
+        target: explain and score the ``"predicted"`` class (on the clean image) or the
+            ``"label"``, as ``localization``'s ``target``.
         progress: show a tqdm bar over the loader.
 
     Returns:
@@ -186,21 +197,23 @@ def faithfulness(
     check_fraction(occlusion_ratio, "occlusion_ratio")
     check_count(deletion_steps, "deletion_steps")
     check_count(batch_size, "batch_size")
+    check_target(target)
     device = model_device(model)
     clean, perturbed = [], []
     with eval_mode(model):
-        for x, _, _ in tqdm(
+        for x, labels, _ in tqdm(
             iterate_batches(loader, device), desc="faithfulness", disable=not progress, leave=False
         ):
             with torch.no_grad():
-                probabilities = model(x).float().softmax(dim=1)
-            confidence, target = probabilities.max(dim=1)
-            rank = descending_rank(explain_flat(explainer, x, target))
+                logits = model(x).float()
+            classes = explained_classes(target, logits, labels)
+            confidence = logits.softmax(dim=1).gather(1, classes[:, None])[:, 0]
+            rank = descending_rank(explain_flat(explainer, x, classes))
             canvases = torch.stack([fill_values(fill, x).expand_as(x), blurred_canvas(x)])
             plan = _perturbation_plan(rank.shape[1], keep, deletion_steps, occlusion_ratio, device)
             with torch.no_grad():
                 perturbed.append(
-                    _perturbed_probabilities(model, x, rank, target, canvases, plan, batch_size)
+                    _perturbed_probabilities(model, x, rank, classes, canvases, plan, batch_size)
                 )
             clean.append(confidence)
     y_clean, scores = torch.cat(clean), torch.cat(perturbed, dim=1)

@@ -22,7 +22,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from explainaug._validation import check_fraction
-from explainaug.evaluate._maps import check_explainer, descending_rank, explain_flat
+from explainaug.evaluate._maps import (
+    check_explainer,
+    check_target,
+    descending_rank,
+    explain_flat,
+)
 from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
 from explainaug.explain._base import Explainer
 
@@ -120,8 +125,7 @@ def localization(
     """
     check_explainer(explainer, model)
     check_fraction(top, "top")
-    if target not in ("label", "predicted"):
-        raise ValueError(f"target must be 'label' or 'predicted', got {target!r}")
+    check_target(target)
     device = model_device(model)
     scores: dict[str, list[Tensor]] = {}
     with eval_mode(model):
