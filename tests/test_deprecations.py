@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from explainaug.augment import RandomOcclusion, SaliencyMask
 from explainaug.evaluate import model_randomization
 from explainaug.evaluate.robustness import fgsm, pgd
 from explainaug.explain import Saliency
@@ -57,3 +58,19 @@ def test_model_randomization_make_explainer_is_explainer_factory() -> None:
     with pytest.warns(DeprecationWarning, match="make_explainer= is deprecated"):
         old = model_randomization(model, make_explainer=Saliency, x=x, similarity="spearman_abs")
     assert old == new
+
+
+def test_saliency_mask_keep_ratio_is_ratio() -> None:
+    maps = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(DeprecationWarning, match="keep_ratio= is deprecated, use ratio="):
+        old = SaliencyMask(keep_ratio=0.3)
+    assert torch.equal(old.mask(maps, (6, 6)), SaliencyMask(ratio=0.3).mask(maps, (6, 6)))
+
+
+def test_random_occlusion_positional_ratio_warns() -> None:
+    x = torch.ones(3, 1, 4, 4)
+    with pytest.warns(DeprecationWarning, match=r"RandomOcclusion\(x, ratio=ratio\)"):
+        old = RandomOcclusion(fill="zero")(x, torch.tensor([0.25, 0.5, 1.0]))
+    assert (old == 0).sum(dim=(1, 2, 3)).tolist() == [4, 8, 16]
+    with pytest.warns(DeprecationWarning):
+        assert (RandomOcclusion(fill="zero")(x, 0.5) == 0).sum().item() == 24

@@ -26,7 +26,7 @@ def test_masks_from_cached_maps_equal_masks_from_the_full_maps_when_sizes_agree(
     maps = torch.rand(2, 1, 8, 8) * 5 + 3
     cache = SaliencyCache(2, size=(8, 8))
     cache.update(torch.arange(2), maps)
-    mask = SaliencyMask(keep_ratio=0.3)
+    mask = SaliencyMask(ratio=0.3)
     torch.testing.assert_close(mask.mask(cache[[0, 1]], (8, 8)), mask.mask(maps, (8, 8)))
 
 
@@ -58,7 +58,7 @@ class MaskedImages(torch.utils.data.Dataset):
 
     def __init__(self, data: SaliencyDataset) -> None:
         self.data = data
-        self.mask = SaliencyMask(keep_ratio=0.5, fill="zero", keepdim=True)
+        self.mask = SaliencyMask(ratio=0.5, fill="zero", keepdim=True)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -83,7 +83,7 @@ def test_round_trip_through_dataloader_workers():
     seen = torch.zeros(12, dtype=torch.bool)
     for masked, saliency, _label, index in loader:  # epoch 2: workers see the updates
         assert torch.equal(saliency, cache[index])
-        expected = SaliencyMask(keep_ratio=0.5, fill="zero")(images[index], cache[index])
+        expected = SaliencyMask(ratio=0.5, fill="zero")(images[index], cache[index])
         assert torch.equal(masked, expected)
         assert masked.eq(0).flatten(1).sum(1).eq(3 * 32).all()
         seen[index] = True

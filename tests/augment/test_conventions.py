@@ -15,9 +15,7 @@ def make(kind: str, **kwargs):
 
 
 def call(aug, x, saliency, **kwargs):
-    if isinstance(aug, RandomOcclusion):
-        return aug(x, **kwargs)
-    return aug(x, saliency, **kwargs)
+    return aug(x, saliency, **kwargs)  # one call shape for all three
 
 
 KINDS = ["mask", "occlusion", "random"]
@@ -130,3 +128,38 @@ def test_check_values_off_skips_only_the_value_checks(make) -> None:
     fast(out_of_range, maps)  # no range check (and no host sync) when turned off
     with pytest.raises(ValueError, match="batch size"):
         fast(x, maps[:1])  # shape checks stay on
+
+
+@pytest.mark.parametrize("kind", ["occlusion", "random"])
+def test_per_call_ratio_occludes_that_many_pixels(kind, batch):
+    x, saliency = batch
+    ratio = torch.linspace(0.0, 1.0, 16)
+    out = make(kind)(x, saliency, ratio=ratio)  # same call for both occlusions
+    occluded = (out == 0).all(dim=1).sum(dim=(1, 2))
+    assert occluded.tolist() == torch.round(ratio.double() * 64).long().tolist()
+    assert ((make(kind)(x, saliency, ratio=0.25) == 0).all(dim=1).sum(dim=(1, 2)) == 16).all()
+
+
+@pytest.mark.parametrize("cls", [SaliencyMask, SaliencyOcclusion])
+def test_threshold_and_ratio_have_one_name_and_exclude_each_other(cls, batch):
+    x, saliency = batch
+    with pytest.raises(ValueError, match="give threshold= or ratio=, not both"):
+        cls(threshold=0.5, ratio=0.2)
+    by_threshold = cls(threshold=0.5)
+    assert by_threshold.threshold == 0.5 and by_threshold.ratio is None
+    by_ratio = cls(ratio=0.25)
+    assert by_ratio.ratio == 0.25 and by_ratio.threshold is None
+    # 0.25 of the pixels selected: kept by the mask, occluded by the occlusion
+    selected = by_ratio.mask(saliency, (8, 8)).sum(dim=(1, 2, 3))
+    assert (selected == (16 if cls is SaliencyMask else 48)).all()
+    with pytest.raises(ValueError, match="selects by threshold"):
+        by_threshold(x, saliency, ratio=0.2)
+
+
+def test_arguments_after_the_first_are_keyword_only():
+    with pytest.raises(TypeError):
+        SaliencyMask(0.5, 0.2)
+    with pytest.raises(TypeError):
+        SaliencyOcclusion("salient", 0.2)
+    with pytest.raises(TypeError):
+        RandomOcclusion(0.2, "square")

@@ -23,7 +23,7 @@ def random_maps(seed: int, batch: int, size: tuple[int, int], n_levels: int) -> 
 def test_ratio_modes_select_exactly_round_ratio_pixels(size, ratio, batch, n_levels, seed):
     maps = random_maps(seed, batch, size, n_levels)
     expected = float(round(ratio * size[0] * size[1]))
-    kept = SaliencyMask(keep_ratio=ratio).mask(maps, size).sum((1, 2, 3))
+    kept = SaliencyMask(ratio=ratio).mask(maps, size).sum((1, 2, 3))
     assert kept.eq(expected).all()
     for region in ("salient", "nonsalient"):
         keep = SaliencyOcclusion(region, ratio=ratio).mask(maps, size)
@@ -49,7 +49,7 @@ def test_outputs_stay_in_unit_range(size, ratio, seed, fill, soft, threshold):
     maps = torch.randn(2, 1, 5, 5, generator=generator) * 100
     outputs = [
         SaliencyMask(threshold=threshold, fill=fill, soft=soft)(x, maps),
-        SaliencyMask(keep_ratio=ratio, fill=fill, soft=soft)(x, maps),
+        SaliencyMask(ratio=ratio, fill=fill, soft=soft)(x, maps),
         SaliencyOcclusion("nonsalient", ratio=ratio, fill=fill, soft=soft)(x, maps),
         RandomOcclusion(ratio=ratio, fill=fill)(x),
     ]

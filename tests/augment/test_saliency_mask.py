@@ -46,7 +46,7 @@ def test_low_resolution_maps_are_upsampled_bilinearly():
 def test_keep_ratio_keeps_the_exact_top_pixels_with_raster_tie_break():
     torch.manual_seed(2)
     saliency = torch.randint(0, 4, (5, 1, 6, 7)).float()  # many ties
-    keep = SaliencyMask(keep_ratio=0.3).mask(saliency, (6, 7))
+    keep = SaliencyMask(ratio=0.3).mask(saliency, (6, 7))
     k = round(0.3 * 42)
     assert keep.sum((1, 2, 3)).tolist() == [float(k)] * 5
     for image, kept in zip(saliency.flatten(1).numpy(), keep.flatten(1).numpy(), strict=False):
@@ -59,7 +59,7 @@ def test_keep_ratio_keeps_the_exact_top_pixels_with_raster_tie_break():
 def test_forward_fills_exactly_outside_the_mask():
     torch.manual_seed(3)
     x, saliency = torch.rand(4, 3, 8, 8), torch.rand(4, 1, 8, 8)
-    aug = SaliencyMask(keep_ratio=0.25, fill=0.3)
+    aug = SaliencyMask(ratio=0.25, fill=0.3)
     out = aug(x, saliency)
     keep = aug.mask(saliency, (8, 8)).bool().expand_as(x)
     assert torch.equal(out[keep], x[keep])
@@ -71,7 +71,7 @@ def test_constant_and_zero_maps_keep_nothing_by_threshold_and_first_pixels_by_ra
     for value in (0.0, 3.0):
         saliency = torch.full((2, 1, 4, 4), value)
         assert SaliencyMask().mask(saliency, (4, 4)).sum() == 0
-        keep = SaliencyMask(keep_ratio=0.25).mask(saliency, (4, 4))
+        keep = SaliencyMask(ratio=0.25).mask(saliency, (4, 4))
         assert keep[:, 0, 0].eq(1).all() and keep.sum() == 8  # the first row of each image
 
 
@@ -107,8 +107,8 @@ def test_mismatches_raise(x, saliency, error, match):
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="threshold"):
         SaliencyMask(threshold=1.5)
-    with pytest.raises(ValueError, match="keep_ratio"):
-        SaliencyMask(keep_ratio=-0.1)
+    with pytest.raises(ValueError, match="ratio"):
+        SaliencyMask(ratio=-0.1)
     with pytest.raises(ValueError, match="p must"):
         SaliencyMask(p=2.0)
     with pytest.raises(ValueError, match="saliency maps"):
@@ -131,8 +131,8 @@ def test_soft_mask_passes_gradients_to_the_map_and_approaches_the_hard_mask():
     cold = SaliencyMask(soft=True, temperature=1e-4).mask(saliency.detach(), (8, 8))
     hard = SaliencyMask().mask(saliency.detach(), (8, 8))
     assert (cold - hard).abs().max() < 1e-3
-    soft_ratio = SaliencyMask(soft=True, keep_ratio=0.5, temperature=1e-4)
-    hard_ratio = SaliencyMask(keep_ratio=0.5)
+    soft_ratio = SaliencyMask(soft=True, ratio=0.5, temperature=1e-4)
+    hard_ratio = SaliencyMask(ratio=0.5)
     torch.testing.assert_close(
         soft_ratio.mask(saliency.detach(), (8, 8)),
         hard_ratio.mask(saliency.detach(), (8, 8)),

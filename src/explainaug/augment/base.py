@@ -21,13 +21,19 @@ The ``params`` of a draw: ``batch_prob`` (bool ``[B]``, the images augmented), `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from explainaug._validation import check_fraction, check_maps, check_tensor
+from explainaug._validation import check_fraction, check_maps, check_positive, check_tensor
 from explainaug.augment.fills import Fill, FillSpec
-from explainaug.augment.masks import normalized_saliency
+from explainaug.augment.masks import (
+    normalized_saliency,
+    pixel_counts,
+    rank_selection,
+    threshold_selection,
+)
 
 KeepFn = Callable[[Tensor, "torch.Generator | None"], Tensor]
 
@@ -51,6 +57,7 @@ class MaskAugmentationBase(nn.Module):
 
     def __init__(
         self,
+        *,
         fill: FillSpec = "mean",
         mean: Sequence[float] | Tensor | None = None,
         blur_sigma: float = 2.0,
@@ -99,6 +106,26 @@ class MaskAugmentationBase(nn.Module):
         chosen = torch.rand(draws, generator=generator, device=batch.device) < self.p
         return chosen.expand(size)
 
+    def _check_ratio(
+        self, ratio: float | Tensor, batch_size: int, device: torch.device | str
+    ) -> float | Tensor:
+        """A per-call ``ratio``: a number in [0, 1] or a float ``Tensor[B]`` on the images' device."""
+        if not isinstance(ratio, Tensor):
+            return check_fraction(ratio, "ratio", closed=True)
+        if ratio.shape != (batch_size,) or not ratio.is_floating_point():
+            raise ValueError(
+                f"ratio must be a float tensor of shape [{batch_size}], got {ratio.dtype} "
+                f"{tuple(ratio.shape)}"
+            )
+        device = torch.device(device)
+        if ratio.device.type != device.type or (
+            device.index is not None and ratio.device.index != device.index
+        ):
+            raise ValueError(f"ratio is on {ratio.device} but the images are on {device}")
+        if self.check_values and not bool(((ratio >= 0) & (ratio <= 1)).all()):
+            raise ValueError(f"ratio values must lie in [0, 1] (no NaN), got {ratio.tolist()}")
+        return ratio
+
     def extra_repr(self) -> str:
         return f"p={self.p}, same_on_batch={self.same_on_batch}, keepdim={self.keepdim}"
 
@@ -106,27 +133,89 @@ class MaskAugmentationBase(nn.Module):
 class SaliencyAugmentationBase(MaskAugmentationBase):
     """Base of the saliency-driven augmentations: the keep mask is a function of the map.
 
-    Subclasses implement :meth:`_keep` on min-max normalised maps at image resolution.
+    A selection is made either by ``threshold`` (normalised saliency ``> threshold``) or by
+    ``ratio`` (exactly ``round(ratio * H * W)`` pixels by rank); giving both raises, giving
+    neither uses the subclass's default mode. Subclasses implement :meth:`_keep` on min-max
+    normalised maps at image resolution, through :meth:`_selection`.
+
+    Args:
+        threshold: select normalised saliency above this value (in [0, 1]).
+        ratio: select exactly this fraction of pixels by rank instead (in [0, 1]).
+        soft: sigmoid selection around the threshold (or the rank boundary); gradients then
+            reach the map.
+        temperature: the sigmoid's temperature.
+        **options: ``fill``, ``mean``, ``blur_sigma``, ``p``, ``same_on_batch``, ``keepdim``,
+            ``check_values`` of :class:`MaskAugmentationBase`.
     """
 
-    def mask(self, saliency: Tensor, size: tuple[int, int]) -> Tensor:
+    default_threshold: float | None = None
+    default_ratio: float | None = None
+
+    def __init__(
+        self,
+        *,
+        threshold: float | None = None,
+        ratio: float | None = None,
+        soft: bool = False,
+        temperature: float = 0.05,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if threshold is not None and ratio is not None:
+            raise ValueError(
+                f"give threshold= or ratio=, not both; got threshold={threshold}, ratio={ratio}"
+            )
+        if threshold is None and ratio is None:
+            threshold, ratio = self.default_threshold, self.default_ratio
+        self.threshold = (
+            None if threshold is None else check_fraction(threshold, "threshold", closed=True)
+        )
+        self.ratio = None if ratio is None else check_fraction(ratio, "ratio", closed=True)
+        self.soft = bool(soft)
+        self.temperature = check_positive(temperature, "temperature")
+
+    def mask(
+        self, saliency: Tensor, size: tuple[int, int], *, ratio: float | Tensor | None = None
+    ) -> Tensor:
         """The keep mask ``[B, 1, *size]`` (1 = kept) for maps ``[B, 1, h, w]`` or ``[B, h, w]``.
 
         The maps (any resolution, finite) are resized bilinearly to ``size`` and min-max
-        normalised per image before :meth:`_keep`.
+        normalised per image before :meth:`_keep`. ``ratio`` (a number or ``Tensor[B]``)
+        replaces the constructor's ratio for this call; threshold-mode augmentations reject it.
         """
         # checks only the maps' own shape and values
         saliency = check_maps(saliency, saliency, finite=self.check_values)
-        return self._keep(normalized_saliency(saliency, (int(size[0]), int(size[1]))))
+        if ratio is not None:
+            if self.threshold is not None:
+                raise ValueError(
+                    f"{type(self).__name__} selects by threshold={self.threshold}; a per-call "
+                    "ratio= needs one built with ratio= (give threshold= or ratio=, not both)"
+                )
+            ratio = self._check_ratio(ratio, saliency.shape[0], saliency.device)
+        scores = normalized_saliency(saliency, (int(size[0]), int(size[1])))
+        return self._keep(scores, self.ratio if ratio is None else ratio)
 
-    def _keep(self, scores: Tensor) -> Tensor:
+    def _keep(self, scores: Tensor, ratio: float | Tensor | None) -> Tensor:
         raise NotImplementedError
+
+    def _selection(self, scores: Tensor, ratio: float | Tensor | None, largest: bool) -> Tensor:
+        """Pixels above the threshold (below it when not ``largest``), or the ``ratio`` top
+        (bottom) pixels by rank."""
+        if self.threshold is not None:
+            return threshold_selection(
+                scores, self.threshold, above=largest, soft=self.soft, temperature=self.temperature
+            )
+        counts = pixel_counts(ratio, scores[0].numel(), scores.shape[0], scores.device)
+        return rank_selection(
+            scores, counts, largest=largest, soft=self.soft, temperature=self.temperature
+        )
 
     def forward(
         self,
         x: Tensor,
         saliency: Tensor | None = None,
         *,
+        ratio: float | Tensor | None = None,
         params: dict[str, Tensor] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
@@ -136,6 +225,7 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
             x: ``[B, C, H, W]`` or ``[C, H, W]`` in [0, 1].
             saliency: ``[B, 1, h, w]`` or ``[B, h, w]`` (``[h, w]`` or ``[1, h, w]`` for one
                 image), any resolution and floating dtype; required unless ``params`` is given.
+            ratio: this call's ratio, a number or ``Tensor[B]`` (ratio mode only).
             params: ``aug._params`` of an earlier call, to replay its masks and selection.
             generator: random generator for the ``p`` draw and the noise fill.
         """
@@ -146,9 +236,14 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
 
         def make_keep(batch: Tensor, _generator: torch.Generator | None) -> Tensor:
             maps = as_map_batch(saliency, batch, single=x.ndim == 3, finite=False)
-            return self.mask(maps, batch.shape[-2:])
+            return self.mask(maps, batch.shape[-2:], ratio=ratio)
 
         return self._augment(x, make_keep, params, generator)
+
+    def _mode_repr(self) -> str:
+        if self.threshold is not None:
+            return f"threshold={self.threshold}"
+        return f"ratio={self.ratio}"
 
 
 def as_image_batch(x: object, name: str = "x", *, check_values: bool = True) -> Tensor:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from explainaug._validation import check_fraction, check_tensor
+from explainaug._validation import check_fraction
 from explainaug.augment.base import MaskAugmentationBase
 from explainaug.augment.fills import FillSpec
 from explainaug.augment.masks import pixel_counts, rank_selection
@@ -51,6 +52,7 @@ class RandomOcclusion(MaskAugmentationBase):
     def __init__(
         self,
         ratio: float = 0.2,
+        *,
         shape: str = "pixels",
         fill: FillSpec = "mean",
         mean: Sequence[float] | Tensor | None = None,
@@ -60,7 +62,15 @@ class RandomOcclusion(MaskAugmentationBase):
         keepdim: bool = False,
         check_values: bool = True,
     ) -> None:
-        super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim, check_values)
+        super().__init__(
+            fill=fill,
+            mean=mean,
+            blur_sigma=blur_sigma,
+            p=p,
+            same_on_batch=same_on_batch,
+            keepdim=keepdim,
+            check_values=check_values,
+        )
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
         self.ratio = check_fraction(ratio, "ratio", closed=True)
@@ -82,9 +92,8 @@ class RandomOcclusion(MaskAugmentationBase):
             [8.0, 8.0, 8.0]
         """
         height, width = int(size[0]), int(size[1])
-        counts = pixel_counts(
-            self._check_ratio(ratio, batch_size, device), height * width, batch_size, device
-        )
+        ratio = self.ratio if ratio is None else self._check_ratio(ratio, batch_size, device)
+        counts = pixel_counts(ratio, height * width, batch_size, device)
         draws = 1 if self.same_on_batch else batch_size
         if self.shape == "pixels":
             scores = torch.rand(draws, 1, height, width, generator=generator, device=device)
@@ -99,19 +108,37 @@ class RandomOcclusion(MaskAugmentationBase):
     def forward(
         self,
         x: Tensor,
-        ratio: float | Tensor | None = None,
+        saliency: Tensor | None = None,
         *,
+        ratio: float | Tensor | None = None,
         params: dict[str, Tensor] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Occlude images ``x`` in [0, 1] (``[B, C, H, W]`` or ``[C, H, W]``).
 
+        The call shape of :class:`SaliencyOcclusion`, so one drops in for the other; the maps
+        are not used.
+
         Args:
             x: the images.
+            saliency: ignored (the occlusions are random); a number or ``Tensor[B]`` here is
+                taken as the old positional ``ratio`` with a ``DeprecationWarning``.
             ratio: fraction to occlude, a number or ``Tensor[B]`` (default: the constructor's).
             params: ``aug._params`` of an earlier call, to replay its masks and selection.
             generator: random generator for the masks, the ``p`` draw and the noise fill.
         """
+        if isinstance(saliency, (int, float)) or (
+            isinstance(saliency, Tensor) and saliency.ndim <= 1
+        ):
+            if ratio is not None:
+                raise TypeError("RandomOcclusion: give ratio= only (ratio= and a positional ratio)")
+            warnings.warn(
+                "RandomOcclusion(x, ratio) is deprecated, use RandomOcclusion(x, ratio=ratio) "
+                "(the second argument is now the saliency maps, ignored)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            ratio, saliency = saliency, None
 
         def make_keep(batch: Tensor, generator: torch.Generator | None) -> Tensor:
             return self.mask(
@@ -119,28 +146,6 @@ class RandomOcclusion(MaskAugmentationBase):
             ).to(batch.dtype)
 
         return self._augment(x, make_keep, params, generator)
-
-    def _check_ratio(
-        self, ratio: float | Tensor | None, batch_size: int, device: torch.device | str
-    ) -> float | Tensor:
-        if ratio is None:
-            return self.ratio
-        if not isinstance(ratio, Tensor):
-            return check_fraction(ratio, "ratio", closed=True)
-        ratio = check_tensor(ratio, "ratio")
-        if ratio.shape != (batch_size,) or not ratio.is_floating_point():
-            raise ValueError(
-                f"ratio must be a float tensor of shape [{batch_size}], got {ratio.dtype} "
-                f"{tuple(ratio.shape)}"
-            )
-        device = torch.device(device)
-        if ratio.device.type != device.type or (
-            device.index is not None and ratio.device.index != device.index
-        ):
-            raise ValueError(f"ratio is on {ratio.device} but the images are on {device}")
-        if self.check_values and not bool(((ratio >= 0) & (ratio <= 1)).all()):
-            raise ValueError(f"ratio values must lie in [0, 1] (no NaN), got {ratio.tolist()}")
-        return ratio
 
     def extra_repr(self) -> str:
         return f"ratio={self.ratio}, shape={self.shape!r}, {super().extra_repr()}"

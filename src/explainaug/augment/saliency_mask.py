@@ -6,28 +6,30 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from explainaug._validation import check_fraction, check_positive
+from explainaug._deprecation import renamed_kwargs
 from explainaug.augment.base import SaliencyAugmentationBase
 from explainaug.augment.fills import FillSpec
-from explainaug.augment.masks import pixel_counts, rank_selection, threshold_selection
 
 
+@renamed_kwargs(keep_ratio="ratio")
 class SaliencyMask(SaliencyAugmentationBase):
     """Keep the salient content of each image and fill the rest (the ExCon view).
 
     Per image the map is resized bilinearly to the image and min-max normalised. Threshold mode
     keeps pixels with normalised saliency ``> threshold`` (the official ExCon rule at 0.5: pixels
-    ``<= 0.5`` are masked). With ``keep_ratio`` it keeps exactly ``round(keep_ratio * H * W)``
-    pixels, the most salient, ties to the earlier pixel in raster order; ``keep_ratio`` then
-    overrides ``threshold``. Conventions for constant maps and ties are in
+    ``<= 0.5`` are masked); it is the default, at 0.5. With ``ratio`` it keeps exactly
+    ``round(ratio * H * W)`` pixels, the most salient, ties to the earlier pixel in raster order;
+    giving both ``threshold`` and ``ratio`` raises. Conventions for constant maps and ties are in
     :mod:`explainaug.augment.masks`: a constant (or all-zero) map keeps nothing in threshold mode
     and its first pixels in raster order in ratio mode. Images and fills are in [0, 1];
     ``p``, ``same_on_batch``, ``keepdim`` and replay follow Kornia (see
     :mod:`explainaug.augment.base`).
 
     Args:
-        threshold: keep normalised saliency above this value (in [0, 1]).
-        keep_ratio: keep this fraction of pixels exactly instead (in [0, 1]).
+        threshold: keep normalised saliency above this value (in [0, 1]; 0.5 when neither
+            ``threshold`` nor ``ratio`` is given).
+        ratio: keep this fraction of pixels exactly instead (in [0, 1]); ``keep_ratio=`` is its
+            deprecated name. ``forward(..., ratio=)`` overrides it per call.
         fill: ``"mean"``, ``"zero"``, ``"blur"``, ``"noise"`` or a number in [0, 1].
         mean: per-channel dataset mean in [0, 1] for ``fill="mean"`` (default: each image's mean).
         soft: sigmoid mask ``sigmoid((s - t) / temperature)``; gradients then reach the map.
@@ -44,16 +46,19 @@ class SaliencyMask(SaliencyAugmentationBase):
         >>> saliency = torch.tensor([[[[0.0, 0.4, 0.6, 1.0]]]])
         >>> SaliencyMask(fill="zero")(x, saliency).flatten().tolist()
         [0.0, 0.0, 1.0, 1.0]
-        >>> SaliencyMask(keep_ratio=0.25, fill=0.5)(x, saliency).flatten().tolist()
+        >>> SaliencyMask(ratio=0.25, fill=0.5)(x, saliency).flatten().tolist()
         [0.5, 0.5, 0.5, 1.0]
         >>> SaliencyMask().mask(saliency, (1, 4)).tolist()   # the keep mask, reusable
         [[[[0.0, 0.0, 1.0, 1.0]]]]
     """
 
+    default_threshold = 0.5
+
     def __init__(
         self,
-        threshold: float = 0.5,
-        keep_ratio: float | None = None,
+        threshold: float | None = None,
+        *,
+        ratio: float | None = None,
         fill: FillSpec = "mean",
         mean: Sequence[float] | Tensor | None = None,
         soft: bool = False,
@@ -64,28 +69,22 @@ class SaliencyMask(SaliencyAugmentationBase):
         keepdim: bool = False,
         check_values: bool = True,
     ) -> None:
-        super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim, check_values)
-        self.threshold = check_fraction(threshold, "threshold", closed=True)
-        self.keep_ratio = (
-            None if keep_ratio is None else check_fraction(keep_ratio, "keep_ratio", closed=True)
+        super().__init__(
+            threshold=threshold,
+            ratio=ratio,
+            soft=soft,
+            temperature=temperature,
+            fill=fill,
+            mean=mean,
+            blur_sigma=blur_sigma,
+            p=p,
+            same_on_batch=same_on_batch,
+            keepdim=keepdim,
+            check_values=check_values,
         )
-        self.soft = bool(soft)
-        self.temperature = check_positive(temperature, "temperature")
 
-    def _keep(self, scores: Tensor) -> Tensor:
-        if self.keep_ratio is None:
-            return threshold_selection(
-                scores, self.threshold, above=True, soft=self.soft, temperature=self.temperature
-            )
-        counts = pixel_counts(self.keep_ratio, scores[0].numel(), scores.shape[0], scores.device)
-        return rank_selection(
-            scores, counts, largest=True, soft=self.soft, temperature=self.temperature
-        )
+    def _keep(self, scores: Tensor, ratio: float | Tensor | None) -> Tensor:
+        return self._selection(scores, ratio, largest=True)
 
     def extra_repr(self) -> str:
-        mode = (
-            f"keep_ratio={self.keep_ratio}"
-            if self.keep_ratio is not None
-            else f"threshold={self.threshold}"
-        )
-        return f"{mode}, soft={self.soft}, {super().extra_repr()}"
+        return f"{self._mode_repr()}, soft={self.soft}, {super().extra_repr()}"

@@ -6,10 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from explainaug._validation import check_fraction, check_positive
 from explainaug.augment.base import SaliencyAugmentationBase
 from explainaug.augment.fills import FillSpec
-from explainaug.augment.masks import pixel_counts, rank_selection, threshold_selection
 
 REGIONS = ("salient", "nonsalient")
 
@@ -19,8 +17,9 @@ class SaliencyOcclusion(SaliencyAugmentationBase):
 
     Per image the map is resized bilinearly to the image and min-max normalised. Ratio mode
     occludes exactly ``round(ratio * H * W)`` pixels: the most salient (``region="salient"``) or
-    the least salient (``"nonsalient"``), ties to the earlier pixel in raster order. Threshold
-    mode (when ``threshold`` is given; it overrides ``ratio``) occludes normalised saliency
+    the least salient (``"nonsalient"``), ties to the earlier pixel in raster order; it is the
+    default, at 0.2. Threshold mode (when ``threshold`` is given; giving ``ratio`` too raises)
+    occludes normalised saliency
     ``> threshold`` (salient) or ``<= threshold`` (non-salient), the ExCon rule at 0.5. A constant
     (or all-zero) map normalises to zeros: threshold mode then occludes nothing (salient) or
     everything (non-salient); ratio mode occludes its first pixels in raster order.
@@ -30,7 +29,8 @@ class SaliencyOcclusion(SaliencyAugmentationBase):
 
     Args:
         region: ``"salient"`` or ``"nonsalient"``: which pixels to occlude.
-        ratio: fraction of pixels to occlude, in [0, 1].
+        ratio: fraction of pixels to occlude, in [0, 1] (0.2 when neither ``ratio`` nor
+            ``threshold`` is given); ``forward(..., ratio=)`` overrides it per call.
         threshold: occlude by threshold on the normalised map instead (in [0, 1]).
         fill: ``"mean"``, ``"zero"``, ``"blur"``, ``"noise"`` or a number in [0, 1].
         mean: per-channel dataset mean in [0, 1] for ``fill="mean"`` (default: each image's mean).
@@ -55,10 +55,13 @@ class SaliencyOcclusion(SaliencyAugmentationBase):
         [[[[0.0, 0.0, 1.0, 1.0]]]]
     """
 
+    default_ratio = 0.2
+
     def __init__(
         self,
         region: str = "salient",
-        ratio: float = 0.2,
+        *,
+        ratio: float | None = None,
         threshold: float | None = None,
         fill: FillSpec = "mean",
         mean: Sequence[float] | Tensor | None = None,
@@ -70,32 +73,27 @@ class SaliencyOcclusion(SaliencyAugmentationBase):
         keepdim: bool = False,
         check_values: bool = True,
     ) -> None:
-        super().__init__(fill, mean, blur_sigma, p, same_on_batch, keepdim, check_values)
         if region not in REGIONS:
             raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
-        self.region = region
-        self.ratio = check_fraction(ratio, "ratio", closed=True)
-        self.threshold = (
-            None if threshold is None else check_fraction(threshold, "threshold", closed=True)
+        super().__init__(
+            threshold=threshold,
+            ratio=ratio,
+            soft=soft,
+            temperature=temperature,
+            fill=fill,
+            mean=mean,
+            blur_sigma=blur_sigma,
+            p=p,
+            same_on_batch=same_on_batch,
+            keepdim=keepdim,
+            check_values=check_values,
         )
-        self.soft = bool(soft)
-        self.temperature = check_positive(temperature, "temperature")
+        self.region = region
 
-    def _keep(self, scores: Tensor) -> Tensor:
-        salient = self.region == "salient"
-        if self.threshold is not None:
-            occluded = threshold_selection(
-                scores, self.threshold, above=salient, soft=self.soft, temperature=self.temperature
-            )
-        else:
-            counts = pixel_counts(self.ratio, scores[0].numel(), scores.shape[0], scores.device)
-            occluded = rank_selection(
-                scores, counts, largest=salient, soft=self.soft, temperature=self.temperature
-            )
-        return 1 - occluded
+    def _keep(self, scores: Tensor, ratio: float | Tensor | None) -> Tensor:
+        return 1 - self._selection(scores, ratio, largest=self.region == "salient")
 
     def extra_repr(self) -> str:
-        mode = (
-            f"threshold={self.threshold}" if self.threshold is not None else f"ratio={self.ratio}"
+        return (
+            f"region={self.region!r}, {self._mode_repr()}, soft={self.soft}, {super().extra_repr()}"
         )
-        return f"region={self.region!r}, {mode}, soft={self.soft}, {super().extra_repr()}"
