@@ -87,3 +87,33 @@ def _write_tiny_imagenet(base, val_layout, rng):
 def write_tiny_imagenet():
     """A function writing a tiny ``tiny-imagenet-200`` tree: (base, val_layout, rng) -> wnids, pixels."""
     return _write_tiny_imagenet
+
+
+FOLDER_COLOURS = {"circle": (220, 40, 40), "square": (40, 200, 60), "stripe": (30, 60, 230)}
+
+
+def _write_image_folder(root, n_train=6, n_val=2, seed=0):
+    """An ImageFolder tree of PNGs: per class, solid images of the class colour in varied
+    sizes (non-square included) with a random bright patch; ``n_val=0`` writes no ``val/``."""
+    rng = np.random.default_rng(seed)
+    sizes = [(20, 20), (24, 40), (40, 18), (33, 33), (16, 28)]
+    for split, n in (("train", n_train), ("val", n_val)):
+        for name, colour in FOLDER_COLOURS.items():
+            if n == 0:
+                continue
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                height, width = sizes[i % len(sizes)]
+                array = np.empty((height, width, 3), dtype=np.uint8)
+                array[:] = colour
+                top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
+                array[top : top + height // 3, left : left + width // 3] = 255
+                Image.fromarray(array).save(folder / f"{name}_{i}.png")
+    return root
+
+
+@pytest.fixture
+def write_image_folder():
+    """A function writing a small ImageFolder tree of PNGs: (root, n_train, n_val, seed) -> root."""
+    return _write_image_folder

@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ def train_main(
     add_experiment_arguments(parser, defaults or Experiment())
     _add_run_arguments(parser)
     args = parser.parse_args(argv)
+    _log_to_console()
     experiment = experiment_from_args(args)
     try:
         experiment.validate()
@@ -78,7 +80,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a trained run (folder or checkpoint) and write a report."""
-    from explainaug.data import DeviceLoader
+    from explainaug.data import make_loader
     from explainaug.evaluate.report import report
     from explainaug.experiment import load_run, load_test_dataset
 
@@ -114,13 +116,14 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="dataset folder, if it moved since training")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if any)")
     args = parser.parse_args(argv)
+    _log_to_console()
     device = args.device or _default_device()
     try:
         model, experiment = load_run(args.run, device=device, data_root=args.data)
-        test_set = load_test_dataset(experiment)
+        test_set = load_test_dataset(experiment, device)
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
-    if "localization" in args.evaluators and test_set.masks is None:
+    if "localization" in args.evaluators and getattr(test_set, "masks", None) is None:
         parser.exit(
             2,
             f"explainaug evaluate: error: localization needs object masks; "
@@ -132,7 +135,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         if args.out
         else Path(args.run if Path(args.run).is_dir() else Path(args.run).parent) / "report"
     )
-    loader = DeviceLoader(test_set, 256, shuffle=False, device=device)
+    loader = make_loader(test_set, 256, shuffle=False, device=device, rank=0, world_size=1)
     try:
         results = report(
             {experiment.method: model},
@@ -149,6 +152,19 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
     return 0
+
+
+def _log_to_console() -> None:
+    """Show the package's INFO messages (data placement, ...) on the current stderr."""
+    logger = logging.getLogger("explainaug")
+    for handler in logger.handlers:
+        if getattr(handler, "explainaug_console", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.explainaug_console = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _default_device() -> str:

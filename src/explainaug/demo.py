@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from explainaug.data import DeviceLoader
+from explainaug.data.registry import dataset_names
 from explainaug.evaluate.compare import paired_table
 from explainaug.evaluate.report import report
 from explainaug.experiment import METHODS, Experiment, load_test_dataset, run
@@ -257,7 +258,7 @@ def run_demo(
 def demo_main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry of ``explainaug demo``."""
     parser = argparse.ArgumentParser(prog="explainaug demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", choices=("shapes", "digits"), default="shapes")
+    parser.add_argument("--dataset", choices=dataset_names(needs_root=False), default="shapes")
     parser.add_argument("--seeds", type=int, default=1, help="seeds to run (mean and spread)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))

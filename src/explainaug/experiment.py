@@ -20,16 +20,11 @@ from typing import Any
 import kornia.augmentation as K
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from explainaug.augment import SaliencyOcclusion, supcon_views
-from explainaug.data import (
-    DeviceLoader,
-    ImageTensorDataset,
-    cifar100,
-    digits,
-    shapes,
-    tiny_imagenet,
-)
+from explainaug.data import make_loader
+from explainaug.data.registry import DATASETS, dataset_names, load_dataset
 from explainaug.evaluate import accuracy
 from explainaug.explain import Explainer
 from explainaug.explain.registry import LAYER_EXPLAINERS, build_explainer, explainer_names
@@ -52,7 +47,6 @@ from explainaug.train.methods.base import model_mean
 METHODS = ("ce", "supcon", "excon", "edda", "random-occlusion")
 CONTRASTIVE_METHODS = ("supcon", "excon")
 MODELS = ("small-cnn", "resnet18", "resnet50")
-DATASETS = ("shapes", "digits", "cifar100", "tiny-imagenet")
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
 
@@ -63,8 +57,10 @@ class Experiment:
 
     Attributes:
         method: one of ``METHODS``.
-        dataset: one of ``DATASETS``; ``cifar100`` and ``tiny-imagenet`` read ``data_root``.
-        data_root: folder holding ``cifar-100-python`` or ``tiny-imagenet-200``.
+        dataset: a name of ``explainaug.data.registry``; ``cifar100``, ``tiny-imagenet`` and
+            ``folder`` (your images in ImageFolder layout) read ``data_root``.
+        data_root: folder holding ``cifar-100-python``, ``tiny-imagenet-200`` or, for
+            ``folder``, ``train/<class>/*`` (and optionally ``val/<class>/*``).
         download: download CIFAR-100 into ``data_root`` when missing.
         model: one of ``MODELS``.
         width: channels of the model's first stage (64 for the papers' ResNets).
@@ -90,7 +86,8 @@ class Experiment:
         amp: mixed precision mode of the Trainer.
         seed: seed of weights, data order and augmentations.
         train_size: images of the synthetic ``shapes`` training set (its test set is a quarter).
-        image_size: side of the ``shapes`` images.
+        image_size: side of the ``shapes`` images; ``folder`` images are resized and
+            center-cropped to it.
 
     Example:
         >>> Experiment(method="edda", epochs=2).validate().method
@@ -127,7 +124,7 @@ class Experiment:
         """Check the settings; return ``self``. Raises ``ValueError`` naming the bad field."""
         for field, allowed in (
             ("method", METHODS),
-            ("dataset", DATASETS),
+            ("dataset", dataset_names()),
             ("model", MODELS),
             ("explainer", explainer_names()),
         ):
@@ -135,9 +132,12 @@ class Experiment:
                 raise ValueError(
                     f"unknown {field} {getattr(self, field)!r}; choose one of {allowed}"
                 )
-        if self.dataset in ("cifar100", "tiny-imagenet") and not self.data_root:
-            raise ValueError(f"dataset {self.dataset!r} needs a data folder (--data)")
-        for field in ("width", "epochs", "batch_size", "train_size"):
+        if DATASETS[self.dataset].needs_root and not self.data_root:
+            raise ValueError(
+                f"dataset {self.dataset!r} needs a data folder (--data): "
+                f"{DATASETS[self.dataset].summary}"
+            )
+        for field in ("width", "epochs", "batch_size", "train_size", "image_size"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
         if not 0 <= self.explain_warmup_epochs <= self.epochs:
@@ -171,37 +171,42 @@ class Experiment:
         return self.method in CONTRASTIVE_METHODS
 
 
-def load_datasets(experiment: Experiment) -> tuple[ImageTensorDataset, ImageTensorDataset]:
+def load_datasets(
+    experiment: Experiment, device: str | torch.device | None = None
+) -> tuple[Dataset, Dataset]:
     """The experiment's (train, test) datasets; images in [0, 1], statistics of the train split.
+
+    ``device`` is where the data will live: image folders too large for it stay on disk.
 
     Example:
         >>> train, test = load_datasets(Experiment(train_size=8, image_size=16))
         >>> len(train), len(test), train.num_classes
         (8, 2, 4)
     """
-    return _load_split(experiment, train=True), _load_split(experiment, train=False)
+    return _load_split(experiment, "train", device), _load_split(experiment, "test", device)
 
 
-def load_test_dataset(experiment: Experiment) -> ImageTensorDataset:
+def load_test_dataset(experiment: Experiment, device: str | torch.device | None = None) -> Dataset:
     """The experiment's test dataset alone (no training split is read or decoded).
 
     Example:
         >>> len(load_test_dataset(Experiment(train_size=8, image_size=16)))
         2
     """
-    return _load_split(experiment, train=False)
+    return _load_split(experiment, "test", device)
 
 
-def _load_split(experiment: Experiment, train: bool) -> ImageTensorDataset:
-    if experiment.dataset == "shapes":
-        n = experiment.train_size if train else max(1, experiment.train_size // 4)
-        return shapes(n=n, size=experiment.image_size, train=train, seed=experiment.seed)
-    if experiment.dataset == "digits":
-        return digits(train=train)
-    root = Path(experiment.data_root or ".")
-    if experiment.dataset == "cifar100":
-        return cifar100(root, train=train, download=experiment.download)
-    return tiny_imagenet(root, split="train" if train else "val")
+def _load_split(experiment: Experiment, split: str, device: str | torch.device | None) -> Dataset:
+    return load_dataset(
+        experiment.dataset,
+        split,
+        root=experiment.data_root,
+        size=experiment.image_size,
+        seed=experiment.seed,
+        train_size=experiment.train_size,
+        download=experiment.download,
+        device=device,
+    )
 
 
 def build_model(
@@ -322,9 +327,9 @@ def run(
     """
     experiment.validate()
     torch.manual_seed(experiment.seed)
-    train_set, test_set = load_datasets(experiment)
+    train_set, test_set = load_datasets(experiment, device)
     model = build_model(experiment, train_set.num_classes, train_set.mean, train_set.std)
-    method = build_method(experiment, model, train_set.images.shape[-1])
+    method = build_method(experiment, model, train_set[0][0].shape[-1])
     trainer = Trainer(
         model,
         method,
@@ -347,7 +352,7 @@ def run(
         }
         (Path(out_dir) / RUN_FILE).write_text(json.dumps(description, indent=2))
         (Path(out_dir) / WEIGHTS_FILE).unlink(missing_ok=True)  # final weights come after training
-    train_loader = DeviceLoader(
+    train_loader = make_loader(
         train_set,
         experiment.batch_size,
         shuffle=True,
@@ -355,14 +360,14 @@ def run(
         device=trainer.device,
         seed=experiment.seed,
     )
-    test_loader = DeviceLoader(
+    test_loader = make_loader(
         test_set, 256, shuffle=False, device=trainer.device, rank=0, world_size=1
     )
     history = trainer.fit(train_loader)
     if trainer.interrupted:
         return TrainedRun(model, history, float("nan"), experiment, interrupted=True)
     if experiment.contrastive and experiment.linear_epochs > 0:
-        clean_loader = DeviceLoader(
+        clean_loader = make_loader(
             train_set,
             experiment.batch_size,
             shuffle=True,
@@ -437,7 +442,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
     """Add one ``--option`` per ``Experiment`` field, with ``defaults`` as default values."""
     choices = {
         "method": METHODS,
-        "dataset": DATASETS,
+        "dataset": dataset_names(),
         "model": MODELS,
         "salient_target": SALIENT_TARGETS,
         "explainer": explainer_names(),
@@ -450,7 +455,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
                 "--data",
                 dest="data_root",
                 default=default,
-                help="dataset folder (cifar100, tiny-imagenet)",
+                help="dataset folder (cifar100, tiny-imagenet, folder: DIR/train/<class>/*)",
             )
         elif isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)

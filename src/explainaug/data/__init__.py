@@ -13,9 +13,10 @@ Example:
 from explainaug.data.cifar import CIFAR100_MEAN, CIFAR100_STD, cifar100
 from explainaug.data.corrupted_npy import SEVERITIES, corrupted_npy
 from explainaug.data.corruptions import CORRUPTIONS, corrupt
-from explainaug.data.device_loader import DeviceLoader
+from explainaug.data.device_loader import DeviceLoader, fits_on_device, make_loader
 from explainaug.data.digits import digits
-from explainaug.data.image_files import ImageFileDataset, read_image, read_images
+from explainaug.data.image_files import ImageFileDataset, fit_image, read_image, read_images
+from explainaug.data.image_folder import folder_split, image_folder
 from explainaug.data.shapes import SHAPE_NAMES, shapes
 from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
 from explainaug.data.tiny_imagenet import TINY_IMAGENET_MEAN, TINY_IMAGENET_STD, tiny_imagenet
@@ -36,6 +37,11 @@ __all__ = [
     "corrupt",
     "corrupted_npy",
     "digits",
+    "fit_image",
+    "fits_on_device",
+    "folder_split",
+    "image_folder",
+    "make_loader",
     "read_image",
     "read_images",
     "shapes",

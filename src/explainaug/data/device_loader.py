@@ -8,12 +8,14 @@ the device and each batch one gather plus a uint8 -> float conversion.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from explainaug._validation import check_count
 from explainaug.data.tensor_dataset import ImageTensorDataset
@@ -139,3 +141,80 @@ class DeviceLoader:
                 yield x, self.labels[chosen]
             else:
                 yield x, self.labels[chosen], self.masks[chosen]
+
+
+def fits_on_device(
+    n_bytes: int, device: str | torch.device | None = None, fraction: float = 0.25
+) -> bool:
+    """Whether ``n_bytes`` of data take at most ``fraction`` of the free memory of ``device``
+    (CUDA: free device memory; CPU: available RAM). Default device: CUDA if available.
+
+    Example:
+        >>> fits_on_device(1024, "cpu"), fits_on_device(2**62, "cpu")
+        (True, False)
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return n_bytes <= fraction * free
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    rank: int | None = None,
+    world_size: int | None = None,
+    num_workers: int | None = None,
+) -> DeviceLoader | DataLoader:
+    """A loader of ``dataset`` sharded by rank: a ``DeviceLoader`` for an in-memory
+    :class:`ImageTensorDataset`, else a ``DataLoader`` whose workers decode (with a
+    ``DistributedSampler``, whose ``set_epoch`` the ``Trainer`` calls).
+
+    ``rank``/``world_size`` default to ``torch.distributed``'s (0 and 1 when not initialised);
+    ``num_workers`` defaults to the CPU count, at most 8.
+
+    Example:
+        >>> images = torch.zeros(4, 3, 2, 2, dtype=torch.uint8)
+        >>> type(make_loader(ImageTensorDataset(images, torch.arange(4)), 2, device="cpu")).__name__
+        'DeviceLoader'
+    """
+    if isinstance(dataset, ImageTensorDataset):
+        return DeviceLoader(
+            dataset,
+            batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            device=device,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
+    distributed = dist.is_available() and dist.is_initialized()
+    if world_size is None:
+        world_size = dist.get_world_size() if distributed else 1
+    if rank is None:
+        rank = dist.get_rank() if distributed else 0
+    sampler = DistributedSampler(
+        dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
+    )
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1)
+    pin = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
+    return DataLoader(
+        dataset,
+        batch_size=check_count(batch_size, "batch_size"),
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        pin_memory=pin,
+        persistent_workers=num_workers > 0,
+    )

@@ -10,6 +10,11 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
+
+from explainaug._validation import check_count
+
+Size = int | tuple[int, int]
 
 
 def read_image(path: str | Path) -> Tensor:
@@ -24,6 +29,39 @@ def read_image(path: str | Path) -> Tensor:
     with Image.open(path) as image:
         pixels = np.asarray(image.convert("RGB"))
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+
+
+def fit_image(image: Tensor, size: Size) -> Tensor:
+    """Resize ``image`` (``[C, H, W]``, any size) to cover ``size`` keeping its aspect ratio,
+    then center-crop it to ``size`` (an int for a square, or ``(height, width)``).
+
+    Example:
+        >>> fit_image(torch.zeros(3, 40, 80, dtype=torch.uint8), 32).shape
+        torch.Size([3, 32, 32])
+    """
+    height, width = pair(size)
+    scale = max(height / image.shape[-2], width / image.shape[-1])
+    covering = [
+        max(height, round(image.shape[-2] * scale)),
+        max(width, round(image.shape[-1] * scale)),
+    ]
+    if covering != list(image.shape[-2:]):
+        image = TF.resize(image, covering, antialias=True)
+    return TF.center_crop(image, [height, width])
+
+
+def pair(size: Size) -> tuple[int, int]:
+    """``(height, width)`` from an int side or a pair; ``ValueError``/``TypeError`` otherwise.
+
+    Example:
+        >>> pair(32), pair((24, 40))
+        ((32, 32), (24, 40))
+    """
+    if isinstance(size, int) and not isinstance(size, bool):
+        return check_count(size, "size"), size
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        return check_count(size[0], "size[0]"), check_count(size[1], "size[1]")
+    raise TypeError(f"size must be an int or a (height, width) pair, got {size!r}")
 
 
 def read_images(paths: Sequence[str | Path]) -> Tensor:
@@ -58,6 +96,8 @@ class ImageFileDataset(Dataset):
         mean: per-channel training mean in [0, 1] (metadata for the model's normalisation).
         std: per-channel training standard deviation.
         classes: class names.
+        size: resize each image to cover ``size`` (int or ``(height, width)``) and
+            center-crop it to that size (as ``image_folder``); None keeps the file's size.
 
     Example:
         >>> ds = ImageFileDataset([], [], mean=(0.5,), std=(0.25,), classes=["a"])
@@ -73,6 +113,7 @@ class ImageFileDataset(Dataset):
         mean: Sequence[float],
         std: Sequence[float],
         classes: Sequence[str],
+        size: Size | None = None,
     ) -> None:
         if len(paths) != len(labels):
             raise ValueError(f"got {len(paths)} paths but {len(labels)} labels")
@@ -81,6 +122,7 @@ class ImageFileDataset(Dataset):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.classes = list(classes)
+        self.size = None if size is None else pair(size)
 
     @property
     def num_classes(self) -> int:
@@ -91,4 +133,7 @@ class ImageFileDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return read_image(self.paths[index]).float() / 255.0, self.labels[index]
+        image = read_image(self.paths[index])
+        if self.size is not None:
+            image = fit_image(image, self.size)
+        return image.float() / 255.0, self.labels[index]

@@ -1,0 +1,178 @@
+"""Your own images in torchvision's ImageFolder layout.
+
+Layouts read::
+
+    DIR/train/<class>/*.png|jpg|...   training images, one folder per class
+    DIR/val/<class>/*                 validation (test) images; optional
+    DIR/<class>/*                     also accepted when there is no DIR/train
+
+Without ``val/``, a seeded, stratified fraction of every class is held out as the validation
+split. Images of any size (non-square included) are resized so that they cover ``size``
+(aspect ratio kept) and center-cropped to it. ``mean``/``std`` are always the training split's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from explainaug._validation import check_fraction
+from explainaug.data.image_files import ImageFileDataset, Size, fit_image, pair, read_image
+from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+STATS_IMAGES = 2000
+"""At most this many training images (a seeded sample) give ``mean``/``std``."""
+
+logger = logging.getLogger("explainaug")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def folder_split(
+    root: str | Path, split: str = "train", val_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[Path], list[int], list[str]]:
+    """The image files, labels and class names of one split of an ImageFolder tree.
+
+    Classes are the sorted sub-folders of the training folder. Without ``val/``, each class
+    with at least two images gives ``round(n * val_fraction)`` of them (at least one) to the
+    validation split, chosen by ``seed``; the rest is the training split.
+
+    Example:
+        >>> folder_split("/nonexistent")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no image folder at /nonexistent: ...
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    check_fraction(val_fraction, "val_fraction")
+    root = Path(root)
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    if not train_dir.is_dir():
+        raise FileNotFoundError(
+            f"no image folder at {root}: expected {root}/train/<class>/<images> "
+            f"(and optionally {root}/val/<class>/<images>)"
+        )
+    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir() and d.name != "val")
+    files = {name: _image_files(train_dir / name) for name in classes}
+    classes = [name for name in classes if files[name]]
+    if not classes:
+        raise FileNotFoundError(
+            f"no class folders with images ({', '.join(IMAGE_EXTENSIONS)}) in {train_dir}"
+        )
+    val_dir = root / "val"
+    if val_dir.is_dir():
+        unknown = sorted(d.name for d in val_dir.iterdir() if d.is_dir() and d.name not in classes)
+        if unknown:
+            raise ValueError(
+                f"{val_dir} has class folders missing from the training split: {unknown[:5]}"
+            )
+        if split == "train":
+            chosen = {name: files[name] for name in classes}
+        else:
+            chosen = {
+                name: _image_files(val_dir / name) if (val_dir / name).is_dir() else []
+                for name in classes
+            }
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        chosen = {}
+        for name in classes:
+            order = torch.randperm(len(files[name]), generator=generator).tolist()
+            held = max(1, round(len(order) * val_fraction)) if len(order) >= 2 else 0
+            picked = order[:held] if split == "val" else order[held:]
+            chosen[name] = [files[name][i] for i in sorted(picked)]
+    paths = [path for name in classes for path in chosen[name]]
+    labels = [label for label, name in enumerate(classes) for _ in chosen[name]]
+    if not paths:
+        raise FileNotFoundError(f"the {split} split of {root} holds no images")
+    return paths, labels, classes
+
+
+def _decode(paths: Sequence[Path], size: Size) -> Tensor:
+    return torch.stack([fit_image(read_image(p), size) for p in paths])
+
+
+def _train_stats(
+    root: Path, size: Size, val_fraction: float, seed: int, decoded: Tensor | None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean/std of (a seeded sample of at most ``STATS_IMAGES``) training images."""
+    paths = folder_split(root, "train", val_fraction, seed)[0]
+    picked = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed))
+    picked = picked[:STATS_IMAGES].sort().values
+    sample = decoded[picked] if decoded is not None else _decode([paths[i] for i in picked], size)
+    return channel_stats(sample)
+
+
+def image_folder(
+    root: str | Path,
+    split: str = "train",
+    size: Size = 224,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    lazy: bool | None = None,
+    device: str | torch.device | None = None,
+) -> ImageTensorDataset | ImageFileDataset:
+    """One split of your own images in ImageFolder layout (see the module docstring).
+
+    Args:
+        root: the folder holding ``train/`` (and optionally ``val/``).
+        split: ``"train"`` or ``"val"``.
+        size: output side (or ``(height, width)``); images are resized to cover it, then
+            center-cropped.
+        val_fraction: fraction of every class held out as ``val`` when there is no ``val/``.
+        seed: seed of that held-out choice and of the sample behind ``mean``/``std``.
+        lazy: ``False`` decodes every image once into a uint8 :class:`ImageTensorDataset` (for
+            ``DeviceLoader``); ``True`` keeps files on disk, decoded on access (an
+            :class:`ImageFileDataset` for ``DataLoader`` workers); ``None`` chooses: eager
+            when the uint8 images take at most a quarter of the free memory of ``device``.
+        device: where the data will live, for ``lazy=None`` (default: CUDA if available).
+
+    Returns:
+        The dataset; ``mean``/``std`` are those of the training images (of a seeded sample of
+        at most ``STATS_IMAGES`` of them), ``classes`` the class folder names.
+
+    Example:
+        >>> image_folder("/nonexistent")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no image folder at /nonexistent: ...
+    """
+    root = Path(root)
+    height, width = pair(size)
+    paths, labels, classes = folder_split(root, split, val_fraction, seed)
+    if lazy is None:
+        from explainaug.data.device_loader import fits_on_device
+
+        needed = len(paths) * 3 * height * width
+        lazy = not fits_on_device(needed, device)
+        where = "stays on the device (DeviceLoader)"
+        if lazy:
+            where = "is decoded in DataLoader workers"
+        logger.info(
+            "image folder %s, %s split: %d images, 3x%dx%d uint8 = %.1f MiB: %s",
+            root,
+            split,
+            len(paths),
+            height,
+            width,
+            needed / 2**20,
+            where,
+        )
+    images = None if lazy else _decode(paths, (height, width))
+    mean, std = _train_stats(
+        root, (height, width), val_fraction, seed, images if split == "train" else None
+    )
+    if lazy:
+        return ImageFileDataset(
+            paths, labels, mean=mean, std=std, classes=classes, size=(height, width)
+        )
+    return ImageTensorDataset(images, torch.as_tensor(labels), mean=mean, std=std, classes=classes)

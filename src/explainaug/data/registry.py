@@ -1,0 +1,135 @@
+"""Datasets by name: the one table shared by the CLI, the recipes, the demo and ``evaluate``.
+
+A name maps to a :class:`DatasetEntry` whose ``load(split, options)`` returns the ``"train"`` or
+``"test"`` split. Options every loader understands (each uses what it needs): ``root`` (data
+folder), ``size`` (image side), ``seed``, ``train_size`` (synthetic sets), ``download``,
+``device`` (where the data will live, for the in-memory or on-disk choice).
+
+Example:
+    >>> load_dataset("shapes", "test", size=16, train_size=8)
+    ImageTensorDataset(2 images 3x16x16, 4 classes, masks)
+    >>> dataset_names()
+    ('shapes', 'digits', 'cifar100', 'tiny-imagenet', 'folder')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from explainaug.data.cifar import cifar100
+from explainaug.data.digits import digits
+from explainaug.data.image_folder import image_folder
+from explainaug.data.shapes import shapes
+from explainaug.data.tiny_imagenet import tiny_imagenet
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset.
+
+    Attributes:
+        load: ``load(split, **options) -> Dataset`` for ``split`` in ``SPLITS``.
+        needs_root: whether the dataset reads a data folder (``root``).
+        summary: one line for ``--help`` and error messages.
+    """
+
+    load: Callable[..., Dataset]
+    needs_root: bool
+    summary: str
+
+
+def _shapes(split: str, *, size: int, seed: int, train_size: int, **_: Any) -> Dataset:
+    train = split == "train"
+    n = train_size if train else max(1, train_size // 4)
+    return shapes(n=n, size=size, train=train, seed=seed)
+
+
+def _digits(split: str, **_: Any) -> Dataset:
+    return digits(train=split == "train")
+
+
+def _cifar100(split: str, *, root: str, download: bool, **_: Any) -> Dataset:
+    return cifar100(Path(root), train=split == "train", download=download)
+
+
+def _tiny_imagenet(split: str, *, root: str, **_: Any) -> Dataset:
+    return tiny_imagenet(Path(root), split="train" if split == "train" else "val")
+
+
+def _folder(
+    split: str, *, root: str, size: int, seed: int, device: Any = None, **_: Any
+) -> Dataset:
+    return image_folder(
+        root, "train" if split == "train" else "val", size, seed=seed, device=device
+    )
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "shapes": DatasetEntry(_shapes, False, "synthetic shapes with object masks (shipped)"),
+    "digits": DatasetEntry(_digits, False, "scikit-learn's 8x8 digits, upscaled (shipped)"),
+    "cifar100": DatasetEntry(_cifar100, True, "CIFAR-100 in DIR/cifar-100-python"),
+    "tiny-imagenet": DatasetEntry(_tiny_imagenet, True, "Tiny ImageNet in DIR/tiny-imagenet-200"),
+    "folder": DatasetEntry(
+        _folder, True, "your images: DIR/train/<class>/*, DIR/val/<class>/* (optional)"
+    ),
+}
+"""Name -> entry. Add a dataset here and every user of names sees it."""
+
+
+def dataset_names(*, needs_root: bool | None = None) -> tuple[str, ...]:
+    """The registered names (only those that need, or do not need, a data folder if given).
+
+    Example:
+        >>> dataset_names(needs_root=False)
+        ('shapes', 'digits')
+    """
+    return tuple(
+        name
+        for name, entry in DATASETS.items()
+        if needs_root is None or entry.needs_root == needs_root
+    )
+
+
+def load_dataset(
+    name: str,
+    split: str,
+    *,
+    root: str | Path | None = None,
+    size: int = 32,
+    seed: int = 0,
+    train_size: int = 2000,
+    download: bool = False,
+    device: Any = None,
+) -> Dataset:
+    """The ``split`` (``"train"`` or ``"test"``) of the dataset registered as ``name``.
+
+    Raises:
+        ValueError: unknown name or split, or a missing ``root`` for a dataset on disk.
+
+    Example:
+        >>> len(load_dataset("digits", "test")) > 0
+        True
+    """
+    entry = DATASETS.get(name)
+    if entry is None:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if entry.needs_root and not root:
+        raise ValueError(f"dataset {name!r} needs a data folder (--data): {entry.summary}")
+    return entry.load(
+        split,
+        root=str(root) if root else None,
+        size=size,
+        seed=seed,
+        train_size=train_size,
+        download=download,
+        device=device,
+    )

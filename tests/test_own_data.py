@@ -1,0 +1,38 @@
+"""Your own data and model, end to end through the command line (real PNG files)."""
+
+import json
+
+import pytest
+import torch
+
+from explainaug.cli import main
+from explainaug.data import device_loader, image_folder
+from explainaug.experiment import load_run
+
+FAST = ["--epochs", "1", "--batch-size", "6", "--width", "4", "--device", "cpu"]
+FAST += ["--no-progress", "--amp", "none"]
+
+
+@pytest.mark.parametrize("fits", [True, False])
+def test_train_and_evaluate_an_image_folder(
+    fits, tmp_path, write_image_folder, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr(device_loader, "fits_on_device", lambda n_bytes, device: fits)
+    root = write_image_folder(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    argv = ["train", "--dataset", "folder", "--data", str(root), "--image-size", "16"]
+    assert main(argv + FAST + ["--out", str(run_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "ce on folder: test accuracy" in captured.out
+    assert "train split: 18 images, 3x16x16" in captured.err
+    where = "stays on the device (DeviceLoader)" if fits else "decoded in DataLoader workers"
+    assert where in captured.err
+    report = tmp_path / "report"
+    evaluate = ["evaluate", str(run_dir), "--evaluators", "accuracy", "--out", str(report)]
+    assert main(evaluate + ["--device", "cpu"]) == 0
+    top1 = json.loads((report / "report.json").read_text())["models"]["ce"]["accuracy"]["top1"]
+    model, _ = load_run(run_dir)
+    val = image_folder(root, "val", size=16, lazy=False)
+    with torch.no_grad():
+        predicted = model(val.images.float() / 255).argmax(dim=1)
+    assert top1 == (predicted == val.labels).float().mean().item()
