@@ -1,12 +1,12 @@
 """Training-step time of the explanation-driven methods against their baselines, side by side.
 
-ExCon vs SupCon (ContrastiveModel around a CIFAR ResNet-18) and EDDA vs RandomOcclusion (CIFAR
+ExCon vs SupCon (ContrastiveModel around a CIFAR ResNet-18) and EDDA vs RandomOcclusionControl (CIFAR
 ResNet-18 classifier): the same model width, batch, images and device, one full optimisation
 step each (views, explanations, forward, backward, SGD update), timed in interleaved rounds so
 machine load affects every method alike; the median step time per method is reported. ExCon is
 timed with and without background negatives, since their number (masked images the probe no
 longer classifies) depends on the model: an untrained model loses most of them, which is the
-worst case. Targets: ExCon/SupCon <= 1.3, EDDA/RandomOcclusion <= 1.15.
+worst case. Targets: ExCon/SupCon <= 1.3, EDDA/RandomOcclusionControl <= 1.15.
 
 Run: ``python benchmarks/train_step.py --device cpu --batch-size 64 --width 16`` (CPU) or
 ``python benchmarks/train_step.py --device cuda --batch-size 256 --width 64`` (GPU, bf16).
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from explainaug.models import ContrastiveModel, resnet18
-from explainaug.train import EDDA, ExCon, RandomOcclusion, SupCon
+from explainaug.train import EDDA, ExCon, RandomOcclusionControl, SupCon
 from explainaug.train.methods.base import Method
 
 CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
@@ -90,10 +90,11 @@ def main() -> None:
             True,
             lambda: ExCon(warmup_epochs=0, negative_pair=False),
         ),
-        "RandomOcclusion": (False, lambda: RandomOcclusion()),
+        "RandomOcclusionControl": (False, lambda: RandomOcclusionControl()),
         "EDDA": (False, lambda: EDDA()),
     }
     steps, extras = {}, {}
+    contrastive_specs = {name: contrastive for name, (contrastive, _) in specs.items()}
     for name, (contrastive, build) in specs.items():
         model = make_model(contrastive, args.width, args.num_classes, device)
         steps[name], extras[name] = step_function(build(), model, batch, device)
@@ -116,7 +117,7 @@ def main() -> None:
     print("| method | step (ms) | ratio to baseline | masked views kept |")
     print("|---|---:|---:|---:|")
     for name in specs:
-        baseline = "SupCon" if "Con" in name else "RandomOcclusion"
+        baseline = "SupCon" if contrastive_specs[name] else "RandomOcclusionControl"
         ratio = median[name] / median[baseline]
         kept = extras[name].get("masked_kept")
         kept_text = "" if kept is None else f"{kept:.2f}"

@@ -9,6 +9,7 @@ from explainaug.evaluate.robustness import fgsm, pgd
 from explainaug.explain import Saliency
 from explainaug.losses import EDDALoss, ExConLoss, SupConLoss
 from explainaug.models import SmallCNN
+from explainaug.train import RandomOcclusionControl
 
 NAN_FEATURES = torch.tensor([[[float("nan"), 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]])
 LABELS = torch.tensor([0, 1])
@@ -74,3 +75,15 @@ def test_random_occlusion_positional_ratio_warns() -> None:
     assert (old == 0).sum(dim=(1, 2, 3)).tolist() == [4, 8, 16]
     with pytest.warns(DeprecationWarning):
         assert (RandomOcclusion(fill="zero")(x, 0.5) == 0).sum().item() == 24
+
+
+def test_train_random_occlusion_is_random_occlusion_control() -> None:
+    import explainaug.train as train
+    import explainaug.train.methods as methods
+
+    for module in (train, methods):
+        with pytest.warns(DeprecationWarning, match="RandomOcclusion is deprecated"):
+            assert module.RandomOcclusion is RandomOcclusionControl
+    with pytest.raises(AttributeError, match="no attribute 'Nonexistent'"):
+        _ = train.Nonexistent
+    assert "RandomOcclusion" not in train.__all__

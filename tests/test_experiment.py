@@ -13,7 +13,7 @@ from explainaug.experiment import (
     run,
 )
 from explainaug.models import ContrastiveModel, SmallCNN
-from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusion, SupCon
+from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusionControl, SupCon
 
 TINY = dict(width=4, epochs=1, batch_size=8, train_size=16, image_size=16, amp=None)
 
@@ -25,7 +25,7 @@ TINY = dict(width=4, epochs=1, batch_size=8, train_size=16, image_size=16, amp=N
         ("supcon", SupCon),
         ("excon", ExCon),
         ("edda", EDDA),
-        ("random-occlusion", RandomOcclusion),
+        ("random-occlusion", RandomOcclusionControl),
     ],
 )
 def test_each_method_gets_its_class_and_model(method, kind) -> None:

@@ -1,6 +1,6 @@
 """``explainaug demo``: train every method on shipped data, evaluate them all, write a report.
 
-The demo trains CrossEntropy, SupCon, ExCon, EDDA and RandomOcclusion models on the synthetic
+The demo trains CrossEntropy, SupCon, ExCon, EDDA and RandomOcclusionControl models on the synthetic
 ``shapes`` data (or scikit-learn's ``digits``), evaluates each (accuracy, calibration under the
 15 corruptions, FGSM/PGD robustness, cascading randomization, faithfulness and, on shapes,
 localization against the object masks) and writes ``report.md``, ``report.json`` and figures per

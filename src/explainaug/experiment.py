@@ -36,7 +36,7 @@ from explainaug.train import (
     CrossEntropy,
     ExCon,
     Method,
-    RandomOcclusion,
+    RandomOcclusionControl,
     SupCon,
     Trainer,
     linear_eval,
@@ -76,7 +76,7 @@ class Experiment:
         explainer: the explainer of ExCon/EDDA, a name of ``explainaug.explain.registry``.
         cam_layer: Grad-CAM layer of the backbone for ExCon/EDDA (dotted name; None = the
             model's default, its last stage).
-        occlusion_ratio: fraction of pixels EDDA and RandomOcclusion occlude.
+        occlusion_ratio: fraction of pixels EDDA and RandomOcclusionControl occlude.
         salient_target: EDDA's target for salient occlusions (see ``EDDALoss``).
         linear_epochs: epochs of a final linear evaluation of contrastive encoders (a fresh
             linear classifier on frozen features of the un-augmented training images replaces
@@ -269,7 +269,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
             warmup_epochs=experiment.explain_warmup_epochs,
             augment=augment,
         )
-    return RandomOcclusion(
+    return RandomOcclusionControl(
         salient_ratio=ratio,
         nonsalient_ratio=ratio,
         loss=loss,

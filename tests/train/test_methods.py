@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from explainaug.augment import SaliencyMask
 from explainaug.losses import ExConLoss
 from explainaug.models import ContrastiveModel
-from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusion, SupCon, Trainer
+from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusionControl, SupCon, Trainer
 
 
 def two_views(x: Tensor) -> Tensor:
@@ -44,7 +44,7 @@ def test_method_trains_and_loss_falls(name, make_cnn, make_contrastive, make_loa
         # only comparable across epochs without them
         "excon": lambda: ExCon(warmup_epochs=1, temperature=0.5, negative_pair=False),
         "edda": lambda: EDDA(warmup_epochs=1),
-        "random_occlusion": lambda: RandomOcclusion(warmup_epochs=1),
+        "random_occlusion": lambda: RandomOcclusionControl(warmup_epochs=1),
     }
     contrastive = name in ("supcon", "excon")
     model = make_contrastive() if contrastive else make_cnn()
@@ -91,7 +91,7 @@ def test_edda_occludes_what_the_explainer_marks(make_cnn):
 
 def test_random_occlusion_matches_edda_areas_without_explanations(make_cnn):
     model = make_cnn()
-    method = RandomOcclusion(salient_ratio=0.25, nonsalient_ratio=0.5)
+    method = RandomOcclusionControl(salient_ratio=0.25, nonsalient_ratio=0.5)
     method.setup(model)
     fed: list[Tensor] = []
     model.register_forward_pre_hook(lambda module, args: fed.append(args[0].detach().clone()))
@@ -111,7 +111,7 @@ def test_random_occlusion_copies_per_image_areas_of_a_matched_edda(make_cnn):
         salient=SaliencyOcclusion("salient", threshold=0.5, fill=0.0),
         nonsalient=SaliencyOcclusion("nonsalient", threshold=0.9, fill=0.0),
     )
-    method = RandomOcclusion(match=edda)
+    method = RandomOcclusionControl(match=edda)
     method.setup(model)
     fed: list[Tensor] = []
     model.register_forward_pre_hook(lambda module, args: fed.append(args[0].detach().clone()))
@@ -296,7 +296,7 @@ def test_negative_pairs_cannot_gather_across_processes():
     [
         lambda a: CrossEntropy(augment=a),
         lambda a: EDDA(augment=a),
-        lambda a: RandomOcclusion(augment=a),
+        lambda a: RandomOcclusionControl(augment=a),
     ],
 )
 def test_classification_methods_train_on_augmented_images(make_method, make_cnn):

@@ -9,7 +9,7 @@ import signal
 import pytest
 import torch
 
-from explainaug.train import CrossEntropy, Method, RandomOcclusion, Trainer
+from explainaug.train import CrossEntropy, Method, RandomOcclusionControl, Trainer
 
 
 class SignalAt(Method):
@@ -32,7 +32,7 @@ def train(make_cnn, make_loader, out_dir, stop_at=None, resume=None, epochs=3):
     torch.manual_seed(123)  # the model is built seeded; this must not matter for the result
     model = make_cnn()
     # random occlusions draw from the global RNG every step, so a wrong RNG restore shows up
-    method = SignalAt(RandomOcclusion(salient_ratio=0.3), stop_at)
+    method = SignalAt(RandomOcclusionControl(salient_ratio=0.3), stop_at)
     trainer = Trainer(
         model,
         method,

@@ -1,7 +1,8 @@
 """Training: a thin loop (AMP, DDP via torchrun, atomic checkpoints, exact resume) and one class
-per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusion), plus linear evaluation.
+per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl), plus linear evaluation.
 """
 
+from explainaug._deprecation import deprecated_attribute
 from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
 from explainaug.train.linear_eval import LinearEvalResult, linear_eval
 from explainaug.train.methods import (
@@ -10,7 +11,7 @@ from explainaug.train.methods import (
     ExCon,
     Method,
     OcclusionAlignment,
-    RandomOcclusion,
+    RandomOcclusionControl,
     SupCon,
 )
 from explainaug.train.schedule import lr_factor
@@ -23,7 +24,7 @@ __all__ = [
     "LinearEvalResult",
     "Method",
     "OcclusionAlignment",
-    "RandomOcclusion",
+    "RandomOcclusionControl",
     "SupCon",
     "Trainer",
     "linear_eval",
@@ -31,3 +32,9 @@ __all__ = [
     "lr_factor",
     "save_checkpoint",
 ]
+
+
+def __getattr__(name: str) -> object:
+    return deprecated_attribute(
+        __name__, name, {"RandomOcclusion": ("RandomOcclusionControl", RandomOcclusionControl)}
+    )

@@ -1,10 +1,11 @@
 """Training methods: one class per method, all with ``training_step(model, batch, epoch)``."""
 
-from explainaug.train.methods.base import Method, split_batch
+from explainaug._deprecation import deprecated_attribute
+from explainaug.train.methods.base import Method, OcclusionAlignment, split_batch
 from explainaug.train.methods.cross_entropy import CrossEntropy
-from explainaug.train.methods.edda import EDDA, OcclusionAlignment
+from explainaug.train.methods.edda import EDDA
 from explainaug.train.methods.excon import ExCon
-from explainaug.train.methods.random_occlusion import RandomOcclusion
+from explainaug.train.methods.random_occlusion import RandomOcclusionControl
 from explainaug.train.methods.supcon import SupCon
 
 __all__ = [
@@ -13,7 +14,13 @@ __all__ = [
     "ExCon",
     "Method",
     "OcclusionAlignment",
-    "RandomOcclusion",
+    "RandomOcclusionControl",
     "SupCon",
     "split_batch",
 ]
+
+
+def __getattr__(name: str) -> object:
+    return deprecated_attribute(
+        __name__, name, {"RandomOcclusion": ("RandomOcclusionControl", RandomOcclusionControl)}
+    )

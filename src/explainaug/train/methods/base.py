@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from explainaug.losses import EDDALoss
 
 Metrics = dict[str, Tensor]
 
@@ -143,3 +146,51 @@ def model_mean(model: nn.Module) -> list[float] | None:
         if isinstance(module, Normalize) and module.enabled:
             return module.mean.flatten().tolist()
     return None
+
+
+class OcclusionAlignment(Method):
+    """Cross-entropy on clean images plus an alignment loss on two occluded views.
+
+    Subclasses choose the occlusions (``occlude``). Before ``warmup_epochs`` the step is plain
+    cross-entropy; afterwards one forward pass over ``cat([x, x_nonsalient, x_salient])`` (3B)
+    feeds ``loss(clean, nonsalient, salient, y)``.
+
+    Args:
+        loss: an ``EDDALoss``-like module; None builds ``EDDALoss()``.
+        warmup_epochs: epochs of plain cross-entropy first (early saliency is noise).
+        augment: optional batched augmentation of the images (e.g. crop and flip) applied
+            before anything else; explanations and occlusions are of the augmented images.
+    """
+
+    def __init__(
+        self,
+        loss: nn.Module | None = None,
+        warmup_epochs: int = 0,
+        augment: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        if warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+        self.loss = EDDALoss() if loss is None else loss
+        self.warmup_epochs = warmup_epochs
+        self.augment = augment
+
+    @abstractmethod
+    def occlude(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(x_nonsalient, x_salient)``: images in [0, 1] shaped like ``x``."""
+
+    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+        x, y = split_batch(batch)
+        if self.augment is not None:
+            x = self.augment(x)
+        if epoch < self.warmup_epochs:
+            logits = model(x)
+            return F.cross_entropy(logits, y), {"accuracy": accuracy(logits, y)}
+        nonsalient, salient = self.occlude(model, x, y)
+        logits = model(torch.cat([x, nonsalient, salient]))
+        clean_logits, nonsalient_logits, salient_logits = logits.chunk(3)
+        loss = self.loss(clean_logits, nonsalient_logits, salient_logits, y)
+        return loss, {
+            "accuracy": accuracy(clean_logits, y),
+            "nonsalient_accuracy": accuracy(nonsalient_logits, y),
+            "salient_accuracy": accuracy(salient_logits, y),
+        }

@@ -7,12 +7,15 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from explainaug.train.methods.base import model_mean
-from explainaug.train.methods.edda import EDDA, OcclusionAlignment
+from explainaug.train.methods.base import OcclusionAlignment, model_mean
+from explainaug.train.methods.edda import EDDA
 
 
-class RandomOcclusion(OcclusionAlignment):
-    """EDDA's loss and targets on randomly placed occlusions of the same area.
+class RandomOcclusionControl(OcclusionAlignment):
+    """EDDA's loss and targets on randomly placed occlusions of the same area (EDDA's control).
+
+    Named apart from the augmentation ``explainaug.augment.RandomOcclusion`` it uses;
+    ``explainaug.train.RandomOcclusion`` is its deprecated name.
 
     The "non-salient" view occludes ``nonsalient_ratio`` of the pixels at random, the "salient"
     view ``salient_ratio``; both get EDDA's targets. Given ``match`` (an ``EDDA``), the areas
@@ -33,7 +36,7 @@ class RandomOcclusion(OcclusionAlignment):
     Example:
         >>> from explainaug.models import SmallCNN
         >>> model = SmallCNN(num_classes=3, width=4)
-        >>> method = RandomOcclusion(salient_ratio=0.25)
+        >>> method = RandomOcclusionControl(salient_ratio=0.25)
         >>> method.setup(model)
         >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0]))
         >>> loss, metrics = method.training_step(model, batch, epoch=0)
@@ -91,6 +94,6 @@ class RandomOcclusion(OcclusionAlignment):
 
     def __repr__(self) -> str:
         return (
-            f"RandomOcclusion(salient_ratio={self.salient_ratio}, "
+            f"RandomOcclusionControl(salient_ratio={self.salient_ratio}, "
             f"nonsalient_ratio={self.nonsalient_ratio}, warmup_epochs={self.warmup_epochs})"
         )
