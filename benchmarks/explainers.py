@@ -109,7 +109,7 @@ def main() -> None:
     ours_gbp = GuidedBackprop(model)
     captum_gbp = CaptumGuidedBackprop(model)
     ours_smooth = SmoothGrad(
-        Saliency(model), n_samples=steps, stdev_spread=0.15, samples_batch_size=per_pass
+        Saliency(model), nt_samples=steps, stdev_spread=0.15, internal_batch_size=per_pass
     )
     captum_smooth = NoiseTunnel(CaptumSaliency(model))
     targets = [ClassifierOutputTarget(int(c)) for c in y]

@@ -6,7 +6,7 @@ import torch
 from explainaug.augment import RandomOcclusion, SaliencyMask
 from explainaug.evaluate import model_randomization
 from explainaug.evaluate.robustness import fgsm, pgd
-from explainaug.explain import Saliency
+from explainaug.explain import Saliency, SmoothGrad
 from explainaug.losses import EDDALoss, ExConLoss, SupConLoss
 from explainaug.models import SmallCNN
 from explainaug.train import RandomOcclusionControl
@@ -87,3 +87,15 @@ def test_train_random_occlusion_is_random_occlusion_control() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nonexistent'"):
         _ = train.Nonexistent
     assert "RandomOcclusion" not in train.__all__
+
+
+def test_smoothgrad_takes_captum_names() -> None:
+    model = SmallCNN(num_classes=3, width=4).eval()
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(DeprecationWarning, match="n_samples= is deprecated, use nt_samples="):
+        old = SmoothGrad(Saliency(model), n_samples=3, seed=0)
+    with pytest.warns(DeprecationWarning, match="samples_batch_size= is deprecated"):
+        chunked = SmoothGrad(Saliency(model), nt_samples=3, samples_batch_size=2, seed=0)
+    assert chunked.internal_batch_size == 2
+    new = SmoothGrad(Saliency(model), nt_samples=3, seed=0)
+    torch.testing.assert_close(old.attribute(x, 1), new.attribute(x, 1))

@@ -36,12 +36,12 @@ EXPLAINERS: dict[str, Callable[[nn.Module], Explainer]] = {
     "integrated_gradients_chunked": lambda model: IntegratedGradients(
         model, n_steps=3, method="riemann_trapezoid", internal_batch_size=4
     ),
-    "smoothgrad": lambda model: SmoothGrad(Saliency(model), n_samples=3, seed=0),
+    "smoothgrad": lambda model: SmoothGrad(Saliency(model), nt_samples=3, seed=0),
     "vargrad_of_integrated_gradients": lambda model: SmoothGrad(
         IntegratedGradients(model, n_steps=2),
-        n_samples=2,
+        nt_samples=2,
         nt_type="vargrad",
-        samples_batch_size=4,
+        internal_batch_size=4,
         seed=0,
     ),
     "guided_backprop": GuidedBackprop,
@@ -49,7 +49,7 @@ EXPLAINERS: dict[str, Callable[[nn.Module], Explainer]] = {
     "gradcam_no_relu": lambda model: GradCAM(model, layer="block2", relu=False),
     "guided_gradcam": GuidedGradCAM,
     "integrated_gradcam": lambda model: IntegratedGradCAM(model, n_steps=3, internal_batch_size=4),
-    "smoothgrad_of_gradcam": lambda model: SmoothGrad(GradCAM(model), n_samples=2, seed=0),
+    "smoothgrad_of_gradcam": lambda model: SmoothGrad(GradCAM(model), nt_samples=2, seed=0),
     "sise": lambda model: SISE(model, layers=SISE_LAYERS, internal_batch_size=8),
     "sise_auto_layers": lambda model: SISE(model, internal_batch_size=8),
     "ada_sise": lambda model: AdaSISE(

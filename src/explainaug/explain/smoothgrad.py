@@ -2,7 +2,10 @@
 
 Images are float ``[B, C, H, W]`` in [0, 1]. Noise is Gaussian with a standard deviation of
 ``stdev_spread * (max - min)`` of each image, as in Smilkov et al. and Adebayo et al.; Captum's
-``NoiseTunnel`` instead takes an absolute ``stdevs``.
+``NoiseTunnel`` instead takes an absolute ``stdevs``. ``nt_type`` and ``nt_samples`` carry Captum's names and
+meanings; the chunk size is ``internal_batch_size``, a count of noisy images per pass as in
+Captum's ``IntegratedGradients`` and this package's IG and IG-CAM (Captum's
+``nt_samples_batch_size`` counts samples per input image instead).
 """
 
 from __future__ import annotations
@@ -10,34 +13,37 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_count, check_positive
 from explainaug.explain._base import Explainer
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
 
+@renamed_kwargs(n_samples="nt_samples", samples_batch_size="internal_batch_size")
 class SmoothGrad(Explainer):
     """Average an explainer's raw attributions over noisy copies of each image.
 
-    All ``B * n_samples`` noisy images go through the wrapped explainer as one flat batch,
-    split into chunks of ``samples_batch_size``. The explained class is fixed for every sample:
+    All ``B * nt_samples`` noisy images go through the wrapped explainer as one flat batch,
+    split into chunks of ``internal_batch_size``. The explained class is fixed for every sample:
     the given target, or the class predicted on the clean image.
 
     Args:
         explainer: any explainer of this package (input-gradient or CAM); its model is used.
-        n_samples: noisy copies per image.
+        nt_samples: noisy copies per image (``n_samples=`` is its deprecated name).
         stdev_spread: noise standard deviation as a fraction of each image's value range.
         nt_type: ``"smoothgrad"`` (mean), ``"smoothgrad_sq"`` (mean of squares) or
             ``"vargrad"`` (variance), as Captum's ``NoiseTunnel``.
-        samples_batch_size: noisy images per call of the wrapped explainer; ``None``: all.
+        internal_batch_size: noisy images per call of the wrapped explainer; ``None``: all
+            (``samples_batch_size=`` is its deprecated name).
         seed: seed a fresh generator on every call for reproducible noise (the noise then
-            also depends on ``samples_batch_size``); ``None`` uses torch's global generator.
+            also depends on ``internal_batch_size``); ``None`` uses torch's global generator.
         check_values: check inputs for NaN/inf on every call.
 
     Example:
         >>> from explainaug.explain import Saliency
         >>> from explainaug.models import SmallCNN
-        >>> smooth = SmoothGrad(Saliency(SmallCNN(num_classes=3, width=4).eval()), n_samples=4)
+        >>> smooth = SmoothGrad(Saliency(SmallCNN(num_classes=3, width=4).eval()), nt_samples=4)
         >>> smooth(torch.rand(2, 3, 8, 8), target=1).shape
         torch.Size([2, 1, 8, 8])
     """
@@ -45,10 +51,10 @@ class SmoothGrad(Explainer):
     def __init__(
         self,
         explainer: Explainer,
-        n_samples: int = 50,
+        nt_samples: int = 50,
         stdev_spread: float = 0.15,
         nt_type: str = "smoothgrad",
-        samples_batch_size: int | None = None,
+        internal_batch_size: int | None = None,
         seed: int | None = None,
         *,
         check_values: bool = True,
@@ -60,15 +66,15 @@ class SmoothGrad(Explainer):
         super().__init__(explainer.model, check_values=check_values)
         if nt_type not in NT_TYPES:
             raise ValueError(f"nt_type must be one of {', '.join(NT_TYPES)}; got {nt_type!r}")
-        check_count(n_samples, "n_samples")
-        check_count(samples_batch_size, "samples_batch_size", optional=True)
+        check_count(nt_samples, "nt_samples")
+        check_count(internal_batch_size, "internal_batch_size", optional=True)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
         self.explainer = explainer
-        self.n_samples = n_samples
+        self.nt_samples = nt_samples
         self.stdev_spread = check_positive(stdev_spread, "stdev_spread")
         self.nt_type = nt_type
-        self.samples_batch_size = samples_batch_size
+        self.internal_batch_size = internal_batch_size
         self.seed = seed
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
@@ -79,8 +85,8 @@ class SmoothGrad(Explainer):
         generator = None
         if self.seed is not None:
             generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        total = x.shape[0] * self.n_samples
-        chunk = total if self.samples_batch_size is None else self.samples_batch_size
+        total = x.shape[0] * self.nt_samples
+        chunk = total if self.internal_batch_size is None else self.internal_batch_size
         # Running per-image mean and sum of squared deviations, merged chunk by chunk (Chan et
         # al.), so the variance never subtracts two large, nearly equal numbers.
         count: Tensor | float = 0.0
@@ -88,7 +94,7 @@ class SmoothGrad(Explainer):
         deviations: Tensor | float = 0.0
         for start in range(0, total, chunk):
             flat = torch.arange(start, min(start + chunk, total), device=x.device)
-            image = flat // self.n_samples
+            image = flat // self.nt_samples
             clean = x[image]
             noise = torch.randn(clean.shape, generator=generator, device=x.device, dtype=x.dtype)
             noisy = clean + sigma[image, None, None, None] * noise
@@ -106,7 +112,7 @@ class SmoothGrad(Explainer):
             count = new_count
         if self.nt_type == "smoothgrad":
             return mean
-        variance = deviations / self.n_samples
+        variance = deviations / self.nt_samples
         return variance if self.nt_type == "vargrad" else variance + mean**2
 
     def _to_maps(self, raw: Tensor, x: Tensor) -> Tensor:
@@ -114,6 +120,6 @@ class SmoothGrad(Explainer):
 
     def __repr__(self) -> str:
         return (
-            f"SmoothGrad({self.explainer!r}, n_samples={self.n_samples}, "
+            f"SmoothGrad({self.explainer!r}, nt_samples={self.nt_samples}, "
             f"stdev_spread={self.stdev_spread}, nt_type={self.nt_type!r})"
         )
