@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from explainaug.augment import SaliencyCache, SaliencyDataset, SaliencyMask
-from explainaug.explain._base import minmax_normalize
+from explainaug.explain import minmax_normalize
 
 
 def test_update_resizes_by_area_normalises_and_stores_float16():

@@ -53,3 +53,11 @@ def test_contrastive_model_is_evaluated_through_features(make_contrastive):
 def test_bad_epochs():
     with pytest.raises(ValueError, match="epochs"):
         linear_eval(MeanEncoder(), coloured(8, 0), coloured(8, 1), num_classes=2, epochs=0)
+
+
+def test_restores_each_module_mode():
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Dropout()).train()
+    encoder[2].eval()
+    batches = [(torch.rand(6, 1, 2, 2), torch.arange(6) % 2)]
+    linear_eval(encoder, batches, batches, num_classes=2, epochs=1)
+    assert encoder.training and encoder[1].training and not encoder[2].training

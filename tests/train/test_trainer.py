@@ -210,3 +210,11 @@ def test_resume_into_a_shorter_run_is_refused(make_cnn, make_loader, tmp_path):
 def test_model_must_be_a_module():
     with pytest.raises(TypeError, match="nn.Module"):
         Trainer(lambda x: x, CrossEntropy(), epochs=1)
+
+
+def test_evaluate_restores_each_module_mode(make_cnn, make_loader):
+    model = make_cnn().train()
+    model.block1.eval()  # e.g. a frozen stem: evaluating must not switch it back to train
+    Trainer(model, CrossEntropy(), epochs=1, progress=False).evaluate(make_loader())
+    assert model.training and not model.block1.training
+    assert all(module.training for module in model.block2.modules())

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from explainaug._shared import minmax_normalize
 from explainaug._validation import check_count, check_maps, check_tensor
-from explainaug.explain._base import minmax_normalize
 
 
 class SaliencyCache:

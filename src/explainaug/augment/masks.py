@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from explainaug.explain._base import minmax_normalize, upsample
+from explainaug._shared import minmax_normalize, upsample
 
 
 def normalized_saliency(saliency: Tensor, size: tuple[int, int]) -> Tensor:

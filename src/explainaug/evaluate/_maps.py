@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from explainaug._shared import upsample
 from explainaug._validation import check_labels, check_maps
-from explainaug.explain._base import Explainer, upsample
+from explainaug.explain import Explainer
 
 
 def check_explainer(explainer: object, model: nn.Module) -> Explainer:

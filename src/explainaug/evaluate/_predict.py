@@ -9,11 +9,11 @@ restore every module's own mode afterwards, also after an exception.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
+from explainaug._shared import eval_mode
 from explainaug._validation import check_images, check_labels
 
 Batch = tuple[Tensor, Tensor, Tensor | None]
@@ -33,27 +33,6 @@ def model_device(model: nn.Module) -> torch.device:
     for tensor in model.buffers():
         return tensor.device
     return torch.device("cpu")
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block; restore each module's own mode on exit.
-
-    Example:
-        >>> model = torch.nn.Sequential(torch.nn.Dropout()).train()
-        >>> with eval_mode(model):
-        ...     model.training
-        False
-        >>> model.training
-        True
-    """
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def unpack_batch(batch: object) -> Batch:

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from explainaug._shared import eval_mode
 from explainaug._validation import check_count, check_fraction
 from explainaug.evaluate._maps import (
     check_explainer,
@@ -41,9 +42,9 @@ from explainaug.evaluate._maps import (
     explain_flat,
     explained_classes,
 )
-from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
+from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.evaluate.similarity import gaussian_filter
-from explainaug.explain._base import Explainer
+from explainaug.explain import Explainer
 
 Fill = float | Sequence[float] | str
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from explainaug._shared import eval_mode
 from explainaug._validation import check_fraction
 from explainaug.evaluate._maps import (
     check_explainer,
@@ -28,8 +29,8 @@ from explainaug.evaluate._maps import (
     descending_rank,
     explain_flat,
 )
-from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
-from explainaug.explain._base import Explainer
+from explainaug.evaluate._predict import iterate_batches, model_device
+from explainaug.explain import Explainer
 
 
 def check_masks(masks: Tensor | None, x: Tensor) -> Tensor:

@@ -30,10 +30,11 @@ import torch
 from torch import Tensor, nn
 
 from explainaug._deprecation import renamed_kwargs
+from explainaug._shared import preserved_model_state, upsample
 from explainaug._validation import check_count, check_images, check_labels, check_positive
 from explainaug.evaluate._predict import model_device
 from explainaug.evaluate.similarity import SIMILARITIES, check_similarity_names, compare_maps
-from explainaug.explain._base import Explainer, preserved_model_state, upsample
+from explainaug.explain import Explainer
 
 MakeExplainer = Callable[[nn.Module], Explainer]
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
+from explainaug._shared import eval_mode
+from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.evaluate.accuracy import accuracy
 from explainaug.evaluate.calibration import calibration
 from explainaug.evaluate.faithfulness import faithfulness
@@ -24,7 +25,7 @@ from explainaug.evaluate.randomization import model_randomization
 from explainaug.evaluate.report_writer import write_report
 from explainaug.evaluate.robustness import robustness
 from explainaug.evaluate.similarity import SIMILARITIES
-from explainaug.explain._base import Explainer
+from explainaug.explain import Explainer
 from explainaug.explain.registry import build_explainer, explainer_names
 
 EVALUATORS = (

@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explainaug._deprecation import renamed_kwargs
+from explainaug._shared import eval_mode
 from explainaug._validation import check_count, check_images, check_labels, check_positive
-from explainaug.evaluate._predict import eval_mode, iterate_batches, model_device
+from explainaug.evaluate._predict import iterate_batches, model_device
 
 ATTACKS = ("fgsm", "pgd")
 AttackSpec = str | Sequence[str]

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from explainaug._shared import minmax_normalize
 from explainaug._validation import check_tensor
 from explainaug.data.filters import gaussian_blur
-from explainaug.explain._base import minmax_normalize
 
 SimilarityFn = Callable[[Tensor, Tensor], Tensor]
 

@@ -5,7 +5,8 @@ returns non-negative maps ``[B, 1, H, W]`` at input resolution; ``explainer.attr
 returns the raw attribution in Captum's conventions.
 """
 
-from explainaug.explain._base import Explainer, minmax_normalize, resolve_layer, upsample
+from explainaug._shared import minmax_normalize, upsample
+from explainaug.explain._base import Explainer, resolve_layer
 from explainaug.explain.gradcam import GradCAM
 from explainaug.explain.gradient import InputXGradient, Saliency
 from explainaug.explain.guided_backprop import GuidedBackprop

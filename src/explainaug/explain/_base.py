@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug._shared import preserved_model_state
 from explainaug._validation import check_images
 
 Target = int | Tensor | None
@@ -63,41 +63,6 @@ def default_layer(model: nn.Module, layer: LayerSpec | None) -> LayerSpec:
             f"{type(model).__name__} has no default_cam_layer; pass layer= (a module or dotted name)"
         )
     return name
-
-
-@contextmanager
-def preserved_model_state(model: nn.Module) -> Iterator[None]:
-    """Run a block without changing the model's modes or BatchNorm running statistics.
-
-    Train-mode BatchNorm layers normalise with batch statistics as usual, but update private
-    copies of their running buffers, so the model's own buffers are never written. Modes are
-    restored on exit, also after an exception.
-
-    Example:
-        >>> from explainaug.models import SmallCNN
-        >>> model = SmallCNN().train()
-        >>> before = model.block1[1].running_mean.clone()
-        >>> with preserved_model_state(model):
-        ...     _ = model(torch.randn(4, 3, 32, 32))
-        >>> torch.equal(before, model.block1[1].running_mean)
-        True
-    """
-    modes = [(module, module.training) for module in model.modules()]
-    swapped: list[tuple[nn.Module, str, Tensor]] = []
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._NormBase) and module.training:
-            for key in ("running_mean", "running_var", "num_batches_tracked"):
-                buffer = module._buffers.get(key)
-                if buffer is not None:
-                    swapped.append((module, key, buffer))
-                    module._buffers[key] = buffer.clone()
-    try:
-        yield
-    finally:
-        for module, key, buffer in swapped:
-            module._buffers[key] = buffer
-        for module, training in modes:
-            module.training = training
 
 
 @contextmanager
@@ -197,31 +162,6 @@ def check_target_range(target: Tensor | None, num_classes: int) -> None:
             f"target must lie in [0, {num_classes - 1}] for a model with {num_classes} outputs, "
             f"got values in [{low}, {high}]"
         )
-
-
-def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinearly resize maps ``[B, K, h, w]`` to ``size`` (no-op when it already matches).
-
-    Example:
-        >>> upsample(torch.ones(1, 1, 4, 4), (8, 8)).shape
-        torch.Size([1, 1, 8, 8])
-    """
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
-
-
-def minmax_normalize(maps: Tensor, eps: float = 1e-12) -> Tensor:
-    """Scale each map of ``[B, K, H, W]`` to [0, 1]; a constant map becomes all zeros.
-
-    Example:
-        >>> minmax_normalize(torch.tensor([[[[1.0, 3.0]]]])).tolist()
-        [[[[0.0, 1.0]]]]
-    """
-    flat = maps.flatten(2)
-    low = flat.amin(dim=2, keepdim=True)
-    span = flat.amax(dim=2, keepdim=True) - low
-    return ((flat - low) / span.clamp_min(eps)).view_as(maps)
 
 
 class Explainer(ABC):

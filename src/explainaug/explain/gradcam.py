@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from explainaug._shared import upsample
 from explainaug.explain._base import (
     Explainer,
     LayerSpec,
@@ -19,7 +20,6 @@ from explainaug.explain._base import (
     class_scores,
     default_layer,
     resolve_layer,
-    upsample,
 )
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from explainaug._shared import preserved_model_state
 from explainaug._validation import check_count, check_images
-from explainaug.explain._base import Explainer, Target, check_target, preserved_model_state
+from explainaug.explain._base import Explainer, Target, check_target
 from explainaug.explain.gradient import target_gradients
 
 METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")

@@ -24,6 +24,7 @@ from contextlib import ExitStack
 import torch
 from torch import Tensor, nn
 
+from explainaug._shared import minmax_normalize, upsample
 from explainaug._validation import check_count
 from explainaug.explain._base import (
     Explainer,
@@ -31,10 +32,8 @@ from explainaug.explain._base import (
     captured_outputs,
     check_target_range,
     class_scores,
-    minmax_normalize,
     preserved_model_state,
     resolve_layer,
-    upsample,
 )
 from explainaug.explain.otsu import bin_counts, otsu_split, rows_otsu_threshold
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug._shared import eval_mode
 from explainaug._validation import check_count
 from explainaug.train.methods.base import split_batch
 from explainaug.train.schedule import lr_factor
@@ -65,9 +66,7 @@ def linear_eval(
     check_count(epochs, "epochs")
     device = next(encoder.parameters()).device
     embed: Callable[[Tensor], Tensor] = getattr(encoder, "features", encoder)
-    was_training = encoder.training
-    encoder.eval()
-    try:
+    with eval_mode(encoder):
 
         def features_of(batch: object) -> tuple[Tensor, Tensor]:
             x, y = split_batch(batch)
@@ -115,5 +114,3 @@ def linear_eval(
         if seen == 0:
             raise ValueError("test_loader yields no batches")
         return LinearEvalResult(classifier, correct / seen, history)
-    finally:
-        encoder.train(was_training)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from explainaug._shared import eval_mode
 from explainaug._validation import check_count, check_images, check_labels
 from explainaug.losses.distributed import global_sum
 from explainaug.train.checkpoint import (
@@ -355,23 +356,19 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> float:
         """Top-1 accuracy of ``model(x)`` over ``loader`` (all processes' shards together)."""
-        was_training = self.model.training
-        self.model.eval()
         totals = torch.zeros(2, device=self.device)
         autocast = (
             torch.autocast("cuda", dtype=self.amp_dtype)
             if self.amp_dtype is not None
             else contextlib.nullcontext()
         )
-        try:
+        with eval_mode(self.model):
             for batch in loader:
                 x, y = split_batch(_to_device(batch, self.device))
                 with autocast:
                     logits = self.model(x)
                 totals[0] += (logits.argmax(dim=1) == y).sum()
                 totals[1] += y.shape[0]
-        finally:
-            self.model.train(was_training)
         correct, seen = global_sum(totals).tolist()
         if seen == 0:
             raise ValueError("val_loader yields no images")

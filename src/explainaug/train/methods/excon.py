@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from explainaug.explain._base import preserved_model_state
+from explainaug._shared import preserved_model_state
 from explainaug.losses import ExConLoss
 from explainaug.train.methods.base import Metrics, live_explainer, model_mean, split_batch
 from explainaug.train.methods.supcon import SupCon
