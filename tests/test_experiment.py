@@ -51,10 +51,12 @@ def test_cam_layer_is_relative_to_the_backbone() -> None:
     [
         ({"method": "mixup"}, "unknown method 'mixup'"),
         ({"dataset": "cifar100"}, "needs a data folder"),
-        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"epochs": 0}, "epochs must be an int >= 1"),
         ({"explain_warmup_epochs": 5}, "explain_warmup_epochs"),
         ({"occlusion_ratio": 1.0}, "occlusion_ratio"),
-        ({"lr": 0.0}, "lr must be > 0"),
+        ({"lr": 0.0}, "lr must be a finite number > 0"),
+        ({"explain_warmup_epochs": True}, "explain_warmup_epochs must be an int in"),
+        ({"linear_epochs": 1.5}, "linear_epochs must be an int >= 0"),
     ],
 )
 def test_validation_names_the_bad_field(changes, match) -> None:

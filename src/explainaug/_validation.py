@@ -109,18 +109,28 @@ def check_labels(
 
 
 def check_count(
-    value: object, name: str, *, minimum: int = 1, optional: bool = False
+    value: object,
+    name: str,
+    *,
+    minimum: int = 1,
+    maximum: int | None = None,
+    optional: bool = False,
 ) -> int | None:
-    """Raise ``ValueError`` unless ``value`` is an int >= ``minimum`` (or None when ``optional``).
+    """Raise ``ValueError`` unless ``value`` is an int in ``[minimum, maximum]`` (no bool), or
+    None when ``optional``.
 
     Example:
         >>> check_count(3, "n_steps")
         3
+        >>> check_count(0, "warmup_epochs", minimum=0, maximum=10)
+        0
     """
     if optional and value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        expected = f"{'None or ' if optional else ''}an int >= {minimum}"
+    too_big = maximum is not None and isinstance(value, int) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        expected = f"{'None or ' if optional else ''}an int {bounds}"
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
 
@@ -139,6 +149,45 @@ def check_positive(value: float, name: str) -> float:
     return value
 
 
+def check_nonnegative(value: float, name: str) -> float:
+    """Raise ``ValueError`` unless ``value`` is a finite number >= 0 (a weight).
+
+    Example:
+        >>> check_nonnegative(0.0, "salient_weight")
+        0.0
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def check_interval(
+    value: float,
+    name: str,
+    low: float,
+    high: float,
+    *,
+    include_low: bool = True,
+    include_high: bool = True,
+) -> float:
+    """Raise ``ValueError`` unless ``value`` is a number between ``low`` and ``high`` (NaN fails).
+
+    Example:
+        >>> check_interval(0.1, "label_smoothing", 0, 1, include_high=False)
+        0.1
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    above = low <= value if include_low else low < value
+    below = value <= high if include_high else value < high
+    if not (above and below):
+        bounds = f"{'[' if include_low else '('}{low}, {high}{']' if include_high else ')'}"
+        raise ValueError(f"{name} must lie in {bounds}, got {value}")
+    return value
+
+
 def check_fraction(value: float, name: str, *, closed: bool = False) -> float:
     """Raise ``ValueError`` unless ``0 < value < 1`` (``0 <= value <= 1`` when ``closed``).
 
@@ -146,10 +195,4 @@ def check_fraction(value: float, name: str, *, closed: bool = False) -> float:
         >>> check_fraction(0.2, "ratio")
         0.2
     """
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    inside = 0 <= value <= 1 if closed else 0 < value < 1
-    if not inside:
-        bounds = "[0, 1]" if closed else "(0, 1)"
-        raise ValueError(f"{name} must lie in {bounds}, got {value}")
-    return value
+    return check_interval(value, name, 0, 1, include_low=closed, include_high=closed)

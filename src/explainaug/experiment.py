@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from explainaug._validation import check_count, check_fraction, check_interval, check_positive
 from explainaug.augment import SaliencyOcclusion, supcon_views
 from explainaug.data import make_loader
 from explainaug.data.registry import DATASETS, dataset_names, load_dataset
@@ -138,24 +139,16 @@ class Experiment:
                 f"{DATASETS[self.dataset].summary}"
             )
         for field in ("width", "epochs", "batch_size", "train_size", "image_size"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
-        if not 0 <= self.explain_warmup_epochs <= self.epochs:
-            raise ValueError(
-                f"explain_warmup_epochs must lie in [0, epochs={self.epochs}], "
-                f"got {self.explain_warmup_epochs}"
-            )
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.linear_epochs < 0 or not self.linear_lr > 0:
-            raise ValueError(
-                f"linear_epochs must be >= 0 and linear_lr > 0, got "
-                f"{self.linear_epochs} and {self.linear_lr}"
-            )
-        if not 0 < self.view_min_scale <= 1:
-            raise ValueError(f"view_min_scale must lie in (0, 1], got {self.view_min_scale}")
-        if not 0 < self.occlusion_ratio < 1:
-            raise ValueError(f"occlusion_ratio must lie in (0, 1), got {self.occlusion_ratio}")
+            check_count(getattr(self, field), field)
+        check_count(
+            self.explain_warmup_epochs, "explain_warmup_epochs", minimum=0, maximum=self.epochs
+        )
+        if self.lr is not None:
+            check_positive(self.lr, "lr")
+        check_count(self.linear_epochs, "linear_epochs", minimum=0)
+        check_positive(self.linear_lr, "linear_lr")
+        check_interval(self.view_min_scale, "view_min_scale", 0, 1, include_low=False)
+        check_fraction(self.occlusion_ratio, "occlusion_ratio")
         return self
 
     @property

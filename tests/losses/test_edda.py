@@ -80,7 +80,7 @@ def test_forward_weights_the_terms() -> None:
     ("kwargs", "match"),
     [
         ({"salient_target": "zero"}, "salient_target must be one of"),
-        ({"salient_weight": -1.0}, "salient_weight must be >= 0"),
+        ({"salient_weight": -1.0}, "salient_weight must be a finite number >= 0"),
         ({"label_smoothing": 0.0}, "label_smoothing must lie in"),
         ({"margin": 1.5}, "margin must lie in"),
     ],

@@ -309,3 +309,22 @@ def test_classification_methods_train_on_augmented_images(make_method, make_cnn)
     method.training_step(model, (x, y), epoch=0)
     # the trained forward is the last one; its first B images are the (augmented) clean batch
     assert torch.equal(fed[-1][:4], x.flip(3))
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: ExCon(warmup_epochs=True), "warmup_epochs must be an int >= 0, got True"),
+        (lambda: EDDA(warmup_epochs=True), "warmup_epochs must be an int >= 0, got True"),
+        (
+            lambda: RandomOcclusionControl(warmup_epochs=1.5),
+            "warmup_epochs must be an int >= 0, got 1.5",
+        ),
+        (lambda: RandomOcclusionControl(salient_ratio=True), "salient_ratio must be a number"),
+        (lambda: CrossEntropy(label_smoothing=1.0), r"label_smoothing must lie in \[0, 1\)"),
+        (lambda: CrossEntropy(label_smoothing=float("nan")), "label_smoothing must lie in"),
+    ],
+)
+def test_counts_and_ranges_reject_bools_and_out_of_range(build, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        build()

@@ -32,3 +32,10 @@ def test_warmup_rises_linearly_to_the_cosine_value():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         lr_factor(0, **kwargs)
+
+
+def test_schedule_rejects_bool_and_fractional_steps():
+    with pytest.raises(ValueError, match="warmup_steps must be an int in"):
+        lr_factor(0, 10, warmup_steps=True)
+    with pytest.raises(ValueError, match="total_steps must be an int >= 1"):
+        lr_factor(0, 10.5)

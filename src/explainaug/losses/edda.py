@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explainaug._deprecation import renamed_kwargs
-from explainaug._validation import check_fraction, check_tensor
+from explainaug._validation import check_fraction, check_interval, check_nonnegative, check_tensor
 
 SALIENT_TARGETS = ("uniform", "smooth", "background", "hinge")
 
@@ -63,15 +63,12 @@ class EDDALoss(nn.Module):
             ("nonsalient_weight", nonsalient_weight),
             ("salient_weight", salient_weight),
         ):
-            if not weight >= 0:
-                raise ValueError(f"{name} must be >= 0, got {weight}")
+            check_nonnegative(weight, name)
         self.nonsalient_weight = nonsalient_weight
         self.salient_weight = salient_weight
         self.salient_target = salient_target
-        self.label_smoothing = (
-            label_smoothing
-            if label_smoothing == 1
-            else check_fraction(label_smoothing, "label_smoothing")
+        self.label_smoothing = check_interval(
+            label_smoothing, "label_smoothing", 0, 1, include_low=False
         )
         self.margin = check_fraction(margin, "margin", closed=True)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from explainaug._validation import check_count
+
 
 def lr_factor(
     step: int, total_steps: int, warmup_steps: int = 0, final_ratio: float = 1e-3
@@ -26,10 +28,8 @@ def lr_factor(
         >>> lr_factor(0, 100, warmup_steps=10) < lr_factor(9, 100, warmup_steps=10)
         True
     """
-    if total_steps <= 0:
-        raise ValueError(f"total_steps must be > 0, got {total_steps}")
-    if not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"warmup_steps must lie in [0, {total_steps}], got {warmup_steps}")
+    check_count(total_steps, "total_steps")
+    check_count(warmup_steps, "warmup_steps", minimum=0, maximum=total_steps)
 
     def cosine(t: int) -> float:
         return (

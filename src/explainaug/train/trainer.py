@@ -146,14 +146,7 @@ class Trainer:
             ("log_every", log_every),
         ):
             check_count(value, name)
-        if (
-            isinstance(warmup_epochs, bool)
-            or not isinstance(warmup_epochs, int)
-            or not 0 <= warmup_epochs <= epochs
-        ):
-            raise ValueError(
-                f"warmup_epochs must be an int in [0, epochs={epochs}], got {warmup_epochs!r}"
-            )
+        check_count(warmup_epochs, "warmup_epochs", minimum=0, maximum=epochs)
         if amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
         if resume == "auto" and out_dir is None:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug._validation import check_count
 from explainaug.losses import EDDALoss
 
 Metrics = dict[str, Tensor]
@@ -168,8 +169,7 @@ class OcclusionAlignment(Method):
         warmup_epochs: int = 0,
         augment: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
-        if warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+        check_count(warmup_epochs, "warmup_epochs", minimum=0)
         self.loss = EDDALoss() if loss is None else loss
         self.warmup_epochs = warmup_epochs
         self.augment = augment

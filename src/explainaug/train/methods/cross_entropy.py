@@ -8,6 +8,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug._validation import check_interval
 from explainaug.train.methods.base import Method, Metrics, accuracy, split_batch
 
 
@@ -30,8 +31,7 @@ class CrossEntropy(Method):
     def __init__(
         self, label_smoothing: float = 0.0, augment: Callable[[Tensor], Tensor] | None = None
     ) -> None:
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+        check_interval(label_smoothing, "label_smoothing", 0, 1, include_high=False)
         self.label_smoothing = label_smoothing
         self.augment = augment
 

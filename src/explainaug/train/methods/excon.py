@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from explainaug._shared import preserved_model_state
+from explainaug._validation import check_count
 from explainaug.losses import ExConLoss
 from explainaug.train.methods.base import Metrics, live_explainer, model_mean, split_batch
 from explainaug.train.methods.supcon import SupCon
@@ -73,8 +74,7 @@ class ExCon(SupCon):
                 "negative_pair varies the batch per process, so the loss cannot "
                 "gather features across processes (gather_distributed=True)"
             )
-        if warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+        check_count(warmup_epochs, "warmup_epochs", minimum=0)
         super().__init__(temperature, views, loss)
         self.explainer = explainer
         self.mask = mask

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from explainaug._validation import check_fraction
 from explainaug.train.methods.base import OcclusionAlignment, model_mean
 from explainaug.train.methods.edda import EDDA
 
@@ -59,8 +60,7 @@ class RandomOcclusionControl(OcclusionAlignment):
             ("salient_ratio", salient_ratio),
             ("nonsalient_ratio", nonsalient_ratio),
         ):
-            if not 0 <= ratio <= 1:
-                raise ValueError(f"{name} must lie in [0, 1], got {ratio}")
+            check_fraction(ratio, name, closed=True)
         self.salient_ratio = salient_ratio
         self.nonsalient_ratio = nonsalient_ratio
         self.occlusion = occlusion
