@@ -273,6 +273,22 @@ def test_explanation_passes_leave_bn_statistics_alone(name, make_cnn, make_contr
     assert model.training
 
 
+@pytest.mark.parametrize("name", ["excon", "edda"])
+def test_explanations_run_in_float32_outside_autocast(name, make_cnn, make_contrastive):
+    """Under bf16 autocast the training forward is bf16, the explanation pass float32."""
+    model = make_contrastive() if name == "excon" else make_cnn()
+    method = ExCon(warmup_epochs=0, views=two_views) if name == "excon" else EDDA()
+    method.setup(model)  # the default live Grad-CAM on the last block
+    layer = model.get_submodule(model.default_cam_layer)
+    dtypes: list[torch.dtype] = []
+    layer.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    x, y = torch.rand(8, 3, 16, 16), torch.tensor([0, 1] * 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        method.training_step(model, (x, y), epoch=0)
+    assert dtypes[0] == torch.float32  # the explanation
+    assert dtypes[-1] == torch.bfloat16  # the training forward, under autocast
+
+
 # -------------------------------------------------------------------------- bad set-ups
 
 

@@ -132,6 +132,23 @@ def live_explainer(explainer: Any, model: nn.Module, method: str, relu: bool = T
     return explainer
 
 
+def explain_float32(explainer: Any, x: Tensor, target: Tensor) -> Tensor:
+    """``explainer(x, target)`` in float32 with autocast off, as the official ExCon code
+    explains: maps of a bf16/fp16 pass are coarser and add ties to the ranks that select pixels.
+
+    Example:
+        >>> from explainaug.explain import GradCAM
+        >>> from explainaug.models import SmallCNN
+        >>> cam = GradCAM(SmallCNN(num_classes=3, width=4))
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     maps = explain_float32(cam, torch.rand(2, 3, 16, 16), torch.tensor([0, 2]))
+        >>> maps.dtype
+        torch.float32
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        return explainer(x.float(), target)
+
+
 def model_mean(model: nn.Module) -> list[float] | None:
     """The per-channel dataset mean of the model's input ``Normalize`` layer (None without one):
     the fill colour of the official ExCon/EDDA masks (0 in normalised space).

@@ -7,7 +7,12 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from explainaug.train.methods.base import OcclusionAlignment, live_explainer, model_mean
+from explainaug.train.methods.base import (
+    OcclusionAlignment,
+    explain_float32,
+    live_explainer,
+    model_mean,
+)
 
 
 class EDDA(OcclusionAlignment):
@@ -78,10 +83,11 @@ class EDDA(OcclusionAlignment):
         return self._occlusions
 
     def explain(self, x: Tensor, y: Tensor) -> Tensor:
-        """Saliency maps ``[B, 1, H, W]`` of the live model for the true labels."""
+        """Saliency maps ``[B, 1, H, W]`` of the live model for the true labels (float32,
+        outside autocast)."""
         if self._explainer is None:
             raise RuntimeError("call setup(model) before the first training step")
-        return self._explainer(x, y)
+        return explain_float32(self._explainer, x, y)
 
     def occlude(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         maps = self.explain(x, y)

@@ -10,7 +10,13 @@ from torch import Tensor, nn
 from explainaug._shared import preserved_model_state
 from explainaug._validation import check_count
 from explainaug.losses import ExConLoss
-from explainaug.train.methods.base import Metrics, live_explainer, model_mean, split_batch
+from explainaug.train.methods.base import (
+    Metrics,
+    explain_float32,
+    live_explainer,
+    model_mean,
+    split_batch,
+)
 from explainaug.train.methods.supcon import SupCon
 
 
@@ -103,7 +109,7 @@ class ExCon(SupCon):
         """
         if self._explainer is None:
             raise RuntimeError("call setup(model) before the first training step")
-        masked = self._mask(x, self._explainer(x, y))
+        masked = self._mask(x, explain_float32(self._explainer, x, y))
         with torch.no_grad(), preserved_model_state(model):
             kept = model.classify(model.features(masked)).argmax(dim=1) == y
         return masked, kept
