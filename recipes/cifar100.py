@@ -2,9 +2,11 @@
 """CIFAR-100 recipe with the ExCon paper's hyperparameters as defaults.
 
 CIFAR ResNet-50 (3x3 stem, no max-pool), 200 epochs, SGD lr 0.5 with a cosine schedule
-(contrastive methods; 0.1 for the others), temperature 0.1, batch 256 per process, weight decay
-1e-4, Grad-CAM on ``layer2.3.conv3`` (the official ExCon layer), 50 warm-up epochs before the
-explanations start.
+(contrastive methods; 0.1 for the others), temperature 0.1 with the loss scaled by
+temperature / 0.07 (SupContrast's and ExCon's base_temperature; ``--base-temperature 0.1`` gives
+scale 1), batch 256 per process, weight decay 1e-4, Grad-CAM on ``layer2.3.conv3`` (the official
+ExCon layer), 49 warm-up epochs before the explanations start (the official ``--exp_epochs 50``:
+its 1-based loop masks when ``epoch >= 50``).
 
     python recipes/cifar100.py --method excon --data ~/data --download --out runs/c100-excon
     torchrun --nproc_per_node=4 recipes/cifar100.py --method edda --data ~/data --out runs/c100-edda
@@ -26,7 +28,8 @@ DEFAULTS = Experiment(
     lr=None,
     weight_decay=1e-4,
     temperature=0.1,
-    explain_warmup_epochs=50,
+    base_temperature=0.07,
+    explain_warmup_epochs=49,
     cam_layer="layer2.3.conv3",
     augment=True,
 )

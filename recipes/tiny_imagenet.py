@@ -2,8 +2,9 @@
 """Tiny ImageNet recipe with the ExCon paper's hyperparameters as defaults.
 
 CIFAR-style ResNet-50 on 64x64 images, 200 epochs, SGD lr 0.5 with a cosine schedule
-(contrastive methods; 0.1 for the others), temperature 0.1, batch 128 per process, weight decay
-1e-4, Grad-CAM on ``layer4.2.conv3`` (the official ExCon layer for Tiny ImageNet), explanations
+(contrastive methods; 0.1 for the others), temperature 0.1 with the loss scaled by
+temperature / 0.07 (SupContrast's and ExCon's base_temperature), batch 128 per process, weight
+decay 1e-4, Grad-CAM on ``layer4.2.conv3`` (the official ExCon layer for Tiny ImageNet), explanations
 from the first epoch (the official README uses no warm-up here). ``--data`` is the folder that
 holds ``tiny-imagenet-200`` (train/<wnid>/images, val/images + val_annotations.txt, wnids.txt).
 
@@ -26,6 +27,7 @@ DEFAULTS = Experiment(
     lr=None,
     weight_decay=1e-4,
     temperature=0.1,
+    base_temperature=0.07,
     explain_warmup_epochs=0,
     cam_layer="layer4.2.conv3",
     augment=True,

@@ -127,3 +127,10 @@ def test_linear_evaluation_replaces_the_probe_and_is_what_load_run_returns(tmp_p
     assert torch.equal(final.encoder.block1[0].weight, trained_probe.encoder.block1[0].weight)
     assert not torch.equal(final.classifier.weight, trained_probe.classifier.weight)
     assert torch.equal(via_checkpoint_path.classifier.weight, final.classifier.weight)
+
+
+def test_excon_masks_from_the_epoch_after_its_warmup() -> None:
+    """explain_warmup_epochs=2 is the official --exp_epochs 3: masking in the 3rd epoch."""
+    experiment = Experiment(method="excon", **{**TINY, "epochs": 3, "explain_warmup_epochs": 2})
+    history = run(experiment, device="cpu", progress=False).history
+    assert ["masked_kept" in record for record in history] == [False, False, True]

@@ -1,5 +1,7 @@
-"""Each recipe runs one training step of each method on tiny trees in the real on-disk formats."""
+"""Each recipe runs one training step of each method on tiny trees in the real on-disk formats,
+and its defaults are the references'."""
 
+import dataclasses
 import json
 import os
 import runpy
@@ -9,6 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+from explainaug.experiment import Experiment, build_method, build_model
+from explainaug.losses import SupConLoss
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TINY = ["--width", "4", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--no-progress"]
@@ -66,11 +72,17 @@ def test_tiny_imagenet_recipe_runs_one_step(
     assert f"{method} on tiny-imagenet: test accuracy" in capsys.readouterr().out
 
 
+def recipe_defaults(name: str) -> Experiment:
+    return runpy.run_path(str(RECIPES / name))["DEFAULTS"]
+
+
 def test_recipe_defaults_are_the_papers() -> None:
-    cifar = runpy.run_path(str(RECIPES / "cifar100.py"))["DEFAULTS"]
-    tiny = runpy.run_path(str(RECIPES / "tiny_imagenet.py"))["DEFAULTS"]
+    cifar = recipe_defaults("cifar100.py")
+    tiny = recipe_defaults("tiny_imagenet.py")
+    # official --exp_epochs 50 (CIFAR-100) and 0 (Tiny ImageNet); the loop masks from the
+    # exp_epochs-th 1-based epoch, so 49 and 0 warm-up epochs
     for defaults, batch, layer, warmup in (
-        (cifar, 256, "layer2.3.conv3", 50),
+        (cifar, 256, "layer2.3.conv3", 49),
         (tiny, 128, "layer4.2.conv3", 0),
     ):
         assert (defaults.model, defaults.width, defaults.epochs, defaults.temperature) == (
@@ -85,7 +97,50 @@ def test_recipe_defaults_are_the_papers() -> None:
             warmup,
         )
         assert defaults.learning_rate == 0.5 and defaults.weight_decay == 1e-4  # ExCon, lr 0.5
+        assert defaults.base_temperature == 0.07  # SupContrast/ExCon loss scale
     assert cifar.method == tiny.method == "excon"
+
+
+def small(defaults: Experiment, **changes) -> tuple[Experiment, torch.nn.Module]:
+    """The recipe's settings on a small CNN (the settings under test do not involve the model)."""
+    experiment = dataclasses.replace(
+        defaults, model="small-cnn", width=4, cam_layer=None, **changes
+    )
+    return experiment, build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
+
+
+@pytest.mark.parametrize("recipe", ["cifar100.py", "tiny_imagenet.py"])
+@pytest.mark.parametrize("method", ["supcon", "excon"])
+def test_recipe_contrastive_loss_has_the_reference_scale(recipe, method) -> None:
+    """SupContrast/ExCon multiply the loss by temperature / 0.07: x(0.1 / 0.07) at T=0.1."""
+    experiment, model = small(recipe_defaults(recipe), method=method)
+    built = build_method(experiment, model, 32)
+    rows, labels = torch.randn(12, 8), torch.arange(12) % 3
+    unscaled = SupConLoss(temperature=0.1)(rows, labels)  # pytorch-metric-learning's scale
+    torch.testing.assert_close(
+        built.contrastive_loss(rows, labels, None if method == "supcon" else labels < 0),
+        unscaled * 0.1 / 0.07,
+    )
+    # the earlier scale stays available: base_temperature = temperature
+    plain, plain_model = small(recipe_defaults(recipe), method=method, base_temperature=0.1)
+    unit = build_method(plain, plain_model, 32)
+    torch.testing.assert_close(
+        unit.contrastive_loss(rows, labels, None if method == "supcon" else labels < 0), unscaled
+    )
+
+
+def test_cifar100_recipe_masks_from_the_official_epoch() -> None:
+    """Official loop: ``for epoch in range(1, 201)``, masking when ``epoch >= 50``."""
+    experiment, model = small(recipe_defaults("cifar100.py"), method="excon")
+    method = build_method(experiment, model, 16)
+    method.setup(model)
+    official = [epoch >= 50 for epoch in range(1, 201)]
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    masked = []
+    for epoch in (47, 48, 49, 50):  # 0-based epochs of the Trainer
+        _, metrics = method.training_step(model, (x, y), epoch=epoch)
+        masked.append("masked_kept" in metrics)
+    assert masked == official[47:51] == [False, False, True, True]
 
 
 def test_recipe_under_torchrun_with_two_processes(tmp_path, write_tiny_imagenet) -> None:

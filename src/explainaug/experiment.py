@@ -72,8 +72,14 @@ class Experiment:
         weight_decay: SGD weight decay.
         lr_warmup_epochs: epochs of linear learning-rate warm-up.
         temperature: contrastive temperature (SupCon, ExCon).
+        base_temperature: the contrastive loss is scaled by ``temperature / base_temperature``;
+            0.07 as SupContrast and the official ExCon code (x1.43 at temperature 0.1). Set it
+            to ``temperature`` for scale 1 (pytorch-metric-learning's convention, this
+            package's default before the reference scale).
         view_min_scale: smallest crop area of the contrastive views (SupContrast: 0.2).
-        explain_warmup_epochs: epochs before ExCon/EDDA start using explanations.
+        explain_warmup_epochs: epochs before ExCon/EDDA start using explanations. The official
+            ExCon loop masks from its ``exp_epochs``-th 1-based epoch, so ``--exp_epochs 50``
+            is 49 here (the CIFAR-100 recipe's value).
         explainer: the explainer of ExCon/EDDA, a name of ``explainaug.explain.registry``.
         cam_layer: Grad-CAM layer of the backbone for ExCon/EDDA (dotted name; None = the
             model's default, its last stage).
@@ -107,6 +113,7 @@ class Experiment:
     weight_decay: float = 5e-4
     lr_warmup_epochs: int = 0
     temperature: float = 0.1
+    base_temperature: float = 0.07
     view_min_scale: float = 0.2
     explain_warmup_epochs: int = 0
     explainer: str = "gradcam"
@@ -147,6 +154,8 @@ class Experiment:
             check_positive(self.lr, "lr")
         check_count(self.linear_epochs, "linear_epochs", minimum=0)
         check_positive(self.linear_lr, "linear_lr")
+        check_positive(self.temperature, "temperature")
+        check_positive(self.base_temperature, "base_temperature")
         check_interval(self.view_min_scale, "view_min_scale", 0, 1, include_low=False)
         check_fraction(self.occlusion_ratio, "occlusion_ratio")
         return self
@@ -236,12 +245,17 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     if name in CONTRASTIVE_METHODS:
         views = supcon_views(image_size, scale=(experiment.view_min_scale, 1.0))
         if name == "supcon":
-            return SupCon(temperature=experiment.temperature, views=views)
+            return SupCon(
+                temperature=experiment.temperature,
+                base_temperature=experiment.base_temperature,
+                views=views,
+            )
         return ExCon(
             explainer=_explainer(experiment, model, relu=False),
             views=views,
             warmup_epochs=experiment.explain_warmup_epochs,
             temperature=experiment.temperature,
+            base_temperature=experiment.base_temperature,
         )
     augment = _crop_flip(image_size) if experiment.augment else None
     if name == "ce":

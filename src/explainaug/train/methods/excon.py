@@ -44,10 +44,14 @@ class ExCon(SupCon):
             ``GradCAM(model, relu=False, check_values=False)`` at ``setup``.
         mask: the masking augmentation (``SaliencyMask``-like, ``mask(x, maps)``); None builds
             ``SaliencyMask(threshold=0.5, fill="mean", mean=<the model's input mean>)``.
-        warmup_epochs: epochs of plain SupCon before masking starts (50 for CIFAR-100).
+        warmup_epochs: epochs of plain SupCon before masking starts. The official loop counts
+            epochs from 1 and masks when ``epoch >= exp_epochs``, so its ``--exp_epochs 50``
+            (CIFAR-100) is 49 warm-up epochs here, the default; ``--exp_epochs 0`` or 1 is 0.
         negative_pair: add masked images that lost their class as background negatives.
         background_anchor: background images form one class of their own (see ``ExConLoss``).
         temperature: contrastive temperature.
+        base_temperature: loss scale ``temperature / base_temperature``, as ``SupCon`` (0.07,
+            the official value).
         views: random views, as in ``SupCon`` (at least 2 per image).
         loss: an ``ExConLoss`` to use instead of the default.
 
@@ -66,15 +70,18 @@ class ExCon(SupCon):
         self,
         explainer: Any = None,
         mask: nn.Module | None = None,
-        warmup_epochs: int = 50,
+        warmup_epochs: int = 49,
         negative_pair: bool = True,
         background_anchor: bool = False,
         temperature: float = 0.1,
         views: nn.Module | Any = None,
         loss: ExConLoss | None = None,
+        base_temperature: float | None = 0.07,
     ) -> None:
         if loss is None:
-            loss = ExConLoss(temperature, background_anchor=background_anchor, check_values=False)
+            loss = ExConLoss(
+                temperature, base_temperature, background_anchor=background_anchor, check_values=False
+            )
         if negative_pair and loss.gather_distributed:
             raise ValueError(
                 "negative_pair varies the batch per process, so the loss cannot "

@@ -29,10 +29,15 @@ class SupCon(Method):
 
     Args:
         temperature: SupCon temperature (0.1 as in SupCon/ExCon).
+        base_temperature: the loss is scaled by ``temperature / base_temperature``; 0.07 as
+            SupContrast and the official ExCon code (x1.43 at temperature 0.1). Pass
+            ``base_temperature=temperature`` (or None) for scale 1 (pytorch-metric-learning's
+            convention).
         views: module mapping images ``[B, C, H, W]`` in [0, 1] to views ``[B, V, C, H, W]``;
             ``None`` builds ``explainaug.augment.supcon_views(image size, n_views=2)``
             (SupContrast's crop/flip/jitter/grayscale) at the first step.
-        loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, check_values=False)``.
+        loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, base_temperature,
+            check_values=False)`` (``temperature`` and ``base_temperature`` are then unused).
 
     Example:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
@@ -49,8 +54,11 @@ class SupCon(Method):
         temperature: float = 0.1,
         views: nn.Module | Any = None,
         loss: SupConLoss | None = None,
+        base_temperature: float | None = 0.07,
     ) -> None:
-        self.loss = SupConLoss(temperature, check_values=False) if loss is None else loss
+        if loss is None:
+            loss = SupConLoss(temperature, base_temperature, check_values=False)
+        self.loss = loss
         self.views = views
 
     def setup(self, model: nn.Module) -> None:
