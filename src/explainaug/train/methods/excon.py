@@ -80,7 +80,10 @@ class ExCon(SupCon):
     ) -> None:
         if loss is None:
             loss = ExConLoss(
-                temperature, base_temperature, background_anchor=background_anchor, check_values=False
+                temperature,
+                base_temperature,
+                background_anchor=background_anchor,
+                check_values=False,
             )
         if negative_pair and loss.gather_distributed:
             raise ValueError(
