@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explainaug._validation import check_count, check_labels, check_positive, check_tensor
+from explainaug.data.corruptions import CORRUPTIONS, corrupt
 from explainaug.evaluate._predict import model_device, predict
 
 Corruptions = str | Sequence[str] | None
@@ -197,8 +198,6 @@ def _resolve_temperature(
 def _corruption_names(corruptions: Corruptions) -> list[str]:
     if corruptions is None:
         return []
-    from explainaug.data.corruptions import CORRUPTIONS
-
     if corruptions == "all":
         return list(CORRUPTIONS)
     names = [corruptions] if isinstance(corruptions, str) else list(corruptions)
@@ -288,8 +287,6 @@ def calibration(
     result: dict = {"temperature": scale, "clean": _metrics(*predict(model, loader), scale, n_bins)}
     if not names:
         return result
-    from explainaug.data.corruptions import corrupt
-
     device = model_device(model)
     cells: dict[str, dict[int, dict]] = {}
     for name in names:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import random
 import signal
 import threading
 import time
@@ -511,8 +512,6 @@ def _amp_dtype(amp: str | None, device: torch.device) -> torch.dtype | None:
 
 
 def _seed_everything(seed: int) -> None:
-    import random
-
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)

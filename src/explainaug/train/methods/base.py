@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explainaug._validation import check_count
+from explainaug.explain import GradCAM
 from explainaug.losses import EDDALoss
+from explainaug.models import Normalize
 
 Metrics = dict[str, Tensor]
 
@@ -121,8 +123,6 @@ def live_explainer(explainer: Any, model: nn.Module, method: str, relu: bool = T
         'GradCAM'
     """
     if explainer is None:
-        from explainaug.explain import GradCAM
-
         return GradCAM(model, relu=relu, check_values=False)
     if not callable(explainer) or getattr(explainer, "model", None) is not model:
         raise ValueError(
@@ -158,8 +158,6 @@ def model_mean(model: nn.Module) -> list[float] | None:
         >>> model_mean(SmallCNN(mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2)))
         [0.5, 0.4000000059604645, 0.30000001192092896]
     """
-    from explainaug.models import Normalize
-
     for module in model.modules():
         if isinstance(module, Normalize) and module.enabled:
             return module.mean.flatten().tolist()

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from explainaug.augment import SaliencyOcclusion
 from explainaug.train.methods.base import (
     OcclusionAlignment,
     explain_float32,
@@ -62,8 +63,6 @@ class EDDA(OcclusionAlignment):
         self._occlusions: tuple[Any, Any] | None = None
 
     def setup(self, model: nn.Module) -> None:
-        from explainaug.augment import SaliencyOcclusion
-
         self._explainer = live_explainer(self.explainer, model, "EDDA")
         mean = model_mean(model)
         self._occlusions = (

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from explainaug._shared import preserved_model_state
 from explainaug._validation import check_count
+from explainaug.augment import SaliencyMask
 from explainaug.losses import ExConLoss
 from explainaug.train.methods.base import (
     Metrics,
@@ -103,8 +104,6 @@ class ExCon(SupCon):
         super().setup(model)
         self._explainer = live_explainer(self.explainer, model, "ExCon", relu=False)
         if self.mask is None:
-            from explainaug.augment import SaliencyMask
-
             self._mask = SaliencyMask(
                 threshold=0.5, fill="mean", mean=model_mean(model), check_values=False
             )

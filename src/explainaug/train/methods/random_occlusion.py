@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from explainaug._validation import check_fraction
+from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
 from explainaug.train.methods.base import OcclusionAlignment, model_mean
 from explainaug.train.methods.edda import EDDA
 
@@ -69,8 +70,6 @@ class RandomOcclusionControl(OcclusionAlignment):
 
     def setup(self, model: nn.Module) -> None:
         if self.occlusion is None:
-            from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
-
             self._occlusion = RandomOcclusionAugment(
                 shape="pixels", fill="mean", mean=model_mean(model), check_values=False
             )

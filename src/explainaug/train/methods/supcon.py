@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug.augment import supcon_views
 from explainaug.losses import SupConLoss
 from explainaug.train.methods.base import (
     Method,
@@ -67,8 +68,6 @@ class SupCon(Method):
     def random_views(self, x: Tensor) -> Tensor:
         """Views ``[B, V, C, H, W]`` of images ``x`` in [0, 1]."""
         if self.views is None:
-            from explainaug.augment import supcon_views
-
             self.views = supcon_views(tuple(x.shape[-2:]), n_views=2)
         views = self.views(x)
         if views.ndim != 5 or views.shape[0] != x.shape[0] or views.shape[2:] != x.shape[1:]:
