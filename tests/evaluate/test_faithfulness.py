@@ -131,6 +131,9 @@ def test_fill_options(pixel_model: PixelModel, row_maps: Tensor, ones_loader: li
     mean = faithfulness(pixel_model, explainer, ones_loader, keep=0.25, fill="mean")
     assert mean["average_drop_pct"] == pytest.approx(0.0, abs=1e-6)
     assert mean["average_increase"] == pytest.approx(0.0, abs=1e-6)
+    # the augmentations' fill names work here too: "zero" is the papers' black fill
+    zero = faithfulness(pixel_model, explainer, ones_loader, keep=0.25, fill="zero")
+    assert zero == faithfulness(pixel_model, explainer, ones_loader, keep=0.25, fill=0.0)
 
 
 def test_chunking_does_not_change_results_and_mode_is_restored() -> None:

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from explainaug._shared import eval_mode
 from explainaug._validation import check_count, check_fraction
+from explainaug.augment.fills import Fill, FillSpec
 from explainaug.evaluate._maps import (
     check_explainer,
     check_target,
@@ -46,31 +47,23 @@ from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.evaluate.similarity import gaussian_filter
 from explainaug.explain import Explainer
 
-Fill = float | Sequence[float] | str
+FillOption = FillSpec | Sequence[float]
 
 
-def fill_values(fill: Fill, x: Tensor) -> Tensor:
-    """The replacement colour for each image: ``[B or 1, C, 1, 1]`` in [0, 1].
-
-    ``fill`` is a number (0 = black, the papers' "zero"), one number per channel (e.g. the
-    dataset mean), or ``"mean"`` (each image's own per-channel mean).
+def as_fill(fill: FillOption) -> Fill:
+    """The augmentations' ``Fill`` for a faithfulness ``fill``: a fill name or number, or
+    per-channel values (e.g. the dataset mean, the same as ``Fill("mean", mean=values)``).
 
     Example:
-        >>> fill_values("mean", torch.ones(2, 3, 4, 4)).shape
-        torch.Size([2, 3, 1, 1])
+        >>> as_fill("zero")(torch.ones(1, 3, 2, 2)).item()
+        0.0
+        >>> as_fill((0.5, 0.25, 1.0))(torch.zeros(1, 3, 2, 2)).flatten().tolist()
+        [0.5, 0.25, 1.0]
     """
-    if isinstance(fill, str):
-        if fill != "mean":
-            raise ValueError(f'fill must be a number, per-channel numbers or "mean", got {fill!r}')
-        return x.mean(dim=(2, 3), keepdim=True)
-    values = torch.as_tensor(fill, dtype=x.dtype, device=x.device).flatten()
-    if values.numel() not in (1, x.shape[1]):
-        raise ValueError(
-            f"fill must give 1 or {x.shape[1]} values (one per channel), got {values.numel()}"
-        )
-    if not bool(((values >= 0) & (values <= 1)).all()):
-        raise ValueError(f"fill must lie in [0, 1] like the images, got {values.tolist()}")
-    return values.view(1, -1, 1, 1).expand(1, x.shape[1], 1, 1)
+    if isinstance(fill, (str, int, float)):
+        return Fill(fill)
+    values = torch.as_tensor(fill, dtype=torch.float32).flatten()
+    return Fill(float(values)) if values.numel() == 1 else Fill("mean", mean=values)
 
 
 def blurred_canvas(x: Tensor, sigma: float = 5.0, radius: int = 5) -> Tensor:
@@ -152,7 +145,7 @@ def faithfulness(
     keep: float = 0.15,
     deletion_steps: int = 32,
     occlusion_ratio: float = 0.2,
-    fill: Fill = 0.0,
+    fill: FillOption = 0.0,
     batch_size: int = 512,
     target: str = "predicted",
     progress: bool = False,
@@ -171,8 +164,9 @@ def faithfulness(
         keep: fraction of most salient pixels kept for Average Drop / Increase.
         deletion_steps: number of equal steps from no pixel to all pixels.
         occlusion_ratio: fraction occluded for SD (most salient) and NC (least salient).
-        fill: replacement colour: a number in [0, 1] (0, black, as the papers' "zero"),
-            per-channel values (e.g. the dataset mean), or ``"mean"`` (each image's mean).
+        fill: replacement colour, as the augmentations' fills: a number in [0, 1] or
+            ``"zero"`` (0, black, as the papers' "zero"), per-channel values (e.g. the dataset
+            mean), ``"mean"`` (each image's mean), ``"blur"`` or ``"noise"``.
         batch_size: perturbed images per forward pass.
         target: explain and score the ``"predicted"`` class (on the clean image) or the
             ``"label"``, as ``localization``'s ``target``.
@@ -199,6 +193,7 @@ def faithfulness(
     check_count(deletion_steps, "deletion_steps")
     check_count(batch_size, "batch_size")
     check_target(target)
+    replacement = as_fill(fill)
     device = model_device(model)
     clean, perturbed = [], []
     with eval_mode(model):
@@ -210,7 +205,8 @@ def faithfulness(
             classes = explained_classes(target, logits, labels)
             confidence = logits.softmax(dim=1).gather(1, classes[:, None])[:, 0]
             rank = descending_rank(explain_flat(explainer, x, classes))
-            canvases = torch.stack([fill_values(fill, x).expand_as(x), blurred_canvas(x)])
+            filled = replacement(x, replacement.draw(x)).expand_as(x)
+            canvases = torch.stack([filled, blurred_canvas(x)])
             plan = _perturbation_plan(rank.shape[1], keep, deletion_steps, occlusion_ratio, device)
             with torch.no_grad():
                 perturbed.append(
