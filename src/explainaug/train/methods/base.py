@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,8 +13,7 @@ from explainaug._validation import check_count
 from explainaug.explain import GradCAM
 from explainaug.losses import EDDALoss
 from explainaug.models import Normalize
-
-Metrics = dict[str, Tensor]
+from explainaug.typing import Batch, BatchAugment, ExplainerLike, Metrics
 
 
 class Method(ABC):
@@ -31,7 +29,7 @@ class Method(ABC):
         """Check that ``model`` suits the method and build what depends on it (explainers)."""
 
     @abstractmethod
-    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
         """Return ``(loss, metrics)``: a scalar loss with a graph and scalar metric tensors.
 
         Args:
@@ -44,7 +42,7 @@ class Method(ABC):
         return f"{type(self).__name__}()"
 
 
-def split_batch(batch: Any) -> tuple[Tensor, Tensor]:
+def split_batch(batch: object) -> tuple[Tensor, Tensor]:
     """Return ``(x, y)`` from a ``(x, y)`` or ``(x, y, masks)`` batch; shape checks only (no sync).
 
     Example:
@@ -110,7 +108,9 @@ def require_contrastive(model: nn.Module, method: str) -> None:
         )
 
 
-def live_explainer(explainer: Any, model: nn.Module, method: str, relu: bool = True) -> Any:
+def live_explainer(
+    explainer: ExplainerLike | None, model: nn.Module, method: str, relu: bool = True
+) -> ExplainerLike:
     """The explainer to use on ``model``: Grad-CAM (``relu`` as ``GradCAM``) on its default CAM
     layer when ``explainer`` is None, built with ``check_values=False`` (no per-step host syncs);
     otherwise ``explainer``, which must explain this very model (explanations come from the live
@@ -132,7 +132,7 @@ def live_explainer(explainer: Any, model: nn.Module, method: str, relu: bool = T
     return explainer
 
 
-def explain_float32(explainer: Any, x: Tensor, target: Tensor) -> Tensor:
+def explain_float32(explainer: ExplainerLike, x: Tensor, target: Tensor) -> Tensor:
     """``explainer(x, target)`` in float32 with autocast off, as the official ExCon code
     explains: maps of a bf16/fp16 pass are coarser and add ties to the ranks that select pixels.
 
@@ -182,7 +182,7 @@ class OcclusionAlignment(Method):
         self,
         loss: nn.Module | None = None,
         warmup_epochs: int = 0,
-        augment: Callable[[Tensor], Tensor] | None = None,
+        augment: BatchAugment | None = None,
     ) -> None:
         check_count(warmup_epochs, "warmup_epochs", minimum=0)
         self.loss = EDDALoss() if loss is None else loss
@@ -193,7 +193,7 @@ class OcclusionAlignment(Method):
     def occlude(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(x_nonsalient, x_salient)``: images in [0, 1] shaped like ``x``."""
 
-    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
         x, y = split_batch(batch)
         if self.augment is not None:
             x = self.augment(x)

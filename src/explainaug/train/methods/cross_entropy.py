@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explainaug._validation import check_interval
-from explainaug.train.methods.base import Method, Metrics, accuracy, split_batch
+from explainaug.train.methods.base import Method, accuracy, split_batch
+from explainaug.typing import Batch, BatchAugment, Metrics
 
 
 class CrossEntropy(Method):
@@ -28,14 +26,12 @@ class CrossEntropy(Method):
         (torch.Size([]), ['accuracy'])
     """
 
-    def __init__(
-        self, label_smoothing: float = 0.0, augment: Callable[[Tensor], Tensor] | None = None
-    ) -> None:
+    def __init__(self, label_smoothing: float = 0.0, augment: BatchAugment | None = None) -> None:
         check_interval(label_smoothing, "label_smoothing", 0, 1, include_high=False)
         self.label_smoothing = label_smoothing
         self.augment = augment
 
-    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
         x, y = split_batch(batch)
         if self.augment is not None:
             x = self.augment(x)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from torch import Tensor, nn
 
 from explainaug.augment import SaliencyOcclusion
@@ -14,6 +11,7 @@ from explainaug.train.methods.base import (
     live_explainer,
     model_mean,
 )
+from explainaug.typing import BatchAugment, ExplainerLike, MaskTransform
 
 
 class EDDA(OcclusionAlignment):
@@ -48,19 +46,19 @@ class EDDA(OcclusionAlignment):
 
     def __init__(
         self,
-        explainer: Any = None,
-        salient: nn.Module | None = None,
-        nonsalient: nn.Module | None = None,
+        explainer: ExplainerLike | None = None,
+        salient: MaskTransform | None = None,
+        nonsalient: MaskTransform | None = None,
         loss: nn.Module | None = None,
         warmup_epochs: int = 0,
-        augment: Callable[[Tensor], Tensor] | None = None,
+        augment: BatchAugment | None = None,
     ) -> None:
         super().__init__(loss, warmup_epochs, augment)
         self.explainer = explainer
         self.salient = salient
         self.nonsalient = nonsalient
-        self._explainer: Any = None
-        self._occlusions: tuple[Any, Any] | None = None
+        self._explainer: ExplainerLike | None = None
+        self._occlusions: tuple[MaskTransform, MaskTransform] | None = None
 
     def setup(self, model: nn.Module) -> None:
         self._explainer = live_explainer(self.explainer, model, "EDDA")
@@ -75,7 +73,7 @@ class EDDA(OcclusionAlignment):
         )
 
     @property
-    def occlusions(self) -> tuple[Any, Any]:
+    def occlusions(self) -> tuple[MaskTransform, MaskTransform]:
         """The ``(nonsalient, salient)`` occlusions in use (built by ``setup``)."""
         if self._occlusions is None:
             raise RuntimeError("call setup(model) before the first training step")

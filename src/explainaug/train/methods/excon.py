@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
@@ -12,13 +10,13 @@ from explainaug._validation import check_count
 from explainaug.augment import SaliencyMask
 from explainaug.losses import ExConLoss
 from explainaug.train.methods.base import (
-    Metrics,
     explain_float32,
     live_explainer,
     model_mean,
     split_batch,
 )
 from explainaug.train.methods.supcon import SupCon
+from explainaug.typing import Batch, ExplainerLike, MaskTransform, Metrics, ViewTransform
 
 
 class ExCon(SupCon):
@@ -69,13 +67,13 @@ class ExCon(SupCon):
 
     def __init__(
         self,
-        explainer: Any = None,
+        explainer: ExplainerLike | None = None,
         mask: nn.Module | None = None,
         warmup_epochs: int = 49,
         negative_pair: bool = True,
         background_anchor: bool = False,
         temperature: float = 0.1,
-        views: nn.Module | Any = None,
+        views: ViewTransform | None = None,
         loss: ExConLoss | None = None,
         base_temperature: float | None = 0.07,
     ) -> None:
@@ -97,8 +95,8 @@ class ExCon(SupCon):
         self.mask = mask
         self.warmup_epochs = warmup_epochs
         self.negative_pair = negative_pair
-        self._explainer: Any = None
-        self._mask: Any = None
+        self._explainer: ExplainerLike | None = None
+        self._mask: MaskTransform | None = None
 
     def setup(self, model: nn.Module) -> None:
         super().setup(model)
@@ -123,7 +121,7 @@ class ExCon(SupCon):
             kept = model.classify(model.features(masked)).argmax(dim=1) == y
         return masked, kept
 
-    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
         x, y = split_batch(batch)
         views = self.random_views(x)
         if views.shape[1] < 2:

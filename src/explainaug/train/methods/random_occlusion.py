@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from torch import Tensor, nn
 
 from explainaug._validation import check_fraction
 from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
 from explainaug.train.methods.base import OcclusionAlignment, model_mean
 from explainaug.train.methods.edda import EDDA
+from explainaug.typing import BatchAugment, RatioOcclusion
 
 
 class RandomOcclusionControl(OcclusionAlignment):
@@ -50,11 +48,11 @@ class RandomOcclusionControl(OcclusionAlignment):
         self,
         salient_ratio: float = 0.2,
         nonsalient_ratio: float = 0.2,
-        occlusion: nn.Module | None = None,
+        occlusion: RatioOcclusion | None = None,
         match: EDDA | None = None,
         loss: nn.Module | None = None,
         warmup_epochs: int = 0,
-        augment: Callable[[Tensor], Tensor] | None = None,
+        augment: BatchAugment | None = None,
     ) -> None:
         super().__init__(loss, warmup_epochs, augment)
         for name, ratio in (
@@ -66,7 +64,7 @@ class RandomOcclusionControl(OcclusionAlignment):
         self.nonsalient_ratio = nonsalient_ratio
         self.occlusion = occlusion
         self.match = match
-        self._occlusion: Any = None
+        self._occlusion: RatioOcclusion | None = None
 
     def setup(self, model: nn.Module) -> None:
         if self.occlusion is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -12,11 +10,11 @@ from explainaug.augment import supcon_views
 from explainaug.losses import SupConLoss
 from explainaug.train.methods.base import (
     Method,
-    Metrics,
     accuracy,
     require_contrastive,
     split_batch,
 )
+from explainaug.typing import Batch, Metrics, ViewTransform
 
 
 class SupCon(Method):
@@ -53,7 +51,7 @@ class SupCon(Method):
     def __init__(
         self,
         temperature: float = 0.1,
-        views: nn.Module | Any = None,
+        views: ViewTransform | None = None,
         loss: SupConLoss | None = None,
         base_temperature: float | None = 0.07,
     ) -> None:
@@ -77,7 +75,7 @@ class SupCon(Method):
             )
         return views
 
-    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
         x, y = split_batch(batch)
         views = self.random_views(x)
         return self.contrastive_step(model, views.transpose(0, 1).flatten(0, 1), y, views.shape[1])
