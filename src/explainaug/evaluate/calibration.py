@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from functools import partial
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -218,7 +219,30 @@ def _check_severities(severities: Sequence[int]) -> list[int]:
     return values
 
 
-def _metrics(logits: Tensor, labels: Tensor, temperature: float, n_bins: int) -> dict:
+class CalibrationMetrics(TypedDict):
+    """Calibration of one set of predictions; ``reliability`` holds the diagram's lists."""
+
+    accuracy: float
+    ece: float
+    nll: float
+    brier: float
+    count: int
+    reliability: dict[str, list[float]]
+
+
+class _CalibrationRequired(TypedDict):
+    temperature: float
+    clean: CalibrationMetrics
+
+
+class CalibrationResult(_CalibrationRequired, total=False):
+    """What ``calibration`` returns; ``corruptions`` and ``mean`` only with corruptions."""
+
+    corruptions: dict[str, dict[int, CalibrationMetrics]]
+    mean: dict[str, float]
+
+
+def _metrics(logits: Tensor, labels: Tensor, temperature: float, n_bins: int) -> CalibrationMetrics:
     """Accuracy, ECE, NLL, Brier and the reliability diagram of temperature-scaled logits."""
     scaled = logits / temperature
     probs = scaled.softmax(dim=1)
@@ -242,7 +266,7 @@ def calibration(
     temperature: Temperature = None,
     val_loader: Iterable | None = None,
     seed: int = 0,
-) -> dict:
+) -> CalibrationResult:
     """Calibration metrics on clean data and, optionally, on every corruption x severity cell.
 
     The model runs in eval mode under ``no_grad`` (its mode is restored). Images in [0, 1] are
@@ -284,11 +308,14 @@ def calibration(
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     scale = _resolve_temperature(model, temperature, val_loader)
-    result: dict = {"temperature": scale, "clean": _metrics(*predict(model, loader), scale, n_bins)}
+    result: CalibrationResult = {
+        "temperature": scale,
+        "clean": _metrics(*predict(model, loader), scale, n_bins),
+    }
     if not names:
         return result
     device = model_device(model)
-    cells: dict[str, dict[int, dict]] = {}
+    cells: dict[str, dict[int, CalibrationMetrics]] = {}
     for name in names:
         cells[name] = {}
         for severity in severities:

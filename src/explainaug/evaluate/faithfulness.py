@@ -28,6 +28,7 @@ perturbed image of a batch is built on the fly and run through the model in chun
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -137,6 +138,22 @@ def _perturbed_probabilities(
     return torch.cat(probabilities).view(low.numel(), batch)
 
 
+class FaithfulnessResult(TypedDict):
+    """What ``faithfulness`` returns (see the module docstring for each score)."""
+
+    average_drop_pct: float
+    increase_in_confidence_pct: float
+    drop_rate: float
+    average_increase: float
+    deletion_auc: float
+    insertion_auc: float
+    salient_drop: float
+    nonsalient_change: float
+    deletion_curve: list[float]
+    insertion_curve: list[float]
+    n_images: int
+
+
 def faithfulness(
     model: nn.Module,
     explainer: Explainer,
@@ -149,7 +166,7 @@ def faithfulness(
     batch_size: int = 512,
     target: str = "predicted",
     progress: bool = False,
-) -> dict:
+) -> FaithfulnessResult:
     """Average Drop / Increase in Confidence, deletion / insertion AUC and EDDA's SD / NC.
 
     The model runs in eval mode (its modes are restored); the class explained and scored is the

@@ -16,6 +16,7 @@ Each metric is averaged over images (``miou`` is the mean IoU). Images are float
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -89,6 +90,16 @@ def localization_scores(maps: Tensor, masks: Tensor, top: float = 0.2) -> dict[s
     }
 
 
+class LocalizationResult(TypedDict):
+    """What ``localization`` returns: mean scores over ``n_images`` images."""
+
+    ebpg: float
+    miou: float
+    bbox: float
+    pointing_game: float
+    n_images: int
+
+
 def localization(
     model: nn.Module,
     explainer: Explainer,
@@ -97,7 +108,7 @@ def localization(
     top: float = 0.2,
     target: str = "label",
     progress: bool = False,
-) -> dict:
+) -> LocalizationResult:
     """EBPG, mIoU, Bbox score and pointing game of ``explainer`` over a loader with masks.
 
     The model runs in eval mode (its modes are restored).

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -149,7 +150,48 @@ def _explain(explainer: Explainer, x: Tensor, target: Tensor) -> Tensor:
     return upsample(raw.float(), tuple(x.shape[-2:]))
 
 
-def summarize(scores: Tensor) -> dict[str, float]:
+class SimilaritySummary(TypedDict):
+    """Mean and std of per-image similarity scores, and how many were undefined (NaN)."""
+
+    mean: float
+    std: float
+    undefined: int
+
+
+class SimilarityCurve(TypedDict):
+    """One ``SimilaritySummary`` field per randomization step, as lists."""
+
+    mean: list[float]
+    std: list[float]
+    undefined: list[int]
+
+
+class _ModelRandomizationRequired(TypedDict):
+    mode: str
+    n_images: int
+    steps: list[str]
+    layers: list[list[str]]
+    similarity: dict[str, SimilarityCurve]
+
+
+class ModelRandomizationResult(_ModelRandomizationRequired, total=False):
+    """What ``model_randomization`` returns; ``random_map`` with ``include_random_map``."""
+
+    random_map: dict[str, SimilaritySummary]
+
+
+class _DataRandomizationRequired(TypedDict):
+    n_images: int
+    similarity: dict[str, SimilaritySummary]
+
+
+class DataRandomizationResult(_DataRandomizationRequired, total=False):
+    """What ``data_randomization`` returns; ``random_map`` with ``include_random_map``."""
+
+    random_map: dict[str, SimilaritySummary]
+
+
+def summarize(scores: Tensor) -> SimilaritySummary:
     """Mean and standard deviation of per-image scores, skipping undefined (NaN) ones.
 
     ``undefined`` counts the NaN scores (a constant map has no rank correlation); the mean and
@@ -181,7 +223,9 @@ def _prepare(
     return x, y, check_similarity_names(similarity)
 
 
-def _random_control(original: Tensor, names: tuple[str, ...], seed: int) -> dict[str, dict]:
+def _random_control(
+    original: Tensor, names: tuple[str, ...], seed: int
+) -> dict[str, SimilaritySummary]:
     generator = torch.Generator(device=original.device).manual_seed(seed)
     noise = torch.rand(original.shape, generator=generator, device=original.device)
     return {name: summarize(score) for name, score in compare_maps(original, noise, names).items()}
@@ -199,7 +243,7 @@ def model_randomization(
     seed: int = 0,
     include_random_map: bool = True,
     group_depth: int | None = None,
-) -> dict:
+) -> ModelRandomizationResult:
     """Cascading or independent model-parameter randomization test.
 
     Args:
@@ -251,7 +295,7 @@ def model_randomization(
         with torch.no_grad():
             y = work(x).argmax(dim=1)
     original = _explain(explainer, x, y)
-    curves: dict[str, dict[str, list]] = {
+    curves: dict[str, SimilarityCurve] = {
         name: {"mean": [], "std": [], "undefined": []} for name in names
     }
     step_seeds = torch.randint(2**62, (len(steps),), generator=torch.Generator().manual_seed(seed))
@@ -268,7 +312,7 @@ def model_randomization(
         if saved is not None:
             for module, state in zip(step_modules, saved, strict=False):
                 module.load_state_dict(state)
-    result = {
+    result: ModelRandomizationResult = {
         "mode": mode,
         "n_images": int(x.shape[0]),
         "steps": [step for step, _ in steps],
@@ -290,7 +334,7 @@ def data_randomization(
     similarity: Sequence[str] | str = tuple(SIMILARITIES),
     include_random_map: bool = True,
     seed: int = 0,
-) -> dict:
+) -> DataRandomizationResult:
     """Data randomization test: maps of a model vs maps of one trained on permuted labels.
 
     Both models run in eval mode on deep copies (neither is modified) on the same images.
@@ -330,7 +374,7 @@ def data_randomization(
                 target = work(x).argmax(dim=1)
         maps.append(_explain(explainer, x, target))
     scores = compare_maps(maps[0], maps[1], names)
-    result = {
+    result: DataRandomizationResult = {
         "n_images": int(x.shape[0]),
         "similarity": {name: summarize(score) for name, score in scores.items()},
     }

@@ -15,6 +15,7 @@ and watch for gradient masking: FGSM beating PGD, or accuracy not reaching 0 as 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -185,6 +186,14 @@ def _attack_names(attack: AttackSpec) -> list[str]:
     return names
 
 
+class RobustnessResult(TypedDict):
+    """What ``robustness`` returns: clean accuracy and ``{attack: {eps: accuracy}}``."""
+
+    clean: float
+    count: int
+    adversarial: dict[str, dict[float, float]]
+
+
 def robustness(
     model: nn.Module,
     loader: Iterable,
@@ -194,7 +203,7 @@ def robustness(
     step_size: float | None = None,
     random_start: bool = True,
     seed: int = 0,
-) -> dict:
+) -> RobustnessResult:
     """Clean and adversarial top-1 accuracy under FGSM and/or PGD for each eps.
 
     A sample counts as robust when it is classified correctly both clean and under attack (as
