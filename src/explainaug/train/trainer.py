@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,27 @@ from explainaug.train.schedule import lr_factor
 
 AMP_MODES = ("auto", "bf16", "fp16", None)
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class ResumePosition:
+    """Where a run continues: the epoch and step, the history so far and, mid-epoch, the RNG
+    states and the partial metric sums of that epoch (the checkpoint stores the same fields).
+
+    Example:
+        >>> ResumePosition().epoch, ResumePosition().history
+        (0, [])
+    """
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rng: dict[str, Any] | None = None
+    epoch_rng: dict[str, Any] | None = None
+    sums: dict[str, Tensor] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
 
 
 class _MethodStep(nn.Module):
@@ -238,24 +260,24 @@ class Trainer:
         train_loader: Iterable,
         val_loader: Iterable | None,
         steps_per_epoch: int,
-        position: dict[str, Any],
+        position: ResumePosition,
     ) -> list[dict[str, Any]]:
-        history: list[dict[str, Any]] = position["history"]
-        start_epoch, skip = position["epoch"], position["step_in_epoch"]
-        self._global_step = position["global_step"]
+        history = position.history
+        start_epoch, skip = position.epoch, position.step_in_epoch
+        self._global_step = position.global_step
         for epoch in range(start_epoch, self.epochs):
             _set_epoch(train_loader, epoch)
             if skip:
-                restore_rng_state(position["epoch_rng"], self.device)
+                restore_rng_state(position.epoch_rng, self.device)
             epoch_rng = capture_rng_state(self.device)
-            sums: dict[str, Tensor] = position.get("sums", {}) if skip else {}
-            counts: dict[str, int] = position.get("counts", {}) if skip else {}
-            elapsed = position.get("elapsed", 0.0) if skip else 0.0
+            sums: dict[str, Tensor] = position.sums if skip else {}
+            counts: dict[str, int] = position.counts if skip else {}
+            elapsed = position.elapsed if skip else 0.0
             started = time.perf_counter()
             self.model.train()
             batches = _skipped(iter(train_loader), skip)
             if skip:
-                restore_rng_state(position["rng"], self.device)
+                restore_rng_state(position.rng, self.device)
             bar = tqdm(
                 total=steps_per_epoch,
                 initial=skip,
@@ -436,7 +458,7 @@ class Trainer:
         }
         save_checkpoint(state, self.checkpoint_path)
 
-    def _restore(self) -> dict[str, Any]:
+    def _restore(self) -> ResumePosition:
         """Load the checkpoint named by ``resume``; or seed a fresh run. Returns the position."""
         path: Path | None = None
         if self.resume == "auto":
@@ -446,7 +468,7 @@ class Trainer:
             path = Path(self.resume)
         if path is None:
             _seed_everything(self.seed + self.context.rank)
-            return {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": []}
+            return ResumePosition()
         state = load_checkpoint(path, map_location="cpu")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -464,17 +486,17 @@ class Trainer:
                 f"the same number (got {self.context.world_size}) to reproduce the run"
             )
         restore_rng_state(state["rng"][rank], self.device)
-        return {
-            "epoch": state["epoch"],
-            "step_in_epoch": state["step_in_epoch"],
-            "global_step": state["global_step"],
-            "history": list(state["history"]),
-            "rng": state["rng"][rank],
-            "epoch_rng": state["epoch_rng"][rank],
-            "sums": {key: value.to(self.device) for key, value in state["sums"].items()},
-            "counts": dict(state["counts"]),
-            "elapsed": float(state["elapsed"]),
-        }
+        return ResumePosition(
+            epoch=state["epoch"],
+            step_in_epoch=state["step_in_epoch"],
+            global_step=state["global_step"],
+            history=list(state["history"]),
+            rng=state["rng"][rank],
+            epoch_rng=state["epoch_rng"][rank],
+            sums={key: value.to(self.device) for key, value in state["sums"].items()},
+            counts=dict(state["counts"]),
+            elapsed=float(state["elapsed"]),
+        )
 
     def _should_stop(self, done_in_epoch: int, steps_per_epoch: int) -> bool:
         """Whether to stop now. Single process: the flag, every step. DDP: an all-reduce of the
