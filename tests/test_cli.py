@@ -26,6 +26,7 @@ TRAIN = [
 ]
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_writes_a_report(tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
     assert main(TRAIN + ["--method", "edda", "--out", str(run_dir)]) == 0
@@ -72,6 +73,7 @@ def test_train_then_evaluate_writes_a_report(tmp_path, capsys) -> None:
     assert "| edda |" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_resume_auto_continues_a_finished_run(tmp_path, capsys) -> None:
     run_dir = str(tmp_path / "run")
     assert main(TRAIN + ["--out", run_dir]) == 0
@@ -132,6 +134,7 @@ def test_unreadable_checkpoint(tmp_path, capsys) -> None:
     assert "checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_localization_needs_masks(tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
     assert (
@@ -164,6 +167,7 @@ def test_usage(capsys) -> None:
     assert "usage: explainaug {demo,train,evaluate}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_finds_moved_data(cifar_root, tmp_path, capsys) -> None:
     root, _ = cifar_root
     run_dir = tmp_path / "run"
@@ -217,6 +221,7 @@ def test_evaluate_finds_moved_data(cifar_root, tmp_path, capsys) -> None:
     )
 
 
+@pytest.mark.slow
 def test_evaluate_reads_only_the_test_split(tmp_path, write_tiny_imagenet) -> None:
     import shutil
 

@@ -5,6 +5,7 @@ import pytest
 from explainaug.demo import HEADLINES, demo_main, summarize, summary_markdown
 
 
+@pytest.mark.slow
 def test_demo_trains_evaluates_and_summarizes(tmp_path, capsys) -> None:
     out = tmp_path / "report"
     assert (

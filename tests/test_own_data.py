@@ -13,6 +13,7 @@ FAST = ["--epochs", "1", "--batch-size", "6", "--width", "4", "--device", "cpu"]
 FAST += ["--no-progress", "--amp", "none"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fits", [True, False])
 def test_train_and_evaluate_an_image_folder(
     fits, tmp_path, write_image_folder, capsys, monkeypatch

@@ -28,6 +28,7 @@ def run_recipe(name: str, argv: list[str], monkeypatch) -> int:
     return exit_info.value.code
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_cifar100_recipe_runs_one_step(method, cifar_root, tmp_path, monkeypatch, capsys) -> None:
     root, _ = cifar_root  # 6 training images: one step of 4 (the last partial batch is dropped)
@@ -54,6 +55,7 @@ def test_cifar100_recipe_runs_one_step(method, cifar_root, tmp_path, monkeypatch
     assert f"{method} on cifar100: test accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_tiny_imagenet_recipe_runs_one_step(
     method, tmp_path, write_tiny_imagenet, monkeypatch, capsys
@@ -143,6 +145,7 @@ def test_cifar100_recipe_masks_from_the_official_epoch() -> None:
     assert masked == official[47:51] == [False, False, True, True]
 
 
+@pytest.mark.slow
 def test_recipe_under_torchrun_with_two_processes(tmp_path, write_tiny_imagenet) -> None:
     write_tiny_imagenet(
         tmp_path / "data" / "tiny-imagenet-200", "annotations", np.random.default_rng(0)
