@@ -145,6 +145,15 @@ def test_cifar100_recipe_masks_from_the_official_epoch() -> None:
     assert masked == official[47:51] == [False, False, True, True]
 
 
+@pytest.mark.parametrize("recipe", ["cifar100.py", "tiny_imagenet.py"])
+def test_recipe_help_says_the_batch_is_global(recipe, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run_recipe(recipe, ["--help"], monkeypatch) == 0
+    text = " ".join(capsys.readouterr().out.replace("``", "").split())
+    assert "--batch-size is the global batch" in text
+    assert "the global batch: images per step over all processes, split evenly" in text
+
+
 @pytest.mark.slow
 def test_recipe_under_torchrun_with_two_processes(tmp_path, write_tiny_imagenet) -> None:
     write_tiny_imagenet(
@@ -163,13 +172,14 @@ def test_recipe_under_torchrun_with_two_processes(tmp_path, write_tiny_imagenet)
         str(tmp_path / "data"),
         "--out",
         str(out),
-        *TINY[:-3],
-        "--batch-size",
-        "2",
+        *TINY[:-3],  # --batch-size 4: the global batch, 2 images per process
         "--no-progress",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("excon on tiny-imagenet: test accuracy") == 2  # both ranks finish
+    assert result.stdout.count("excon on tiny-imagenet: test accuracy") == 1  # rank 0 alone
     assert (out / "checkpoint.pt").is_file()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [record for record in records if record["kind"] == "epoch"]
+    assert [record["step"] for record in epochs] == [6 // 4]  # as one process: 6 images, batch 4

@@ -3,12 +3,13 @@
 A function or class whose keyword arguments were renamed is wrapped in ``renamed_kwargs``: the
 signature shows only the new names, and a caller using an old one gets a ``DeprecationWarning``.
 A renamed class or function stays importable through the module's ``__getattr__`` and
-``deprecated_attribute``.
+``deprecated_attribute``; a moved module stays importable through ``moved_module``.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import warnings
 from collections.abc import Callable
@@ -83,3 +84,28 @@ def deprecated_attribute(module: str, name: str, renamed: dict[str, tuple[str, A
         stacklevel=3,
     )
     return value
+
+
+def moved_module(old: str, new: str) -> Callable[[str], Any]:
+    """The ``__getattr__`` of module ``old`` whose contents moved to module ``new``: each name
+    resolves in ``new``, with a ``DeprecationWarning``.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     moved_module("old.path", "math")("pi") > 3
+        True
+    """
+
+    def getattr_(name: str) -> Any:
+        value = getattr(importlib.import_module(new), name)
+        warnings.warn(
+            f"{old}.{name} is deprecated, use {new}.{name} (the old module goes in the next "
+            "release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
+
+    return getattr_

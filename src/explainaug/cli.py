@@ -36,8 +36,10 @@ def train_main(
 ) -> int:
     """Parse training options (``defaults`` give their default values), train, print accuracy.
 
-    Shared by ``explainaug train`` and the recipes in ``recipes/``. Works under ``torchrun``.
+    Shared by ``explainaug train`` and the recipes in ``recipes/``. Works under ``torchrun``,
+    where rank 0 alone prints the summary.
     """
+    from explainaug.distributed import rank
     from explainaug.experiment import run
 
     parser = argparse.ArgumentParser(prog=prog, description=description or train_main.__doc__)
@@ -58,12 +60,14 @@ def train_main(
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"{prog}: error: {error}\n")
     if result.interrupted:
-        print(f"interrupted: checkpoint in {args.out}; resume with --resume auto")
+        if rank() == 0:
+            print(f"interrupted: checkpoint in {args.out}; resume with --resume auto")
         return 130
-    print(
-        f"{experiment.method} on {experiment.dataset}: test accuracy "
-        f"{result.test_accuracy:.4f} (checkpoint and metrics in {args.out})"
-    )
+    if rank() == 0:
+        print(
+            f"{experiment.method} on {experiment.dataset}: test accuracy "
+            f"{result.test_accuracy:.4f} (checkpoint and metrics in {args.out})"
+        )
     return 0
 
 

@@ -26,6 +26,7 @@ from explainaug._validation import check_count, check_fraction, check_interval, 
 from explainaug.augment import SaliencyOcclusion, supcon_views
 from explainaug.data import make_loader
 from explainaug.data.registry import DATASETS, dataset_names, load_dataset
+from explainaug.distributed import per_process_batch_size
 from explainaug.evaluate import accuracy
 from explainaug.explain import Explainer
 from explainaug.explain.registry import LAYER_EXPLAINERS, build_explainer, explainer_names
@@ -66,7 +67,9 @@ class Experiment:
         model: one of ``MODELS``.
         width: channels of the model's first stage (64 for the papers' ResNets).
         epochs: training epochs.
-        batch_size: images per step (per process under DDP).
+        batch_size: images per optimisation step, the global batch: under ``torchrun`` each of
+            N processes takes ``batch_size / N`` (it must divide evenly), so a run means the
+            same on any number of GPUs (the official 256 on CIFAR-100 and 128 on Tiny ImageNet).
         lr: base learning rate (cosine schedule down to lr * 1e-3); None takes 0.5 for the
             contrastive methods (SupCon/ExCon recipe) and 0.1 for the others.
         weight_decay: SGD weight decay.
@@ -76,6 +79,8 @@ class Experiment:
             0.07 as SupContrast and the official ExCon code (x1.43 at temperature 0.1). Set it
             to ``temperature`` for scale 1 (pytorch-metric-learning's convention, this
             package's default before the reference scale).
+        gather_distributed: under ``torchrun``, SupCon/ExCon contrast each anchor against the
+            whole global batch (every process's rows); False contrasts within each process.
         view_min_scale: smallest crop area of the contrastive views (SupContrast: 0.2).
         explain_warmup_epochs: epochs before ExCon/EDDA start using explanations. The official
             ExCon loop masks from its ``exp_epochs``-th 1-based epoch, so ``--exp_epochs 50``
@@ -114,6 +119,7 @@ class Experiment:
     lr_warmup_epochs: int = 0
     temperature: float = 0.1
     base_temperature: float = 0.07
+    gather_distributed: bool = True
     view_min_scale: float = 0.2
     explain_warmup_epochs: int = 0
     explainer: str = "gradcam"
@@ -249,6 +255,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
                 temperature=experiment.temperature,
                 base_temperature=experiment.base_temperature,
                 views=views,
+                gather_distributed=experiment.gather_distributed,
             )
         return ExCon(
             explainer=_explainer(experiment, model, relu=False),
@@ -256,6 +263,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
             warmup_epochs=experiment.explain_warmup_epochs,
             temperature=experiment.temperature,
             base_temperature=experiment.base_temperature,
+            gather_distributed=experiment.gather_distributed,
         )
     augment = _crop_flip(image_size) if experiment.augment else None
     if name == "ce":
@@ -351,6 +359,7 @@ def run(
         progress=progress,
         seed=experiment.seed,
     )
+    batch_size = per_process_batch_size(experiment.batch_size, trainer.context.world_size)
     if out_dir is not None and trainer.context.is_main:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         description = {
@@ -361,7 +370,7 @@ def run(
         (Path(out_dir) / WEIGHTS_FILE).unlink(missing_ok=True)  # final weights come after training
     train_loader = make_loader(
         train_set,
-        experiment.batch_size,
+        batch_size,
         shuffle=True,
         drop_last=True,
         device=trainer.device,
@@ -445,6 +454,15 @@ def load_run(
     return model.to(device).eval(), experiment
 
 
+ARGUMENT_HELP = {
+    "batch_size": "the global batch: images per step over all processes, split evenly under "
+    "torchrun, so a run means the same on any number of GPUs (default: %(default)s)",
+    "gather_distributed": "under torchrun, SupCon/ExCon contrast each anchor against the whole "
+    "global batch, as on one GPU (default); --no-gather-distributed contrasts within each "
+    "process's share",
+}
+
+
 def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experiment) -> None:
     """Add one ``--option`` per ``Experiment`` field, with ``defaults`` as default values."""
     choices = {
@@ -465,7 +483,12 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
                 help="dataset folder (cifar100, tiny-imagenet, folder: DIR/train/<class>/*)",
             )
         elif isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=ARGUMENT_HELP.get(field.name),
+            )
         elif field.name == "amp":
             parser.add_argument(
                 flag, default=default or "none", choices=("auto", "bf16", "fp16", "none")
@@ -479,7 +502,13 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
             )
         else:
             kind = {int: int, float: float}.get(type(default), str)
-            parser.add_argument(flag, default=default, type=kind, choices=choices.get(field.name))
+            parser.add_argument(
+                flag,
+                default=default,
+                type=kind,
+                choices=choices.get(field.name),
+                help=ARGUMENT_HELP.get(field.name),
+            )
 
 
 def experiment_from_args(args: argparse.Namespace) -> Experiment:

@@ -1,9 +1,5 @@
-import os
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import SupConLoss as PMLSupConLoss
 
@@ -130,47 +126,3 @@ def test_bad_input(features, labels, error, match) -> None:
 def test_bad_temperature(temperature: float) -> None:
     with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         SupConLoss(temperature=temperature)
-
-
-def _distributed_worker(rank: int, world_size: int, port: int, features, labels, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        local = features.chunk(world_size)[rank].clone().requires_grad_()
-        loss = SupConLoss(0.1, gather_distributed=True)(local, labels.chunk(world_size)[rank])
-        loss.backward()
-        queue.put((rank, loss.detach(), local.grad))
-    finally:
-        dist.destroy_process_group()
-
-
-def test_gather_distributed_matches_one_process_on_the_whole_batch() -> None:
-    world_size = 2
-    features = torch.randn(8, 2, 6, dtype=torch.float64)
-    labels = torch.tensor([0, 1, 2, 0, 1, 2, 3, 3])
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    port = 29500 + os.getpid() % 1000
-    processes = [
-        context.Process(
-            target=_distributed_worker, args=(rank, world_size, port, features, labels, queue)
-        )
-        for rank in range(world_size)
-    ]
-    for process in processes:
-        process.start()
-    results = dict(
-        (rank, (loss, grad)) for rank, loss, grad in (queue.get(timeout=120) for _ in processes)
-    )
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
-
-    whole = features.clone().requires_grad_()
-    expected = SupConLoss(0.1)(whole, labels)
-    expected.backward()
-    # DDP averages gradients over ranks: the mean of the rank losses is the global loss, and
-    # each rank's feature gradient divided by the world size is the global gradient's slice.
-    torch.testing.assert_close(sum(loss for loss, _ in results.values()) / world_size, expected)
-    for rank, (_, grad) in results.items():
-        torch.testing.assert_close(grad / world_size, whole.grad.chunk(world_size)[rank])

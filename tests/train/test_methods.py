@@ -304,11 +304,6 @@ def test_explainer_must_explain_the_trained_model(make_cnn):
         Trainer(make_cnn(), EDDA(explainer=FakeExplainer(make_cnn())), epochs=1)
 
 
-def test_negative_pairs_cannot_gather_across_processes():
-    with pytest.raises(ValueError, match="gather"):
-        ExCon(loss=ExConLoss(gather_distributed=True))
-
-
 @pytest.mark.parametrize(
     "make_method",
     [

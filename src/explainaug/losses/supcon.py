@@ -8,11 +8,13 @@ from torch import Tensor, nn
 
 from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_positive, check_tensor
-from explainaug.losses.distributed import (
+from explainaug.distributed import (
     gather_no_grad,
+    gather_sizes,
     gather_with_grad,
     global_sum,
-    rank_offset,
+    is_distributed,
+    rank,
     world_size,
 )
 
@@ -80,9 +82,11 @@ def supervised_contrastive(
             as positives and negatives of the anchors.
         temperature: softmax temperature T.
         scale: factor on the loss (SupContrast's ``T / base_temperature``).
-        gather_distributed: contrast against the rows of every process; each rank's anchors are
-            its own rows, the loss is normalised by the global anchor count (times the world
-            size, since DDP averages gradients), and gradients reach the local rows.
+        gather_distributed: contrast against the rows of every process (their counts may
+            differ); each process's anchors are its own rows, the loss is normalised by the
+            global anchor count (times the world size, since DDP averages gradients), so the
+            mean over processes is the one-process loss on all rows, and gradients reach the
+            local rows. Outside a process group it changes nothing.
         background: bool ``[N]``; two rows are positives only if both or neither are background
             (background rows form a class of their own, whatever their labels).
 
@@ -93,9 +97,14 @@ def supervised_contrastive(
         0.3133
     """
     z = F.normalize(rows.to(torch.promote_types(rows.dtype, torch.float32)), dim=1)
-    z_all = gather_with_grad(z) if gather_distributed else z
-    labels_all = gather_no_grad(labels) if gather_distributed else labels
-    offset = rank_offset(z.shape[0]) if gather_distributed else 0
+    gather = gather_distributed and is_distributed()
+    z_all, labels_all, background_all, offset = z, labels, background, 0
+    if gather:
+        sizes = gather_sizes(z)
+        z_all, labels_all = gather_with_grad(z, sizes), gather_no_grad(labels, sizes)
+        if background is not None:
+            background_all = gather_no_grad(background, sizes)
+        offset = sum(sizes[: rank()])
 
     logits = z @ z_all.T / temperature
     columns = torch.arange(z_all.shape[0], device=z.device)
@@ -105,7 +114,6 @@ def supervised_contrastive(
 
     positive = (labels[:, None] == labels_all[None, :]) & ~is_self
     if background is not None:
-        background_all = gather_no_grad(background) if gather_distributed else background
         positive &= background[:, None] == background_all[None, :]
     positive_count = positive.sum(dim=1)
     mean_log_prob = log_prob.masked_fill(~positive, 0.0).sum(dim=1) / positive_count.clamp_min(1)
@@ -114,7 +122,7 @@ def supervised_contrastive(
         valid = valid & anchors
     total = -torch.where(valid, mean_log_prob, torch.zeros_like(mean_log_prob)).sum()
     count = valid.sum()
-    if gather_distributed:
+    if gather:
         return scale * total * world_size() / global_sum(count).clamp_min(1)
     return scale * total / count.clamp_min(1)
 

@@ -22,17 +22,17 @@ from tqdm.auto import tqdm
 
 from explainaug._shared import eval_mode
 from explainaug._validation import check_count, check_images, check_labels
-from explainaug.losses.distributed import global_sum
+from explainaug.distributed import (
+    DistributedContext,
+    gather_objects,
+    global_sum,
+    setup_distributed,
+)
 from explainaug.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
-)
-from explainaug.train.distributed import (
-    DistributedContext,
-    gather_objects,
-    setup_distributed,
 )
 from explainaug.train.methods.base import Method, split_batch
 from explainaug.train.schedule import lr_factor

@@ -35,8 +35,8 @@ class ExCon(SupCon):
     Unlike the official code: no CPU/numpy round trip or per-image loop; the explanation and
     probe-check passes build no graph and leave BatchNorm running statistics unchanged; one
     encoder pass covers views and background images. Background images are selected with a
-    boolean index (one host sync per step, as their number varies), so ``negative_pair`` cannot
-    be combined with a loss that gathers across processes.
+    boolean index (one host sync per step, as their number varies); under ``torchrun`` the
+    loss gathers every process's rows, background ones included, whatever their counts.
 
     Args:
         explainer: an explainer of the model being trained; None builds
@@ -53,6 +53,7 @@ class ExCon(SupCon):
             the official value).
         views: random views, as in ``SupCon`` (at least 2 per image).
         loss: an ``ExConLoss`` to use instead of the default.
+        gather_distributed: contrast across all processes under ``torchrun`` (see ``SupCon``).
 
     Example:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
@@ -76,21 +77,18 @@ class ExCon(SupCon):
         views: ViewTransform | None = None,
         loss: ExConLoss | None = None,
         base_temperature: float | None = 0.07,
+        gather_distributed: bool | None = None,
     ) -> None:
         if loss is None:
             loss = ExConLoss(
                 temperature,
                 base_temperature,
                 background_anchor=background_anchor,
+                gather_distributed=gather_distributed is not False,
                 check_values=False,
             )
-        if negative_pair and loss.gather_distributed:
-            raise ValueError(
-                "negative_pair varies the batch per process, so the loss cannot "
-                "gather features across processes (gather_distributed=True)"
-            )
         check_count(warmup_epochs, "warmup_epochs", minimum=0)
-        super().__init__(temperature, views, loss)
+        super().__init__(temperature, views, loss, gather_distributed=gather_distributed)
         self.explainer = explainer
         self.mask = mask
         self.warmup_epochs = warmup_epochs

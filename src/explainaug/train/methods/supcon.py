@@ -37,6 +37,10 @@ class SupCon(Method):
             (SupContrast's crop/flip/jitter/grayscale) at the first step.
         loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, base_temperature,
             check_values=False)`` (``temperature`` and ``base_temperature`` are then unused).
+        gather_distributed: under ``torchrun``, contrast each anchor against the rows of every
+            process (the global batch, as the official single-process code); False contrasts
+            within each process's batch. None: True for the default loss, else the given
+            loss's own setting. Outside a process group it changes nothing.
 
     Example:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
@@ -54,9 +58,18 @@ class SupCon(Method):
         views: ViewTransform | None = None,
         loss: SupConLoss | None = None,
         base_temperature: float | None = 0.07,
+        gather_distributed: bool | None = None,
     ) -> None:
         if loss is None:
-            loss = SupConLoss(temperature, base_temperature, check_values=False)
+            gather = gather_distributed is not False
+            loss = SupConLoss(
+                temperature, base_temperature, gather_distributed=gather, check_values=False
+            )
+        elif gather_distributed is not None and gather_distributed != loss.gather_distributed:
+            raise ValueError(
+                f"gather_distributed={gather_distributed} contradicts the given loss's "
+                f"gather_distributed={loss.gather_distributed}; set it on the loss only"
+            )
         self.loss = loss
         self.views = views
 
