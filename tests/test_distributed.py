@@ -37,7 +37,7 @@ def ranks(tmp_path_factory) -> list[dict]:
         str(out),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(worker.WORLD)]
 
