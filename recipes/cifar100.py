@@ -4,12 +4,11 @@
 CIFAR ResNet-50 (3x3 stem, no max-pool), 200 epochs, SGD lr 0.5 with a cosine schedule
 (contrastive methods; 0.1 for the others), temperature 0.1 with the loss scaled by
 temperature / 0.07 (SupContrast's and ExCon's base_temperature; ``--base-temperature 0.1`` gives
-scale 1), weight decay 1e-4, Grad-CAM on ``layer2.3.conv3`` (the official
-ExCon layer), 49 warm-up epochs before the explanations start (the official ``--exp_epochs 50``:
-its 1-based loop masks when ``epoch >= 50``).
-``--batch-size`` is the global batch, 256 as the official code: under torchrun each of N
-processes takes 256/N images and SupCon/ExCon contrast across all 256, so a run means the same
-on any number of GPUs.
+scale 1), weight decay 1e-4, Grad-CAM on ``layer2.3.conv3`` (the official ExCon layer), 49
+warm-up epochs before the explanations start (the official ``--exp_epochs 50``: its 1-based loop
+masks when ``epoch >= 50``). ``--batch-size`` is the global batch, 256 as the official code:
+under torchrun each of N processes takes 256/N images and SupCon/ExCon contrast across all 256,
+so a run means the same on any number of GPUs.
 
     python recipes/cifar100.py --method excon --data ~/data --download --out runs/c100-excon
     torchrun --nproc_per_node=4 recipes/cifar100.py --method edda --data ~/data --out runs/c100-edda
