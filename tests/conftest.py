@@ -1,12 +1,35 @@
-"""Fixtures shared across test folders: tiny dataset trees in the real on-disk formats."""
+"""Fixtures shared across test folders: tiny dataset trees in the real on-disk formats, and
+Kornia-style ``device`` and ``dtype`` fixtures for the contract suites.
+
+``device`` runs a test on the CPU and, when a GPU is present, on CUDA too; ``dtype`` in float32
+and, when a GPU is present, in bfloat16 too (the mixed-precision dtype of training). A test
+that parametrizes ``dtype`` itself overrides the fixture.
+"""
 
 import hashlib
 import pickle
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from torchvision.datasets import CIFAR100
+
+GPU = torch.cuda.is_available()
+DEVICES = ["cpu", "cuda"] if GPU else ["cpu"]
+DTYPES = [torch.float32, torch.bfloat16] if GPU else [torch.float32]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each available device: the CPU, and CUDA when there is a GPU."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=DTYPES, ids=lambda dtype: str(dtype).removeprefix("torch."))
+def dtype(request) -> torch.dtype:
+    """float32, and bfloat16 when there is a GPU."""
+    return request.param
 
 
 def md5(path):

@@ -86,9 +86,35 @@ GLOBAL_HOOK_DICTS = (
 explainers = pytest.mark.parametrize("make_explainer", EXPLAINERS.values(), ids=EXPLAINERS.keys())
 
 
+# The contract holds on every device and in every dtype (see tests/conftest.py): the
+# conftest's models and inputs, moved.
+@pytest.fixture
+def make_cnn(make_cnn, device, dtype):
+    def make(*args, **kwargs):
+        return make_cnn(*args, **kwargs).to(device=device, dtype=dtype)
+
+    return make
+
+
+@pytest.fixture
+def cnn(make_cnn):
+    return make_cnn().eval()
+
+
+@pytest.fixture
+def images(images, device, dtype):
+    return images.to(device=device, dtype=dtype)
+
+
+@pytest.fixture
+def labels(labels, device):
+    return labels.to(device)
+
+
 def explainer_name(request: pytest.FixtureRequest) -> str:
     """The ``EXPLAINERS`` key of the running parametrised test."""
-    return request.node.callspec.id.split("-")[-1]
+    factory = request.node.callspec.params["make_explainer"]
+    return next(name for name, candidate in EXPLAINERS.items() if candidate is factory)
 
 
 def prepare(model: nn.Module) -> nn.Module:
@@ -220,7 +246,7 @@ BAD_INPUTS = {
         rf"must lie in \[0, {NUM_CLASSES - 1}\]",
     ),
     "tensor_target_too_large": (
-        lambda x, y: (x, torch.tensor([0, 99, 1])),
+        lambda x, y: (x, torch.tensor([0, 99, 1], device=x.device)),
         ValueError,
         r"got values in \[0, 99\]",
     ),
