@@ -1,4 +1,5 @@
-"""Helpers every layer shares: saliency-map resizing and scaling, and model-state guards.
+"""Helpers every layer shares: saliency-map resizing and scaling, pixel counts of a fraction,
+and model-state guards.
 
 Private to the package (explain, augment, evaluate and train import it; users import the public
 names ``explainaug.explain.upsample`` and ``explainaug.explain.minmax_normalize``). It depends on
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -37,6 +39,19 @@ def minmax_normalize(maps: Tensor, eps: float = 1e-12) -> Tensor:
     low = flat.amin(dim=2, keepdim=True)
     span = flat.amax(dim=2, keepdim=True) - low
     return ((flat - low) / span.clamp_min(eps)).view_as(maps)
+
+
+def pixel_counts(
+    ratio: Tensor | float, num_pixels: int, batch_size: int, device: torch.device | str
+) -> Tensor:
+    """``round(ratio * num_pixels)`` per image as ``LongTensor[batch_size]`` (half to even).
+
+    Example:
+        >>> pixel_counts(0.25, 10, 2, "cpu").tolist()
+        [2, 2]
+    """
+    ratio = torch.as_tensor(ratio, dtype=torch.float64, device=device)
+    return torch.round(ratio * num_pixels).long().expand(batch_size)
 
 
 @contextmanager

@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from explainaug._shared import pixel_counts
 from explainaug._validation import check_fraction, check_maps, check_positive, check_tensor
 from explainaug.augment.fills import Fill, FillSpec
 from explainaug.augment.masks import (
     normalized_saliency,
-    pixel_counts,
     rank_selection,
     threshold_selection,
 )

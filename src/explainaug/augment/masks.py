@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from explainaug._shared import minmax_normalize, upsample
+from explainaug._shared import pixel_counts as pixel_counts  # part of this module's API
 
 
 def normalized_saliency(saliency: Tensor, size: tuple[int, int]) -> Tensor:
@@ -34,19 +35,6 @@ def normalized_saliency(saliency: Tensor, size: tuple[int, int]) -> Tensor:
         [[[[0.0, 1.0]]]]
     """
     return minmax_normalize(upsample(saliency, size))
-
-
-def pixel_counts(
-    ratio: Tensor | float, num_pixels: int, batch_size: int, device: torch.device | str
-) -> Tensor:
-    """``round(ratio * num_pixels)`` per image as ``LongTensor[batch_size]`` (half to even).
-
-    Example:
-        >>> pixel_counts(0.25, 10, 2, "cpu").tolist()
-        [2, 2]
-    """
-    ratio = torch.as_tensor(ratio, dtype=torch.float64, device=device)
-    return torch.round(ratio * num_pixels).long().expand(batch_size)
 
 
 def threshold_selection(

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from explainaug._shared import pixel_counts
 from explainaug._validation import check_fraction
 from explainaug.augment.base import MaskAugmentationBase
 from explainaug.augment.fills import FillSpec
-from explainaug.augment.masks import pixel_counts, rank_selection
+from explainaug.augment.masks import rank_selection
 
 SHAPES = ("pixels", "square")
 

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from explainaug._shared import eval_mode
+from explainaug._shared import eval_mode, pixel_counts
 from explainaug._validation import check_count, check_fraction
 from explainaug.augment.fills import Fill, FillSpec
 from explainaug.evaluate._maps import (
@@ -84,7 +84,7 @@ def count(fraction: float, n: int) -> int:
         >>> count(0.15, 1024)
         154
     """
-    return max(1, round(fraction * n))
+    return max(1, int(pixel_counts(fraction, n, 1, "cpu")))
 
 
 def trapezoid_auc(curves: Tensor) -> Tensor:
