@@ -195,3 +195,33 @@ def test_label_target_scores_the_label_class(pixel_model: PixelModel, row_maps: 
         faithfulness(
             pixel_model, maps, [(torch.ones(2, 1, 4, 4), torch.tensor([0, 5]))], target="label"
         )
+
+
+def _half_model(top: bool) -> PixelModel:
+    """16x16 images; class 1's evidence is the mean over the top (or bottom) half times 8."""
+    weight = torch.zeros(1, 16, 16)
+    weight[0, :8] = 1 / 16
+    return PixelModel(weight if top else weight.flip(1), bias0=6.0)
+
+
+def test_tied_pixels_are_occluded_uniformly_by_the_metrics() -> None:
+    """Non-salient change on maps that are 0 except a central blob: 128 of the 252 tied zeros
+    are occluded, a uniform draw, so a model reading the top half and its mirror image reading
+    the bottom half both see a hypergeometric number m of occluded pixels and score the
+    expected NC = E|Y - sigmoid(2 - m/16)| / Y (raster order gave 0.016 for the top half).
+    """
+    n = 200
+    maps = torch.zeros(n, 1, 16, 16)
+    maps[..., 7:9, 7:9] = 1.0  # symmetric under a vertical flip
+    loader = [(torch.ones(n, 1, 16, 16), torch.ones(n, dtype=torch.long))]
+    y = sig(2)
+    m = np.arange(0, 127)
+    pmf = scipy.stats.hypergeom(252, 126, 128).pmf(m)
+    expected = float((pmf * np.abs(y - 1 / (1 + np.exp(-(2 - m / 16)))) / y).sum())
+    for top in (True, False):
+        model = _half_model(top)
+        result = faithfulness(
+            model, FixedMaps(model, maps), loader, occlusion_ratio=0.5, fill=0.0, deletion_steps=2
+        )
+        # per-image sd is about 0.06, so 0.02 is more than 4 standard errors over 200 images
+        assert result["nonsalient_change"] == pytest.approx(expected, abs=0.02), top

@@ -20,7 +20,8 @@ normalise inside):
 
 A fraction ``f`` of ``N = H*W`` pixels means exactly ``round(f * N)`` pixels (at least 1), chosen
 by an exact top-k on the map at image resolution (maps of lower resolution are upsampled
-bilinearly); ties are broken by pixel position. A pixel is replaced in all channels. Every
+bilinearly); ties (e.g. the zero area of a ReLU'd Grad-CAM) are broken at random by the rule
+the training augmentations use, from a generator seeded with ``seed``. A pixel is replaced in all channels. Every
 perturbed image of a batch is built on the fly and run through the model in chunks of
 ``batch_size``; there are no loops over images.
 """
@@ -43,6 +44,7 @@ from explainaug.evaluate._maps import (
     descending_rank,
     explain_flat,
     explained_classes,
+    seeded_generator,
 )
 from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.evaluate.similarity import gaussian_filter
@@ -165,6 +167,7 @@ def faithfulness(
     fill: FillOption = 0.0,
     batch_size: int = 512,
     target: str = "predicted",
+    seed: int = 0,
     progress: bool = False,
 ) -> FaithfulnessResult:
     """Average Drop / Increase in Confidence, deletion / insertion AUC and EDDA's SD / NC.
@@ -187,6 +190,7 @@ def faithfulness(
         batch_size: perturbed images per forward pass.
         target: explain and score the ``"predicted"`` class (on the clean image) or the
             ``"label"``, as ``localization``'s ``target``.
+        seed: seeds the random tie-breaking of the pixel ranking.
         progress: show a tqdm bar over the loader.
 
     Returns:
@@ -212,6 +216,7 @@ def faithfulness(
     check_target(target)
     replacement = as_fill(fill)
     device = model_device(model)
+    generator = seeded_generator(seed, device)
     clean, perturbed = [], []
     with eval_mode(model):
         for x, labels, _ in tqdm(
@@ -221,7 +226,7 @@ def faithfulness(
                 logits = model(x).float()
             classes = explained_classes(target, logits, labels)
             confidence = logits.softmax(dim=1).gather(1, classes[:, None])[:, 0]
-            rank = descending_rank(explain_flat(explainer, x, classes))
+            rank = descending_rank(explain_flat(explainer, x, classes), generator)
             filled = replacement(x, replacement.draw(x)).expand_as(x)
             canvases = torch.stack([filled, blurred_canvas(x)])
             plan = _perturbation_plan(rank.shape[1], keep, deletion_steps, occlusion_ratio, device)

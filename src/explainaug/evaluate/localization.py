@@ -7,8 +7,12 @@ the object mask ``G`` of ``n`` pixels, per image:
 * **IoU** of the top-``top`` binarised map with ``G``: ``S`` is kept where it is strictly greater
   than its ``(floor(top * n) + 1)``-th largest value (so at most ``floor(top * n)`` pixels).
 * **Bbox score** (Schulz et al.): with ``N = |G|``, the fraction of the ``N`` most salient pixels
-  that fall inside ``G`` (ties broken by pixel position).
-* **Pointing game**: 1 when the map's maximum (the first, in pixel order, on ties) lies in ``G``.
+  that fall inside ``G``.
+* **Pointing game**: 1 when the map's maximum lies in ``G``.
+
+Ties in the ranking (Bbox) and the maximum (pointing game) are broken at random by the rule the
+training augmentations use, from a generator seeded with ``seed``: a constant map points at a
+uniformly random pixel, not at the top-left corner.
 
 Each metric is averaged over images (``miou`` is the mean IoU). Images are float in [0, 1].
 """
@@ -29,6 +33,7 @@ from explainaug.evaluate._maps import (
     check_target,
     descending_rank,
     explain_flat,
+    seeded_generator,
 )
 from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.explain import Explainer
@@ -61,8 +66,12 @@ def check_masks(masks: Tensor | None, x: Tensor) -> Tensor:
     return flat
 
 
-def localization_scores(maps: Tensor, masks: Tensor, top: float = 0.2) -> dict[str, Tensor]:
+def localization_scores(
+    maps: Tensor, masks: Tensor, top: float = 0.2, generator: torch.Generator | None = None
+) -> dict[str, Tensor]:
     """Per-image EBPG, IoU, Bbox and pointing-game scores of flat maps ``[B, N]`` vs bool masks.
+
+    ``generator`` draws the random tie-breaking of the ranking (``None``: torch's global one).
 
     Example:
         >>> maps = torch.tensor([[0.0, 1.0, 3.0, 0.0]])
@@ -79,9 +88,9 @@ def localization_scores(maps: Tensor, masks: Tensor, top: float = 0.2) -> dict[s
     binary = maps > threshold
     iou = (binary & masks).sum(dim=1) / (binary | masks).sum(dim=1)
     area = masks.sum(dim=1)
-    top_n = descending_rank(maps) < area[:, None]
-    bbox = (top_n & masks).sum(dim=1) / area
-    pointing = masks.gather(1, maps.argmax(dim=1, keepdim=True))[:, 0]
+    rank = descending_rank(maps, generator)
+    bbox = ((rank < area[:, None]) & masks).sum(dim=1) / area
+    pointing = masks.gather(1, rank.argmin(dim=1, keepdim=True))[:, 0]
     return {
         "ebpg": ebpg,
         "iou": iou.to(maps.dtype),
@@ -107,6 +116,7 @@ def localization(
     *,
     top: float = 0.2,
     target: str = "label",
+    seed: int = 0,
     progress: bool = False,
 ) -> LocalizationResult:
     """EBPG, mIoU, Bbox score and pointing game of ``explainer`` over a loader with masks.
@@ -120,6 +130,7 @@ def localization(
             ``[B, H, W]`` at image resolution, marking the labelled object.
         top: fraction of pixels kept by the IoU binarisation.
         target: explain the ``"label"`` (the masked object's class) or the ``"predicted"`` class.
+        seed: seeds the random tie-breaking of the ranking.
         progress: show a tqdm bar over the loader.
 
     Returns:
@@ -139,6 +150,7 @@ def localization(
     check_fraction(top, "top")
     check_target(target)
     device = model_device(model)
+    generator = seeded_generator(seed, device)
     scores: dict[str, list[Tensor]] = {}
     with eval_mode(model):
         for x, y, masks in tqdm(
@@ -149,7 +161,7 @@ def localization(
                 with torch.no_grad():
                     y = model(x).argmax(dim=1)
             maps = explain_flat(explainer, x, y)
-            for name, value in localization_scores(maps, flat_masks, top).items():
+            for name, value in localization_scores(maps, flat_masks, top, generator).items():
                 scores.setdefault(name, []).append(value)
     means = {name: float(torch.cat(values).mean()) for name, values in scores.items()}
     return {
