@@ -159,7 +159,7 @@ def report(
             variant for randomization (the signed gradient for ``"saliency"``, so the no-ABS
             Spearman sees signs); a callable is used as given everywhere.
         explainer_options: constructor options for an explainer given by name (``layer=``,
-            ``relu=``, e.g. the training run's; see ``explainaug.experiment.run_explainer``).
+            ``relu=``, e.g. the training run's; see ``explainaug.experiment.explainer_options``).
         mask_loader: batches ``(x, y, masks)`` for localization; default ``loader``.
         corruptions, severities: passed to ``calibration`` (``None``: clean only; ``"all"``).
         attack, eps: passed to ``robustness``.
