@@ -273,6 +273,7 @@ def test_evaluate_reads_only_the_test_split(tmp_path, write_tiny_imagenet) -> No
     )
 
 
+@pytest.mark.slow
 def test_evaluate_uses_the_runs_explainer_and_signed_gradients(tmp_path, capsys) -> None:
     """Item 6: by default a run is evaluated with the explainer it trained with (ExCon: Grad-CAM
     at its cam_layer, no ReLU) and removed pixels take the dataset mean (the normalised zero);
