@@ -271,3 +271,46 @@ def test_evaluate_reads_only_the_test_split(tmp_path, write_tiny_imagenet) -> No
         )
         == 0
     )
+
+
+@pytest.mark.slow
+def test_evaluate_uses_the_runs_explainer_and_signed_gradients(tmp_path, capsys) -> None:
+    """Item 6: by default a run is evaluated with the explainer it trained with (ExCon: Grad-CAM
+    at its cam_layer, no ReLU) and removed pixels take the dataset mean (the normalised zero);
+    the report states both. Item 3: --explainer saliency gives signed gradients to the no-ABS
+    Spearman, so its curve differs from the ABS one."""
+    import torch
+
+    from explainaug.data import make_loader
+    from explainaug.evaluate import faithfulness
+    from explainaug.experiment import load_run, load_test_dataset
+    from explainaug.explain import GradCAM
+    from explainaug.models.normalize import model_mean
+
+    run_dir = tmp_path / "run"
+    argv = TRAIN + ["--method", "excon", "--cam-layer", "block2", "--out", str(run_dir)]
+    assert main(argv) == 0
+    recorded = json.loads((run_dir / "run.json").read_text())["explainer"]
+    assert recorded == {"name": "gradcam", "layer": "encoder.block2", "relu": False}
+    out = tmp_path / "report"
+    common = ["--out", str(out), "--device", "cpu"]
+    assert main(["evaluate", str(run_dir), "--evaluators", "faithfulness"] + common) == 0
+    results = json.loads((out / "report.json").read_text())
+    assert results["settings"]["explainer"] == recorded
+    model, experiment = load_run(run_dir)
+    test_set = load_test_dataset(experiment)
+    loader = make_loader(test_set, 256, shuffle=False, device="cpu", rank=0, world_size=1)
+    expected = faithfulness(model, GradCAM(model, layer="encoder.block2", relu=False), loader)
+    got = results["models"]["excon"]["faithfulness"]
+    assert got["fill"] == pytest.approx(model_mean(model)) and got["fill"] != [0.0]
+    assert got["average_drop_pct"] == pytest.approx(expected["average_drop_pct"], rel=1e-4)
+    assert got["deletion_auc"] == pytest.approx(expected["deletion_auc"], rel=1e-4)
+    assert "Removed pixels filled with" in (out / "report.md").read_text()
+
+    argv = ["evaluate", str(run_dir), "--evaluators", "randomization", "--explainer", "saliency"]
+    assert main(argv + common) == 0
+    results = json.loads((out / "report.json").read_text())
+    assert results["settings"]["randomization_explainer"] == {"name": "saliency", "abs": False}
+    curves = results["models"]["excon"]["randomization"]["similarity"]
+    gaps = torch.tensor(curves["spearman"]["mean"]) - torch.tensor(curves["spearman_abs"]["mean"])
+    assert gaps.abs().max() > 0.05, gaps

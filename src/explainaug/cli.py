@@ -86,7 +86,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a trained run (folder or checkpoint) and write a report."""
     from explainaug.data import make_loader
     from explainaug.evaluate.report import report
-    from explainaug.experiment import load_run, load_test_dataset
+    from explainaug.experiment import explainer_options, load_run, load_test_dataset
 
     parser = argparse.ArgumentParser(prog="explainaug evaluate", description=evaluate_main.__doc__)
     parser.add_argument("run", help="run folder (with checkpoint.pt and run.json) or checkpoint")
@@ -95,9 +95,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--explainer",
-        default="gradcam",
-        help="explainer for the explanation "
-        "evaluators (gradcam, saliency, integratedgradients, ...)",
+        default=None,
+        help="explainer for the explanation evaluators (gradcam, saliency, ...); default: the "
+        "run's own (name, CAM layer and ReLU as it trained, see run.json)",
     )
     parser.add_argument("--corruptions", default="all", help='"all", "none" or comma-separated')
     parser.add_argument(
@@ -140,13 +140,17 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         else Path(args.run if Path(args.run).is_dir() else Path(args.run).parent) / "report"
     )
     loader = make_loader(test_set, 256, shuffle=False, device=device, rank=0, world_size=1)
+    explainer = args.explainer or experiment.explainer
+    same = explainer.lower() == experiment.explainer  # the run's explainer: its layer and ReLU
+    options = explainer_options(experiment) if same else {}
     try:
         results = report(
             {experiment.method: model},
             loader,
             out,
             evaluators=args.evaluators,
-            explainer_factory=args.explainer,
+            explainer_factory=explainer,
+            explainer_options=options,
             corruptions=corruptions,
             severities=args.severities,
             attack=("fgsm", "pgd"),

@@ -258,7 +258,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
                 gather_distributed=experiment.gather_distributed,
             )
         return ExCon(
-            explainer=_explainer(experiment, model, relu=False),
+            explainer=_explainer(experiment, model),
             views=views,
             warmup_epochs=experiment.explain_warmup_epochs,
             temperature=experiment.temperature,
@@ -273,7 +273,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     if name == "edda":
         mean = model_mean(model)
         return EDDA(
-            explainer=_explainer(experiment, model, relu=True),
+            explainer=_explainer(experiment, model),
             loss=loss,
             salient=SaliencyOcclusion(
                 "salient", ratio=ratio, fill="mean", mean=mean, check_values=False
@@ -293,17 +293,34 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     )
 
 
-def _explainer(experiment: Experiment, model: nn.Module, relu: bool) -> Explainer:
-    """The live-model explainer of ExCon/EDDA, without per-step value checks (host syncs)."""
-    options: dict[str, object] = {"check_values": False}
+def explainer_options(experiment: Experiment) -> dict[str, object]:
+    """Constructor options of the run's explainer (``experiment.explainer``): what ExCon/EDDA
+    train with and what ``explainaug evaluate`` explains with by default.
+
+    The CAM layer as a dotted name of the built model (None: the model's default) and Grad-CAM's
+    ReLU: off for the contrastive methods (the official ExCon code, training and AD/IC, uses
+    Captum's LayerGradCam without ReLU), on otherwise (EDDA, and the controls compared with it).
+    ``run.json`` records them as ``"explainer"``.
+
+    Example:
+        >>> explainer_options(Experiment(method="excon", cam_layer="block2"))
+        {'layer': 'encoder.block2', 'relu': False}
+    """
+    options: dict[str, object] = {}
     if experiment.explainer in LAYER_EXPLAINERS:
         layer = experiment.cam_layer
-        if layer is not None and isinstance(model, ContrastiveModel):
+        if layer is not None and experiment.contrastive:
             layer = f"encoder.{layer}"
         options["layer"] = layer
     if experiment.explainer == "gradcam":
-        options["relu"] = relu
-    return build_explainer(experiment.explainer, model, **options)
+        options["relu"] = not experiment.contrastive
+    return options
+
+
+def _explainer(experiment: Experiment, model: nn.Module) -> Explainer:
+    """The live-model explainer of ExCon/EDDA, without per-step value checks (host syncs)."""
+    options = explainer_options(experiment)
+    return build_explainer(experiment.explainer, model, check_values=False, **options)
 
 
 def _crop_flip(size: int) -> nn.Module:
@@ -365,6 +382,7 @@ def run(
         description = {
             "experiment": dataclasses.asdict(experiment),
             "num_classes": train_set.num_classes,
+            "explainer": {"name": experiment.explainer, **explainer_options(experiment)},
         }
         (Path(out_dir) / RUN_FILE).write_text(json.dumps(description, indent=2))
         (Path(out_dir) / WEIGHTS_FILE).unlink(missing_ok=True)  # final weights come after training

@@ -11,9 +11,14 @@ import torch
 from hand_models import FixedMaps, PixelModel, make_pixel_model, make_row_maps
 from torch import Tensor
 
-from explainaug.evaluate.faithfulness import blurred_canvas, faithfulness, trapezoid_auc
+from explainaug.evaluate.faithfulness import (
+    blurred_canvas,
+    faithfulness,
+    rise_blur_kernel,
+    trapezoid_auc,
+)
 from explainaug.explain import Saliency
-from explainaug.models import SmallCNN
+from explainaug.models import Normalize, SmallCNN
 
 
 @pytest.fixture
@@ -88,17 +93,50 @@ def test_deletion_curve_and_auc_by_hand(
     expected = [(a + b) / 2 for a, b in zip(curve_a, curve_b, strict=False)]
     np.testing.assert_allclose(result["deletion_curve"], expected, rtol=1e-5)
     assert result["deletion_auc"] == pytest.approx((_auc(curve_a) + _auc(curve_b)) / 2, rel=1e-5)
-    # inserting onto the blur of a constant image changes nothing
-    np.testing.assert_allclose(result["insertion_curve"], [sig(1)] * 5, rtol=1e-5)
+    # insertion starts from RISE's blur of the image (zero padding = the fill, 0 here)
+    blurred = _rise_blur(torch.ones(1, 1, 4, 4, dtype=torch.float64), 0.0)[0, 0]
+    weight = pixel_model.weight.detach()[0].double()
+    inserted = []
+    for rows_a, rows_b in zip(
+        ([], [0], [0, 1], [0, 1, 2], [0, 1, 2, 3]),
+        ([], [3], [2, 3], [1, 2, 3], [0, 1, 2, 3]),
+        strict=True,
+    ):
+        curve = []
+        for rows in (rows_a, rows_b):
+            image = blurred.clone()
+            image[rows] = 1.0
+            curve.append(sig(float((weight * image).sum()) - 1.0))
+        inserted.append(sum(curve) / 2)
+    np.testing.assert_allclose(result["insertion_curve"], inserted, rtol=1e-5)
 
 
-def test_insertion_uses_scipy_equivalent_blur(pixel_model: PixelModel, row_maps: Tensor) -> None:
+def _rise_gkern(klen: int = 11, nsig: float = 5.0) -> np.ndarray:
+    """RISE's gkern (the paper's notebook): a Gaussian-smoothed impulse in a klen x klen box."""
+    impulse = np.zeros((klen, klen))
+    impulse[klen // 2, klen // 2] = 1
+    return scipy.ndimage.gaussian_filter(impulse, nsig)
+
+
+def _rise_blur(x: Tensor, fill: float) -> Tensor:
+    """RISE's blur: conv2d with gkern on the normalised image, zero padding; normalised zero
+    is the fill colour, so in [0, 1] space it blurs x - fill and adds fill back."""
+    kernel = torch.from_numpy(_rise_gkern()).to(x.dtype)
+    weight = kernel.expand(x.shape[1], 1, 11, 11)
+    return torch.nn.functional.conv2d(x - fill, weight, padding=5, groups=x.shape[1]) + fill
+
+
+def test_insertion_uses_rises_blur(pixel_model: PixelModel, row_maps: Tensor) -> None:
     x = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     model = pixel_model.double()
     result = faithfulness(
-        model, FixedMaps(model, row_maps[:1].double()), [(x, torch.tensor([1]))], deletion_steps=4
+        model,
+        FixedMaps(model, row_maps[:1].double()),
+        [(x, torch.tensor([1]))],
+        deletion_steps=4,
+        fill=0.25,
     )
-    blurred = scipy.ndimage.gaussian_filter(x[0, 0].numpy(), sigma=5, truncate=1.0, mode="reflect")
+    blurred = _rise_blur(x, 0.0)[0, 0].numpy()  # padded with the model's normalised zero
     weight = model.weight.detach()[0].numpy()
     with torch.no_grad():
         predicted = int(model(x).argmax())
@@ -112,12 +150,16 @@ def test_insertion_uses_scipy_equivalent_blur(pixel_model: PixelModel, row_maps:
     np.testing.assert_allclose(result["insertion_curve"], expected, rtol=1e-6)
 
 
-def test_blurred_canvas_matches_rise_kernel_via_scipy() -> None:
+def test_rise_kernel_is_the_folded_gaussian_of_the_reference() -> None:
+    np.testing.assert_allclose(rise_blur_kernel().numpy(), _rise_gkern(), rtol=1e-12, atol=1e-15)
+    # the tails fold back: the corner weighs far more than an 11-tap truncated Gaussian's
+    truncated = np.exp(-0.5 * (np.arange(-5, 6) / 5.0) ** 2)
+    truncated = np.outer(truncated, truncated) / truncated.sum() ** 2
+    assert rise_blur_kernel()[0, 0] > 1.05 * truncated[0, 0]
     x = torch.rand(2, 3, 12, 12, dtype=torch.float64)
-    expected = scipy.ndimage.gaussian_filter(
-        x.numpy(), sigma=(0, 0, 5, 5), truncate=1.0, mode="reflect"
-    )
-    np.testing.assert_allclose(blurred_canvas(x).numpy(), expected, atol=1e-12)
+    fill = torch.tensor([0.2, 0.5, 0.7], dtype=torch.float64).view(1, 3, 1, 1)
+    expected = torch.cat([_rise_blur(x[:, c : c + 1], float(fill[0, c])) for c in range(3)], 1)
+    torch.testing.assert_close(blurred_canvas(x, fill), expected)
 
 
 def test_fill_options(pixel_model: PixelModel, row_maps: Tensor, ones_loader: list) -> None:
@@ -133,7 +175,9 @@ def test_fill_options(pixel_model: PixelModel, row_maps: Tensor, ones_loader: li
     assert mean["average_increase"] == pytest.approx(0.0, abs=1e-6)
     # the augmentations' fill names work here too: "zero" is the papers' black fill
     zero = faithfulness(pixel_model, explainer, ones_loader, keep=0.25, fill="zero")
-    assert zero == faithfulness(pixel_model, explainer, ones_loader, keep=0.25, fill=0.0)
+    black = faithfulness(pixel_model, explainer, ones_loader, keep=0.25, fill=0.0)
+    assert zero.pop("fill") == "zero" and black.pop("fill") == [0.0]  # the report states it
+    assert zero == black
 
 
 def test_chunking_does_not_change_results_and_mode_is_restored() -> None:
@@ -195,3 +239,60 @@ def test_label_target_scores_the_label_class(pixel_model: PixelModel, row_maps: 
         faithfulness(
             pixel_model, maps, [(torch.ones(2, 1, 4, 4), torch.tensor([0, 5]))], target="label"
         )
+
+
+def _half_model(top: bool) -> PixelModel:
+    """16x16 images; class 1's evidence is the mean over the top (or bottom) half times 8."""
+    weight = torch.zeros(1, 16, 16)
+    weight[0, :8] = 1 / 16
+    return PixelModel(weight if top else weight.flip(1), bias0=6.0)
+
+
+def test_tied_pixels_are_occluded_uniformly_by_the_metrics() -> None:
+    """Non-salient change on maps that are 0 except a central blob: 128 of the 252 tied zeros
+    are occluded, a uniform draw, so a model reading the top half and its mirror image reading
+    the bottom half both see a hypergeometric number m of occluded pixels and score the
+    expected NC = E|Y - sigmoid(2 - m/16)| / Y (raster order gave 0.016 for the top half).
+    """
+    n = 200
+    maps = torch.zeros(n, 1, 16, 16)
+    maps[..., 7:9, 7:9] = 1.0  # symmetric under a vertical flip
+    loader = [(torch.ones(n, 1, 16, 16), torch.ones(n, dtype=torch.long))]
+    y = sig(2)
+    m = np.arange(0, 127)
+    pmf = scipy.stats.hypergeom(252, 126, 128).pmf(m)
+    expected = float((pmf * np.abs(y - 1 / (1 + np.exp(-(2 - m / 16)))) / y).sum())
+    for top in (True, False):
+        model = _half_model(top)
+        result = faithfulness(
+            model, FixedMaps(model, maps), loader, occlusion_ratio=0.5, fill=0.0, deletion_steps=2
+        )
+        # per-image sd is about 0.06, so 0.02 is more than 4 standard errors over 200 images
+        assert result["nonsalient_change"] == pytest.approx(expected, abs=0.02), top
+
+
+def test_average_drop_keeps_int_of_the_fraction_like_excon() -> None:
+    """keep=0.15 of 10 pixels keeps int(1.5) = 1 pixel (round would keep 2): the second most
+    salient pixel, which carries all the evidence, is then filled and the confidence drops."""
+    weight = torch.zeros(1, 2, 5)
+    weight[0, 0, 1] = 2.0
+    model = PixelModel(weight, bias0=1.0)
+    maps = torch.arange(10.0, 0, -1).view(1, 1, 2, 5)  # pixel 0 most salient, then pixel 1
+    loader = [(torch.ones(1, 1, 2, 5), torch.tensor([1]))]
+    result = faithfulness(model, FixedMaps(model, maps), loader, keep=0.15, fill=0.0)
+    assert result["average_drop_pct"] == pytest.approx(100 * (sig(1) - sig(-1)) / sig(1))
+
+
+def test_default_fill_is_the_models_normalised_zero(
+    pixel_model: PixelModel, row_maps: Tensor, ones_loader: list
+) -> None:
+    """With a Normalize layer in front, filled pixels become exactly 0 after normalisation, so
+    they carry no evidence: the hand-worked numbers of a bare model filled with 0 come back."""
+    model = torch.nn.Sequential(Normalize((0.5,), (0.5,)), pixel_model)  # ones -> 1, fill -> 0
+    result = faithfulness(model, FixedMaps(model, row_maps), ones_loader, keep=0.25)
+    bare = faithfulness(pixel_model, FixedMaps(pixel_model, row_maps), ones_loader, keep=0.25)
+    assert result["fill"] == [0.5] and bare["fill"] == [0.0]
+    for key in ("average_drop_pct", "average_increase", "deletion_auc", "salient_drop"):
+        assert result[key] == pytest.approx(bare[key], rel=1e-5), key
+    black = faithfulness(model, FixedMaps(model, row_maps), ones_loader, keep=0.25, fill=0.0)
+    assert black["average_increase"] != pytest.approx(result["average_increase"], rel=1e-3)

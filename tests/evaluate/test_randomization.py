@@ -11,9 +11,10 @@ from explainaug.evaluate.randomization import (
     forward_order,
     group_layers,
     model_randomization,
+    sanity_maps,
     train_on_permuted_labels,
 )
-from explainaug.explain import Explainer, Saliency
+from explainaug.explain import Explainer, GradCAM, Saliency
 from explainaug.models import SmallCNN
 
 
@@ -221,3 +222,28 @@ def test_bad_inputs_raise(images: Tensor) -> None:
 
     with pytest.raises(ValueError, match="reset_parameters"):
         model_randomization(Custom(), Saliency, images, similarity="spearman_abs")
+
+
+def test_gradcam_enters_relu_and_max_normalised_like_the_papers_code(images: Tensor) -> None:
+    """PAIR saliency's GradCam (used by the sanity checks): ReLU, divide by the max, bilinear
+    resize; the raw CAM comes from Captum's LayerGradCam, whatever the explainer's ``relu``."""
+    from captum.attr import LayerGradCam
+
+    model = _trained_bn(SmallCNN(num_classes=3, width=4)).eval()
+    target = torch.tensor([0, 1, 2, 0])
+    raw = LayerGradCam(model, model.block2).attribute(images, target=target).detach()
+    peak = raw.relu().amax(dim=(2, 3), keepdim=True)
+    cam = raw.relu() / peak.clamp_min(1e-30)  # an all-negative CAM stays 0 (PAIR divides by 0)
+    expected = torch.nn.functional.interpolate(cam, size=(32, 32), mode="bilinear")
+    for relu in (True, False):
+        got = sanity_maps(GradCAM(model, layer="block2", relu=relu), images, target)
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+    assert bool((raw < 0).any())  # the raw CAM had negative evidence that the ReLU removed
+
+
+def test_input_space_attributions_stay_signed(images: Tensor) -> None:
+    model = SmallCNN(num_classes=3, width=4).eval()
+    target = torch.tensor([0, 1, 2, 0])
+    maps = sanity_maps(Saliency(model, abs=False), images, target)
+    assert maps.shape == images.shape and bool((maps < 0).any())
+    torch.testing.assert_close(maps, Saliency(model, abs=False).attribute(images, target))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from explainaug.evaluate.randomization import model_randomization
 from explainaug.evaluate.report import report, resolve_explainer_factory
 from explainaug.evaluate.report_writer import markdown, to_plain
 from explainaug.explain import GradCAM, Saliency
@@ -137,3 +138,37 @@ def test_bad_inputs_raise(tmp_path: Path, loader: list) -> None:
             explainer_factory=Saliency,
             progress=False,
         )
+
+
+def test_report_randomization_compares_signed_gradients(tmp_path: Path, loader: list) -> None:
+    """By name, "saliency" enters the sanity checks as the signed gradient (Adebayo's no-ABS
+    maps): the signed Spearman curve then differs from the ABS one (with |gradient| both were
+    the same curve), and equals a run with Saliency(abs=False) built by hand."""
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=3, width=4)
+    names = ("spearman_abs", "spearman")
+    result = report(
+        model,
+        loader,
+        tmp_path,
+        evaluators=("randomization",),
+        explainer_factory="saliency",
+        similarity=names,
+        grid_images=0,
+        progress=False,
+    )
+    curves = result["models"]["model"]["randomization"]["similarity"]
+    signed, absolute = curves["spearman"]["mean"], curves["spearman_abs"]["mean"]
+    gaps = [abs(a - b) for a, b in zip(signed, absolute, strict=True)]
+    assert max(gaps) > 0.05, gaps
+    by_hand = model_randomization(
+        model, lambda m: Saliency(m, abs=False), torch.cat([b[0] for b in loader]), similarity=names
+    )
+    for name in names:
+        assert curves[name]["mean"] == pytest.approx(by_hand["similarity"][name]["mean"])
+    assert result["settings"]["randomization_explainer"] == {"name": "saliency", "abs": False}
+    assert result["settings"]["explainer"] == {"name": "saliency"}
+    # Adebayo et al.'s 200 images by default; the loader holds 8, and the report says so
+    assert result["settings"]["randomization_images"] == 200
+    text = (tmp_path / "report.md").read_text()
+    assert "Images per model: model: 8 (fewer than the reference protocol's 200)" in text

@@ -175,13 +175,20 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
         self.temperature = check_positive(temperature, "temperature")
 
     def mask(
-        self, saliency: Tensor, size: tuple[int, int], *, ratio: float | Tensor | None = None
+        self,
+        saliency: Tensor,
+        size: tuple[int, int],
+        *,
+        ratio: float | Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """The keep mask ``[B, 1, *size]`` (1 = kept) for maps ``[B, 1, h, w]`` or ``[B, h, w]``.
 
         The maps (any resolution, finite) are resized bilinearly to ``size`` and min-max
         normalised per image before :meth:`_keep`. ``ratio`` (a number or ``Tensor[B]``)
         replaces the constructor's ratio for this call; threshold-mode augmentations reject it.
+        ``generator`` draws the random tie-breaking of ratio-mode selections (``None``: torch's
+        global generator).
         """
         # checks only the maps' own shape and values
         saliency = check_maps(saliency, saliency, finite=self.check_values)
@@ -193,21 +200,34 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
                 )
             ratio = self._check_ratio(ratio, saliency.shape[0], saliency.device)
         scores = normalized_saliency(saliency, (int(size[0]), int(size[1])))
-        return self._keep(scores, self.ratio if ratio is None else ratio)
+        return self._keep(scores, self.ratio if ratio is None else ratio, generator)
 
-    def _keep(self, scores: Tensor, ratio: float | Tensor | None) -> Tensor:
+    def _keep(
+        self, scores: Tensor, ratio: float | Tensor | None, generator: torch.Generator | None
+    ) -> Tensor:
         raise NotImplementedError
 
-    def _selection(self, scores: Tensor, ratio: float | Tensor | None, largest: bool) -> Tensor:
+    def _selection(
+        self,
+        scores: Tensor,
+        ratio: float | Tensor | None,
+        largest: bool,
+        generator: torch.Generator | None,
+    ) -> Tensor:
         """Pixels above the threshold (below it when not ``largest``), or the ``ratio`` top
-        (bottom) pixels by rank."""
+        (bottom) pixels by rank, ties drawn from ``generator``."""
         if self.threshold is not None:
             return threshold_selection(
                 scores, self.threshold, above=largest, soft=self.soft, temperature=self.temperature
             )
         counts = pixel_counts(ratio, scores[0].numel(), scores.shape[0], scores.device)
         return rank_selection(
-            scores, counts, largest=largest, soft=self.soft, temperature=self.temperature
+            scores,
+            counts,
+            largest=largest,
+            soft=self.soft,
+            temperature=self.temperature,
+            generator=generator,
         )
 
     def forward(
@@ -227,16 +247,17 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
                 image), any resolution and floating dtype; required unless ``params`` is given.
             ratio: this call's ratio, a number or ``Tensor[B]`` (ratio mode only).
             params: ``aug._params`` of an earlier call, to replay its masks and selection.
-            generator: random generator for the ``p`` draw and the noise fill.
+            generator: random generator for the ``p`` draw, the noise fill and the tie-breaking
+                of ratio-mode selections.
         """
         if params is None and saliency is None:
             raise ValueError(
                 f"{type(self).__name__} needs saliency maps (or params= to replay a draw)"
             )
 
-        def make_keep(batch: Tensor, _generator: torch.Generator | None) -> Tensor:
+        def make_keep(batch: Tensor, generator: torch.Generator | None) -> Tensor:
             maps = as_map_batch(saliency, batch, single=x.ndim == 3, finite=False)
-            return self.mask(maps, batch.shape[-2:], ratio=ratio)
+            return self.mask(maps, batch.shape[-2:], ratio=ratio, generator=generator)
 
         return self._augment(x, make_keep, params, generator)
 

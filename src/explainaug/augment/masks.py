@@ -10,8 +10,11 @@ Conventions shared by all augmentations of :mod:`explainaug.augment`:
   (all zeros included) normalises to all zeros.
 - Exact counts are ``round(ratio * H * W)`` per image, rounded half to even (like Python's
   ``round``), computed in float64.
-- Ties in a ranking are broken by raster order: among equal scores the earlier pixel (row-major)
-  is selected first. A constant map therefore selects its first ``k`` pixels, row by row.
+- Ties in a ranking are broken at random (:mod:`explainaug._ranking`, the rule the evaluation
+  metrics share): among equal scores every pixel is equally likely to be selected, so a
+  constant map, or the zero area of a ReLU'd Grad-CAM, gives a uniform random draw of the
+  tied pixels, never a band of rows. The draw comes from the ``generator`` passed down (torch's
+  global generator by default).
 - Soft selections are ``sigmoid(sign * (s - t) / temperature)`` so gradients reach the map; in
   ratio mode ``t`` is the (detached) midpoint between the k-th and (k+1)-th ranked scores, so a
   soft selection has about, not exactly, ``k`` pixels (pixels tied at the boundary, e.g. all of
@@ -23,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from explainaug._ranking import tie_broken_ranks
 from explainaug._shared import minmax_normalize, upsample
 from explainaug._shared import pixel_counts as pixel_counts  # part of this module's API
 
@@ -54,11 +58,18 @@ def threshold_selection(
 
 
 def rank_selection(
-    scores: Tensor, counts: Tensor, *, largest: bool, soft: bool = False, temperature: float = 0.05
+    scores: Tensor,
+    counts: Tensor,
+    *,
+    largest: bool,
+    soft: bool = False,
+    temperature: float = 0.05,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Select the ``counts[b]`` highest (``largest``) or lowest scores of each image ``b``.
 
-    Hard selections hold exactly ``counts[b]`` ones; ties go to the earlier pixel in raster order.
+    Hard selections hold exactly ``counts[b]`` ones; ties are broken at random (see
+    :func:`explainaug._ranking.tie_broken_ranks`), drawn from ``generator``.
 
     Args:
         scores: ``[B, 1, H, W]``.
@@ -66,22 +77,21 @@ def rank_selection(
         largest: select the highest scores (else the lowest).
         soft: return ``sigmoid`` scores around the rank boundary instead of 0/1.
         temperature: the sigmoid's temperature.
+        generator: random generator of the tie-breaking (``None``: torch's global generator).
 
     Example:
         >>> scores = torch.tensor([[[[0.1, 0.7, 0.7, 0.3]]]])
         >>> rank_selection(scores, torch.tensor([2]), largest=True).tolist()
         [[[[0.0, 1.0, 1.0, 0.0]]]]
-        >>> rank_selection(scores, torch.tensor([1]), largest=True).tolist()
-        [[[[0.0, 1.0, 0.0, 0.0]]]]
+        >>> rank_selection(scores, torch.tensor([1]), largest=True).sum().item()  # one of the 0.7s
+        1.0
     """
-    flat = scores.flatten(1)
-    values, order = torch.sort(flat, dim=1, descending=largest, stable=True)
     if soft:
+        values = scores.flatten(1).sort(dim=1, descending=largest).values
         boundary = _rank_boundary(values, counts, largest).detach()
         sign = 1.0 if largest else -1.0
         return torch.sigmoid(sign * (scores - boundary.view(-1, 1, 1, 1)) / temperature)
-    positions = torch.arange(flat.shape[1], device=flat.device).expand_as(order)
-    ranks = torch.empty_like(order).scatter_(1, order, positions)
+    ranks = tie_broken_ranks(scores.flatten(1), descending=largest, generator=generator)
     return (ranks < counts.unsqueeze(1)).to(scores.dtype).view_as(scores)
 
 

@@ -98,7 +98,9 @@ class RandomOcclusion(MaskAugmentationBase):
         draws = 1 if self.same_on_batch else batch_size
         if self.shape == "pixels":
             scores = torch.rand(draws, 1, height, width, generator=generator, device=device)
-            occluded = rank_selection(scores.expand(batch_size, -1, -1, -1), counts, largest=True)
+            occluded = rank_selection(
+                scores.expand(batch_size, -1, -1, -1), counts, largest=True, generator=generator
+            )
         else:
             corners = torch.rand(
                 draws, 2, generator=generator, device=device, dtype=torch.float64

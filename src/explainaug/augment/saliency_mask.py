@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 
 from explainaug._deprecation import renamed_kwargs
@@ -18,10 +19,9 @@ class SaliencyMask(SaliencyAugmentationBase):
     Per image the map is resized bilinearly to the image and min-max normalised. Threshold mode
     keeps pixels with normalised saliency ``> threshold`` (the official ExCon rule at 0.5: pixels
     ``<= 0.5`` are masked); it is the default, at 0.5. With ``ratio`` it keeps exactly
-    ``round(ratio * H * W)`` pixels, the most salient, ties to the earlier pixel in raster order;
-    giving both ``threshold`` and ``ratio`` raises. Conventions for constant maps and ties are in
+    ``round(ratio * H * W)`` pixels, the most salient, ties broken at random; giving both ``threshold`` and ``ratio`` raises. Conventions for constant maps and ties are in
     :mod:`explainaug.augment.masks`: a constant (or all-zero) map keeps nothing in threshold mode
-    and its first pixels in raster order in ratio mode. Images and fills are in [0, 1];
+    and a uniformly random set of its pixels in ratio mode. Images and fills are in [0, 1];
     ``p``, ``same_on_batch``, ``keepdim`` and replay follow Kornia (see
     :mod:`explainaug.augment.base`).
 
@@ -83,8 +83,10 @@ class SaliencyMask(SaliencyAugmentationBase):
             check_values=check_values,
         )
 
-    def _keep(self, scores: Tensor, ratio: float | Tensor | None) -> Tensor:
-        return self._selection(scores, ratio, largest=True)
+    def _keep(
+        self, scores: Tensor, ratio: float | Tensor | None, generator: torch.Generator | None
+    ) -> Tensor:
+        return self._selection(scores, ratio, True, generator)
 
     def extra_repr(self) -> str:
         return f"{self._mode_repr()}, soft={self.soft}, {super().extra_repr()}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 
 from explainaug.augment.base import SaliencyAugmentationBase
@@ -17,12 +18,12 @@ class SaliencyOcclusion(SaliencyAugmentationBase):
 
     Per image the map is resized bilinearly to the image and min-max normalised. Ratio mode
     occludes exactly ``round(ratio * H * W)`` pixels: the most salient (``region="salient"``) or
-    the least salient (``"nonsalient"``), ties to the earlier pixel in raster order; it is the
-    default, at 0.2. Threshold mode (when ``threshold`` is given; giving ``ratio`` too raises)
+    the least salient (``"nonsalient"``), ties broken at random (a uniform draw among the tied
+    pixels, from ``generator``; see :mod:`explainaug.augment.masks`); it is the default, at 0.2. Threshold mode (when ``threshold`` is given; giving ``ratio`` too raises)
     occludes normalised saliency
     ``> threshold`` (salient) or ``<= threshold`` (non-salient), the ExCon rule at 0.5. A constant
     (or all-zero) map normalises to zeros: threshold mode then occludes nothing (salient) or
-    everything (non-salient); ratio mode occludes its first pixels in raster order.
+    everything (non-salient); ratio mode occludes a uniformly random set of its pixels.
     :meth:`mask` returns the keep mask, so the occluded fraction of image ``b`` is
     ``1 - keep[b].mean()``. Images and fills are in [0, 1]; ``p``, ``same_on_batch``, ``keepdim``
     and replay follow Kornia (see :mod:`explainaug.augment.base`).
@@ -90,8 +91,10 @@ class SaliencyOcclusion(SaliencyAugmentationBase):
         )
         self.region = region
 
-    def _keep(self, scores: Tensor, ratio: float | Tensor | None) -> Tensor:
-        return 1 - self._selection(scores, ratio, largest=self.region == "salient")
+    def _keep(
+        self, scores: Tensor, ratio: float | Tensor | None, generator: torch.Generator | None
+    ) -> Tensor:
+        return 1 - self._selection(scores, ratio, self.region == "salient", generator)
 
     def extra_repr(self) -> str:
         return (

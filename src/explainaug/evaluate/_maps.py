@@ -1,10 +1,12 @@
 """Saliency maps as the faithfulness and localization metrics need them: checked, at image
-resolution, flattened, and ranked by decreasing saliency."""
+resolution, flattened, and ranked by decreasing saliency (ties at random, as in training)."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
+from explainaug._ranking import tie_broken_ranks
 from explainaug._shared import upsample
 from explainaug._validation import check_labels, check_maps
 from explainaug.explain import Explainer
@@ -78,16 +80,25 @@ def explain_flat(explainer: Explainer, x: Tensor, target: Tensor) -> Tensor:
     return upsample(maps.float(), tuple(x.shape[-2:])).flatten(1)
 
 
-def descending_rank(flat_maps: Tensor) -> Tensor:
+def descending_rank(flat_maps: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Position of each pixel when sorted by decreasing saliency (0 = most salient), ``[B, N]``.
 
-    Ties keep pixel order (stable sort), so the ranking is deterministic.
+    Ties are broken at random by the rule the augmentations use
+    (:func:`explainaug._ranking.tie_broken_ranks`), drawn from ``generator``; metrics pass a
+    seeded generator, so they are deterministic and free of positional bias.
 
     Example:
-        >>> descending_rank(torch.tensor([[0.1, 0.9, 0.5, 0.9]])).tolist()
+        >>> descending_rank(torch.tensor([[0.1, 0.9, 0.5, 0.8]])).tolist()
         [[3, 0, 2, 1]]
     """
-    order = flat_maps.argsort(dim=1, descending=True, stable=True)
-    position = order.new_empty(order.shape)
-    columns = order.new_tensor(range(order.shape[1])).expand_as(order)
-    return position.scatter_(1, order, columns)
+    return tie_broken_ranks(flat_maps, descending=True, generator=generator)
+
+
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed`` (for the metrics' tie-breaking).
+
+    Example:
+        >>> seeded_generator(0, torch.device("cpu")).initial_seed()
+        0
+    """
+    return torch.Generator(device=device).manual_seed(seed)

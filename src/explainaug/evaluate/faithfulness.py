@@ -1,28 +1,35 @@
 """Faithfulness of saliency maps: does the model's confidence follow the pixels the map ranks high?
 
 For each image the class ``c`` (the model's prediction by default, or the label with
-``target="label"``) is explained and the model's softmax probability ``p_c`` is measured on perturbed copies of the image (images are float in [0, 1]; models
-normalise inside):
+``target="label"``) is explained and the model's softmax probability ``p_c`` is measured on
+perturbed copies of the image (images are float in [0, 1]; models normalise inside). Removed
+pixels take the ``fill``, by default the model's normalised zero: the mean of its input
+``Normalize`` layer, i.e. the dataset mean colour (0 for a model without one), as the official
+ExCon evaluation (``x * mask`` on normalised images) and RISE's deletion (``zeros_like`` of the
+normalised image):
 
-* **Keep top ``keep`` (Grad-CAM++, Ablation-CAM, ExCon's ``eval_drop_increase``).** Keep the
-  ``keep`` fraction of most salient pixels, replace the rest with ``fill`` ("zero" in the papers:
-  with [0, 1] images that is 0, black), giving ``O = p_c(x_keep)`` against ``Y = p_c(x)``:
+* **Keep top ``keep`` (Grad-CAM++, ExCon's ``eval_drop_increase``).** Keep the
+  ``int(keep * N)`` most salient pixels (at least 1; ExCon keeps ``int(0.15 * n)``), fill the
+  rest, giving ``O = p_c(x_keep)`` against ``Y = p_c(x)``:
   ``average_drop_pct = 100 * mean(max(0, Y - O) / Y)`` (lower is better),
   ``increase_in_confidence_pct = 100 * mean(O > Y)`` (higher is better), and ExCon's
   ``drop_rate = mean(Y > O)`` and ``average_increase = mean(max(0, O - Y) / Y)``.
 * **Deletion / insertion (RISE, Petsiuk et al. 2018).** Remove pixels in decreasing saliency
-  order in ``deletion_steps`` equal steps (replaced by ``fill``), or insert them in that order onto
-  a blurred copy of the image (Gaussian, 11 taps, sigma 5, as RISE); the AUC of ``p_c`` over the
+  order in ``deletion_steps`` equal steps (filled), or insert them in that order onto RISE's
+  blurred copy of the image (``rise_blur_kernel``: sigma 5 folded into 11x11, zero padding in
+  normalised space, i.e. the model's normalised zero here); the AUC of ``p_c`` over the
   fraction of pixels (trapezoid rule). Deletion: lower is better; insertion: higher is better.
-* **EDDA alignment.** Occlude the ``occlusion_ratio`` most salient pixels (``x_sal``) or least
-  salient pixels (``x_non``) with ``fill``: salient drop ``SD = mean max(0, Y - p_c(x_sal)) / Y``
-  (higher is better) and non-salient change ``NC = mean |Y - p_c(x_non)| / Y`` (lower is better).
+  RISE steps 224 pixels at a time on 224x224 images; here ``deletion_steps`` equal steps.
+* **EDDA alignment.** Occlude the ``round(occlusion_ratio * N)`` most salient pixels
+  (``x_sal``) or least salient pixels (``x_non``), the count ``SaliencyOcclusion`` uses in
+  training: salient drop ``SD = mean max(0, Y - p_c(x_sal)) / Y`` (higher is better) and
+  non-salient change ``NC = mean |Y - p_c(x_non)| / Y`` (lower is better).
 
-A fraction ``f`` of ``N = H*W`` pixels means exactly ``round(f * N)`` pixels (at least 1), chosen
-by an exact top-k on the map at image resolution (maps of lower resolution are upsampled
-bilinearly); ties are broken by pixel position. A pixel is replaced in all channels. Every
-perturbed image of a batch is built on the fly and run through the model in chunks of
-``batch_size``; there are no loops over images.
+Pixels are chosen by an exact top-k on the map at image resolution (maps of lower resolution
+are upsampled bilinearly); ties (e.g. the zero area of a ReLU'd Grad-CAM) are broken at random
+by the rule the training augmentations use, from a generator seeded with ``seed``. A pixel is
+replaced in all channels. Every perturbed image of a batch is built on the fly and run through
+the model in chunks of ``batch_size``; there are no loops over images.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypedDict
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -43,10 +51,11 @@ from explainaug.evaluate._maps import (
     descending_rank,
     explain_flat,
     explained_classes,
+    seeded_generator,
 )
 from explainaug.evaluate._predict import iterate_batches, model_device
-from explainaug.evaluate.similarity import gaussian_filter
 from explainaug.explain import Explainer
+from explainaug.models.normalize import model_mean
 
 FillOption = FillSpec | Sequence[float]
 
@@ -67,24 +76,63 @@ def as_fill(fill: FillOption) -> Fill:
     return Fill(float(values)) if values.numel() == 1 else Fill("mean", mean=values)
 
 
-def blurred_canvas(x: Tensor, sigma: float = 5.0, radius: int = 5) -> Tensor:
-    """RISE's insertion canvas: a Gaussian blur of the images (``2*radius+1`` taps).
+def rise_blur_kernel(size: int = 11, sigma: float = 5.0) -> Tensor:
+    """RISE's insertion kernel ``gkern(size, sigma)``, float64 ``[size, size]``, summing to 1.
+
+    RISE blurs a centred unit impulse in a ``size x size`` array with
+    ``scipy.ndimage.gaussian_filter(impulse, sigma)`` (reflected borders, truncated at 4 sigma):
+    the Gaussian's tails beyond the box fold back into it, so at sigma 5 the kernel is much
+    flatter than an 11-tap Gaussian.
 
     Example:
-        >>> blurred_canvas(torch.ones(1, 3, 8, 8)).allclose(torch.ones(1, 3, 8, 8))
+        >>> kernel = rise_blur_kernel()
+        >>> kernel.shape, round(float(kernel.sum()), 6)
+        (torch.Size([11, 11]), 1.0)
+    """
+    radius = int(4.0 * sigma + 0.5)
+    offsets = torch.arange(-radius, radius + 1)
+    weights = torch.exp(-0.5 * (offsets.double() / sigma) ** 2)
+    weights = weights / weights.sum()
+    # position i gets weight g(d) from source i - d, when that source reflects onto the centre
+    sources = (torch.arange(size)[:, None] - offsets[None, :]).remainder(2 * size)
+    reflected = torch.where(sources < size, sources, 2 * size - 1 - sources)
+    line = (weights * (reflected == size // 2)).sum(dim=1)
+    return torch.outer(line, line)
+
+
+def blurred_canvas(x: Tensor, pad: Tensor | float = 0.0) -> Tensor:
+    """RISE's insertion canvas: ``x`` blurred by ``rise_blur_kernel`` with zero padding in the
+    model's normalised space, i.e. padding with its normalised zero ``pad`` (``[1, C, 1, 1]``).
+
+    Example:
+        >>> blurred_canvas(torch.ones(1, 3, 8, 8), pad=1.0).allclose(torch.ones(1, 3, 8, 8))
         True
     """
-    return gaussian_filter(x, sigma, truncate=radius / sigma)
+    kernel = rise_blur_kernel().to(x)
+    channels = x.shape[1]
+    weight = kernel.expand(channels, 1, *kernel.shape)
+    blurred = F.conv2d(x - pad, weight, padding=kernel.shape[-1] // 2, groups=channels)
+    return blurred + pad
 
 
 def count(fraction: float, n: int) -> int:
-    """Pixels in a fraction of ``n``: ``round(fraction * n)``, at least 1.
+    """Pixels in a fraction of ``n`` for an occlusion: ``round(fraction * n)``, at least 1.
 
     Example:
         >>> count(0.15, 1024)
         154
     """
     return max(1, int(pixel_counts(fraction, n, 1, "cpu")))
+
+
+def kept_count(fraction: float, n: int) -> int:
+    """Pixels kept by Average Drop / Increase: ``int(fraction * n)`` as ExCon, at least 1.
+
+    Example:
+        >>> kept_count(0.15, 1024)
+        153
+    """
+    return max(1, int(fraction * n))
 
 
 def trapezoid_auc(curves: Tensor) -> Tensor:
@@ -105,7 +153,7 @@ def _perturbation_plan(
     blur). Order: keep-top, salient occlusion, non-salient occlusion, deletion steps 0..T,
     insertion steps 0..T."""
     removed = [round(step * n / steps) for step in range(steps + 1)]
-    k_keep, k_occlude = count(keep, n), count(ratio, n)
+    k_keep, k_occlude = kept_count(keep, n), count(ratio, n)
     low = [k_keep, 0, n - k_occlude] + [0] * (steps + 1) + removed
     high = [n, k_occlude, n] + removed + [n] * (steps + 1)
     canvas = [0, 0, 0] + [0] * (steps + 1) + [1] * (steps + 1)
@@ -151,6 +199,7 @@ class FaithfulnessResult(TypedDict):
     nonsalient_change: float
     deletion_curve: list[float]
     insertion_curve: list[float]
+    fill: list[float] | str
     n_images: int
 
 
@@ -162,9 +211,10 @@ def faithfulness(
     keep: float = 0.15,
     deletion_steps: int = 32,
     occlusion_ratio: float = 0.2,
-    fill: FillOption = 0.0,
+    fill: FillOption | None = None,
     batch_size: int = 512,
     target: str = "predicted",
+    seed: int = 0,
     progress: bool = False,
 ) -> FaithfulnessResult:
     """Average Drop / Increase in Confidence, deletion / insertion AUC and EDDA's SD / NC.
@@ -181,19 +231,21 @@ def faithfulness(
         keep: fraction of most salient pixels kept for Average Drop / Increase.
         deletion_steps: number of equal steps from no pixel to all pixels.
         occlusion_ratio: fraction occluded for SD (most salient) and NC (least salient).
-        fill: replacement colour, as the augmentations' fills: a number in [0, 1] or
-            ``"zero"`` (0, black, as the papers' "zero"), per-channel values (e.g. the dataset
-            mean), ``"mean"`` (each image's mean), ``"blur"`` or ``"noise"``.
+        fill: replacement, as the augmentations' fills: ``None`` for the model's normalised
+            zero (its ``Normalize`` mean, the dataset mean colour, as the reference code; 0
+            without one), a number in [0, 1] or ``"zero"`` (black), per-channel values,
+            ``"mean"`` (each image's mean), ``"blur"`` or ``"noise"``.
         batch_size: perturbed images per forward pass.
         target: explain and score the ``"predicted"`` class (on the clean image) or the
             ``"label"``, as ``localization``'s ``target``.
+        seed: seeds the random tie-breaking of the pixel ranking.
         progress: show a tqdm bar over the loader.
 
     Returns:
         ``{"average_drop_pct", "increase_in_confidence_pct", "drop_rate", "average_increase",
         "deletion_auc", "insertion_auc", "salient_drop", "nonsalient_change": float,
         "deletion_curve", "insertion_curve": [T + 1 floats, mean p_c per step],
-        "n_images": int}``.
+        "fill": the fill used, "n_images": int}``.
 
     Example:
         >>> from explainaug.explain import Saliency
@@ -210,8 +262,13 @@ def faithfulness(
     check_count(deletion_steps, "deletion_steps")
     check_count(batch_size, "batch_size")
     check_target(target)
+    zero = model_mean(model) or [0.0]  # the model's normalised zero, in [0, 1] pixels
+    if fill is None:
+        fill = zero
     replacement = as_fill(fill)
     device = model_device(model)
+    pad = torch.tensor(zero, device=device).view(1, -1, 1, 1)
+    generator = seeded_generator(seed, device)
     clean, perturbed = [], []
     with eval_mode(model):
         for x, labels, _ in tqdm(
@@ -221,9 +278,9 @@ def faithfulness(
                 logits = model(x).float()
             classes = explained_classes(target, logits, labels)
             confidence = logits.softmax(dim=1).gather(1, classes[:, None])[:, 0]
-            rank = descending_rank(explain_flat(explainer, x, classes))
+            rank = descending_rank(explain_flat(explainer, x, classes), generator)
             filled = replacement(x, replacement.draw(x)).expand_as(x)
-            canvases = torch.stack([filled, blurred_canvas(x)])
+            canvases = torch.stack([filled, blurred_canvas(x, pad.to(x.dtype))])
             plan = _perturbation_plan(rank.shape[1], keep, deletion_steps, occlusion_ratio, device)
             with torch.no_grad():
                 perturbed.append(
@@ -245,5 +302,6 @@ def faithfulness(
         "nonsalient_change": float(((y_clean - nonsalient).abs() / y_clean).mean()),
         "deletion_curve": deletion.mean(dim=0).tolist(),
         "insertion_curve": insertion.mean(dim=0).tolist(),
+        "fill": fill if isinstance(fill, str) else torch.as_tensor(fill).flatten().tolist(),
         "n_images": int(y_clean.shape[0]),
     }

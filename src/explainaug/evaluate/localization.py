@@ -7,14 +7,23 @@ the object mask ``G`` of ``n`` pixels, per image:
 * **IoU** of the top-``top`` binarised map with ``G``: ``S`` is kept where it is strictly greater
   than its ``(floor(top * n) + 1)``-th largest value (so at most ``floor(top * n)`` pixels).
 * **Bbox score** (Schulz et al.): with ``N = |G|``, the fraction of the ``N`` most salient pixels
-  that fall inside ``G`` (ties broken by pixel position).
-* **Pointing game**: 1 when the map's maximum (the first, in pixel order, on ties) lies in ``G``.
+  that fall inside ``G``.
+* **Pointing game**: 1 when the map's maximum lies in ``G`` (``pointing_game``), or lies within
+  ``pointing_tolerance`` of it (``pointing_game_tolerance``): TorchRay's benchmark counts a hit
+  when a pixel of ``G`` is closer than 15 pixels to the maximum, on images the network sees at
+  224 pixels on the shorter side; here the tolerance is ``15 / 224`` of the shorter side by
+  default (2.1 pixels on 32x32 images), strictly less as TorchRay.
+
+Ties in the ranking (Bbox) and the maximum (pointing game) are broken at random by the rule the
+training augmentations use, from a generator seeded with ``seed``: a constant map points at a
+uniformly random pixel, not at the top-left corner.
 
 Each metric is averaged over images (``miou`` is the mean IoU). Images are float in [0, 1].
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TypedDict
 
@@ -29,9 +38,13 @@ from explainaug.evaluate._maps import (
     check_target,
     descending_rank,
     explain_flat,
+    seeded_generator,
 )
 from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.explain import Explainer
+
+POINTING_TOLERANCE = 15 / 224
+"""TorchRay's pointing-game tolerance, 15 pixels, as a fraction of its 224-pixel input side."""
 
 
 def check_masks(masks: Tensor | None, x: Tensor) -> Tensor:
@@ -61,14 +74,28 @@ def check_masks(masks: Tensor | None, x: Tensor) -> Tensor:
     return flat
 
 
-def localization_scores(maps: Tensor, masks: Tensor, top: float = 0.2) -> dict[str, Tensor]:
+def localization_scores(
+    maps: Tensor,
+    masks: Tensor,
+    top: float = 0.2,
+    generator: torch.Generator | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    pointing_tolerance: float = POINTING_TOLERANCE,
+) -> dict[str, Tensor]:
     """Per-image EBPG, IoU, Bbox and pointing-game scores of flat maps ``[B, N]`` vs bool masks.
+
+    ``generator`` draws the random tie-breaking of the ranking (``None``: torch's global one);
+    ``size`` is the image's ``(H, W)`` (``None``: square, else one row); ``pointing_tolerance``
+    is a fraction of its shorter side.
 
     Example:
         >>> maps = torch.tensor([[0.0, 1.0, 3.0, 0.0]])
         >>> masks = torch.tensor([[False, False, True, True]])
-        >>> {k: v.tolist() for k, v in localization_scores(maps, masks, top=0.25).items()}
-        {'ebpg': [0.75], 'iou': [0.5], 'bbox': [0.5], 'pointing_game': [1.0]}
+        >>> scores = localization_scores(maps, masks, top=0.25)
+        >>> {k: v.tolist() for k, v in scores.items()}  # doctest: +NORMALIZE_WHITESPACE
+        {'ebpg': [0.75], 'iou': [0.5], 'bbox': [0.5], 'pointing_game': [1.0],
+         'pointing_game_tolerance': [1.0]}
     """
     n = maps.shape[1]
     inside = masks.to(maps.dtype)
@@ -79,15 +106,33 @@ def localization_scores(maps: Tensor, masks: Tensor, top: float = 0.2) -> dict[s
     binary = maps > threshold
     iou = (binary & masks).sum(dim=1) / (binary | masks).sum(dim=1)
     area = masks.sum(dim=1)
-    top_n = descending_rank(maps) < area[:, None]
-    bbox = (top_n & masks).sum(dim=1) / area
-    pointing = masks.gather(1, maps.argmax(dim=1, keepdim=True))[:, 0]
+    rank = descending_rank(maps, generator)
+    bbox = ((rank < area[:, None]) & masks).sum(dim=1) / area
+    peak = rank.argmin(dim=1, keepdim=True)
+    pointing = masks.gather(1, peak)[:, 0]
     return {
         "ebpg": ebpg,
         "iou": iou.to(maps.dtype),
         "bbox": bbox.to(maps.dtype),
         "pointing_game": pointing.to(maps.dtype),
+        "pointing_game_tolerance": _near_hits(peak, masks, size, pointing_tolerance).to(maps.dtype),
     }
+
+
+def _near_hits(
+    peak: Tensor, masks: Tensor, size: tuple[int, int] | None, tolerance: float
+) -> Tensor:
+    """TorchRay's hit: some mask pixel lies closer than ``tolerance * min(H, W)`` to the peak."""
+    n = masks.shape[1]
+    if size is None:
+        side = math.isqrt(n)
+        size = (side, side) if side * side == n else (1, n)
+    height, width = size
+    radius = tolerance * min(height, width)
+    rows = torch.arange(height, device=masks.device).repeat_interleave(width)
+    columns = torch.arange(width, device=masks.device).repeat(height)
+    distance = (rows - rows[peak]) ** 2 + (columns - columns[peak]) ** 2  # [B, N]
+    return (masks & (distance < radius**2)).any(dim=1)
 
 
 class LocalizationResult(TypedDict):
@@ -97,6 +142,8 @@ class LocalizationResult(TypedDict):
     miou: float
     bbox: float
     pointing_game: float
+    pointing_game_tolerance: float
+    pointing_tolerance_pixels: float
     n_images: int
 
 
@@ -107,6 +154,8 @@ def localization(
     *,
     top: float = 0.2,
     target: str = "label",
+    pointing_tolerance: float = POINTING_TOLERANCE,
+    seed: int = 0,
     progress: bool = False,
 ) -> LocalizationResult:
     """EBPG, mIoU, Bbox score and pointing game of ``explainer`` over a loader with masks.
@@ -120,10 +169,14 @@ def localization(
             ``[B, H, W]`` at image resolution, marking the labelled object.
         top: fraction of pixels kept by the IoU binarisation.
         target: explain the ``"label"`` (the masked object's class) or the ``"predicted"`` class.
+        pointing_tolerance: the tolerant pointing game's radius, a fraction of the shorter
+            image side (TorchRay's 15 pixels at 224).
+        seed: seeds the random tie-breaking of the ranking.
         progress: show a tqdm bar over the loader.
 
     Returns:
-        ``{"ebpg", "miou", "bbox", "pointing_game": float, "n_images": int}``.
+        ``{"ebpg", "miou", "bbox", "pointing_game", "pointing_game_tolerance": float,
+        "pointing_tolerance_pixels": float, "n_images": int}``.
 
     Example:
         >>> from explainaug.explain import Saliency
@@ -132,14 +185,18 @@ def localization(
         >>> masks = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
         >>> masks[:, :, 4:12, 4:12] = True
         >>> loader = [(torch.rand(2, 3, 16, 16), torch.tensor([0, 1]), masks)]
-        >>> sorted(localization(model, Saliency(model), loader))
-        ['bbox', 'ebpg', 'miou', 'n_images', 'pointing_game']
+        >>> sorted(localization(model, Saliency(model), loader))  # doctest: +NORMALIZE_WHITESPACE
+        ['bbox', 'ebpg', 'miou', 'n_images', 'pointing_game', 'pointing_game_tolerance',
+         'pointing_tolerance_pixels']
     """
     check_explainer(explainer, model)
     check_fraction(top, "top")
     check_target(target)
+    check_fraction(pointing_tolerance, "pointing_tolerance", closed=True)
     device = model_device(model)
+    generator = seeded_generator(seed, device)
     scores: dict[str, list[Tensor]] = {}
+    size = (0, 0)
     with eval_mode(model):
         for x, y, masks in tqdm(
             iterate_batches(loader, device), desc="localization", disable=not progress, leave=False
@@ -149,7 +206,11 @@ def localization(
                 with torch.no_grad():
                     y = model(x).argmax(dim=1)
             maps = explain_flat(explainer, x, y)
-            for name, value in localization_scores(maps, flat_masks, top).items():
+            size = (int(x.shape[-2]), int(x.shape[-1]))
+            batch_scores = localization_scores(
+                maps, flat_masks, top, generator, size=size, pointing_tolerance=pointing_tolerance
+            )
+            for name, value in batch_scores.items():
                 scores.setdefault(name, []).append(value)
     means = {name: float(torch.cat(values).mean()) for name, values in scores.items()}
     return {
@@ -157,5 +218,7 @@ def localization(
         "miou": means["iou"],
         "bbox": means["bbox"],
         "pointing_game": means["pointing_game"],
+        "pointing_game_tolerance": means["pointing_game_tolerance"],
+        "pointing_tolerance_pixels": pointing_tolerance * min(size),
         "n_images": len(torch.cat(scores["ebpg"])),
     }

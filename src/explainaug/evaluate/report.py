@@ -26,7 +26,7 @@ from explainaug.evaluate.report_writer import write_report
 from explainaug.evaluate.robustness import robustness
 from explainaug.evaluate.similarity import SIMILARITIES
 from explainaug.explain import Explainer
-from explainaug.explain.registry import build_explainer, explainer_names
+from explainaug.explain.registry import SIGNED_OPTIONS, build_explainer, explainer_names
 
 EVALUATORS = (
     "accuracy",
@@ -40,16 +40,23 @@ EXPLANATION_EVALUATORS = ("randomization", "faithfulness", "localization")
 ExplainerSpec = str | Callable[[nn.Module], Explainer] | None
 
 
-def resolve_explainer_factory(spec: ExplainerSpec) -> Callable[[nn.Module], Explainer]:
+def resolve_explainer_factory(
+    spec: ExplainerSpec, *, signed: bool = False, **options: object
+) -> Callable[[nn.Module], Explainer]:
     """A factory ``model -> Explainer`` from a callable or a name of the explainer registry.
 
     Names are matched case-insensitively (``"gradcam"`` -> ``GradCAM``); the explainer is built
-    with its defaults (e.g. the model's ``default_cam_layer``).
+    with ``options`` (e.g. ``layer=``, ``relu=``) over its defaults (e.g. the model's
+    ``default_cam_layer``). ``signed`` builds the method's signed variant (the signed gradient
+    of ``"saliency"``, see ``registry.SIGNED_OPTIONS``), which the randomization sanity checks
+    need for their no-ABS Spearman; a callable is returned as it is.
 
     Example:
         >>> from explainaug.models import SmallCNN
         >>> resolve_explainer_factory("saliency")(SmallCNN(num_classes=4, width=4))
         Saliency(SmallCNN)
+        >>> resolve_explainer_factory("saliency", signed=True)(SmallCNN(num_classes=4)).abs
+        False
     """
     if callable(spec):
         return spec
@@ -62,7 +69,23 @@ def resolve_explainer_factory(spec: ExplainerSpec) -> Callable[[nn.Module], Expl
         raise ValueError(
             f"unknown explainer {spec!r}; choose one of {', '.join(explainer_names())}"
         )
-    return functools.partial(build_explainer, spec)
+    if signed:
+        options = {**options, **SIGNED_OPTIONS.get(spec.lower(), {})}
+    return functools.partial(build_explainer, spec, **options)
+
+
+def describe_explainer(spec: ExplainerSpec, *, signed: bool = False, **options: object) -> object:
+    """How the report builds its explainer, for its settings: ``{"name", **options}`` for a
+    registry name (with the signed options when ``signed``), the callable's name otherwise.
+
+    Example:
+        >>> describe_explainer("GradCAM", layer="layer2", relu=False)
+        {'name': 'gradcam', 'layer': 'layer2', 'relu': False}
+    """
+    if isinstance(spec, str):
+        signed_options = SIGNED_OPTIONS.get(spec.lower(), {}) if signed else {}
+        return {"name": spec.lower(), **options, **signed_options}
+    return getattr(spec, "__name__", repr(spec)) if spec is not None else None
 
 
 def first_images(loader: Iterable, n: int, device: torch.device) -> Tensor:
@@ -109,13 +132,14 @@ def report(
     *,
     evaluators: Sequence[str] | str = EVALUATORS,
     explainer_factory: ExplainerSpec = None,
+    explainer_options: dict | None = None,
     mask_loader: Iterable | None = None,
     corruptions: str | Sequence[str] | None = None,
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     attack: str | Sequence[str] = "pgd",
     eps: Sequence[float] = (2 / 255, 4 / 255, 8 / 255),
     randomization_mode: str = "cascading",
-    randomization_images: int = 16,
+    randomization_images: int = 200,
     similarity: Sequence[str] = tuple(SIMILARITIES),
     faithfulness_options: dict | None = None,
     grid_images: int = 8,
@@ -131,12 +155,17 @@ def report(
         out_dir: folder for the report (created if missing).
         evaluators: any of ``EVALUATORS``.
         explainer_factory: ``model -> Explainer`` or an explainer class name (``"gradcam"``);
-            needed for randomization, faithfulness and localization.
+            needed for randomization, faithfulness and localization. A name builds the signed
+            variant for randomization (the signed gradient for ``"saliency"``, so the no-ABS
+            Spearman sees signs); a callable is used as given everywhere.
+        explainer_options: constructor options for an explainer given by name (``layer=``,
+            ``relu=``, e.g. the training run's; see ``explainaug.experiment.explainer_options``).
         mask_loader: batches ``(x, y, masks)`` for localization; default ``loader``.
         corruptions, severities: passed to ``calibration`` (``None``: clean only; ``"all"``).
         attack, eps: passed to ``robustness``.
         randomization_mode: ``"cascading"`` or ``"independent"`` (``model_randomization``).
-        randomization_images: number of the loader's first images used by randomization.
+        randomization_images: number of the loader's first images used by randomization
+            (Adebayo et al.'s 200 by default; the report says when it used fewer).
         similarity: similarity names for randomization.
         faithfulness_options: keyword arguments for ``faithfulness`` (``keep``, ``fill``, ...).
         grid_images: images in the saliency grid figure (0: no grid).
@@ -160,9 +189,11 @@ def report(
     models = _check_models(models)
     chosen = _check_evaluators(evaluators)
     explains = any(name in EXPLANATION_EVALUATORS for name in chosen)
-    factory = None
+    factory = sanity_factory = None
+    options = explainer_options or {}
     if explains or explainer_factory is not None:
-        factory = resolve_explainer_factory(explainer_factory)
+        factory = resolve_explainer_factory(explainer_factory, **options)
+        sanity_factory = resolve_explainer_factory(explainer_factory, signed=True, **options)
     settings = {
         "evaluators": list(chosen),
         "corruptions": corruptions,
@@ -174,7 +205,8 @@ def report(
         "similarity": list(similarity),
         "faithfulness_options": faithfulness_options or {},
         "seed": seed,
-        "explainer": getattr(factory, "__name__", repr(factory)) if factory else None,
+        "explainer": describe_explainer(explainer_factory, **options),
+        "randomization_explainer": describe_explainer(explainer_factory, signed=True, **options),
     }
     per_model: dict[str, dict] = {}
     maps: dict[str, Tensor] = {}
@@ -187,6 +219,7 @@ def report(
             model,
             loader,
             factory,
+            sanity_factory,
             mask_loader=mask_loader,
             corruptions=corruptions,
             severities=severities,
@@ -219,6 +252,7 @@ def _run(
     model: nn.Module,
     loader: Iterable,
     factory: Callable[[nn.Module], Explainer] | None,
+    sanity_factory: Callable[[nn.Module], Explainer] | None,
     *,
     mask_loader: Iterable | None,
     corruptions: str | Sequence[str] | None,
@@ -232,22 +266,22 @@ def _run(
     progress: bool,
     seed: int,
 ) -> dict:
-    """Run one evaluator on one model."""
+    """Run one evaluator on one model (``sanity_factory``: the signed explainer of randomization)."""
     if evaluator == "accuracy":
         return accuracy(model, loader)
     if evaluator == "calibration":
         return calibration(model, loader, corruptions=corruptions, severities=severities, seed=seed)
     if evaluator == "robustness":
         return robustness(model, loader, attack=attack, eps=eps, seed=seed)
-    assert factory is not None
+    assert factory is not None and sanity_factory is not None
     if evaluator == "randomization":
         x = first_images(loader, randomization_images, model_device(model))
         return model_randomization(
-            model, factory, x, mode=randomization_mode, similarity=similarity, seed=seed
+            model, sanity_factory, x, mode=randomization_mode, similarity=similarity, seed=seed
         )
     explainer = factory(model)
     if evaluator == "faithfulness":
-        return faithfulness(model, explainer, loader, progress=progress, **faithfulness_options)
-    return localization(
-        model, explainer, mask_loader if mask_loader is not None else loader, progress=progress
-    )
+        options = {"seed": seed, **faithfulness_options}
+        return faithfulness(model, explainer, loader, progress=progress, **options)
+    masked = mask_loader if mask_loader is not None else loader
+    return localization(model, explainer, masked, seed=seed, progress=progress)

@@ -122,7 +122,40 @@ def _randomization_table(models: Mapping[str, Mapping]) -> str | None:
             control = result.get("random_map", {}).get(metric, {}).get("mean")
             rows.append([name, metric, curve["mean"][0], curve["mean"][-1], control])
     header = ["model", "similarity", "after first step", "fully randomized", "random-map control"]
-    return _table(header, rows) if rows else None
+    if not rows:
+        return None
+    counts = {
+        name: results["randomization"].get("n_images")
+        for name, results in models.items()
+        if "randomization" in results
+    }
+    used = ", ".join(f"{name}: {count}" for name, count in counts.items())
+    fewer = any(count is not None and count < 200 for count in counts.values())
+    note = " (fewer than the reference protocol's 200)" if fewer else " (as Adebayo et al.)"
+    return f"{_table(header, rows)}\n\nImages per model: {used}{note}."
+
+
+def _faithfulness_table(models: Mapping[str, Mapping]) -> str | None:
+    """The faithfulness numbers, then the colour each model's removed pixels were filled with."""
+    table = _scalar_table(models, "faithfulness")
+    fills = {
+        name: results["faithfulness"]["fill"]
+        for name, results in models.items()
+        if "fill" in results.get("faithfulness", {})
+    }
+    if table is None or not fills:
+        return table
+    described = "; ".join(f"{name}: {_fill_text(fill)}" for name, fill in fills.items())
+    return (
+        f"{table}\n\nRemoved pixels filled with (in [0, 1] pixels): {described}. Insertion "
+        "starts from RISE's blur (sigma 5 folded into 11x11, padded with the fill)."
+    )
+
+
+def _fill_text(fill: object) -> str:
+    if isinstance(fill, list):
+        return "(" + ", ".join(f"{value:.3f}" for value in fill) + ")"
+    return "each image's mean colour" if fill == "mean" else str(fill)
 
 
 def markdown(results: Mapping) -> str:
@@ -146,7 +179,7 @@ def markdown(results: Mapping) -> str:
         "Randomization sanity check (similarity to the original maps)": _randomization_table(
             models
         ),
-        "Faithfulness": _scalar_table(models, "faithfulness"),
+        "Faithfulness": _faithfulness_table(models),
         "Localization": _scalar_table(models, "localization"),
     }
     for title, table in tables.items():

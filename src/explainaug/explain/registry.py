@@ -32,9 +32,16 @@ ExplainerFactory = Callable[..., Explainer]
 
 def _smoothgrad(model: nn.Module, **options: object) -> Explainer:
     check_values = bool(options.pop("check_values", True))
-    return SmoothGrad(
-        Saliency(model, check_values=check_values), check_values=check_values, **options
-    )
+    gradient = Saliency(model, abs=bool(options.pop("abs", True)), check_values=check_values)
+    return SmoothGrad(gradient, check_values=check_values, **options)
+
+
+# Options that make a method's ``attribute`` signed (Adebayo et al.'s no-ABS maps, e.g. the
+# signed gradient); methods not listed are signed (or non-negative) by construction.
+SIGNED_OPTIONS: dict[str, dict[str, object]] = {
+    "saliency": {"abs": False},
+    "smoothgrad": {"abs": False},
+}
 
 
 EXPLAINERS: dict[str, ExplainerFactory] = {

@@ -47,3 +47,19 @@ class Normalize(nn.Module):
         if not self.enabled:
             return x
         return (x - self.mean) / self.std
+
+
+def model_mean(model: nn.Module) -> list[float] | None:
+    """The per-channel dataset mean of the model's input ``Normalize`` layer (None without one):
+    0 in the model's normalised input space, the fill colour of the official ExCon/EDDA masks
+    and of the reference Average Drop / deletion evaluations.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> model_mean(SmallCNN(mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2)))
+        [0.5, 0.4000000059604645, 0.30000001192092896]
+    """
+    for module in model.modules():
+        if isinstance(module, Normalize) and module.enabled:
+            return module.mean.flatten().tolist()
+    return None

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from explainaug._validation import check_count
 from explainaug.explain import GradCAM
 from explainaug.losses import EDDALoss
-from explainaug.models import Normalize
+from explainaug.models.normalize import model_mean  # noqa: F401  (shared with evaluate)
 from explainaug.typing import Batch, BatchAugment, ExplainerLike, Metrics
 
 
@@ -147,21 +147,6 @@ def explain_float32(explainer: ExplainerLike, x: Tensor, target: Tensor) -> Tens
     """
     with torch.autocast(x.device.type, enabled=False):
         return explainer(x.float(), target)
-
-
-def model_mean(model: nn.Module) -> list[float] | None:
-    """The per-channel dataset mean of the model's input ``Normalize`` layer (None without one):
-    the fill colour of the official ExCon/EDDA masks (0 in normalised space).
-
-    Example:
-        >>> from explainaug.models import SmallCNN
-        >>> model_mean(SmallCNN(mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2)))
-        [0.5, 0.4000000059604645, 0.30000001192092896]
-    """
-    for module in model.modules():
-        if isinstance(module, Normalize) and module.enabled:
-            return module.mean.flatten().tolist()
-    return None
 
 
 class OcclusionAlignment(Method):
