@@ -58,8 +58,10 @@ def build(kind: str, views: object = flip_views) -> tuple[nn.Module, Method]:
         model = nn.Sequential(encoder(), nn.Linear(16, 3))
         if kind == "ce":
             return model, CrossEntropy()
+        # threshold mode: the ratio mode breaks ties among equal saliency with a random draw,
+        # which differs between N processes' generators and one process's, as random views do
         occlusions = {
-            region: SaliencyOcclusion(region, ratio=0.25, fill=0.5, check_values=False)
+            region: SaliencyOcclusion(region, threshold=0.5, fill=0.5, check_values=False)
             for region in ("salient", "nonsalient")
         }
         explainer = GradCAM(model, layer="0.0", check_values=False)
