@@ -12,6 +12,7 @@ from explainaug.experiment import (
     load_run,
     run,
 )
+from explainaug.explain.registry import LAYER_EXPLAINERS
 from explainaug.models import ContrastiveModel, SmallCNN
 from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusionControl, SupCon
 
@@ -108,14 +109,32 @@ def test_every_method_is_buildable_on_a_resnet() -> None:
     assert isinstance(build_model(Experiment(**TINY), 3, (0.5,) * 3, (0.25,) * 3), SmallCNN)
 
 
-@pytest.mark.parametrize("name", ["saliency", "inputxgradient", "guidedbackprop"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "saliency",
+        "inputxgradient",
+        "guidedbackprop",
+        "gradcamplusplus",
+        "xgradcam",
+        "hirescam",
+        "layercam",
+        "eigencam",
+        "scorecam",
+        "rise",
+        "occlusion",
+    ],
+)
 def test_other_explainers_drive_edda_and_excon(name) -> None:
     for method in ("edda", "excon"):
-        experiment = Experiment(method=method, explainer=name, **TINY).validate()
-        model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
+        experiment = Experiment(method=method, explainer=name, cam_layer="block2", **TINY)
+        model = build_model(experiment.validate(), 4, (0.5,) * 3, (0.25,) * 3)
         built = build_method(experiment, model, 16)
         assert type(built.explainer).__name__.lower() == name
         assert built.explainer.model is model and not built.explainer.check_values
+        if name in LAYER_EXPLAINERS:
+            expected = "encoder.block2" if method == "excon" else "block2"
+            assert built.explainer.layer_name == expected
     with pytest.raises(ValueError, match="unknown explainer 'nosuch'"):
         Experiment(explainer="nosuch", **TINY).validate()
 

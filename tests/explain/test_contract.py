@@ -13,17 +13,25 @@ import torch
 from torch import nn
 
 from explainaug.explain import (
+    RISE,
     SISE,
     AdaSISE,
+    EigenCAM,
     Explainer,
     GradCAM,
+    GradCAMPlusPlus,
     GuidedBackprop,
     GuidedGradCAM,
+    HiResCAM,
     InputXGradient,
     IntegratedGradCAM,
     IntegratedGradients,
+    LayerCAM,
+    Occlusion,
     Saliency,
+    ScoreCAM,
     SmoothGrad,
+    XGradCAM,
 )
 
 NUM_CLASSES = 5  # outputs of conftest's CountingCNN
@@ -55,12 +63,25 @@ EXPLAINERS: dict[str, Callable[[nn.Module], Explainer]] = {
     "ada_sise": lambda model: AdaSISE(
         model, layers=SISE_LAYERS, fusion="binary", internal_batch_size=8
     ),
+    "gradcam_plusplus": GradCAMPlusPlus,
+    "xgradcam": lambda model: XGradCAM(model, layer="block2"),
+    "hirescam": HiResCAM,
+    "layercam": LayerCAM,
+    "eigencam": EigenCAM,
+    "scorecam": lambda model: ScoreCAM(model, internal_batch_size=8),
+    "scorecam_pytorch_grad_cam": lambda model: ScoreCAM(
+        model, variant="pytorch-grad-cam", internal_batch_size=8
+    ),
+    "rise": lambda model: RISE(model, n_masks=8, seed=0, internal_batch_size=8),
+    "occlusion": lambda model: Occlusion(model, window=8, stride=4, internal_batch_size=8),
 }
 SISE_LAYERS = ["block1", "block2", "block3"]
 # Perturbation methods score masked images without a graph: create_graph=True is refused.
-NOT_DIFFERENTIABLE = {"sise", "sise_auto_layers", "ada_sise"}
-# The automatic layer choice runs a probing forward first (no backward through it).
-PROBES_FIRST = {"sise_auto_layers"}
+PERTURBATION = {"scorecam", "scorecam_pytorch_grad_cam", "rise", "occlusion"}
+NOT_DIFFERENTIABLE = {"sise", "sise_auto_layers", "ada_sise", *PERTURBATION}
+# These run no backward through their first forward: the automatic layer choice probes first,
+# the others never backpropagate; a backward failure is injected in their last forward instead.
+NO_FIRST_BACKWARD = {"sise_auto_layers", "eigencam", *PERTURBATION}
 
 HOOK_DICTS = (
     "_forward_hooks",
@@ -178,7 +199,7 @@ def test_model_state_is_unchanged_by_calls(make_explainer, make_cnn, images, lab
 def test_model_state_is_restored_after_an_exception(
     make_explainer, make_cnn, images, labels, failure, request
 ):
-    if failure == "first_backward" and explainer_name(request) in PROBES_FIRST:
+    if failure == "first_backward" and explainer_name(request) in NO_FIRST_BACKWARD:
         failure = "last_forward"  # its first forward is the probe; its backward comes later
     counting = make_cnn()
     make_explainer(prepare(counting))(images, labels)

@@ -7,22 +7,37 @@ returns the raw attribution in Captum's conventions.
 
 from explainaug._shared import minmax_normalize, upsample
 from explainaug.explain._base import Explainer, resolve_layer
-from explainaug.explain.gradcam import GradCAM
+from explainaug.explain.cam import CAM, GradientCAM
+from explainaug.explain.eigencam import EigenCAM
+from explainaug.explain.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from explainaug.explain.gradient import InputXGradient, Saliency
 from explainaug.explain.guided_backprop import GuidedBackprop
 from explainaug.explain.guided_gradcam import GuidedGradCAM
 from explainaug.explain.integrated_gradcam import IntegratedGradCAM
 from explainaug.explain.integrated_gradients import IntegratedGradients
+from explainaug.explain.occlusion import Occlusion
 from explainaug.explain.otsu import otsu_threshold
 from explainaug.explain.registry import build_explainer, explainer_names
+from explainaug.explain.rise import RISE
+from explainaug.explain.scorecam import ScoreCAM
 from explainaug.explain.sise import SISE, AdaSISE
 from explainaug.explain.smoothgrad import SmoothGrad
 
 __all__ = [
+    "CAM",
+    "RISE",
     "SISE",
     "AdaSISE",
+    "EigenCAM",
     "Explainer",
     "GradCAM",
+    "GradCAMPlusPlus",
+    "GradientCAM",
+    "HiResCAM",
+    "LayerCAM",
+    "Occlusion",
+    "ScoreCAM",
+    "XGradCAM",
     "GuidedBackprop",
     "GuidedGradCAM",
     "InputXGradient",

@@ -207,7 +207,10 @@ class Explainer(ABC):
 
     def _scores(self, inputs: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]:
         """Forward ``inputs`` and return (target logits [N], target [N]), range-checked."""
-        logits = self.model(inputs)
+        return self._checked_scores(self.model(inputs), target)
+
+    def _checked_scores(self, logits: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``class_scores`` of ``logits``, with ``target`` range-checked when ``check_values``."""
         if self.check_values and target is not None:
             check_target_range(target, logits.shape[1])
         return class_scores(logits, target)

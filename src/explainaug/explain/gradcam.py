@@ -1,9 +1,19 @@
-"""Grad-CAM (Selvaraju et al., 2017), batched and differentiable.
+"""Grad-CAM (Selvaraju et al., 2017) and its gradient-weighted variants, batched and differentiable.
 
-The class score's gradient with respect to a convolutional layer's output ``A`` is averaged
-over space to give one weight per channel; the map is the weighted channel sum
-``sum_k mean_hw(dS/dA_k) * A_k``. One forward pass and one ``autograd.grad`` with respect to the
-hooked activation, so the backward pass stops at the layer and never reaches the input.
+All of them take the target score's gradient ``g = dS/dA`` with respect to a convolutional
+layer's output ``A`` (one forward pass and one ``autograd.grad`` that stops at the layer) and
+differ only in how they combine ``A`` and ``g``:
+
+=================  ============================================================================
+Grad-CAM           ``sum_k mean_hw(g_k) A_k``
+Grad-CAM++         ``sum_k (sum_hw relu(g_k) a_k) A_k``, ``a = g^2 / (2 g^2 + sum_hw(A_k) g^3 + 1e-6)``
+XGrad-CAM          ``sum_k (sum_hw g_k A_k / (sum_hw A_k + 1e-7)) A_k``
+HiResCAM           ``sum_k g_k * A_k`` (element-wise)
+LayerCAM           ``sum_k relu(g_k) * A_k`` (element-wise)
+=================  ============================================================================
+
+The weights are those pytorch-grad-cam computes (Grad-CAM++: the closed form of the paper's
+eq. 19 applied to the logit's gradients, with ``a = 0`` where ``g = 0``).
 """
 
 from __future__ import annotations
@@ -12,18 +22,24 @@ import torch
 from torch import Tensor, nn
 
 from explainaug._shared import upsample
-from explainaug.explain._base import (
-    Explainer,
-    LayerSpec,
-    captured_outputs,
-    check_target_range,
-    class_scores,
-    default_layer,
-    resolve_layer,
-)
+from explainaug.explain._base import LayerSpec
+from explainaug.explain.cam import GradientCAM
 
 
-class GradCAM(Explainer):
+def gradcam_map(activations: Tensor, gradients: Tensor) -> Tensor:
+    """Grad-CAM's channel-weighted sum, ``[N, K, h, w]`` -> ``[N, 1, h, w]``.
+
+    ``sum_k mean_hw(gradients_k) * activations_k``.
+
+    Example:
+        >>> gradcam_map(torch.ones(1, 2, 2, 2), torch.full((1, 2, 2, 2), 0.5)).flatten().tolist()
+        [1.0, 1.0, 1.0, 1.0]
+    """
+    weights = gradients.mean(dim=(2, 3), keepdim=True)
+    return (weights * activations).sum(dim=1, keepdim=True)
+
+
+class GradCAM(GradientCAM):
     """Grad-CAM at one layer of the model.
 
     ``attribute`` returns Captum ``LayerGradCam``'s raw output (``relu_attributions=False``):
@@ -56,72 +72,92 @@ class GradCAM(Explainer):
         *,
         check_values: bool = True,
     ) -> None:
-        super().__init__(model, check_values=check_values)
-        self.layer_name, self.layer = resolve_layer(model, default_layer(model, layer))
+        super().__init__(model, layer, check_values=check_values)
         self.relu = relu
 
-    def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
-        activations, gradients, _ = self._layer_gradients(
-            x, target, create_graph, checked_target=target if self.check_values else None
-        )
-        return gradcam_map(activations, gradients)
-
-    def _layer_gradients(
-        self,
-        inputs: Tensor,
-        target: Tensor | None,
-        create_graph: bool,
-        checked_target: Tensor | None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Forward ``inputs``; return the layer's output, the target score's gradient with
-        respect to it, and the targets used (``None`` resolved to the predicted class).
-
-        ``checked_target`` (if given) is range-checked against the model's outputs.
-        """
-        if not inputs.requires_grad:
-            # A layer that sees no parameter (e.g. the input normaliser) still needs a graph.
-            inputs = inputs.detach().requires_grad_()
-        logits, activations = self._forward(inputs)
-        check_target_range(checked_target, logits.shape[1])
-        scores, target = class_scores(logits, target)
-        (gradients,) = torch.autograd.grad(scores.sum(), activations, create_graph=create_graph)
-        return activations, gradients, target
-
-    def _forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """Forward ``inputs``; return the logits and the layer's output, checked to be 4-D."""
-        with captured_outputs([self.layer]) as outputs:
-            logits = self.model(inputs)
-        activations = outputs[0]
-        if not isinstance(activations, Tensor):
-            raise ValueError(
-                f"layer {self.layer_name!r} gave no tensor output in the forward pass "
-                f"(got {type(activations).__name__}); was it called?"
-            )
-        if activations.ndim != 4:
-            raise ValueError(
-                f"layer {self.layer_name!r} must output [B, C, h, w] feature maps, "
-                f"got shape {tuple(activations.shape)}"
-            )
-        return logits, activations
+    combine = staticmethod(gradcam_map)
 
     def _to_maps(self, raw: Tensor, x: Tensor) -> Tensor:
         if self.relu:
-            return upsample(raw.relu(), tuple(x.shape[-2:]))
+            return super()._to_maps(raw, x)
         maps = upsample(raw, tuple(x.shape[-2:]))
         return maps - maps.amin(dim=(2, 3), keepdim=True)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({type(self.model).__name__}, layer={self.layer_name!r})"
 
+class GradCAMPlusPlus(GradientCAM):
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018) at one layer, as pytorch-grad-cam computes it.
 
-def gradcam_map(activations: Tensor, gradients: Tensor) -> Tensor:
-    """Grad-CAM's channel-weighted sum, ``[N, K, h, w]`` -> ``[N, 1, h, w]``.
-
-    ``sum_k mean_hw(gradients_k) * activations_k``.
+    Channel weights ``w_k = sum_hw relu(g) a`` with ``a = g^2 / (2 g^2 + sum_hw(A_k) g^3 +
+    1e-6)`` (``a = 0`` where ``g <= 0``, which ``relu(g)`` zeroes anyway), ``g`` the logit's
+    gradient. ``attribute`` returns ``sum_k w_k A_k`` ``[B, 1, h, w]``; ``__call__`` its ReLU
+    upsampled bilinearly to the input. Arguments as in :class:`GradCAM` (always ReLU'd).
 
     Example:
-        >>> gradcam_map(torch.ones(1, 2, 2, 2), torch.full((1, 2, 2, 2), 0.5)).flatten().tolist()
-        [1.0, 1.0, 1.0, 1.0]
+        >>> from explainaug.models import SmallCNN
+        >>> cam = GradCAMPlusPlus(SmallCNN(num_classes=3, width=4).eval())
+        >>> cam(torch.rand(2, 3, 32, 32), target=1).shape
+        torch.Size([2, 1, 32, 32])
     """
-    weights = gradients.mean(dim=(2, 3), keepdim=True)
-    return (weights * activations).sum(dim=1, keepdim=True)
+
+    @staticmethod
+    def combine(activations: Tensor, gradients: Tensor) -> Tensor:
+        squared = gradients.square()
+        area_sum = activations.sum(dim=(2, 3), keepdim=True)
+        positive = gradients > 0
+        # Only positive gradients count; masking the denominator keeps the graph NaN-free.
+        denominator = torch.where(positive, 2 * squared + area_sum * squared * gradients + 1e-6, 1)
+        alpha = torch.where(positive, squared / denominator, 0)
+        weights = (gradients.relu() * alpha).sum(dim=(2, 3), keepdim=True)
+        return (weights * activations).sum(dim=1, keepdim=True)
+
+
+class XGradCAM(GradientCAM):
+    """XGrad-CAM (Fu et al., BMVC 2020) at one layer.
+
+    Channel weights ``w_k = sum_hw(g_k A_k) / (sum_hw A_k + 1e-7)``; ``attribute`` returns
+    ``sum_k w_k A_k`` ``[B, 1, h, w]``, ``__call__`` its ReLU upsampled to the input.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> XGradCAM(SmallCNN(num_classes=3, width=4).eval()).attribute(torch.rand(1, 3, 8, 8)).shape
+        torch.Size([1, 1, 2, 2])
+    """
+
+    @staticmethod
+    def combine(activations: Tensor, gradients: Tensor) -> Tensor:
+        area_sum = activations.sum(dim=(2, 3), keepdim=True)
+        weights = (gradients * activations).sum(dim=(2, 3), keepdim=True) / (area_sum + 1e-7)
+        return (weights * activations).sum(dim=1, keepdim=True)
+
+
+class HiResCAM(GradientCAM):
+    """HiResCAM (Draelos & Carin, 2020): ``sum_k g_k * A_k`` element-wise, no spatial averaging.
+
+    ``attribute`` returns the signed map ``[B, 1, h, w]``; ``__call__`` its ReLU upsampled.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> HiResCAM(SmallCNN(num_classes=3, width=4).eval())(torch.rand(1, 3, 8, 8)).shape
+        torch.Size([1, 1, 8, 8])
+    """
+
+    @staticmethod
+    def combine(activations: Tensor, gradients: Tensor) -> Tensor:
+        return (gradients * activations).sum(dim=1, keepdim=True)
+
+
+class LayerCAM(GradientCAM):
+    """LayerCAM (Jiang et al., TIP 2021): ``sum_k relu(g_k) * A_k`` element-wise.
+
+    ``attribute`` returns the map ``[B, 1, h, w]`` at the layer's resolution; ``__call__`` its
+    ReLU upsampled to the input.
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> LayerCAM(SmallCNN(num_classes=3, width=4).eval())(torch.rand(1, 3, 8, 8)).shape
+        torch.Size([1, 1, 8, 8])
+    """
+
+    @staticmethod
+    def combine(activations: Tensor, gradients: Tensor) -> Tensor:
+        return (gradients.relu() * activations).sum(dim=1, keepdim=True)

@@ -18,12 +18,16 @@ from collections.abc import Callable
 from torch import nn
 
 from explainaug.explain._base import Explainer
-from explainaug.explain.gradcam import GradCAM
+from explainaug.explain.eigencam import EigenCAM
+from explainaug.explain.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from explainaug.explain.gradient import InputXGradient, Saliency
 from explainaug.explain.guided_backprop import GuidedBackprop
 from explainaug.explain.guided_gradcam import GuidedGradCAM
 from explainaug.explain.integrated_gradcam import IntegratedGradCAM
 from explainaug.explain.integrated_gradients import IntegratedGradients
+from explainaug.explain.occlusion import Occlusion
+from explainaug.explain.rise import RISE
+from explainaug.explain.scorecam import ScoreCAM
 from explainaug.explain.sise import SISE, AdaSISE
 from explainaug.explain.smoothgrad import SmoothGrad
 
@@ -55,11 +59,29 @@ EXPLAINERS: dict[str, ExplainerFactory] = {
     "integratedgradcam": IntegratedGradCAM,
     "sise": SISE,
     "adasise": AdaSISE,
+    "gradcamplusplus": GradCAMPlusPlus,
+    "xgradcam": XGradCAM,
+    "hirescam": HiResCAM,
+    "layercam": LayerCAM,
+    "eigencam": EigenCAM,
+    "scorecam": ScoreCAM,
+    "rise": RISE,
+    "occlusion": Occlusion,
 }
 """Lower-case name -> factory. Add a method here and every user of names sees it."""
 
 # Methods whose constructor takes a CAM layer (``layer=`` or, for SISE, ``layers=``).
-LAYER_EXPLAINERS = ("gradcam", "guidedgradcam", "integratedgradcam")
+LAYER_EXPLAINERS = (
+    "gradcam",
+    "guidedgradcam",
+    "integratedgradcam",
+    "gradcamplusplus",
+    "xgradcam",
+    "hirescam",
+    "layercam",
+    "eigencam",
+    "scorecam",
+)
 
 
 def explainer_names() -> tuple[str, ...]:
