@@ -9,7 +9,9 @@ layer-resolution map to a non-negative map at input resolution (ReLU, bilinear u
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -22,8 +24,108 @@ from explainaug.explain._base import (
     check_target_range,
     class_scores,
     default_layer,
+    last_feature_layer,
     resolve_layer,
 )
+
+Reshape = Callable[[Tensor], Tensor] | str | None
+
+
+def tokens_to_maps(
+    tokens: Tensor, prefix_tokens: int = 1, grid: tuple[int, int] | None = None
+) -> Tensor:
+    """Transformer tokens ``[B, N, C]`` -> feature maps ``[B, C, h, w]``.
+
+    The first ``prefix_tokens`` tokens (class, distillation and register tokens) are dropped;
+    the rest are the patches in row-major order on a ``grid = (h, w)`` (``None``: square).
+    pytorch-grad-cam's ``reshape_transform`` for ViTs does the same.
+
+    Example:
+        >>> tokens_to_maps(torch.zeros(2, 1 + 6, 8), 1, (2, 3)).shape
+        torch.Size([2, 8, 2, 3])
+    """
+    if tokens.ndim != 3:
+        raise ValueError(f"tokens must have shape [B, N, C], got {tuple(tokens.shape)}")
+    patches = tokens[:, prefix_tokens:]
+    count = patches.shape[1]
+    if grid is None:
+        side = math.isqrt(count)
+        grid = (side, side)
+    if grid[0] * grid[1] != count:
+        raise ValueError(
+            f"{count} patch tokens (after {prefix_tokens} prefix tokens) do not fill a "
+            f"{grid[0]}x{grid[1]} grid"
+        )
+    return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *grid)
+
+
+def auto_reshape(model: nn.Module, tokens: Tensor) -> Tensor:
+    """``reshape="auto"``: feature maps pass; tokens ``[B, N, C]`` become ``[B, C, h, w]``.
+
+    The prefix tokens are ``model.num_prefix_tokens`` (timm ViTs: class, distillation and
+    register tokens) and the grid ``model.patch_embed.grid_size`` when they fit ``N``; otherwise
+    ``N`` must be a square (no prefix) or a square plus one (a class token).
+
+    Example:
+        >>> auto_reshape(nn.Identity(), torch.zeros(2, 1 + 9, 4)).shape
+        torch.Size([2, 4, 3, 3])
+    """
+    if tokens.ndim != 3:
+        return tokens
+    count = tokens.shape[1]
+    prefix = getattr(model, "num_prefix_tokens", None)
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    if isinstance(prefix, int) and grid is not None and prefix + grid[0] * grid[1] == count:
+        return tokens_to_maps(tokens, prefix, tuple(grid))
+    candidates = [prefix] if isinstance(prefix, int) else [0, 1]
+    for prefix_tokens in candidates:
+        if 0 <= prefix_tokens < count and math.isqrt(count - prefix_tokens) ** 2 == (
+            count - prefix_tokens
+        ):
+            return tokens_to_maps(tokens, prefix_tokens)
+    raise ValueError(
+        f"cannot lay {count} tokens out on a grid; pass reshape= a callable mapping [B, N, C] to "
+        "[B, C, h, w], e.g. lambda t: tokens_to_maps(t, prefix_tokens=1, grid=(h, w))"
+    )
+
+
+def as_feature_maps(output: object, reshape: Reshape, model: nn.Module, layer_name: str) -> Tensor:
+    """The captured output of ``layer_name`` as feature maps ``[B, K, h, w]``, via ``reshape``.
+
+    Example:
+        >>> as_feature_maps(torch.zeros(1, 5, 2), "auto", nn.Identity(), "block").shape
+        torch.Size([1, 2, 2, 2])
+    """
+    if not isinstance(output, Tensor):
+        raise ValueError(
+            f"layer {layer_name!r} gave no tensor output in the forward pass "
+            f"(got {type(output).__name__}); was it called?"
+        )
+    if output.ndim == 3 and reshape is None:
+        raise ValueError(
+            f"layer {layer_name!r} outputs tokens {tuple(output.shape)} [B, N, C], not feature "
+            "maps; pass reshape='auto' (timm ViTs) or a callable mapping them to [B, C, h, w]"
+        )
+    if reshape == "auto":
+        maps = auto_reshape(model, output)
+    elif reshape is None:
+        maps = output
+    else:
+        maps = reshape(output)
+    if not isinstance(maps, Tensor) or maps.ndim != 4:
+        shape = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
+        raise ValueError(
+            f"layer {layer_name!r} must output [B, C, h, w] feature maps (4-D, after reshape), "
+            f"got shape {shape}"
+        )
+    return maps
+
+
+def check_reshape(reshape: object) -> Reshape:
+    """Raise ``TypeError`` unless ``reshape`` is ``"auto"``, ``None`` or a callable."""
+    if reshape is None or reshape == "auto" or callable(reshape):
+        return reshape
+    raise TypeError(f"reshape must be 'auto', None or a callable, got {reshape!r}")
 
 
 class CAM(Explainer):
@@ -34,34 +136,52 @@ class CAM(Explainer):
 
     Args:
         model: classifier returning logits ``[B, classes]``.
-        layer: module or dotted name whose output ``[B, K, h, w]`` is explained; ``None`` uses
-            ``model.default_cam_layer``. If the module runs more than once per forward pass,
+        layer: module or dotted name whose output is explained. ``None``: the model's
+            ``default_cam_layer``, a timm model's last feature module (see ``default_layer``),
+            else the last module with a 4-D output before global pooling, found on the first
+            call (``last_feature_layer``). If the module runs more than once per forward pass,
             its last output is used.
+        reshape: how the layer's output becomes feature maps ``[B, K, h, w]``: ``"auto"``
+            (default) passes 4-D outputs and lays transformer tokens ``[B, N, C]`` out on their
+            patch grid, dropping class and register tokens (``auto_reshape``); a callable does it
+            your way (as pytorch-grad-cam's ``reshape_transform``); ``None`` accepts 4-D only.
+            Gradients go through the same reshape.
         check_values: check inputs for NaN/inf and targets for range on every call.
     """
 
     def __init__(
-        self, model: nn.Module, layer: LayerSpec | None = None, *, check_values: bool = True
+        self,
+        model: nn.Module,
+        layer: LayerSpec | None = None,
+        *,
+        reshape: Reshape = "auto",
+        check_values: bool = True,
     ) -> None:
         super().__init__(model, check_values=check_values)
-        self.layer_name, self.layer = resolve_layer(model, default_layer(model, layer))
+        self.reshape = check_reshape(reshape)
+        spec = default_layer(model, layer)
+        self.layer_name: str | None = None
+        self.layer: nn.Module | None = None
+        if spec is not None:
+            self.layer_name, self.layer = resolve_layer(model, spec)
+
+    def _captured_layer(self, inputs: Tensor) -> nn.Module:
+        """The explained module; without a known default, chosen by a probe on the first call."""
+        if self.layer is None:
+            name = last_feature_layer(self.model, inputs[:1].detach())
+            self.layer_name, self.layer = resolve_layer(self.model, name)
+        return self.layer
+
+    def _forward_raw(self, inputs: Tensor) -> tuple[Tensor, object]:
+        """Forward ``inputs``; return the logits and the layer's raw output."""
+        with captured_outputs([self._captured_layer(inputs)]) as outputs:
+            logits = self.model(inputs)
+        return logits, outputs[0]
 
     def _forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """Forward ``inputs``; return the logits and the layer's output, checked to be 4-D."""
-        with captured_outputs([self.layer]) as outputs:
-            logits = self.model(inputs)
-        activations = outputs[0]
-        if not isinstance(activations, Tensor):
-            raise ValueError(
-                f"layer {self.layer_name!r} gave no tensor output in the forward pass "
-                f"(got {type(activations).__name__}); was it called?"
-            )
-        if activations.ndim != 4:
-            raise ValueError(
-                f"layer {self.layer_name!r} must output [B, C, h, w] feature maps, "
-                f"got shape {tuple(activations.shape)}"
-            )
-        return logits, activations
+        """Forward ``inputs``; return the logits and the layer's output as feature maps."""
+        logits, output = self._forward_raw(inputs)
+        return logits, as_feature_maps(output, self.reshape, self.model, self.layer_name)
 
     def _layer_gradients(
         self,
@@ -70,18 +190,21 @@ class CAM(Explainer):
         create_graph: bool,
         checked_target: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Forward ``inputs``; return the layer's output, the target score's gradient with
-        respect to it, and the targets used (``None`` resolved to the predicted class).
+        """Forward ``inputs``; return the layer's feature maps, the target score's gradient with
+        respect to them, and the targets used (``None`` resolved to the predicted class).
 
-        ``checked_target`` (if given) is range-checked against the model's outputs.
+        ``checked_target`` (if given) is range-checked against the model's outputs. The gradient
+        is taken with respect to the layer's raw output and reshaped like it.
         """
         if not inputs.requires_grad:
             # A layer that sees no parameter (e.g. the input normaliser) still needs a graph.
             inputs = inputs.detach().requires_grad_()
-        logits, activations = self._forward(inputs)
+        logits, output = self._forward_raw(inputs)
+        activations = as_feature_maps(output, self.reshape, self.model, self.layer_name)
         check_target_range(checked_target, logits.shape[1])
         scores, target = class_scores(logits, target)
-        (gradients,) = torch.autograd.grad(scores.sum(), activations, create_graph=create_graph)
+        (gradients,) = torch.autograd.grad(scores.sum(), output, create_graph=create_graph)
+        gradients = as_feature_maps(gradients, self.reshape, self.model, self.layer_name)
         return activations, gradients, target
 
     def _to_maps(self, raw: Tensor, x: Tensor) -> Tensor:

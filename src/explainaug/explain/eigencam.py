@@ -87,8 +87,9 @@ class EigenCAM(CAM):
 
     Args:
         model: classifier returning logits ``[B, classes]``.
-        layer: module or dotted name whose output ``[B, K, h, w]`` is explained; ``None`` uses
-            ``model.default_cam_layer``.
+        layer: module or dotted name whose output is explained; ``None`` picks a default (see
+            :class:`~explainaug.explain.cam.CAM`).
+        reshape: how the layer's output becomes feature maps; see ``CAM``.
         check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from explainaug._shared import upsample
 from explainaug.explain._base import LayerSpec
-from explainaug.explain.cam import GradientCAM
+from explainaug.explain.cam import GradientCAM, Reshape
 
 
 def gradcam_map(activations: Tensor, gradients: Tensor) -> Tensor:
@@ -48,12 +48,13 @@ class GradCAM(GradientCAM):
 
     Args:
         model: classifier taking images in [0, 1] (it normalises inside) and returning logits.
-        layer: module or dotted name whose output ``[B, C, h, w]`` is explained; ``None`` uses
-            ``model.default_cam_layer``. If the module runs more than once per forward pass,
-            its last output is used.
+        layer: module or dotted name whose output is explained; ``None`` picks a default (see
+            :class:`~explainaug.explain.cam.CAM`).
         relu: ``True`` (Grad-CAM) clamps negative evidence to zero before upsampling. ``False``
             keeps it and shifts each upsampled map by its minimum instead, which orders pixels
             as min-max normalising a non-ReLU'd Captum map does (the official ExCon pipeline).
+        reshape: how the layer's output becomes feature maps (``"auto"``: transformer tokens
+            are laid out on their patch grid); see :class:`~explainaug.explain.cam.CAM`.
         check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
@@ -70,9 +71,10 @@ class GradCAM(GradientCAM):
         layer: LayerSpec | None = None,
         relu: bool = True,
         *,
+        reshape: Reshape = "auto",
         check_values: bool = True,
     ) -> None:
-        super().__init__(model, layer, check_values=check_values)
+        super().__init__(model, layer, reshape=reshape, check_values=check_values)
         self.relu = relu
 
     combine = staticmethod(gradcam_map)

@@ -6,6 +6,7 @@ ReLU's own mask of positive inputs. The attribution is the resulting input gradi
 
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack
 
 import torch
@@ -44,6 +45,9 @@ class GuidedBackprop(Explainer):
     backward hooks, a ReLU module called several times per forward pass is guided at every
     call. Hooks are removed when the call returns or raises.
 
+    A model without ``nn.ReLU`` modules has nothing to guide: the constructor warns, and the
+    result is the plain input gradient.
+
     ``attribute`` returns the guided input gradient ``[B, C, H, W]``; ``__call__`` returns its
     absolute value summed over channels.
 
@@ -57,6 +61,16 @@ class GuidedBackprop(Explainer):
         >>> gbp.attribute(torch.rand(2, 3, 16, 16), target=0).shape
         torch.Size([2, 3, 16, 16])
     """
+
+    def __init__(self, model: nn.Module, *, check_values: bool = True) -> None:
+        super().__init__(model, check_values=check_values)
+        if not any(isinstance(module, nn.ReLU) for module in model.modules()):
+            warnings.warn(
+                f"{type(model).__name__} has no nn.ReLU module to guide (GELU/SiLU networks, or "
+                "functional ReLUs): Guided Backprop returns the plain input gradient",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
         with ExitStack() as stack:

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explainaug.explain._base import Explainer, LayerSpec
+from explainaug.explain.cam import Reshape
 from explainaug.explain.gradcam import GradCAM, gradcam_map
 from explainaug.explain.guided_backprop import GuidedBackprop
 
@@ -21,7 +22,8 @@ class GuidedGradCAM(Explainer):
 
     Args:
         model: classifier taking images in [0, 1] (it normalises inside) and returning logits.
-        layer: Grad-CAM layer (module or dotted name); ``None`` uses ``model.default_cam_layer``.
+        layer: Grad-CAM layer (module or dotted name); ``None`` picks a default (see ``CAM``).
+        reshape: how the layer's output becomes feature maps; see ``CAM``.
         check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
@@ -32,10 +34,15 @@ class GuidedGradCAM(Explainer):
     """
 
     def __init__(
-        self, model: nn.Module, layer: LayerSpec | None = None, *, check_values: bool = True
+        self,
+        model: nn.Module,
+        layer: LayerSpec | None = None,
+        *,
+        reshape: Reshape = "auto",
+        check_values: bool = True,
     ) -> None:
         super().__init__(model, check_values=check_values)
-        self.gradcam = GradCAM(model, layer, check_values=check_values)
+        self.gradcam = GradCAM(model, layer, reshape=reshape, check_values=check_values)
         self.guided_backprop = GuidedBackprop(model, check_values=False)
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from explainaug._validation import check_count
 from explainaug.explain._base import LayerSpec
+from explainaug.explain.cam import Reshape
 from explainaug.explain.gradcam import GradCAM, gradcam_map
 
 
@@ -31,13 +32,14 @@ class IntegratedGradCAM(GradCAM):
     Args:
         model: classifier taking images in [0, 1] (it normalises inside) and returning logits.
             The all-zero image, i.e. black, is the baseline.
-        layer: module or dotted name whose output ``[B, C, h, w]`` is explained; ``None`` uses
-            ``model.default_cam_layer``.
+        layer: module or dotted name whose output is explained; ``None`` picks a default (see
+            :class:`~explainaug.explain.cam.CAM`).
         n_steps: number of path steps ``m`` (50 in the paper).
         subtract_baseline: subtract the baseline image's activations ``A(0)`` (one extra
             forward pass) instead of zero.
         internal_batch_size: most interpolants per forward/backward pass; ``None`` runs all
             ``B * n_steps`` at once.
+        reshape: how the layer's output becomes feature maps; see ``CAM``.
         check_values: check inputs for NaN/inf and targets for range on every call.
 
     ``target=None`` explains the class predicted for the input itself (one extra forward).
@@ -58,9 +60,10 @@ class IntegratedGradCAM(GradCAM):
         subtract_baseline: bool = False,
         internal_batch_size: int | None = None,
         *,
+        reshape: Reshape = "auto",
         check_values: bool = True,
     ) -> None:
-        super().__init__(model, layer, relu=True, check_values=check_values)
+        super().__init__(model, layer, relu=True, reshape=reshape, check_values=check_values)
         check_count(n_steps, "n_steps")
         check_count(internal_batch_size, "internal_batch_size", optional=True)
         self.n_steps = n_steps

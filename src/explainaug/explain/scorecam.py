@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from explainaug._shared import minmax_normalize, upsample
 from explainaug._validation import check_count
 from explainaug.explain._base import LayerSpec, class_scores
-from explainaug.explain.cam import CAM
+from explainaug.explain.cam import CAM, Reshape
 
 VARIANTS = ("paper", "pytorch-grad-cam")
 
@@ -39,10 +39,11 @@ class ScoreCAM(CAM):
     Args:
         model: classifier taking images in [0, 1] (the implicit baseline of masking is black)
             and returning logits.
-        layer: module or dotted name whose output ``[B, K, h, w]`` is explained; ``None`` uses
-            ``model.default_cam_layer``.
+        layer: module or dotted name whose output is explained; ``None`` picks a default (see
+            :class:`~explainaug.explain.cam.CAM`).
         variant: ``"paper"`` or ``"pytorch-grad-cam"``.
         internal_batch_size: masked images per forward pass.
+        reshape: how the layer's output becomes feature maps; see ``CAM``.
         check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
@@ -60,9 +61,10 @@ class ScoreCAM(CAM):
         variant: str = "paper",
         internal_batch_size: int = 128,
         *,
+        reshape: Reshape = "auto",
         check_values: bool = True,
     ) -> None:
-        super().__init__(model, layer, check_values=check_values)
+        super().__init__(model, layer, reshape=reshape, check_values=check_values)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         check_count(internal_batch_size, "internal_batch_size")

@@ -35,6 +35,7 @@ from explainaug.explain._base import (
     preserved_model_state,
     resolve_layer,
 )
+from explainaug.explain.cam import Reshape, as_feature_maps, check_reshape
 from explainaug.explain.otsu import bin_counts, otsu_split, rows_otsu_threshold
 
 SCORES = ("probability", "logit")
@@ -208,6 +209,8 @@ class SISE(Explainer):
         temperature: steepness ``T`` of the sigmoid gate.
         score: ``"probability"`` (softmax of the logits, as the reference Keras model outputs) or
             ``"logit"``; used for the gradients and for scoring masked images.
+        reshape: how each layer's output becomes feature maps (``"auto"``: transformer tokens
+            are laid out on their patch grid); see :class:`~explainaug.explain.cam.CAM`.
         check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
@@ -229,9 +232,11 @@ class SISE(Explainer):
         temperature: float = 100.0,
         score: str = "probability",
         *,
+        reshape: Reshape = "auto",
         check_values: bool = True,
     ) -> None:
         super().__init__(model, check_values=check_values)
+        self.reshape = check_reshape(reshape)
         if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not 0 <= mu < 1:
             raise ValueError(f"mu must be a number in [0, 1), got {mu!r}")
         if fusion not in FUSIONS:
@@ -312,24 +317,18 @@ class SISE(Explainer):
             if self.check_values and target is not None:
                 check_target_range(target, logits.shape[1])
             scores, target = class_scores(self._outputs(logits), target)
-        for name, output in zip(names, outputs, strict=False):
-            if not isinstance(output, Tensor) or output.ndim != 4:
-                got = (
-                    "no call"
-                    if output is None
-                    else (
-                        tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-                    )
-                )
-                raise ValueError(f"layer {name!r} must output a 4-D tensor [B, K, h, w], got {got}")
+        maps = [
+            as_feature_maps(output, self.reshape, self.model, name)
+            for name, output in zip(names, outputs, strict=True)
+        ]
         grads = torch.autograd.grad(scores.sum(), outputs, allow_unused=True)
         alphas = [
-            torch.zeros(output.shape[:2], dtype=output.dtype, device=output.device)
+            torch.zeros(activation.shape[:2], dtype=activation.dtype, device=activation.device)
             if grad is None
-            else grad.mean(dim=(2, 3))
-            for output, grad in zip(outputs, grads, strict=False)
+            else as_feature_maps(grad, self.reshape, self.model, name).mean(dim=(2, 3))
+            for name, activation, grad in zip(names, maps, grads, strict=True)
         ]
-        return [output.detach() for output in outputs], alphas, target
+        return [activation.detach() for activation in maps], alphas, target
 
     def _select_channels(self, alphas: list[Tensor]) -> list[Tensor]:
         """Phase 2: bool ``[B, K_l]`` per layer, ``alpha > mu * max alpha`` and ``alpha > 0``."""
@@ -383,6 +382,7 @@ class AdaSISE(SISE):
         temperature: float = 100.0,
         score: str = "probability",
         *,
+        reshape: Reshape = "auto",
         check_values: bool = True,
     ) -> None:
         super().__init__(
@@ -393,6 +393,7 @@ class AdaSISE(SISE):
             internal_batch_size,
             temperature,
             score,
+            reshape=reshape,
             check_values=check_values,
         )
 
