@@ -68,8 +68,10 @@ def first_component_projection(activations: Tensor) -> Tensor:
         [1.0, 0.0, 1.0]
     """
     points = activations.flatten(2).transpose(1, 2)  # [N, h*w, K]
+    if points.dtype not in (torch.float32, torch.float64):
+        points = points.float()  # no SVD in half precision; the result is cast back
     centred = points - points.mean(dim=1, keepdim=True)
-    projection = _FirstComponentProjection.apply(centred)
+    projection = _FirstComponentProjection.apply(centred).to(activations.dtype)
     return projection.view(activations.shape[0], 1, *activations.shape[2:])
 
 
