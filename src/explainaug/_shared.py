@@ -54,6 +54,36 @@ def pixel_counts(
     return torch.round(ratio * num_pixels).long().expand(batch_size)
 
 
+def image_step_chunks(
+    n_images: int,
+    n_steps: int,
+    chunk_size: int | None,
+    device: torch.device | str,
+    *,
+    step_major: bool = False,
+) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """Every (image, step) pair, ``chunk_size`` pairs at a time: ``(start, image, step)``.
+
+    The loop of the batched explainers and metrics that expand each image into several inputs
+    (IG's path points, SmoothGrad's noisy copies, faithfulness's perturbations): ``image`` and
+    ``step`` are ``LongTensor`` indices of one chunk, image-major (all steps of image 0 first)
+    or, with ``step_major``, step-major. ``chunk_size=None`` gives one chunk.
+
+    Example:
+        >>> [(start, image.tolist(), step.tolist()) for start, image, step
+        ...  in image_step_chunks(2, 2, 3, "cpu")]
+        [(0, [0, 0, 1], [0, 1, 0]), (3, [1], [1])]
+    """
+    total = n_images * n_steps
+    chunk = total if chunk_size is None else chunk_size
+    for start in range(0, total, chunk):
+        flat = torch.arange(start, min(start + chunk, total), device=device)
+        if step_major:
+            yield start, flat % n_images, flat // n_images
+        else:
+            yield start, flat // n_steps, flat % n_steps
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode for the block; restore each module's own mode on exit.

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from explainaug._shared import eval_mode, pixel_counts
+from explainaug._shared import eval_mode, image_step_chunks, pixel_counts
 from explainaug._validation import check_count, check_fraction
 from explainaug.augment.fills import Fill, FillSpec
 from explainaug.evaluate._maps import (
@@ -173,11 +173,10 @@ def _perturbed_probabilities(
     """``p_target`` of every perturbation of every image, ``[perturbations, B]``."""
     low, high, canvas_index = plan
     batch = x.shape[0]
-    total = low.numel() * batch
     probabilities = []
-    for start in range(0, total, batch_size):
-        index = torch.arange(start, min(start + batch_size, total), device=x.device)
-        step, image = index // batch, index % batch
+    for _, image, step in image_step_chunks(
+        batch, low.numel(), batch_size, x.device, step_major=True
+    ):
         region = (rank[image] >= low[step, None]) & (rank[image] < high[step, None])
         region = region.view(-1, 1, *x.shape[-2:])
         perturbed = torch.where(region, canvases[canvas_index[step], image], x[image])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from explainaug._shared import image_step_chunks
 from explainaug._validation import check_count
 from explainaug.explain._base import LayerSpec
 from explainaug.explain.cam import Reshape
@@ -77,12 +78,10 @@ class IntegratedGradCAM(GradCAM):
             target = self._predicted(x)
         baseline = self._forward(torch.zeros_like(x[:1]))[1] if self.subtract_baseline else None
         alphas = torch.arange(steps, device=x.device, dtype=x.dtype) / steps
-        rows = batch * steps
-        chunk = self.internal_batch_size or rows
         step_maps = []
-        for start in range(0, rows, chunk):
-            index = torch.arange(start, min(start + chunk, rows), device=x.device)
-            image, step = index // steps, index % steps
+        for start, image, step in image_step_chunks(
+            batch, steps, self.internal_batch_size, x.device
+        ):
             interpolants = x[image] * alphas[step].view(-1, 1, 1, 1)
             activations, gradients, _ = self._layer_gradients(
                 interpolants,

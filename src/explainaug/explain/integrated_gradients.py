@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from explainaug._shared import preserved_model_state
+from explainaug._shared import image_step_chunks, preserved_model_state
 from explainaug._validation import check_count, check_images
 from explainaug.explain._base import Explainer, Target, check_target
 from explainaug.explain.gradient import target_gradients
@@ -98,12 +98,9 @@ class IntegratedGradients(Explainer):
         delta = x - baselines
         alphas = self.alphas.to(device=x.device, dtype=x.dtype)
         weights = self.weights.to(device=x.device, dtype=x.dtype)
-        total = x.shape[0] * self.n_steps
-        chunk = total if self.internal_batch_size is None else self.internal_batch_size
         integral = torch.zeros_like(x)
-        for start in range(0, total, chunk):
-            flat = torch.arange(start, min(start + chunk, total), device=x.device)
-            image, step = flat // self.n_steps, flat % self.n_steps
+        chunks = image_step_chunks(x.shape[0], self.n_steps, self.internal_batch_size, x.device)
+        for _, image, step in chunks:
             path = baselines[image] + alphas[step, None, None, None] * delta[image]
             grads = target_gradients(self, path, target[image], create_graph)
             integral = integral.index_add(0, image, grads * weights[step, None, None, None])

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from explainaug._deprecation import renamed_kwargs
+from explainaug._shared import image_step_chunks
 from explainaug._validation import check_count, check_positive
 from explainaug.explain._base import Explainer
 
@@ -85,16 +86,13 @@ class SmoothGrad(Explainer):
         generator = None
         if self.seed is not None:
             generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        total = x.shape[0] * self.nt_samples
-        chunk = total if self.internal_batch_size is None else self.internal_batch_size
         # Running per-image mean and sum of squared deviations, merged chunk by chunk (Chan et
         # al.), so the variance never subtracts two large, nearly equal numbers.
         count: Tensor | float = 0.0
         mean: Tensor | float = 0.0
         deviations: Tensor | float = 0.0
-        for start in range(0, total, chunk):
-            flat = torch.arange(start, min(start + chunk, total), device=x.device)
-            image = flat // self.nt_samples
+        chunks = image_step_chunks(x.shape[0], self.nt_samples, self.internal_batch_size, x.device)
+        for _, image, _ in chunks:
             clean = x[image]
             noise = torch.randn(clean.shape, generator=generator, device=x.device, dtype=x.dtype)
             noisy = clean + sigma[image, None, None, None] * noise
