@@ -104,7 +104,11 @@ def test_clear_errors(argv, message, capsys) -> None:
 
 @pytest.mark.parametrize(
     ("option", "message"),
-    [(["--corruptions", "rain"], "rain"), (["--explainer", "lime"], "unknown explainer")],
+    [
+        (["--corruptions", "rain"], "rain"),
+        (["--explainer", "lime"], "unknown explainer"),
+        (["--explainer", "gradcam", "lime"], "unknown explainer 'lime'"),
+    ],
 )
 def test_evaluate_rejects_unknown_names(option, message, tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
@@ -123,6 +127,19 @@ def test_evaluate_rejects_unknown_names(option, message, tmp_path, capsys) -> No
             ]
         )
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_evaluate_compares_several_explainers(tmp_path) -> None:
+    run_dir, out = tmp_path / "run", tmp_path / "report"
+    assert main(TRAIN + ["--out", str(run_dir)]) == 0
+    argv = ["evaluate", str(run_dir), "--evaluators", "accuracy", "faithfulness"]
+    assert main(argv + ["--explainer", "gradcam", "eigencam", "--out", str(out)]) == 0
+    results = json.loads((out / "report.json").read_text())
+    name = next(iter(results["models"]))
+    assert set(results["models"]) == {name, f"{name} [gradcam]", f"{name} [eigencam]"}
+    assert set(results["models"][name]) == {"accuracy"}
+    text = (out / "report.md").read_text().split("## Faithfulness")[1]
+    assert f"| {name} [gradcam] |" in text and f"| {name} [eigencam] |" in text
 
 
 def test_unreadable_checkpoint(tmp_path, capsys) -> None:

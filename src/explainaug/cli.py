@@ -95,9 +95,11 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--explainer",
+        nargs="+",
         default=None,
-        help="explainer for the explanation evaluators (gradcam, saliency, ...); default: the "
-        "run's own (name, CAM layer and ReLU as it trained, see run.json)",
+        help="explainer(s) for the explanation evaluators (gradcam, scorecam, rise, ...; several "
+        "are compared side by side); default: the run's own (name, CAM layer and ReLU as it "
+        "trained, see run.json)",
     )
     parser.add_argument("--corruptions", default="all", help='"all", "none" or comma-separated')
     parser.add_argument(
@@ -140,8 +142,10 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         else Path(args.run if Path(args.run).is_dir() else Path(args.run).parent) / "report"
     )
     loader = make_loader(test_set, 256, shuffle=False, device=device, rank=0, world_size=1)
-    explainer = args.explainer or experiment.explainer
-    same = explainer.lower() == experiment.explainer  # the run's explainer: its layer and ReLU
+    explainers = args.explainer or [experiment.explainer]
+    explainer = explainers[0] if len(explainers) == 1 else explainers
+    # The run's own explainer alone: its layer and ReLU as it trained.
+    same = [name.lower() for name in explainers] == [experiment.explainer]
     options = explainer_options(experiment) if same else {}
     try:
         results = report(

@@ -172,3 +172,37 @@ def test_report_randomization_compares_signed_gradients(tmp_path: Path, loader: 
     assert result["settings"]["randomization_images"] == 200
     text = (tmp_path / "report.md").read_text()
     assert "Images per model: model: 8 (fewer than the reference protocol's 200)" in text
+
+
+def test_report_compares_several_explainers_on_one_model(tmp_path: Path, loader: list) -> None:
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=3, width=4).eval()
+    options = {"evaluators": ("accuracy", "localization"), "grid_images": 2, "progress": False}
+    both = report(
+        model, loader, tmp_path / "both", explainer_factory=["gradcam", "scorecam"], **options
+    )
+    assert set(both["models"]) == {"model", "model [gradcam]", "model [scorecam]"}
+    assert set(both["models"]["model"]) == {"accuracy"}
+    # Each explainer's row is what a report with that explainer alone gives.
+    for name in ("gradcam", "scorecam"):
+        alone = report(model, loader, tmp_path / name, explainer_factory=name, **options)
+        assert (
+            both["models"][f"model [{name}]"]["localization"]
+            == alone["models"]["model"]["localization"]
+        )
+    text = (tmp_path / "both" / "report.md").read_text()
+    localization = text.split("## Localization")[1]
+    assert "| model [gradcam] |" in localization and "| model [scorecam] |" in localization
+    accuracy = text.split("## Accuracy")[1].split("##")[0]
+    assert "| model |" in accuracy and "[gradcam]" not in accuracy
+    assert "saliency_grid.png" in both["figures"]
+    labelled = report(
+        model, loader, tmp_path / "labelled", explainer_factory={"cam": GradCAM}, **options
+    )
+    assert set(labelled["models"]) == {"model", "model [cam]"}
+    assert both["settings"]["explainer"] == {
+        "gradcam": {"name": "gradcam"},
+        "scorecam": {"name": "scorecam"},
+    }
+    with pytest.raises(ValueError, match="at least one explainer"):
+        report(model, loader, tmp_path / "none", explainer_factory=[], **options)

@@ -38,6 +38,7 @@ EVALUATORS = (
 )
 EXPLANATION_EVALUATORS = ("randomization", "faithfulness", "localization")
 ExplainerSpec = str | Callable[[nn.Module], Explainer] | None
+ExplainerSpecs = ExplainerSpec | Sequence[str] | Mapping[str, ExplainerSpec]
 
 
 def resolve_explainer_factory(
@@ -88,6 +89,26 @@ def describe_explainer(spec: ExplainerSpec, *, signed: bool = False, **options: 
     return getattr(spec, "__name__", repr(spec)) if spec is not None else None
 
 
+def labelled_explainers(specs: ExplainerSpecs) -> dict[str | None, ExplainerSpec]:
+    """One explainer spec (label ``None``) or several by label, to compare them on one model.
+
+    A list of registry names or a ``{label: name or factory}`` dict gives several.
+
+    Example:
+        >>> list(labelled_explainers(["gradcam", "scorecam"])), list(labelled_explainers("gradcam"))
+        (['gradcam', 'scorecam'], [None])
+    """
+    if isinstance(specs, Mapping):
+        labelled = {str(label): spec for label, spec in specs.items()}
+    elif isinstance(specs, (list, tuple)):
+        labelled = {str(spec): spec for spec in specs}
+    else:
+        return {None: specs}
+    if not labelled:
+        raise ValueError("explainer_factory must name at least one explainer, got none")
+    return labelled
+
+
 def first_images(loader: Iterable, n: int, device: torch.device) -> Tensor:
     """The first ``n`` images of a loader (fewer if it holds fewer), on ``device``.
 
@@ -131,7 +152,7 @@ def report(
     out_dir: str | Path,
     *,
     evaluators: Sequence[str] | str = EVALUATORS,
-    explainer_factory: ExplainerSpec = None,
+    explainer_factory: ExplainerSpecs = None,
     explainer_options: dict | None = None,
     mask_loader: Iterable | None = None,
     corruptions: str | Sequence[str] | None = None,
@@ -157,8 +178,10 @@ def report(
         explainer_factory: ``model -> Explainer`` or an explainer class name (``"gradcam"``);
             needed for randomization, faithfulness and localization. A name builds the signed
             variant for randomization (the signed gradient for ``"saliency"``, so the no-ABS
-            Spearman sees signs); a callable is used as given everywhere.
-        explainer_options: constructor options for an explainer given by name (``layer=``,
+            Spearman sees signs); a callable is used as given everywhere. A list of names or a
+            ``{label: name or factory}`` dict compares several explainers on each model: their
+            explanation results and maps get one row each, ``"model [label]"``.
+        explainer_options: constructor options for every explainer given by name (``layer=``,
             ``relu=``, e.g. the training run's; see ``explainaug.experiment.explainer_options``).
         mask_loader: batches ``(x, y, masks)`` for localization; default ``loader``.
         corruptions, severities: passed to ``calibration`` (``None``: clean only; ``"all"``).
@@ -189,11 +212,17 @@ def report(
     models = _check_models(models)
     chosen = _check_evaluators(evaluators)
     explains = any(name in EXPLANATION_EVALUATORS for name in chosen)
-    factory = sanity_factory = None
     options = explainer_options or {}
+    specs = labelled_explainers(explainer_factory)
+    factories: dict[str | None, tuple[Callable, Callable]] = {}
     if explains or explainer_factory is not None:
-        factory = resolve_explainer_factory(explainer_factory, **options)
-        sanity_factory = resolve_explainer_factory(explainer_factory, signed=True, **options)
+        factories = {
+            label: (
+                resolve_explainer_factory(spec, **options),
+                resolve_explainer_factory(spec, signed=True, **options),
+            )
+            for label, spec in specs.items()
+        }
     settings = {
         "evaluators": list(chosen),
         "corruptions": corruptions,
@@ -205,16 +234,29 @@ def report(
         "similarity": list(similarity),
         "faithfulness_options": faithfulness_options or {},
         "seed": seed,
-        "explainer": describe_explainer(explainer_factory, **options),
-        "randomization_explainer": describe_explainer(explainer_factory, signed=True, **options),
+        "explainer": _by_label(
+            {label: describe_explainer(spec, **options) for label, spec in specs.items()}
+        ),
+        "randomization_explainer": _by_label(
+            {
+                label: describe_explainer(spec, signed=True, **options)
+                for label, spec in specs.items()
+            }
+        ),
     }
     per_model: dict[str, dict] = {}
     maps: dict[str, Tensor] = {}
     images = None
-    jobs = [(name, evaluator) for name in models for evaluator in chosen]
-    for name, evaluator in tqdm(jobs, desc="report", disable=not progress):
+    jobs = [
+        (name, evaluator, label)
+        for name in models
+        for evaluator in chosen
+        for label in (factories if evaluator in EXPLANATION_EVALUATORS else [None])
+    ]
+    for name, evaluator, label in tqdm(jobs, desc="report", disable=not progress):
         model = models[name]
-        per_model.setdefault(name, {})[evaluator] = _run(
+        factory, sanity_factory = factories.get(label, (None, None))
+        per_model.setdefault(_row(name, label), {})[evaluator] = _run(
             evaluator,
             model,
             loader,
@@ -232,11 +274,12 @@ def report(
             progress=progress,
             seed=seed,
         )
-    if factory is not None and grid_images > 0:
+    if factories and grid_images > 0:
         for name, model in models.items():
             x = first_images(loader, grid_images, model_device(model))
-            with eval_mode(model):
-                maps[name] = factory(model)(x).detach().cpu()
+            for label, (factory, _) in factories.items():
+                with eval_mode(model):
+                    maps[_row(name, label)] = factory(model)(x).detach().cpu()
             images = x.cpu()
     results = {"settings": settings, "models": per_model}
     return write_report(
@@ -245,6 +288,16 @@ def report(
         images=None if images is None else images.numpy(),
         maps={name: value.numpy() for name, value in maps.items()} or None,
     )
+
+
+def _row(model_name: str, explainer_label: str | None) -> str:
+    """The report row of a model's results with one of several explainers."""
+    return model_name if explainer_label is None else f"{model_name} [{explainer_label}]"
+
+
+def _by_label(described: dict[str | None, object]) -> object:
+    """Settings entry: the one description, or ``{label: description}`` for several."""
+    return described[None] if list(described) == [None] else described
 
 
 def _run(

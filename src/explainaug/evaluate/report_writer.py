@@ -66,8 +66,9 @@ def _scalar_table(models: Mapping[str, Mapping], evaluator: str) -> str | None:
     if not keys:
         return None
     rows = [
-        [name] + [results.get(evaluator, {}).get(key) for key in keys]
+        [name] + [results[evaluator].get(key) for key in keys]
         for name, results in models.items()
+        if evaluator in results
     ]
     return _table(["model"] + keys, rows)
 
