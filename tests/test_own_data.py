@@ -37,3 +37,28 @@ def test_train_and_evaluate_an_image_folder(
     with torch.no_grad():
         predicted = model(val.images.float() / 255).argmax(dim=1)
     assert top1 == (predicted == val.labels).float().mean().item()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["torchvision:resnet18", "timm:resnet18"])
+def test_excon_and_edda_with_a_library_model(model, tmp_path, write_image_folder, capsys) -> None:
+    if model.startswith("timm:"):
+        pytest.importorskip("timm")
+    root = write_image_folder(tmp_path / "data")
+    for method in ("excon", "edda"):
+        run_dir = tmp_path / method
+        argv = ["train", "--dataset", "folder", "--data", str(root), "--image-size", "16"]
+        argv += ["--method", method, "--model", model, "--cam-layer", "layer4"]
+        assert main(argv + FAST + ["--out", str(run_dir)]) == 0
+        assert f"{method} on folder: test accuracy" in capsys.readouterr().out
+        report = tmp_path / f"{method}-report"
+        evaluate = ["evaluate", str(run_dir), "--evaluators", "accuracy", "--device", "cpu"]
+        assert main(evaluate + ["--out", str(report)]) == 0
+        results = json.loads((report / "report.json").read_text())["models"][method]
+        trained, _ = load_run(run_dir)
+        val = image_folder(root, "val", size=16, lazy=False)
+        with torch.no_grad():
+            predicted = trained(val.images.float() / 255).argmax(dim=1)
+        assert results["accuracy"]["top1"] == (predicted == val.labels).float().mean().item()
+        assert trained.model_spec["name"] == model
+        assert trained.model_spec["contrastive"] == (method == "excon")

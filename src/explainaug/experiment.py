@@ -32,7 +32,9 @@ from explainaug.explain import Explainer
 from explainaug.explain.registry import LAYER_EXPLAINERS, build_explainer, explainer_names
 from explainaug.losses import EDDALoss
 from explainaug.losses.edda import SALIENT_TARGETS
-from explainaug.models import ContrastiveModel, SmallCNN, resnet18, resnet50
+from explainaug.models import build_model as build_registered_model
+from explainaug.models.contrastive import qualify_layer
+from explainaug.models.registry import check_model_name, model_names
 from explainaug.train import (
     EDDA,
     CrossEntropy,
@@ -48,7 +50,6 @@ from explainaug.train.methods.base import model_mean
 
 METHODS = ("ce", "supcon", "excon", "edda", "random-occlusion")
 CONTRASTIVE_METHODS = ("supcon", "excon")
-MODELS = ("small-cnn", "resnet18", "resnet50")
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
 
@@ -64,7 +65,9 @@ class Experiment:
         data_root: folder holding ``cifar-100-python``, ``tiny-imagenet-200`` or, for
             ``folder``, ``train/<class>/*`` (and optionally ``val/<class>/*``).
         download: download CIFAR-100 into ``data_root`` when missing.
-        model: one of ``MODELS``.
+        model: a name of ``explainaug.models.registry``: ``small-cnn``, ``resnet18``,
+            ``resnet50``, ``torchvision:NAME`` or ``timm:NAME`` (randomly initialised).
+        weights: a local state dict for a ``torchvision:``/``timm:`` model (any head size).
         width: channels of the model's first stage (64 for the papers' ResNets).
         epochs: training epochs.
         batch_size: images per optimisation step, the global batch: under ``torchrun`` each of
@@ -111,6 +114,7 @@ class Experiment:
     data_root: str | None = None
     download: bool = False
     model: str = "small-cnn"
+    weights: str | None = None
     width: int = 16
     epochs: int = 10
     batch_size: int = 128
@@ -139,13 +143,13 @@ class Experiment:
         for field, allowed in (
             ("method", METHODS),
             ("dataset", dataset_names()),
-            ("model", MODELS),
             ("explainer", explainer_names()),
         ):
             if getattr(self, field) not in allowed:
                 raise ValueError(
                     f"unknown {field} {getattr(self, field)!r}; choose one of {allowed}"
                 )
+        check_model_name(self.model)
         if DATASETS[self.dataset].needs_root and not self.data_root:
             raise ValueError(
                 f"dataset {self.dataset!r} needs a data folder (--data): "
@@ -228,15 +232,18 @@ def build_model(
         >>> type(model).__name__, model.default_cam_layer
         ('ContrastiveModel', 'encoder.block3')
     """
-    factories = {
-        "small-cnn": lambda c: SmallCNN(c, width=experiment.width, mean=mean, std=std),
-        "resnet18": lambda c: resnet18(c, width=experiment.width, mean=mean, std=std),
-        "resnet50": lambda c: resnet50(c, width=experiment.width, mean=mean, std=std),
-    }
-    if not experiment.contrastive:
-        return factories[experiment.model](num_classes)
-    encoder = factories[experiment.model](None)
-    return ContrastiveModel(encoder, encoder.num_features, num_classes=num_classes)
+    model = build_registered_model(
+        experiment.model,
+        num_classes,
+        width=experiment.width,
+        mean=mean,
+        std=std,
+        weights=experiment.weights,
+        contrastive=experiment.contrastive,
+    )
+    if experiment.cam_layer is not None:  # the run's CAM layer, in training and evaluation
+        model.default_cam_layer = qualify_layer(model, experiment.cam_layer)
+    return model
 
 
 def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> Method:
@@ -486,7 +493,6 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
     choices = {
         "method": METHODS,
         "dataset": dataset_names(),
-        "model": MODELS,
         "salient_target": SALIENT_TARGETS,
         "explainer": explainer_names(),
     }
@@ -510,6 +516,17 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
         elif field.name == "amp":
             parser.add_argument(
                 flag, default=default or "none", choices=("auto", "bf16", "fp16", "none")
+            )
+        elif field.name == "model":
+            parser.add_argument(
+                flag,
+                default=default,
+                help=f"one of {', '.join(model_names())} (library models start from random "
+                "weights, or from --weights)",
+            )
+        elif field.name == "weights":
+            parser.add_argument(
+                flag, default=default, help="local state dict file for a torchvision:/timm: model"
             )
         elif field.name == "lr":
             parser.add_argument(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug.models.adapt import last_linear, replace_module
+
 
 class ContrastiveModel(nn.Module):
     """Encoder -> L2-normalised projection (for SupCon/ExCon) plus a linear classifier.
@@ -47,6 +49,23 @@ class ContrastiveModel(nn.Module):
             cam_layer = f"encoder.{inner}" if inner else None
         self.default_cam_layer = cam_layer
 
+    @classmethod
+    def from_classifier(cls, model: nn.Module, proj_dim: int = 128) -> ContrastiveModel:
+        """Wrap a plain classifier: its classification head (timm's ``get_classifier()``, else
+        its last ``nn.Linear``) becomes the linear probe and is replaced by ``nn.Identity`` in
+        ``model`` (in place), which becomes the encoder; a projection head is added.
+
+        Example:
+            >>> import torchvision
+            >>> wrapped = ContrastiveModel.from_classifier(torchvision.models.resnet18(num_classes=3))
+            >>> wrapped.features(torch.rand(2, 3, 32, 32)).shape, wrapped.classifier.out_features
+            (torch.Size([2, 512]), 3)
+        """
+        head = replace_module(model, last_linear(model), nn.Identity())
+        wrapped = cls(model, head.in_features, proj_dim, num_classes=head.out_features)
+        wrapped.classifier = head
+        return wrapped
+
     def features(self, x: Tensor) -> Tensor:
         """Encoder features ``[B, feat_dim]``."""
         return self.encoder(x)
@@ -61,3 +80,19 @@ class ContrastiveModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.encoder(x))
+
+
+def qualify_layer(model: nn.Module, name: str) -> str:
+    """``name`` as a dotted module path of ``model``: unchanged when it is one, else prefixed
+    with ``encoder.`` when it names a layer of a :class:`ContrastiveModel`'s encoder (so the
+    backbone's own layer names work on the wrapped model).
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> qualify_layer(ContrastiveModel(SmallCNN(None, width=4), 16, 8, 2), "block3")
+        'encoder.block3'
+    """
+    modules = dict(model.named_modules())
+    if name not in modules and isinstance(model, ContrastiveModel) and f"encoder.{name}" in modules:
+        return f"encoder.{name}"
+    return name

@@ -174,6 +174,14 @@ class Trainer:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
         if resume == "auto" and out_dir is None:
             raise ValueError('resume="auto" needs out_dir (where the checkpoint lives)')
+        prepared = method.prepare(model)
+        if prepared is not model and optimizer is not None:
+            raise ValueError(
+                f"{type(method).__name__} wrapped the model (adding parameters) after the "
+                "optimizer was built; pass optimizer=None or the wrapped model "
+                "(e.g. ContrastiveModel.from_classifier(model))"
+            )
+        model = prepared
 
         self.context: DistributedContext = setup_distributed(device)
         self.device = self.context.device

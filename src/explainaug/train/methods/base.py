@@ -25,6 +25,11 @@ class Method(ABC):
     only: no ``.item()`` or other host syncs.
     """
 
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """The model to train for ``model``, called by ``Trainer`` before anything else: the
+        model itself, or a wrapper the method needs (SupCon/ExCon wrap a plain classifier)."""
+        return model
+
     def setup(self, model: nn.Module) -> None:  # noqa: B027 (optional hook)
         """Check that ``model`` suits the method and build what depends on it (explainers)."""
 
@@ -109,12 +114,17 @@ def require_contrastive(model: nn.Module, method: str) -> None:
 
 
 def live_explainer(
-    explainer: ExplainerLike | None, model: nn.Module, method: str, relu: bool = True
+    explainer: ExplainerLike | None,
+    model: nn.Module,
+    method: str,
+    relu: bool = True,
+    layer: str | None = None,
 ) -> ExplainerLike:
-    """The explainer to use on ``model``: Grad-CAM (``relu`` as ``GradCAM``) on its default CAM
-    layer when ``explainer`` is None, built with ``check_values=False`` (no per-step host syncs);
-    otherwise ``explainer``, which must explain this very model (explanations come from the live
-    weights).
+    """The explainer to use on ``model``: Grad-CAM (``relu`` as ``GradCAM``) on ``layer`` (a
+    dotted name; a ``ContrastiveModel``'s encoder layers may be named as in the encoder) or the
+    default CAM layer when ``explainer`` is None, built with ``check_values=False`` (no per-step
+    host syncs); otherwise ``explainer``, which must explain this very model (explanations come
+    from the live weights).
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -123,7 +133,10 @@ def live_explainer(
         'GradCAM'
     """
     if explainer is None:
-        return GradCAM(model, relu=relu, check_values=False)
+        from explainaug.models.contrastive import qualify_layer
+
+        name = None if layer is None else qualify_layer(model, layer)
+        return GradCAM(model, layer=name, relu=relu, check_values=False)
     if not callable(explainer) or getattr(explainer, "model", None) is not model:
         raise ValueError(
             f"{method}'s explainer must be a callable explainer whose .model is the model being "

@@ -32,6 +32,8 @@ class EDDA(OcclusionAlignment):
         warmup_epochs: epochs of plain cross-entropy before occlusions start (the ExCon
             precedent is a quarter of the run).
         augment: optional batched augmentation applied to each batch first (crop, flip).
+        cam_layer: the layer of the default Grad-CAM (a dotted name, e.g. ``"layer4"`` of a
+            torchvision ResNet); None uses the model's default CAM layer.
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -52,16 +54,21 @@ class EDDA(OcclusionAlignment):
         loss: nn.Module | None = None,
         warmup_epochs: int = 0,
         augment: BatchAugment | None = None,
+        *,
+        cam_layer: str | None = None,
     ) -> None:
         super().__init__(loss, warmup_epochs, augment)
+        if explainer is not None and cam_layer is not None:
+            raise ValueError("EDDA: give explainer= or cam_layer=, not both")
         self.explainer = explainer
+        self.cam_layer = cam_layer
         self.salient = salient
         self.nonsalient = nonsalient
         self._explainer: ExplainerLike | None = None
         self._occlusions: tuple[MaskTransform, MaskTransform] | None = None
 
     def setup(self, model: nn.Module) -> None:
-        self._explainer = live_explainer(self.explainer, model, "EDDA")
+        self._explainer = live_explainer(self.explainer, model, "EDDA", layer=self.cam_layer)
         mean = model_mean(model)
         self._occlusions = (
             self.nonsalient

@@ -54,6 +54,12 @@ class ExCon(SupCon):
         views: random views, as in ``SupCon`` (at least 2 per image).
         loss: an ``ExConLoss`` to use instead of the default.
         gather_distributed: contrast across all processes under ``torchrun`` (see ``SupCon``).
+        cam_layer: the layer of the default Grad-CAM (a dotted name; a plain backbone's own
+            names work, e.g. ``"layer4"`` of a torchvision ResNet); None uses the model's
+            default CAM layer.
+
+    A plain classifier works as the model: ``Trainer`` wraps it with
+    ``ContrastiveModel.from_classifier`` (its head becomes the linear probe).
 
     Example:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
@@ -78,7 +84,11 @@ class ExCon(SupCon):
         loss: ExConLoss | None = None,
         base_temperature: float | None = 0.07,
         gather_distributed: bool | None = None,
+        *,
+        cam_layer: str | None = None,
     ) -> None:
+        if explainer is not None and cam_layer is not None:
+            raise ValueError("ExCon: give explainer= or cam_layer=, not both")
         if loss is None:
             loss = ExConLoss(
                 temperature,
@@ -90,6 +100,7 @@ class ExCon(SupCon):
         check_count(warmup_epochs, "warmup_epochs", minimum=0)
         super().__init__(temperature, views, loss, gather_distributed=gather_distributed)
         self.explainer = explainer
+        self.cam_layer = cam_layer
         self.mask = mask
         self.warmup_epochs = warmup_epochs
         self.negative_pair = negative_pair
@@ -98,7 +109,9 @@ class ExCon(SupCon):
 
     def setup(self, model: nn.Module) -> None:
         super().setup(model)
-        self._explainer = live_explainer(self.explainer, model, "ExCon", relu=False)
+        self._explainer = live_explainer(
+            self.explainer, model, "ExCon", relu=False, layer=self.cam_layer
+        )
         if self.mask is None:
             self._mask = SaliencyMask(
                 threshold=0.5, fill="mean", mean=model_mean(model), check_values=False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -15,6 +17,8 @@ from explainaug.train.methods.base import (
     split_batch,
 )
 from explainaug.typing import Batch, Metrics, ViewTransform
+
+logger = logging.getLogger("explainaug")
 
 
 class SupCon(Method):
@@ -72,6 +76,28 @@ class SupCon(Method):
             )
         self.loss = loss
         self.views = views
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """``model`` if it is contrastive (``features``/``project``/``classify``); a plain
+        classifier is wrapped by ``ContrastiveModel.from_classifier`` (its head becomes the
+        linear probe, a projection head is added)."""
+        if all(callable(getattr(model, n, None)) for n in ("features", "project", "classify")):
+            return model
+        from explainaug.models import ContrastiveModel
+
+        try:
+            wrapped = ContrastiveModel.from_classifier(model)
+        except ValueError:
+            require_contrastive(model, type(self).__name__)  # raises, naming what is missing
+            raise
+        logger.info(
+            "%s: %s wrapped in a ContrastiveModel (its head is the linear probe; projection "
+            "head %d -> 128 added)",
+            type(self).__name__,
+            type(model).__name__,
+            wrapped.classifier.in_features,
+        )
+        return wrapped
 
     def setup(self, model: nn.Module) -> None:
         require_contrastive(model, type(self).__name__)
