@@ -28,6 +28,10 @@ def test_train_and_evaluate_an_image_folder(
     assert "train split: 18 images, 3x16x16" in captured.err
     where = "stays on the device (DeviceLoader)" if fits else "decoded in DataLoader workers"
     assert where in captured.err
+    assert "epoch 1/1  loss " in captured.err and "val acc " in captured.err
+    saved = json.loads((run_dir / "results.json").read_text())["test_accuracy"]
+    assert f"test accuracy {saved:.4f}" in captured.out
+    assert (run_dir / "metrics.csv").read_text().startswith("epoch,")
     report = tmp_path / "report"
     evaluate = ["evaluate", str(run_dir), "--evaluators", "accuracy", "--out", str(report)]
     assert main(evaluate + ["--device", "cpu"]) == 0

@@ -18,3 +18,5 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch) -> None:
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
     assert (tmp_path / "runs" / "edda" / "checkpoint.pt").is_file()
     assert namespace["curves"]["similarity"]
+    assert (tmp_path / "runs" / "mine" / "run.json").is_file()
+    assert type(namespace["model"]).__name__ == "ContrastiveModel"

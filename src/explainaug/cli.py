@@ -85,6 +85,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a trained run (folder or checkpoint) and write a report."""
     from explainaug.data import make_loader
+    from explainaug.data.registry import dataset_names
     from explainaug.evaluate.report import report
     from explainaug.experiment import explainer_options, load_run, load_test_dataset
 
@@ -120,12 +121,27 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=None, help="report folder (default: RUN/report)")
     parser.add_argument("--data", default=None, help="dataset folder, if it moved since training")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        choices=dataset_names(),
+        help="test data of a run trained from Python with Trainer (or to replace the run's)",
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="image side for --dataset (folder, shapes)"
+    )
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if any)")
     args = parser.parse_args(argv)
     _log_to_console()
     device = args.device or _default_device()
     try:
-        model, experiment = load_run(args.run, device=device, data_root=args.data)
+        model, experiment = load_run(
+            args.run,
+            device=device,
+            data_root=args.data,
+            dataset=args.dataset,
+            image_size=args.image_size,
+        )
         test_set = load_test_dataset(experiment, device)
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"explainaug evaluate: error: {error}\n")

@@ -34,7 +34,7 @@ from explainaug.losses import EDDALoss
 from explainaug.losses.edda import SALIENT_TARGETS
 from explainaug.models import build_model as build_registered_model
 from explainaug.models.contrastive import qualify_layer
-from explainaug.models.registry import check_model_name, model_names
+from explainaug.models.registry import check_model_name, model_names, rebuild_model
 from explainaug.train import (
     EDDA,
     CrossEntropy,
@@ -47,10 +47,11 @@ from explainaug.train import (
 )
 from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
 from explainaug.train.methods.base import model_mean
+from explainaug.train.run_log import RUN_FILE, update_description
 
 METHODS = ("ce", "supcon", "excon", "edda", "random-occlusion")
 CONTRASTIVE_METHODS = ("supcon", "excon")
-RUN_FILE = "run.json"
+RESULTS_FILE = "results.json"  # the final test accuracy
 WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
 
 
@@ -100,6 +101,8 @@ class Experiment:
         augment: random crop (padding 4) and flip for the classification methods.
         amp: mixed precision mode of the Trainer.
         seed: seed of weights, data order and augmentations.
+        tensorboard: also write TensorBoard events (``tensorboard`` extra); every run writes
+            ``metrics.csv`` and ``results.json`` (the final test accuracy).
         train_size: images of the synthetic ``shapes`` training set (its test set is a quarter).
         image_size: side of the ``shapes`` images; ``folder`` images are resized and
             center-cropped to it.
@@ -135,6 +138,7 @@ class Experiment:
     augment: bool = True
     amp: str | None = "auto"
     seed: int = 0
+    tensorboard: bool = False
     train_size: int = 2000
     image_size: int = 32
 
@@ -250,6 +254,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     """The training method with the experiment's settings, explaining ``model``.
 
     Example:
+        >>> from explainaug.models import SmallCNN
         >>> model = SmallCNN(4, width=4)
         >>> build_method(Experiment(method="edda", occlusion_ratio=0.3), model, 16)
         EDDA(warmup_epochs=0, loss=EDDALoss(salient_target='uniform', nonsalient_weight=1.0, salient_weight=1.0))
@@ -382,16 +387,16 @@ def run(
         device=device,
         progress=progress,
         seed=experiment.seed,
+        tensorboard=experiment.tensorboard,
     )
     batch_size = per_process_batch_size(experiment.batch_size, trainer.context.world_size)
     if out_dir is not None and trainer.context.is_main:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
         description = {
             "experiment": dataclasses.asdict(experiment),
             "num_classes": train_set.num_classes,
             "explainer": {"name": experiment.explainer, **explainer_options(experiment)},
         }
-        (Path(out_dir) / RUN_FILE).write_text(json.dumps(description, indent=2))
+        update_description(out_dir, description)
         (Path(out_dir) / WEIGHTS_FILE).unlink(missing_ok=True)  # final weights come after training
     train_loader = make_loader(
         train_set,
@@ -404,7 +409,7 @@ def run(
     test_loader = make_loader(
         test_set, 256, shuffle=False, device=trainer.device, rank=0, world_size=1
     )
-    history = trainer.fit(train_loader)
+    history = trainer.fit(train_loader, test_loader)
     if trainer.interrupted:
         return TrainedRun(model, history, float("nan"), experiment, interrupted=True)
     if experiment.contrastive and experiment.linear_epochs > 0:
@@ -429,20 +434,31 @@ def run(
     if out_dir is not None and trainer.context.is_main:
         save_checkpoint({"model": model.state_dict()}, Path(out_dir) / WEIGHTS_FILE)
     test_accuracy = float(accuracy(model, test_loader, topk=(1,), per_class=False)["top1"])
+    if out_dir is not None and trainer.context.is_main:
+        results = {"test_accuracy": test_accuracy, "epochs": experiment.epochs}
+        (Path(out_dir) / RESULTS_FILE).write_text(json.dumps(results, indent=2))
     return TrainedRun(model, history, test_accuracy, experiment)
 
 
 def load_run(
-    path: str | Path, device: str | torch.device = "cpu", data_root: str | None = None
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    data_root: str | None = None,
+    dataset: str | None = None,
+    image_size: int | None = None,
 ) -> tuple[nn.Module, Experiment]:
     """Rebuild a trained model from a run folder (or its ``checkpoint.pt``) and its ``run.json``.
 
     The final weights (``model.pt``) are used when the run finished, else the checkpoint's.
-    ``data_root`` replaces the recorded dataset folder (when the data moved since training).
+    ``dataset``, ``data_root`` and ``image_size`` replace the recorded data settings (when the
+    data moved since training). A run written by ``Trainer`` from Python records the model
+    (built by ``explainaug.models.build_model``), its class count and its explainer, but no
+    data: name its test data with ``dataset`` (and ``data_root``, ``image_size``).
 
     Raises:
         FileNotFoundError: no checkpoint or no ``run.json`` where expected.
-        ValueError: the checkpoint is unreadable or does not fit the model in ``run.json``.
+        ValueError: the checkpoint is unreadable or does not fit the model in ``run.json``,
+            or a ``Trainer`` run is loaded without ``dataset``.
     """
     path = Path(path)
     checkpoint_path = path / "checkpoint.pt" if path.is_dir() else path
@@ -452,14 +468,20 @@ def load_run(
     if not run_file.is_file():
         raise FileNotFoundError(
             f"no {RUN_FILE} beside {checkpoint_path}: it records how the "
-            "model was built (written by `explainaug train`)"
+            "model was built (written by `explainaug train` and by Trainer)"
         )
     try:
         description = json.loads(run_file.read_text())
-        experiment = Experiment(**description["experiment"])
         num_classes = int(description["num_classes"])
-        if data_root is not None:
-            experiment.data_root = data_root
+        if "experiment" in description:
+            experiment = Experiment(**description["experiment"])
+        else:
+            experiment = _trainer_experiment(description, run_file, dataset)
+        for field, value in (("dataset", dataset), ("data_root", data_root)):
+            if value is not None:
+                setattr(experiment, field, value)
+        if image_size is not None:
+            experiment.image_size = image_size
         experiment.validate()
     except (json.JSONDecodeError, TypeError, KeyError) as error:
         raise ValueError(f"{run_file} is not a valid run description: {error!r}") from None
@@ -468,8 +490,13 @@ def load_run(
         state = load_checkpoint(weights_path, map_location=device, required=("model",))
     else:
         state = load_checkpoint(checkpoint_path, map_location=device)
-    # placeholder statistics: the checkpoint restores the model's Normalize buffers
-    model = build_model(experiment, num_classes, (0.0,) * 3, (1.0,) * 3)
+    if "experiment" in description:
+        # placeholder statistics: the checkpoint restores the model's Normalize buffers
+        model = build_model(experiment, num_classes, (0.0,) * 3, (1.0,) * 3)
+    else:
+        model = rebuild_model(description["model"])
+        if experiment.cam_layer is not None:
+            model.default_cam_layer = qualify_layer(model, experiment.cam_layer)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:
@@ -477,6 +504,43 @@ def load_run(
             f"checkpoint {checkpoint_path} does not fit the model in {run_file}: {error}"
         ) from None
     return model.to(device).eval(), experiment
+
+
+METHOD_CLASSES = {
+    "ce": CrossEntropy,
+    "supcon": SupCon,
+    "excon": ExCon,
+    "edda": EDDA,
+    "random-occlusion": RandomOcclusionControl,
+}
+"""Method name -> class (``Trainer`` records the class name in ``run.json``)."""
+
+
+def _trainer_experiment(
+    description: dict[str, Any], run_file: Path, dataset: str | None
+) -> Experiment:
+    """The settings of a run written by ``Trainer`` alone, for evaluation."""
+    spec = description.get("model")
+    if spec is None:
+        raise ValueError(
+            f"{run_file} records no model spec: the model was not built by "
+            "explainaug.models.build_model; rebuild it and load the checkpoint's 'model' yourself"
+        )
+    if dataset is None:
+        raise ValueError(
+            f"{run_file} was written by Trainer and names no data; give the test data "
+            "(--dataset, --data, --image-size; dataset= in load_run)"
+        )
+    names = {cls.__name__: name for name, cls in METHOD_CLASSES.items()}
+    explainer = description.get("explainer") or {}
+    return Experiment(
+        method=names.get(description.get("method"), "ce"),
+        model=spec["name"],
+        width=spec["width"],
+        dataset=dataset,
+        explainer=explainer.get("name", "gradcam"),
+        cam_layer=explainer.get("layer"),
+    )
 
 
 ARGUMENT_HELP = {

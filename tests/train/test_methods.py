@@ -297,9 +297,14 @@ def test_explanations_run_in_float32_outside_autocast(name, make_cnn, make_contr
 # -------------------------------------------------------------------------- bad set-ups
 
 
-def test_contrastive_methods_need_a_contrastive_model(make_cnn):
+def test_contrastive_methods_need_a_contrastive_model_or_a_linear_head(make_cnn):
+    # a classifier with a linear head is wrapped (tests/models/test_registry.py); without one:
+    headless = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 2, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
     with pytest.raises(TypeError, match="features/project/classify"):
-        Trainer(make_cnn(), SupCon(), epochs=1)
+        Trainer(headless, SupCon(), epochs=1)
+    assert type(Trainer(make_cnn(), SupCon(), epochs=1).model).__name__ == "ContrastiveModel"
 
 
 def test_explainer_must_explain_the_trained_model(make_cnn):

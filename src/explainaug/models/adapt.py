@@ -103,8 +103,8 @@ def adapt(
     Example:
         >>> import torchvision
         >>> net = adapt(torchvision.models.resnet18(num_classes=3), mean=(0.5,) * 3, std=(0.2,) * 3)
-        >>> net(torch.rand(1, 3, 32, 32)).shape, net.num_features
-        (torch.Size([1, 3]), 512)
+        >>> net(torch.rand(2, 3, 32, 32)).shape, net.num_features
+        (torch.Size([2, 3]), 512)
     """
     if not isinstance(net, nn.Module):
         raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import random
 import signal
@@ -35,9 +36,18 @@ from explainaug.train.checkpoint import (
     save_checkpoint,
 )
 from explainaug.train.methods.base import Method, split_batch
+from explainaug.train.run_log import (
+    CSV_FILE,
+    TensorBoardLog,
+    epoch_line,
+    run_description,
+    update_description,
+    write_csv,
+)
 from explainaug.train.schedule import lr_factor
 
 AMP_MODES = ("auto", "bf16", "fp16", None)
+logger = logging.getLogger("explainaug")
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
@@ -101,7 +111,13 @@ class Trainer:
     - **Metrics** (loss, lr, the method's metrics, epoch time, validation accuracy) are summed
       on the device and synchronised once per ``log_every`` steps and per epoch; rank 0 appends
       them to ``out_dir/log_file`` (JSON lines) and shows them in a tqdm bar. A non-finite loss
-      raises ``FloatingPointError`` at the next synchronisation.
+      raises ``FloatingPointError`` at the next synchronisation. After each epoch rank 0 logs
+      one summary line (loss, lr, train and validation accuracy) to the ``explainaug`` logger
+      at INFO, rewrites ``out_dir/metrics.csv`` (one row per epoch) and, with ``tensorboard``,
+      writes TensorBoard scalars to ``out_dir/tensorboard``.
+    - **Run description**: ``out_dir/run.json`` records the model spec (models from
+      ``explainaug.models.build_model``), the class count, the method and its explainer
+      settings, so ``explainaug evaluate`` can rebuild and explain the model.
 
     Args:
         model: the model; moved to ``device``.
@@ -124,6 +140,7 @@ class Trainer:
         seed: seeds torch, numpy and Python (plus the rank) at the start of a fresh run.
         find_unused_parameters: passed to DDP (needed when a step leaves parameters unused,
             e.g. cross-entropy on a ``ContrastiveModel``, whose projection head is then idle).
+        tensorboard: also write epoch metrics as TensorBoard events (the ``tensorboard`` extra).
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -156,6 +173,7 @@ class Trainer:
         progress: bool = True,
         seed: int = 0,
         find_unused_parameters: bool = False,
+        tensorboard: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -194,6 +212,11 @@ class Trainer:
         self.resume = resume
         self.checkpoint_every = checkpoint_every
         self.log_file = log_file
+        self._board = (
+            TensorBoardLog(out_dir)
+            if tensorboard and out_dir is not None and self.context.is_main
+            else None
+        )
         self.log_every = log_every
         self.progress = progress
         self.seed = seed
@@ -254,6 +277,8 @@ class Trainer:
         self._stop_requested = False
 
         position = self._restore()
+        if self.out_dir is not None and self.context.is_main:
+            update_description(self.out_dir, run_description(self.model, self.method))
         handlers = self._install_signal_handlers()
         try:
             return self._train(train_loader, val_loader, steps_per_epoch, position)
@@ -338,6 +363,7 @@ class Trainer:
                 record["val_accuracy"] = self.evaluate(val_loader)
             history.append(record)
             self._log({"kind": "epoch", **record})
+            self._report_epoch(history)
             skip = 0
             if (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == self.epochs:
                 self._save(epoch + 1, 0, history, None, {}, {}, 0.0)
@@ -421,6 +447,16 @@ class Trainer:
                 f"learning rate or check the data and method"
             )
         return means
+
+    def _report_epoch(self, history: list[dict[str, Any]]) -> None:
+        """Rank 0: the epoch's summary line, ``metrics.csv`` and TensorBoard scalars."""
+        if not self.context.is_main:
+            return
+        logger.info(epoch_line(history[-1], self.epochs))
+        if self.out_dir is not None:
+            write_csv(self.out_dir / CSV_FILE, history)
+        if self._board is not None:
+            self._board.write(history[-1])
 
     def _current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])

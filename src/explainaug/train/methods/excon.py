@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import torch
+from pytorch_metric_learning.losses import BaseMetricLossFunction
 from torch import Tensor, nn
 
 from explainaug._shared import preserved_model_state
 from explainaug._validation import check_count
 from explainaug.augment import SaliencyMask
 from explainaug.losses import ExConLoss
+from explainaug.losses.pml import check_background_loss, is_pml_loss, pml_loss
 from explainaug.train.methods.base import (
     explain_float32,
     live_explainer,
@@ -52,7 +54,10 @@ class ExCon(SupCon):
         base_temperature: loss scale ``temperature / base_temperature``, as ``SupCon`` (0.07,
             the official value).
         views: random views, as in ``SupCon`` (at least 2 per image).
-        loss: an ``ExConLoss`` to use instead of the default.
+        loss: an ``ExConLoss`` to use instead of the default, or a pytorch-metric-learning
+            loss: pair-based ones (``SupConLoss``, ``NTXentLoss``, ...) receive the background
+            rows as negatives only (explicit pairs, ``explainaug.losses.pml``); with
+            ``negative_pair=False`` any PML loss works. ``background_anchor`` applies to both.
         gather_distributed: contrast across all processes under ``torchrun`` (see ``SupCon``).
         cam_layer: the layer of the default Grad-CAM (a dotted name; a plain backbone's own
             names work, e.g. ``"layer4"`` of a torchvision ResNet); None uses the model's
@@ -81,7 +86,7 @@ class ExCon(SupCon):
         background_anchor: bool = False,
         temperature: float = 0.1,
         views: ViewTransform | None = None,
-        loss: ExConLoss | None = None,
+        loss: ExConLoss | BaseMetricLossFunction | None = None,
         base_temperature: float | None = 0.07,
         gather_distributed: bool | None = None,
         *,
@@ -97,10 +102,13 @@ class ExCon(SupCon):
                 gather_distributed=gather_distributed is not False,
                 check_values=False,
             )
+        if negative_pair:
+            check_background_loss(loss)
         check_count(warmup_epochs, "warmup_epochs", minimum=0)
         super().__init__(temperature, views, loss, gather_distributed=gather_distributed)
         self.explainer = explainer
         self.cam_layer = cam_layer
+        self.background_anchor = background_anchor
         self.mask = mask
         self.warmup_epochs = warmup_epochs
         self.negative_pair = negative_pair
@@ -155,6 +163,8 @@ class ExCon(SupCon):
         return loss, metrics
 
     def contrastive_loss(self, rows: Tensor, labels: Tensor, background: Tensor | None) -> Tensor:
+        if is_pml_loss(self.loss):
+            return pml_loss(self.loss, rows, labels, background, self.background_anchor)
         if background is None:
             background = torch.zeros_like(labels, dtype=torch.bool)
         return self.loss(rows, labels, background)

@@ -6,6 +6,7 @@ import logging
 
 import torch
 import torch.nn.functional as F
+from pytorch_metric_learning.losses import BaseMetricLossFunction
 from torch import Tensor, nn
 
 from explainaug.augment import supcon_views
@@ -40,7 +41,8 @@ class SupCon(Method):
             ``None`` builds ``explainaug.augment.supcon_views(image size, n_views=2)``
             (SupContrast's crop/flip/jitter/grayscale) at the first step.
         loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, base_temperature,
-            check_values=False)`` (``temperature`` and ``base_temperature`` are then unused).
+            check_values=False)`` (``temperature`` and ``base_temperature`` are then unused),
+            or a pytorch-metric-learning loss (called as ``loss(embeddings, labels)``).
         gather_distributed: under ``torchrun``, contrast each anchor against the rows of every
             process (the global batch, as the official single-process code); False contrasts
             within each process's batch. None: True for the default loss, else the given
@@ -60,7 +62,7 @@ class SupCon(Method):
         self,
         temperature: float = 0.1,
         views: ViewTransform | None = None,
-        loss: SupConLoss | None = None,
+        loss: SupConLoss | BaseMetricLossFunction | None = None,
         base_temperature: float | None = 0.07,
         gather_distributed: bool | None = None,
     ) -> None:
@@ -69,10 +71,12 @@ class SupCon(Method):
             loss = SupConLoss(
                 temperature, base_temperature, gather_distributed=gather, check_values=False
             )
-        elif gather_distributed is not None and gather_distributed != loss.gather_distributed:
+        elif gather_distributed is not None and gather_distributed != getattr(
+            loss, "gather_distributed", False
+        ):
             raise ValueError(
                 f"gather_distributed={gather_distributed} contradicts the given loss's "
-                f"gather_distributed={loss.gather_distributed}; set it on the loss only"
+                f"gather_distributed={getattr(loss, 'gather_distributed', False)}; set it on the loss only"
             )
         self.loss = loss
         self.views = views

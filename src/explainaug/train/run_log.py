@@ -1,0 +1,127 @@
+"""What a run leaves behind besides checkpoints: the epoch summary line, ``metrics.csv``,
+TensorBoard events and the ``run.json`` description that ``explainaug evaluate`` reads."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+RUN_FILE = "run.json"
+CSV_FILE = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """One line summing up an epoch: loss, learning rate, train and validation accuracy.
+
+    Train accuracy is the method's ``accuracy`` (cross-entropy methods) or ``probe_accuracy``
+    (the online linear probe of contrastive methods).
+
+    Example:
+        >>> epoch_line({"epoch": 2, "loss": 0.5, "lr": 0.1, "accuracy": 0.75,
+        ...             "val_accuracy": 0.5, "epoch_time": 3.0}, epochs=10)
+        'epoch 2/10  loss 0.5000  lr 0.1  train acc 0.7500  val acc 0.5000  3.0 s'
+    """
+    parts = [f"epoch {record['epoch']}/{epochs}", f"loss {record['loss']:.4f}"]
+    parts.append(f"lr {record['lr']:.4g}")
+    train = record.get("accuracy", record.get("probe_accuracy"))
+    if train is not None:
+        parts.append(f"train acc {train:.4f}")
+    if record.get("val_accuracy") is not None:
+        parts.append(f"val acc {record['val_accuracy']:.4f}")
+    parts.append(f"{record.get('epoch_time', 0.0):.1f} s")
+    return "  ".join(parts)
+
+
+def write_csv(path: str | Path, history: Sequence[dict[str, Any]]) -> None:
+    """Write the epoch records as CSV (one row per epoch; columns: every key seen, in order of
+    first appearance, so metrics that start later, e.g. after a warm-up, get a column too).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_csv(f"{folder}/m.csv", [{"epoch": 1, "loss": 2.0}, {"epoch": 2, "x": 1}])
+        ...     print(open(f"{folder}/m.csv").read().split())
+        ['epoch,loss,x', '1,2.0,', '2,,1']
+    """
+    columns: dict[str, None] = {}
+    for record in history:
+        columns.update(dict.fromkeys(record))
+    temporary = Path(f"{path}.tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(temporary, path)
+
+
+class TensorBoardLog:
+    """Epoch metrics as TensorBoard scalars under ``out_dir/tensorboard`` (needs the
+    ``tensorboard`` extra: ``pip install 'explainaug[tensorboard]'``)."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ImportError(
+                "tensorboard=True needs tensorboard: pip install 'explainaug[tensorboard]'"
+            ) from None
+        self.writer = SummaryWriter(str(Path(out_dir) / TENSORBOARD_DIR))
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Add every number of an epoch record at step ``record["epoch"]``."""
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(key, value, record["epoch"])
+        self.writer.flush()
+
+
+def run_description(model: nn.Module, method: Any) -> dict[str, Any]:
+    """What evaluation needs to rebuild and explain a trained model: the model spec (from
+    ``explainaug.models.build_model``; None for other models), its class count, the method
+    and the explainer its training used (registry name, layer, options).
+
+    Example:
+        >>> from explainaug.models import build_model
+        >>> from explainaug.train import EDDA
+        >>> method = EDDA(cam_layer="block2")
+        >>> model = build_model("small-cnn", 3, width=4)
+        >>> method.setup(model)
+        >>> description = run_description(model, method)
+        >>> description["num_classes"], description["explainer"]
+        (3, {'name': 'gradcam', 'layer': 'block2', 'relu': True})
+    """
+    from explainaug.explain.registry import EXPLAINERS
+
+    spec = getattr(model, "model_spec", None)
+    explainer = getattr(method, "_explainer", None)
+    settings = None
+    if explainer is not None:
+        names = [name for name, factory in EXPLAINERS.items() if factory is type(explainer)]
+        settings = {"name": names[0] if names else type(explainer).__name__}
+        for option in ("layer_name", "relu"):
+            if hasattr(explainer, option):
+                settings[option.removesuffix("_name")] = getattr(explainer, option)
+    return {
+        "model": spec,
+        "num_classes": None if spec is None else spec["num_classes"],
+        "method": type(method).__name__,
+        "explainer": settings,
+    }
+
+
+def update_description(out_dir: str | Path, description: dict[str, Any]) -> None:
+    """Merge ``description`` into ``out_dir/run.json`` (keeping keys it does not set)."""
+    path = Path(out_dir) / RUN_FILE
+    existing = json.loads(path.read_text()) if path.is_file() else {}
+    existing.update({k: v for k, v in description.items() if v is not None or k not in existing})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(f"{path}.tmp")
+    temporary.write_text(json.dumps(existing, indent=2))
+    os.replace(temporary, path)

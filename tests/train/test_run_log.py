@@ -1,0 +1,77 @@
+"""What a Trainer run leaves behind: summary lines, metrics.csv, TensorBoard, run.json that
+``explainaug evaluate`` reads (also for runs trained from Python)."""
+
+import csv
+import json
+import logging
+
+import pytest
+import torch
+
+from explainaug.cli import main
+from explainaug.data import image_folder, make_loader
+from explainaug.models import build_model
+from explainaug.train import EDDA, Trainer
+
+
+def _python_run(root, out_dir, tensorboard=False):
+    train = image_folder(root, "train", size=16)
+    val = image_folder(root, "val", size=16)
+    model = build_model("torchvision:resnet18", train.num_classes, mean=train.mean, std=train.std)
+    trainer = Trainer(
+        model,
+        EDDA(cam_layer="layer4"),
+        epochs=2,
+        lr=0.01,
+        out_dir=out_dir,
+        progress=False,
+        device="cpu",
+        tensorboard=tensorboard,
+    )
+    loader = make_loader(train, 6, device="cpu")
+    history = trainer.fit(loader, make_loader(val, 6, shuffle=False, device="cpu"))
+    return model, val, history
+
+
+def test_trainer_run_logs_and_evaluates_from_the_cli(tmp_path, write_image_folder, caplog, capsys):
+    root = write_image_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="explainaug"):
+        model, val, history = _python_run(root, out)
+    lines = [m for m in caplog.messages if m.startswith("epoch ")]
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2  loss ")
+    assert f"val acc {history[1]['val_accuracy']:.4f}" in lines[1]
+    assert f"train acc {history[1]['accuracy']:.4f}" in lines[1]
+    with open(out / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [float(row["loss"]) for row in rows] == [record["loss"] for record in history]
+    assert [float(row["val_accuracy"]) for row in rows] == [r["val_accuracy"] for r in history]
+    description = json.loads((out / "run.json").read_text())
+    assert description["model"]["name"] == "torchvision:resnet18"
+    assert description["num_classes"] == 3 and description["method"] == "EDDA"
+    assert description["explainer"] == {"name": "gradcam", "layer": "layer4", "relu": True}
+
+    evaluate = ["evaluate", str(out), "--evaluators", "accuracy", "faithfulness", "--device", "cpu"]
+    with pytest.raises(SystemExit):
+        main(evaluate)
+    assert "names no data" in capsys.readouterr().err
+    data = ["--dataset", "folder", "--data", str(root), "--image-size", "16"]
+    assert main(evaluate + data + ["--out", str(tmp_path / "report")]) == 0
+    results = json.loads((tmp_path / "report" / "report.json").read_text())["models"]["edda"]
+    model.eval()
+    with torch.no_grad():
+        predicted = model(val.images.float() / 255).argmax(dim=1)
+    assert results["accuracy"]["top1"] == (predicted == val.labels).float().mean().item()
+    assert 0 <= results["faithfulness"]["deletion_auc"] <= 1
+
+
+def test_tensorboard_events(tmp_path, write_image_folder):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root = write_image_folder(tmp_path / "data")
+    _, _, history = _python_run(root, tmp_path / "run", tensorboard=True)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    losses = [event.value for event in events.Scalars("loss")]
+    assert losses == pytest.approx([record["loss"] for record in history])
