@@ -69,12 +69,11 @@ def test_run_writes_a_run_that_load_run_rebuilds(tmp_path) -> None:
     experiment = Experiment(method="supcon", **TINY)
     result = run(experiment, out_dir=tmp_path, device="cpu", progress=False)
     description = json.loads((tmp_path / "run.json").read_text())
-    assert description == {
-        "experiment": dataclasses.asdict(experiment),
-        "num_classes": 4,
-        # the explainer explaining this run by default: Grad-CAM without ReLU (contrastive)
-        "explainer": {"name": "gradcam", "layer": None, "relu": False},
-    }
+    assert description["experiment"] == dataclasses.asdict(experiment)
+    assert description["num_classes"] == 4 and description["method"] == "SupCon"
+    assert description["model"]["name"] == "small-cnn" and description["model"]["contrastive"]
+    # the explainer explaining this run by default: Grad-CAM without ReLU (contrastive)
+    assert description["explainer"] == {"name": "gradcam", "layer": None, "relu": False}
     model, loaded = load_run(tmp_path)
     assert loaded == experiment and isinstance(model, ContrastiveModel) and not model.training
     x = torch.rand(3, 3, 16, 16)
