@@ -1,8 +1,19 @@
+import dataclasses
 import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import torch
 
+import explainaug
 from explainaug.cli import main
+from explainaug.experiment import Experiment
 
 TRAIN = [
     "train",
@@ -178,10 +189,18 @@ def test_localization_needs_masks(tmp_path, capsys) -> None:
     assert "localization needs object masks" in capsys.readouterr().err
 
 
-def test_usage(capsys) -> None:
-    assert main([]) == 0
-    assert main(["unknown"]) == 2
-    assert "usage: explainaug {demo,train,evaluate}" in capsys.readouterr().out
+def test_usage_lists_commands_with_descriptions_and_the_version(capsys) -> None:
+    assert main([]) == 0 and main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "train", "evaluate"):
+        line = next(line for line in out.splitlines() if line.strip().startswith(command + " "))
+        assert len(line.split()) > 4  # the command and its one-line description
+    assert "``" not in out and "::" not in out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"explainaug {explainaug.__version__}"
+    assert main(["trian"]) == 2
+    captured = capsys.readouterr()
+    assert "unknown command 'trian'" in captured.err and captured.out == ""
 
 
 @pytest.mark.slow
@@ -331,3 +350,161 @@ def test_evaluate_uses_the_runs_explainer_and_signed_gradients(tmp_path, capsys)
     curves = results["models"]["excon"]["randomization"]["similarity"]
     gaps = torch.tensor(curves["spearman"]["mean"]) - torch.tensor(curves["spearman_abs"]["mean"])
     assert gaps.abs().max() > 0.05, gaps
+
+
+def one_line_error(capsys, argv) -> str:
+    """Run the command, expect exit code 2 and exactly one line on stderr; return that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2, captured
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A finished tiny `ce` run (checkpoint, metrics, run.json, model.pt)."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    assert main(TRAIN + ["--out", str(run_dir)]) == 0
+    return run_dir
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path) -> Path:
+    return Path(shutil.copytree(trained_run, tmp_path / "run"))
+
+
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("tpu", "unknown device 'tpu'"),
+        ("cuda:x", "unknown device 'cuda:x'"),
+        pytest.param("cuda", "no CUDA GPU is available", marks=NO_GPU),
+    ],
+)
+def test_train_on_a_device_this_machine_lacks(device, message, tmp_path, capsys) -> None:
+    argv = TRAIN + ["--out", str(tmp_path / "run"), "--device", device]
+    assert message in one_line_error(capsys, argv)
+    assert not (tmp_path / "run").exists()
+
+
+@NO_GPU
+def test_evaluate_on_cuda_without_a_gpu_is_not_a_corrupt_checkpoint(trained_run, capsys) -> None:
+    line = one_line_error(capsys, ["evaluate", str(trained_run), "--device", "cuda"])
+    assert "no CUDA GPU is available" in line and "corrupt" not in line
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "is-a-file"])
+def test_train_into_an_unusable_folder(where, tmp_path, capsys) -> None:
+    file = tmp_path / "file"
+    file.write_text("x")
+    out = file / "run" if where == "under-a-file" else file
+    line = one_line_error(capsys, TRAIN + ["--out", str(out)])
+    assert f"cannot write to the output folder {out}" in line
+
+
+def test_random_bytes_as_checkpoints(run_copy, capsys) -> None:
+    generator = random.Random(0)
+    for name in ("checkpoint.pt", "model.pt"):
+        (run_copy / name).write_bytes(bytes(generator.randrange(256) for _ in range(4096)))
+    line = one_line_error(capsys, ["evaluate", str(run_copy), "--device", "cpu"])
+    assert f"cannot load checkpoint {run_copy / 'model.pt'}" in line
+    line = one_line_error(capsys, TRAIN + ["--out", str(run_copy), "--resume", "auto"])
+    assert f"cannot load checkpoint {run_copy / 'checkpoint.pt'}" in line
+
+
+def test_a_checkpoint_with_code_is_refused_without_unsafe_advice(run_copy, capsys) -> None:
+    torch.save({"model": Path("pickled")}, run_copy / "model.pt")  # not weights-only loadable
+    line = one_line_error(capsys, ["evaluate", str(run_copy), "--device", "cpu"])
+    assert f"cannot load checkpoint {run_copy / 'model.pt'}" in line
+    assert "weights_only" not in line and "safe (weights-only) load refuses" in line
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (["--method", "edda"], "method='ce' (this run: 'edda')"),
+        (["--width", "8"], "width=4 (this run: 8)"),
+        (["--model", "resnet18"], "model='small-cnn' (this run: 'resnet18')"),
+    ],
+)
+def test_resume_with_other_settings_names_them(change, named, run_copy, capsys) -> None:
+    before = (run_copy / "checkpoint.pt").read_bytes()
+    line = one_line_error(capsys, TRAIN + ["--out", str(run_copy), "--resume", "auto", *change])
+    assert named in line and "cannot resume" in line
+    assert (run_copy / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_of_a_bare_checkpoint_that_does_not_fit(run_copy, tmp_path, capsys) -> None:
+    (run_copy / "run.json").unlink()  # nothing to compare with: the weights are checked
+    argv = TRAIN + ["--out", str(tmp_path / "new"), "--width", "8"]
+    line = one_line_error(capsys, argv + ["--resume", str(run_copy / "checkpoint.pt")])
+    assert f"checkpoint {run_copy / 'checkpoint.pt'} does not fit this SmallCNN" in line
+
+
+def test_training_into_a_folder_holding_a_run_is_refused(run_copy, capsys) -> None:
+    (run_copy / "report").mkdir()
+    (run_copy / "report" / "report.json").write_text("{}")
+    files = {path.name: path.read_bytes() for path in run_copy.iterdir() if path.is_file()}
+    line = one_line_error(capsys, TRAIN + ["--out", str(run_copy), "--method", "edda"])
+    assert "already holds a run" in line and "--resume auto" in line and "--overwrite" in line
+    assert {path.name: path.read_bytes() for path in run_copy.iterdir() if path.is_file()} == files
+
+    assert main(TRAIN + ["--out", str(run_copy), "--method", "edda", "--overwrite"]) == 0
+    records = (run_copy / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 1  # one epoch of the new run, none of the old one
+    assert json.loads((run_copy / "run.json").read_text())["experiment"]["method"] == "edda"
+    assert not (run_copy / "report").exists()  # the old run's report is gone
+
+
+def test_train_help_shows_every_setting_with_help_and_default(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "``" not in help_text
+    options = help_text.split("\noptions:\n", 1)[1]
+    entries = {}  # each flag -> the text of its help entry
+    for entry in re.split(r"\n(?=  -)", options):
+        header = entry.split("  ", 2)[1] if entry.startswith("  ") else entry
+        for flag in re.findall(r"--[\w-]+", header):
+            entries[flag] = " ".join(entry.split())
+    flags = [
+        "--data" if field.name == "data_root" else "--" + field.name.replace("_", "-")
+        for field in dataclasses.fields(Experiment)
+    ]
+    for flag in [*flags, "--out", "--resume", "--overwrite", "--device"]:
+        entry = entries[flag]
+        assert "(default:" in entry and len(entry.split()) > 5, entry
+
+
+def test_help_and_version_do_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from explainaug.cli import main\n"
+        "main(['--help']); main(['--version'])\n"
+        "print(sorted(m for m in ('torch', 'kornia', 'numpy') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--lr", "inf"], "lr must be a finite number > 0, got inf"),
+        (["--weight-decay", "nan"], "weight_decay must be a finite number >= 0, got nan"),
+        (["--seed", "-1"], "seed must lie in [0, 2**32 - 1], got -1"),
+        (["--lr", "1e30"], "the training loss became nan"),  # diverges: one line, no traceback
+    ],
+)
+def test_out_of_domain_settings_exit_with_one_line(option, message, tmp_path, capsys) -> None:
+    assert message in one_line_error(capsys, TRAIN + ["--out", str(tmp_path / "run"), *option])

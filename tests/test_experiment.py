@@ -93,7 +93,7 @@ def test_load_run_errors(tmp_path) -> None:
             {"experiment": dataclasses.asdict(Experiment(**{**TINY, "width": 8})), "num_classes": 4}
         )
     )
-    with pytest.raises(ValueError, match="does not fit the model"):
+    with pytest.raises(ValueError, match="does not fit this SmallCNN"):
         load_run(tmp_path / "checkpoint.pt")
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="checkpoint"):

@@ -1,5 +1,8 @@
 """explainaug: explanation-aware training of image classifiers in PyTorch.
 
+The subpackages load on first use (``xa.explain``, ``xa.train``, ...), so the command line starts
+without importing torch for ``--help`` and ``--version``.
+
 Example:
     >>> import explainaug as xa
     >>> model = xa.models.SmallCNN(num_classes=4, width=8).eval()
@@ -7,7 +10,21 @@ Example:
     torch.Size([2, 1, 32, 32])
 """
 
-from explainaug import augment, data, evaluate, explain, losses, models, train
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 __version__ = "0.1.0"
-__all__ = ["augment", "data", "evaluate", "explain", "losses", "models", "train", "__version__"]
+SUBPACKAGES = ("augment", "data", "evaluate", "explain", "losses", "models", "train")
+__all__ = [*SUBPACKAGES, "__version__"]
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in SUBPACKAGES:
+        return importlib.import_module(f"explainaug.{name}")
+    raise AttributeError(f"module 'explainaug' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *SUBPACKAGES])

@@ -45,8 +45,30 @@ def check_images(x: object, name: str = "x", *, finite: bool = True) -> Tensor:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one image, got batch size 0")
+    if x.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
     if finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def check_channels_first(x: Tensor, name: str = "x") -> Tensor:
+    """Raise ``ValueError`` for a batch that looks channels-last: ``[B, H, W, C]`` with ``C`` 1 or
+    3 and ``H > 4`` would otherwise pass as an image with ``H`` channels.
+
+    Example:
+        >>> check_channels_first(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 3, 32, 32])
+        >>> check_channels_first(torch.zeros(2, 32, 32, 3))
+        Traceback (most recent call last):
+        ...
+        ValueError: x has shape (2, 32, 32, 3), which looks channels-last [B, H, W, C]; images must be [B, C, H, W] (use x.permute(0, 3, 1, 2))
+    """
+    if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] > 4:
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)}, which looks channels-last [B, H, W, C]; images "
+            f"must be [B, C, H, W] (use {name}.permute(0, 3, 1, 2))"
+        )
     return x
 
 
@@ -196,3 +218,28 @@ def check_fraction(value: float, name: str, *, closed: bool = False) -> float:
         0.2
     """
     return check_interval(value, name, 0, 1, include_low=closed, include_high=closed)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """Raise ``ValueError`` unless ``device`` names a device this machine has (cpu, cuda[:N], mps).
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ValueError(f"device {device!r}: no CUDA GPU is available here (use cpu)")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s)")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r}: MPS is not available here (use cpu)")
+    elif parsed.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
+    return parsed

@@ -15,8 +15,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from explainaug.experiment import Experiment, add_experiment_arguments, experiment_from_args
+from explainaug import __version__
+
+if TYPE_CHECKING:  # imported where used, so that --help and --version start fast
+    from explainaug.experiment import Experiment
 
 EVALUATOR_NAMES = (
     "accuracy",
@@ -25,6 +29,13 @@ EVALUATOR_NAMES = (
     "randomization",
     "faithfulness",
     "localization",
+)
+TRAIN_DESCRIPTION = (
+    "Train one method on one dataset; write checkpoint.pt, metrics.jsonl, run.json and the "
+    "final weights model.pt to --out. Works under torchrun."
+)
+EVALUATE_DESCRIPTION = (
+    "Evaluate a trained run (folder or checkpoint) and write report.md, report.json and figures."
 )
 
 
@@ -37,27 +48,38 @@ def train_main(
     """Parse training options (``defaults`` give their default values), train, print accuracy.
 
     Shared by ``explainaug train`` and the recipes in ``recipes/``. Works under ``torchrun``,
-    where rank 0 alone prints the summary.
+    where rank 0 alone prints the summary. Bad settings, devices or output folders exit with
+    code 2 and one line on stderr.
     """
-    from explainaug.distributed import rank
-    from explainaug.experiment import run
+    from explainaug.experiment import Experiment, add_experiment_arguments, experiment_from_args
 
-    parser = argparse.ArgumentParser(prog=prog, description=description or train_main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description or TRAIN_DESCRIPTION,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_experiment_arguments(parser, defaults or Experiment())
     _add_run_arguments(parser)
     args = parser.parse_args(argv)
     _log_to_console()
     experiment = experiment_from_args(args)
     try:
+        from explainaug._validation import check_device
+        from explainaug.distributed import rank
+        from explainaug.experiment import run
+
         experiment.validate()
+        device = None if args.device is None else check_device(args.device)
         result = run(
             experiment,
             out_dir=args.out,
             resume=args.resume,
-            device=args.device,
+            device=device,
             progress=not args.no_progress,
+            overwrite=args.overwrite,
         )
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, FloatingPointError) as error:  # FloatingPointError:
+        # the loss diverged, from settings such as --lr 1e30
         parser.exit(2, f"{prog}: error: {error}\n")
     if result.interrupted:
         if rank() == 0:
@@ -78,21 +100,37 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help='checkpoint to resume from, or "auto" for OUT/checkpoint.pt if present',
     )
-    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if any)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already in --out (its checkpoint, metrics, weights and report)",
+    )
+    parser.add_argument(
+        "--device", default=None, help="cuda, cuda:1 or cpu (default None: cuda if any, else cpu)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a trained run (folder or checkpoint) and write a report."""
+    from explainaug._validation import check_device
     from explainaug.data import make_loader
     from explainaug.data.registry import dataset_names
     from explainaug.evaluate.report import report
-    from explainaug.experiment import explainer_options, load_run, load_test_dataset
+    from explainaug.experiment import REPORT_DIR, explainer_options, load_run, load_test_dataset
 
-    parser = argparse.ArgumentParser(prog="explainaug evaluate", description=evaluate_main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="explainaug evaluate",
+        description=EVALUATE_DESCRIPTION,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("run", help="run folder (with checkpoint.pt and run.json) or checkpoint")
     parser.add_argument(
-        "--evaluators", nargs="+", default=list(EVALUATOR_NAMES), choices=EVALUATOR_NAMES
+        "--evaluators",
+        nargs="+",
+        default=list(EVALUATOR_NAMES),
+        choices=EVALUATOR_NAMES,
+        help="evaluators to run",
     )
     parser.add_argument(
         "--explainer",
@@ -130,11 +168,13 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--image-size", type=int, default=None, help="image side for --dataset (folder, shapes)"
     )
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if any)")
+    parser.add_argument(
+        "--device", default=None, help="cuda, cuda:1 or cpu (default None: cuda if any, else cpu)"
+    )
     args = parser.parse_args(argv)
     _log_to_console()
-    device = args.device or _default_device()
     try:
+        device = check_device(args.device) if args.device else _default_device()
         model, experiment = load_run(
             args.run,
             device=device,
@@ -155,7 +195,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     out = (
         Path(args.out)
         if args.out
-        else Path(args.run if Path(args.run).is_dir() else Path(args.run).parent) / "report"
+        else Path(args.run if Path(args.run).is_dir() else Path(args.run).parent) / REPORT_DIR
     )
     loader = make_loader(test_set, 256, shuffle=False, device=device, rank=0, world_size=1)
     explainers = args.explainer or [experiment.explainer]
@@ -201,14 +241,41 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+COMMANDS = {  # name: one-line description for `explainaug --help`
+    "demo": "train and evaluate every method on data shipped with the install",
+    "train": "train one method on one dataset (checkpoint, metrics and run.json in --out)",
+    "evaluate": "evaluate a trained run: accuracy, calibration, robustness, explanations",
+}
+USAGE = "usage: explainaug [-h] [--version] {demo,train,evaluate} [options]"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``explainaug`` command."""
+    """Entry point of the ``explainaug`` command: dispatch to a command, or print help/version.
+
+    Example:
+        >>> main(["--version"])
+        explainaug 0.1.0
+        0
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"{USAGE}\n\nExplanation-aware training of image classifiers.\n\ncommands:")
+        for name, description in COMMANDS.items():
+            print(f"  {name:<10}{description}")
+        print("\noptions:\n  -h, --help  show this help (explainaug COMMAND -h: a command's help)")
+        print("  --version   print the version")
+        return 0
+    if argv[0] == "--version":
+        print(f"explainaug {__version__}")
+        return 0
     commands = {"train": train_main, "evaluate": evaluate_main, "demo": _demo_main}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print(__doc__.strip().split("\n")[0])
-        print("usage: explainaug {demo,train,evaluate} [options]   (-h after a command for help)")
-        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    if argv[0] not in commands:
+        print(USAGE, file=sys.stderr)
+        print(
+            f"explainaug: error: unknown command {argv[0]!r} (choose from demo, train, evaluate)",
+            file=sys.stderr,
+        )
+        return 2
     return commands[argv[0]](argv[1:])
 
 

@@ -202,8 +202,12 @@ def run_demo(
         for method in methods:
             experiment = demo_experiment(method, dataset, seed, epochs, train_size)
             log(f"[seed {seed}] training {method} ({epochs} epochs on {dataset}, {device})")
-            result = run(
-                experiment, out_dir=seed_dir / "runs" / method, device=device, progress=progress
+            result = run(  # the demo's own folder: a rerun replaces its runs
+                experiment,
+                out_dir=seed_dir / "runs" / method,
+                device=device,
+                progress=progress,
+                overwrite=True,
             )
             log(f"[seed {seed}] {method}: test accuracy {result.test_accuracy:.3f}")
             models[method] = result.model

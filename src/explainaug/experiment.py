@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import math
+import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +50,7 @@ from explainaug.train import (
     Trainer,
     linear_eval,
 )
-from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
+from explainaug.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from explainaug.train.methods.base import model_mean
 from explainaug.train.run_log import RUN_FILE, update_description
 
@@ -53,6 +58,8 @@ METHODS = ("ce", "supcon", "excon", "edda", "random-occlusion")
 CONTRASTIVE_METHODS = ("supcon", "excon")
 RESULTS_FILE = "results.json"  # the final test accuracy
 WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
+REPORT_DIR = "report"  # where `explainaug evaluate` writes by default
+RESUME_MAY_CHANGE = ("data_root", "download")  # where the data is; every other setting must match
 
 
 @dataclass
@@ -166,6 +173,10 @@ class Experiment:
         )
         if self.lr is not None:
             check_positive(self.lr, "lr")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must lie in [0, 2**32 - 1], got {self.seed}")
         check_count(self.linear_epochs, "linear_epochs", minimum=0)
         check_positive(self.linear_lr, "linear_lr")
         check_positive(self.temperature, "temperature")
@@ -261,7 +272,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     """
     name = experiment.method
     if name in CONTRASTIVE_METHODS:
-        views = supcon_views(image_size, scale=(experiment.view_min_scale, 1.0))
+        views = supcon_views(image_size, scale=(experiment.view_min_scale, 1.0), check_values=False)
         if name == "supcon":
             return SupCon(
                 temperature=experiment.temperature,
@@ -359,9 +370,13 @@ def run(
     resume: str | Path | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> TrainedRun:
     """Train and test the experiment; with ``out_dir``, checkpoint there and write ``run.json``
     and, once training is complete, the final weights ``model.pt``.
+
+    A folder that already holds a run needs ``resume`` (same settings) or ``overwrite``; both
+    are checked by :func:`prepare_out_dir` before data or weights are loaded.
 
     Example:
         >>> result = run(Experiment(epochs=1, width=4, train_size=16, image_size=16,
@@ -370,6 +385,7 @@ def run(
         True
     """
     experiment.validate()
+    prepare_out_dir(experiment, out_dir, resume, overwrite)
     torch.manual_seed(experiment.seed)
     train_set, test_set = load_datasets(experiment, device)
     model = build_model(experiment, train_set.num_classes, train_set.mean, train_set.std)
@@ -497,12 +513,9 @@ def load_run(
         model = rebuild_model(description["model"])
         if experiment.cam_layer is not None:
             model.default_cam_layer = qualify_layer(model, experiment.cam_layer)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise ValueError(
-            f"checkpoint {checkpoint_path} does not fit the model in {run_file}: {error}"
-        ) from None
+    load_model_state(
+        model, state["model"], weights_path if weights_path.is_file() else checkpoint_path
+    )
     return model.to(device).eval(), experiment
 
 
@@ -543,6 +556,118 @@ def _trainer_experiment(
     )
 
 
+def read_run_file(path: Path) -> tuple[Experiment, int]:
+    """The ``Experiment`` and class count recorded in a ``run.json``.
+
+    Raises:
+        ValueError: the file is not a run description of this version (one line, naming it).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / RUN_FILE
+        >>> _ = path.write_text('{"experiment": {"method": "edda"}, "num_classes": 4}')
+        >>> read_run_file(path)[0].method, read_run_file(path)[1]
+        ('edda', 4)
+    """
+    try:
+        description = json.loads(path.read_text())
+        return Experiment(**description["experiment"]), int(description["num_classes"])
+    except (ValueError, TypeError, KeyError) as error:
+        summary = " ".join(str(error).split())
+        raise ValueError(
+            f"{path} is not a valid run description ({type(error).__name__}: {summary})"
+        ) from None
+
+
+def check_resumable(experiment: Experiment, checkpoint: Path) -> None:
+    """Raise ``ValueError`` naming each setting in which ``experiment`` differs from the run
+    recorded beside ``checkpoint`` (its ``run.json``); only the data location may change.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / RUN_FILE).write_text('{"experiment": {"width": 8}, "num_classes": 4}')
+        >>> check_resumable(Experiment(width=16), folder / "checkpoint.pt")
+        Traceback (most recent call last):
+        ...
+        ValueError: cannot resume ... width=8 (this run: 16); ...
+    """
+    run_file = checkpoint.parent / RUN_FILE
+    if not run_file.is_file():  # a bare checkpoint: loading it checks that the weights fit
+        return
+    if "experiment" not in json.loads(run_file.read_text() or "{}"):  # written by Trainer alone
+        return
+    recorded, _ = read_run_file(run_file)
+    differing = [
+        f"{field.name}={getattr(recorded, field.name)!r} "
+        f"(this run: {getattr(experiment, field.name)!r})"
+        for field in dataclasses.fields(Experiment)
+        if field.name not in RESUME_MAY_CHANGE
+        and getattr(recorded, field.name) != getattr(experiment, field.name)
+    ]
+    if differing:
+        raise ValueError(
+            f"cannot resume {checkpoint}: it was trained with {', '.join(differing)}; "
+            "resume with the recorded settings or train into another --out"
+        )
+
+
+def prepare_out_dir(
+    experiment: Experiment,
+    out_dir: str | Path | None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Check, before anything is loaded, that a run may go into ``out_dir`` (and resume from
+    ``resume``); with ``overwrite``, delete the files of the run already there.
+
+    Raises:
+        ValueError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is given,
+            ``resume`` names a run with other settings, or ``out_dir`` is not writable.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / RUN_FILE).write_text("{}")
+        >>> prepare_out_dir(Experiment(), folder)
+        Traceback (most recent call last):
+        ...
+        ValueError: ... already holds a run (run.json); continue it with --resume auto or replace it with --overwrite
+    """
+    from explainaug.train.trainer import CHECKPOINT_NAME, LOG_FILE
+
+    folder = None if out_dir is None else Path(out_dir)
+    if resume is not None and overwrite:
+        raise ValueError("resume and overwrite exclude each other: choose one")
+    if resume is not None and (resume != "auto" or folder is not None):
+        check_resumable(experiment, folder / CHECKPOINT_NAME if resume == "auto" else Path(resume))
+    if folder is None:
+        return
+    written = [
+        name
+        for name in (RUN_FILE, CHECKPOINT_NAME, WEIGHTS_FILE, LOG_FILE)
+        if (folder / name).is_file()
+    ]
+    if written and resume is None:
+        if not overwrite:
+            raise ValueError(
+                f"{folder} already holds a run ({', '.join(written)}); continue it with "
+                "--resume auto or replace it with --overwrite"
+            )
+        for name in written:  # every torchrun process gets here: tolerate the others' deletions
+            (folder / name).unlink(missing_ok=True)
+        if (folder / REPORT_DIR / "report.json").is_file():  # the stale report of `evaluate`
+            shutil.rmtree(folder / REPORT_DIR, ignore_errors=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"cannot write to the output folder {folder}: {error.strerror or error}"
+        ) from None
+
+
 ARGUMENT_HELP = {
     "batch_size": "the global batch: images per step over all processes, split evenly under "
     "torchrun, so a run means the same on any number of GPUs (default: %(default)s)",
@@ -553,7 +678,9 @@ ARGUMENT_HELP = {
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experiment) -> None:
-    """Add one ``--option`` per ``Experiment`` field, with ``defaults`` as default values."""
+    """Add one ``--option`` per ``Experiment`` field, with ``defaults`` as default values and the
+    field's description (from the ``Experiment`` docstring) as help."""
+    helps = {**field_help(), **ARGUMENT_HELP}
     choices = {
         "method": METHODS,
         "dataset": dataset_names(),
@@ -575,11 +702,14 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
                 flag,
                 action=argparse.BooleanOptionalAction,
                 default=default,
-                help=ARGUMENT_HELP.get(field.name),
+                help=helps.get(field.name),
             )
         elif field.name == "amp":
             parser.add_argument(
-                flag, default=default or "none", choices=("auto", "bf16", "fp16", "none")
+                flag,
+                default=default or "none",
+                choices=("auto", "bf16", "fp16", "none"),
+                help=helps.get(field.name),
             )
         elif field.name == "model":
             parser.add_argument(
@@ -597,7 +727,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
                 flag,
                 default=default,
                 type=float,
-                help="base learning rate (default: 0.5 contrastive, 0.1 otherwise)",
+                help="base learning rate (None: 0.5 contrastive, 0.1 otherwise)",
             )
         else:
             kind = {int: int, float: float}.get(type(default), str)
@@ -606,8 +736,28 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
                 default=default,
                 type=kind,
                 choices=choices.get(field.name),
-                help=ARGUMENT_HELP.get(field.name),
+                help=helps.get(field.name),
             )
+
+
+def field_help() -> dict[str, str]:
+    """Each ``Experiment`` field's description, one line, from the class docstring.
+
+    Example:
+        >>> field_help()["epochs"]
+        'training epochs.'
+    """
+    section = inspect.cleandoc(Experiment.__doc__ or "").split("Attributes:\n", 1)[-1]
+    helps: dict[str, str] = {}
+    name = None
+    for line in section.split("\n\n", 1)[0].splitlines():
+        entry = re.fullmatch(r"    (\w+): (.*)", line)
+        if entry:
+            name = entry[1]
+            helps[name] = entry[2]
+        elif name is not None:
+            helps[name] += " " + line.strip()
+    return {key: text.replace("``", "").replace("%", "%%") for key, text in helps.items()}
 
 
 def experiment_from_args(args: argparse.Namespace) -> Experiment:

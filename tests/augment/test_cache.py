@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from explainaug.augment import SaliencyCache, SaliencyDataset, SaliencyMask
+from explainaug.augment import SaliencyCache, SaliencyDataset, SaliencyMask, SaliencyOcclusion
 from explainaug.explain import minmax_normalize
 
 
@@ -18,7 +18,9 @@ def test_update_resizes_by_area_normalises_and_stores_float16():
     assert cache.maps.dtype == torch.float16
     torch.testing.assert_close(cache[torch.tensor([7, 2, 5])], expected, atol=1e-3, rtol=0)
     assert cache.filled.nonzero().flatten().tolist() == [2, 5, 7]
-    assert cache.get(0).eq(0).all() and cache.get(0).dtype == torch.float32
+    never_updated = cache.get(0)
+    assert never_updated.dtype == torch.float32 and never_updated.shape == (1, 4, 4)
+    assert not torch.equal(never_updated, cache.get(0))  # a fresh random map, not zeros
     assert cache[2].shape == (1, 4, 4)
 
 
@@ -75,8 +77,9 @@ def test_round_trip_through_dataloader_workers():
     data = SaliencyDataset(TensorDataset(images, labels), cache, return_index=True)
     loader = DataLoader(MaskedImages(data), batch_size=4, num_workers=2, persistent_workers=True)
 
-    for _masked, saliency, label, index in loader:  # epoch 1: nothing cached yet
-        assert saliency.shape == (4, 1, 4, 4) and saliency.eq(0).all()
+    for masked, saliency, label, index in loader:  # epoch 1: nothing cached yet: random maps
+        assert saliency.shape == (4, 1, 4, 4) and saliency.ge(0).all() and saliency.le(1).all()
+        assert masked.eq(0).flatten(1).sum(1).eq(3 * 32).all()
         assert torch.equal(label, index)
         cache.update(index, torch.rand(4, 1, 8, 8) + index.view(-1, 1, 1, 1).float())
 
@@ -88,3 +91,27 @@ def test_round_trip_through_dataloader_workers():
         assert masked.eq(0).flatten(1).sum(1).eq(3 * 32).all()
         seen[index] = True
     assert seen.all()
+
+
+def never_updated_items(transform, n=64):
+    """The transform applied, in a Dataset, to items whose cache entries were never updated."""
+    images = torch.rand(n, 3, 16, 16) * 0.5 + 0.5  # no pixel is 0 before the fill
+    data = SaliencyDataset(TensorDataset(images, torch.zeros(n)), SaliencyCache(n, size=(8, 8)))
+    return torch.stack([transform(image, saliency) for image, saliency, _ in data])
+
+
+def test_never_updated_entries_occlude_random_places_not_the_top_rows():
+    torch.manual_seed(0)
+    occlude = SaliencyOcclusion("nonsalient", ratio=0.25, fill="zero", keepdim=True)
+    occluded = never_updated_items(occlude).eq(0).all(1)  # [n, H, W]: pixels filled
+    assert occluded.flatten(1).sum(1).eq(64).all()  # 25 % of 16 x 16, exactly
+    frequency = occluded.float().mean(0)
+    assert frequency[:4].mean() < 0.5  # an all-zero map occluded rows 0-3 of every image
+    assert frequency.gt(0).float().mean() > 0.9  # nearly every pixel is occluded somewhere
+
+
+def test_never_updated_entries_do_not_blank_whole_images():
+    torch.manual_seed(0)
+    kept = never_updated_items(SaliencyMask(threshold=0.5, fill="zero", keepdim=True)).ne(0)
+    fraction = kept.all(1).flatten(1).float().mean(1)
+    assert fraction.gt(0.05).all() and fraction.lt(0.95).all()  # an all-zero map kept nothing

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from explainaug.augment import RandomOcclusion, SaliencyMask, SaliencyOcclusion
+from explainaug.augment import Fill, RandomOcclusion, SaliencyMask, SaliencyOcclusion, supcon_views
 
 
 def make(kind: str, **kwargs):
@@ -163,3 +163,37 @@ def test_arguments_after_the_first_are_keyword_only():
         SaliencyOcclusion("salient", 0.2)
     with pytest.raises(TypeError):
         RandomOcclusion(0.2, "square")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("fill", ["zero", "mean", "blur", "noise", 0.5])
+def test_pixels_not_occluded_come_back_unchanged_on_normalised_images(kind, fill):
+    torch.manual_seed(1)
+    x = torch.randn(4, 3, 8, 8) * 2  # normalised images: values outside [0, 1]
+    saliency = torch.rand(4, 1, 8, 8)
+    aug = make(kind, check_values=False)
+    aug.fill = Fill(fill)
+    out = call(aug, x, saliency)
+    kept = aug._params["keep"].eq(1).expand_as(x)
+    assert kept.any() and (~kept).any()
+    assert torch.equal(out[kept], x[kept])  # a clamp to [0, 1] destroyed the negative values
+
+
+def test_nothing_occluded_means_nothing_changed():
+    x = torch.randn(4, 3, 8, 8)
+    assert torch.equal(RandomOcclusion(ratio=0.0, fill="zero", check_values=False)(x), x)
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "views"])
+@pytest.mark.parametrize("shape", [(2, 32, 32, 3), (2, 16, 16, 1), (32, 32, 3)])
+def test_channels_last_images_are_rejected(kind, shape):
+    x = torch.rand(shape)
+    saliency = torch.rand(*shape[:-3], 1, 8, 8) if len(shape) == 4 else torch.rand(8, 8)
+    aug = supcon_views(8) if kind == "views" else make(kind)
+    with pytest.raises(ValueError, match=r"looks channels-last \[B, H, W, C\]"):
+        aug(x) if kind in ("views", "random") else aug(x, saliency)
+
+
+def test_small_images_in_channels_first_layout_still_pass():
+    x = torch.rand(2, 3, 4, 3)  # 3 channels, 4 x 3 pixels: second dimension not > 4
+    assert make("random")(x).shape == x.shape

@@ -31,8 +31,36 @@ def test_supcon_views_pipeline_is_the_supcontrast_recipe():
 def test_views_reject_bad_arguments():
     with pytest.raises(ValueError, match="n_views"):
         Views(K.RandomHorizontalFlip(), n_views=0)
-    with pytest.raises(ValueError, match="4 dims"):
-        supcon_views(8)(torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="1 \\(gray\\) or 3 \\(RGB\\) channels"):
+        supcon_views(8)(torch.rand(2, 4, 8, 8))
+    with pytest.raises(ValueError, match="must be finite and in \\[0, 1\\]"):
+        supcon_views(8)(torch.rand(2, 3, 8, 8) * 2 - 0.5)  # normalised, not pixels
+    with pytest.raises(ValueError, match="must be finite and in \\[0, 1\\]"):
+        supcon_views(8)(torch.full((2, 3, 8, 8), float("nan")))
+    with pytest.raises(TypeError, match="floating-point"):
+        supcon_views(8)(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_supcon_views_of_gray_images_are_the_gray_rgb_views_with_one_channel():
+    gray = torch.rand(6, 1, 16, 16)
+    torch.manual_seed(3)
+    views = supcon_views(12, n_views=3)(gray)
+    torch.manual_seed(3)  # the same draws on the image replicated to RGB
+    rgb_views = supcon_views(12, n_views=3)(gray.expand(-1, 3, -1, -1))
+    assert views.shape == (6, 3, 1, 12, 12)
+    torch.testing.assert_close(views, rgb_views.mean(2, keepdim=True))
+    torch.testing.assert_close(rgb_views, rgb_views[:, :, :1].expand_as(rgb_views))  # stays gray
+    assert not torch.allclose(views[:, 0], views[:, 1])
+
+
+def test_supcon_views_of_one_image_for_dataloader_workers():
+    image = torch.rand(3, 16, 16)
+    torch.manual_seed(4)
+    single = supcon_views(8, n_views=2)(image)
+    torch.manual_seed(4)
+    batched = supcon_views(8, n_views=2)(image.unsqueeze(0))
+    assert single.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(single, batched[0])
 
 
 def geometry(size: int) -> K.AugmentationSequential:

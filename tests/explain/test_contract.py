@@ -287,3 +287,13 @@ def test_bad_input_raises_a_clear_error(make_explainer, make_cnn, images, labels
     with pytest.raises(error, match=match):
         make_explainer(model)(x, target)
     assert_unchanged(before, snapshot(model))
+
+
+@pytest.mark.parametrize("name", ["saliency", "gradcam", "integratedgradients"])
+def test_images_of_another_dtype_than_the_model_are_a_type_error(name):
+    from explainaug.explain.registry import build_explainer
+    from explainaug.models import SmallCNN
+
+    explainer = build_explainer(name, SmallCNN(num_classes=3, width=4).eval())
+    with pytest.raises(TypeError, match="dtype torch.float64 but the model's parameters are"):
+        explainer(torch.rand(2, 3, 8, 8, dtype=torch.float64), target=0)

@@ -15,7 +15,8 @@ through Kornia, with the map as a bilinear mask (see :mod:`explainaug.augment.vi
 The ``params`` of a draw: ``batch_prob`` (bool ``[B]``, the images augmented), ``keep`` (float
 ``[B, 1, H, W]``: 1 keeps a pixel, 0 replaces it with the fill, soft masks in between) and, for
 ``fill="noise"``, ``noise`` (``[B, C, H, W]``). The output is
-``where(batch_prob, lerp(fill, x, keep), x)``, clamped to [0, 1] against rounding.
+``where(batch_prob, lerp(fill, x, keep), x)``: a pixel with ``keep == 1`` is returned unchanged,
+also for images outside [0, 1] when ``check_values=False``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ import torch
 from torch import Tensor, nn
 
 from explainaug._shared import pixel_counts
-from explainaug._validation import check_fraction, check_maps, check_positive, check_tensor
+from explainaug._validation import (
+    check_channels_first,
+    check_fraction,
+    check_maps,
+    check_positive,
+    check_tensor,
+)
 from explainaug.augment.fills import Fill, FillSpec
 from explainaug.augment.masks import (
     normalized_saliency,
@@ -93,8 +100,9 @@ class MaskAugmentationBase(nn.Module):
         else:
             _check_params(params, batch, self.fill.random)
         keep = params["keep"].to(batch.dtype)
+        # lerp is exact at keep == 1 (and 0): kept pixels come back bit for bit, in any range
         filled = torch.lerp(self.fill(batch, params.get("noise")).expand_as(batch), batch, keep)
-        out = torch.where(params["batch_prob"].view(-1, 1, 1, 1), filled.clamp(0, 1), batch)
+        out = torch.where(params["batch_prob"].view(-1, 1, 1, 1), filled, batch)
         self._params = params
         return out[0] if x.ndim == 3 and self.keepdim else out
 
@@ -270,7 +278,8 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
 def as_image_batch(x: object, name: str = "x", *, check_values: bool = True) -> Tensor:
     """Check images in [0, 1], ``[B, C, H, W]`` or ``[C, H, W]``; return them as a batch.
 
-    ``check_values`` checks the range (one host-device sync); shapes are always checked.
+    ``check_values`` checks the range (one host-device sync); shapes are always checked,
+    including the channels-last mistake (see :func:`~explainaug._validation.check_channels_first`).
 
     Example:
         >>> as_image_batch(torch.zeros(3, 8, 8)).shape
@@ -284,6 +293,7 @@ def as_image_batch(x: object, name: str = "x", *, check_values: bool = True) -> 
     batch = x.unsqueeze(0) if x.ndim == 3 else x
     if batch.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    check_channels_first(batch, name)
     if not check_values:
         return batch
     low, high = torch.aminmax(batch)  # one pass; NaN propagates and fails both comparisons

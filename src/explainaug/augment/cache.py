@@ -24,7 +24,11 @@ class SaliencyCache:
 
     Maps are stored area-resized to ``size`` and min-max normalised per item (the masks of
     :mod:`explainaug.augment` are invariant to that, and it keeps any saliency scale inside
-    float16). Entries never written are all zeros with ``filled[index] == False``.
+    float16). Entries never written have ``filled[index] == False`` and read as a fresh uniform
+    random map on every access (``cache[i]``, ``cache.get(i)``, :class:`SaliencyDataset`): before
+    its first update an item is masked or occluded at random places, like
+    :class:`~explainaug.augment.RandomOcclusion`, never at a fixed position (an all-zero map
+    would select the top rows, or nothing).
 
     Args:
         num_items: number of dataset items.
@@ -38,6 +42,8 @@ class SaliencyCache:
         [[[0.0, 0.25], [0.5, 1.0]]]
         >>> cache.filled.tolist()
         [False, True, False, False]
+        >>> bool(cache[0].eq(cache[0]).all())  # not updated yet: a new random map each time
+        False
     """
 
     def __init__(
@@ -81,15 +87,18 @@ class SaliencyCache:
         self.filled[indices] = True
 
     def get(self, index: int) -> Tensor:
-        """The map ``[1, h, w]`` (float32) of item ``index``."""
-        return self.maps[index].float()
+        """The map ``[1, h, w]`` (float32) of item ``index``; random if it was never updated."""
+        return self[torch.tensor([index], device=self.maps.device)][0]
 
     def __getitem__(self, indices: int | Tensor | Sequence[int]) -> Tensor:
-        """``[1, h, w]`` for an ``int``, ``[B, 1, h, w]`` (float32) for a batch of indices."""
+        """``[1, h, w]`` for an ``int``, ``[B, 1, h, w]`` (float32) for a batch of indices; items
+        never updated get uniform random maps."""
         if isinstance(indices, int):
             return self.get(indices)
         indices = torch.as_tensor(indices, dtype=torch.long, device=self.maps.device)
-        return self.maps[indices].float()
+        maps = self.maps[indices].float()
+        unfilled = ~self.filled[indices].view(-1, 1, 1, 1)
+        return torch.where(unfilled, torch.rand_like(maps), maps)
 
     def __repr__(self) -> str:
         return f"SaliencyCache(num_items={len(self)}, size={self.size}, device={self.maps.device})"
@@ -101,7 +110,7 @@ class SaliencyDataset(Dataset):
     Items beyond ``(image, label)`` (such as the object masks of ``shapes()``) are dropped.
 
     ``image`` is what the base dataset gives, ``saliency`` the cached ``[1, h, w]`` float32 map
-    (zeros until the item's first update) and ``index`` the item's position, so a training loop
+    (a random map until the item's first update) and ``index`` the item's position, so a training loop
     can write new maps back with ``cache.update(index, maps)``.
 
     Example:

@@ -268,6 +268,12 @@ class Explainer(ABC):
                 parameters (for losses on explanations).
         """
         x = check_images(x, finite=self.check_values)
+        weight = next(self.model.parameters(), None)
+        if weight is not None and weight.is_floating_point() and x.dtype != weight.dtype:
+            raise TypeError(
+                f"x has dtype {x.dtype} but the model's parameters are {weight.dtype}; "
+                f"convert the images with x.to({weight.dtype})"
+            )
         target_tensor = check_target(target, x.shape[0], x.device)
         with preserved_model_state(self.model), torch.enable_grad():
             raw = self._attribute(x, target_tensor, create_graph)

@@ -10,7 +10,6 @@ import os
 import pickle
 import random
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -77,23 +76,48 @@ def load_checkpoint(
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (
-        pickle.UnpicklingError,
-        RuntimeError,
-        EOFError,
-        zipfile.BadZipFile,
-        ValueError,
-    ) as error:
+    except pickle.UnpicklingError:  # torch's message suggests an unsafe retry: not repeated here
         raise ValueError(
-            f"cannot load checkpoint {path}: the file is corrupt, truncated or not a "
-            f"weights-only checkpoint ({type(error).__name__}: {error})"
-        ) from error
+            f"cannot load checkpoint {path}: it holds objects other than tensors and plain "
+            "containers, which a safe (weights-only) load refuses"
+        ) from None
+    except Exception as error:  # any other failure to parse the file: corrupt or truncated
+        raise ValueError(
+            f"cannot load checkpoint {path}: the file is corrupt, truncated or not a PyTorch "
+            f"checkpoint ({_summary(error)})"
+        ) from None
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path} must hold a dict, got {type(state).__name__}")
     missing = [key for key in required if key not in state]
     if missing:
         raise ValueError(f"checkpoint {path} lacks the keys {missing}; found {sorted(state)}")
     return state
+
+
+def load_model_state(
+    module: torch.nn.Module | torch.optim.Optimizer, state: object, path: str | os.PathLike
+) -> None:
+    """``module.load_state_dict(state)``, with a one-line ``ValueError`` naming the checkpoint
+    ``path`` when the state does not fit (other architecture, width or class count).
+
+    Example:
+        >>> load_model_state(torch.nn.Linear(2, 3), torch.nn.Linear(2, 4).state_dict(), "c.pt")
+        Traceback (most recent call last):
+        ...
+        ValueError: checkpoint c.pt does not fit this Linear: ...size mismatch for weight...
+    """
+    try:
+        module.load_state_dict(state)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as error:
+        raise ValueError(
+            f"checkpoint {path} does not fit this {type(module).__name__}: {_summary(error)}"
+        ) from None
+
+
+def _summary(error: BaseException, limit: int = 300) -> str:
+    """``error`` as one line of at most ``limit`` characters."""
+    text = f"{type(error).__name__}: {' '.join(str(error).split())}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def capture_rng_state(device: torch.device | None = None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from explainaug.distributed import (
 from explainaug.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
+    load_model_state,
     restore_rng_state,
     save_checkpoint,
 )
@@ -49,6 +50,7 @@ from explainaug.train.schedule import lr_factor
 AMP_MODES = ("auto", "bf16", "fp16", None)
 logger = logging.getLogger("explainaug")
 CHECKPOINT_NAME = "checkpoint.pt"
+LOG_FILE = "metrics.jsonl"
 
 
 @dataclass
@@ -168,7 +170,7 @@ class Trainer:
         resume: str | Path | None = None,
         checkpoint_every: int = 1,
         device: str | torch.device | None = None,
-        log_file: str = "metrics.jsonl",
+        log_file: str = LOG_FILE,
         log_every: int = 50,
         progress: bool = True,
         seed: int = 0,
@@ -514,8 +516,8 @@ class Trainer:
             _seed_everything(self.seed + self.context.rank)
             return ResumePosition()
         state = load_checkpoint(path, map_location="cpu")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_model_state(self.model, state["model"], path)
+        load_model_state(self.optimizer, state["optimizer"], path)
         if self.scaler is not None and state.get("scaler") is not None:
             self.scaler.load_state_dict(state["scaler"])
         if state["global_step"] > self._total_steps or state["epoch"] > self.epochs:

@@ -109,7 +109,7 @@ class SupCon(Method):
     def random_views(self, x: Tensor) -> Tensor:
         """Views ``[B, V, C, H, W]`` of images ``x`` in [0, 1]."""
         if self.views is None:
-            self.views = supcon_views(tuple(x.shape[-2:]), n_views=2)
+            self.views = supcon_views(tuple(x.shape[-2:]), n_views=2, check_values=False)
         views = self.views(x)
         if views.ndim != 5 or views.shape[0] != x.shape[0] or views.shape[2:] != x.shape[1:]:
             raise ValueError(
