@@ -157,3 +157,19 @@ def test_excon_masks_from_the_epoch_after_its_warmup() -> None:
     experiment = Experiment(method="excon", **{**TINY, "epochs": 3, "explain_warmup_epochs": 2})
     history = run(experiment, device="cpu", progress=False).history
     assert ["masked_kept" in record for record in history] == [False, False, True]
+
+
+def test_final_epoch_accuracy_by_default_best_over_epochs_only_when_named() -> None:
+    settings = {**TINY, "epochs": 3}
+    default = run(Experiment(method="supcon", **settings), device="cpu", progress=False)
+    assert default.best_test_accuracy is None
+    assert all("val_accuracy" not in record for record in default.history)  # no test peeking
+    assert all("head_loss" in record for record in default.history)  # alternating head epochs
+    named = run(
+        Experiment(method="supcon", report_best_epoch=True, **settings),
+        device="cpu",
+        progress=False,
+    )
+    per_epoch = [record["val_accuracy"] for record in named.history]
+    assert named.best_test_accuracy == max(per_epoch)
+    assert named.test_accuracy == per_epoch[-1]  # the reported accuracy stays the final one

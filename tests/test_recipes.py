@@ -131,6 +131,27 @@ def test_recipe_contrastive_loss_has_the_reference_scale(recipe, method) -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("recipe", "augmented"), [("cifar100.py", True), ("tiny_imagenet.py", False)]
+)
+@pytest.mark.parametrize("method", ["supcon", "excon"])
+def test_recipe_trains_the_linear_head_in_alternating_epochs(recipe, augmented, method) -> None:
+    """The official loop: a head epoch after each contrastive epoch, on the classifier loader's
+    images: RandomResizedCrop(scale=(0.2, 1)) + flip on CIFAR-100, none on Tiny ImageNet."""
+    experiment, model = small(recipe_defaults(recipe), method=method)
+    built = build_method(experiment, model, 32)
+    assert built.alternating_head and built.linear_head == "alternating"
+    if not augmented:
+        assert built.head_augment is None
+        return
+    crop, flip = list(built.head_augment.children())
+    assert (
+        type(crop).__name__ == "RandomResizedCrop" and type(flip).__name__ == "RandomHorizontalFlip"
+    )
+    assert tuple(crop._param_generator.scale) == (0.2, 1.0) and crop.flags["size"] == (32, 32)
+    assert not recipe_defaults(recipe).report_best_epoch  # final-epoch accuracy is reported
+
+
 def test_cifar100_recipe_masks_from_the_official_epoch() -> None:
     """Official loop: ``for epoch in range(1, 201)``, masking when ``epoch >= 50``."""
     experiment, model = small(recipe_defaults("cifar100.py"), method="excon")

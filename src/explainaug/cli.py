@@ -90,6 +90,11 @@ def train_main(
             f"{experiment.method} on {experiment.dataset}: test accuracy "
             f"{result.test_accuracy:.4f} (checkpoint and metrics in {args.out})"
         )
+        if result.best_test_accuracy is not None:
+            print(
+                "best test accuracy over epochs (selected on the test set): "
+                f"{result.best_test_accuracy:.4f}"
+            )
     return 0
 
 

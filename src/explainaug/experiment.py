@@ -52,6 +52,7 @@ from explainaug.train import (
 )
 from explainaug.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from explainaug.train.methods.base import model_mean
+from explainaug.train.methods.supcon import LINEAR_HEADS
 from explainaug.train.run_log import RUN_FILE, update_description
 
 METHODS = ("ce", "supcon", "excon", "edda", "random-occlusion")
@@ -101,10 +102,21 @@ class Experiment:
             model's default, its last stage).
         occlusion_ratio: fraction of pixels EDDA and RandomOcclusionControl occlude.
         salient_target: EDDA's target for salient occlusions (see ``EDDALoss``).
+        linear_head: how contrastive methods train their linear head (``SupCon``):
+            ``"alternating"`` (the official SupContrast/ExCon loop: after every contrastive
+            epoch, one cross-entropy epoch of the head on detached features; that head is
+            ExCon's probe) or ``"online"`` (a probe trained in every contrastive step on the
+            detached features of all views, masked ones included).
+        head_augment: random resized crop (scale 0.2-1) and flip of the head epoch's images, as
+            the official classifier loader on CIFAR-100 (the Tiny ImageNet recipe turns it
+            off, as the official code).
         linear_epochs: epochs of a final linear evaluation of contrastive encoders (a fresh
             linear classifier on frozen features of the un-augmented training images replaces
-            the online probe); 0 keeps the online probe.
+            the trained head); 0 keeps the head.
         linear_lr: learning rate of that linear evaluation (cosine schedule).
+        report_best_epoch: also test after every epoch and report the best test accuracy over
+            epochs (``TrainedRun.best_test_accuracy``), as the official scripts do. That selects
+            the epoch on the test set (optimistic); ``test_accuracy`` stays the final epoch's.
         augment: random crop (padding 4) and flip for the classification methods.
         amp: mixed precision mode of the Trainer.
         seed: seed of weights, data order and augmentations.
@@ -140,8 +152,11 @@ class Experiment:
     cam_layer: str | None = None
     occlusion_ratio: float = 0.2
     salient_target: str = "uniform"
+    linear_head: str = "alternating"
+    head_augment: bool = True
     linear_epochs: int = 0
     linear_lr: float = 1.0
+    report_best_epoch: bool = False
     augment: bool = True
     amp: str | None = "auto"
     seed: int = 0
@@ -155,6 +170,7 @@ class Experiment:
             ("method", METHODS),
             ("dataset", dataset_names()),
             ("explainer", explainer_names()),
+            ("linear_head", LINEAR_HEADS),
         ):
             if getattr(self, field) not in allowed:
                 raise ValueError(
@@ -273,12 +289,17 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     name = experiment.method
     if name in CONTRASTIVE_METHODS:
         views = supcon_views(image_size, scale=(experiment.view_min_scale, 1.0), check_values=False)
+        head = {
+            "linear_head": experiment.linear_head,
+            "head_augment": _resized_crop_flip(image_size) if experiment.head_augment else None,
+        }
         if name == "supcon":
             return SupCon(
                 temperature=experiment.temperature,
                 base_temperature=experiment.base_temperature,
                 views=views,
                 gather_distributed=experiment.gather_distributed,
+                **head,
             )
         return ExCon(
             explainer=_explainer(experiment, model),
@@ -287,6 +308,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
             temperature=experiment.temperature,
             base_temperature=experiment.base_temperature,
             gather_distributed=experiment.gather_distributed,
+            **head,
         )
     augment = _crop_flip(image_size) if experiment.augment else None
     if name == "ce":
@@ -352,16 +374,26 @@ def _crop_flip(size: int) -> nn.Module:
     )
 
 
+def _resized_crop_flip(size: int) -> nn.Module:
+    """The official ExCon classifier loader's augmentation (CIFAR-100)."""
+    return K.AugmentationSequential(
+        K.RandomResizedCrop((size, size), scale=(0.2, 1.0)), K.RandomHorizontalFlip()
+    )
+
+
 @dataclass
 class TrainedRun:
-    """The outcome of ``run``: the trained model, the per-epoch history and test accuracy
-    (NaN when the run was interrupted; it resumes from its checkpoint)."""
+    """The outcome of ``run``: the trained model, the per-epoch history and the final model's
+    test accuracy (NaN when the run was interrupted; it resumes from its checkpoint).
+    ``best_test_accuracy`` is the best per-epoch test accuracy (with ``report_best_epoch``
+    only; None otherwise): model selection on the test set, as the official scripts."""
 
     model: nn.Module
     history: list[dict[str, Any]]
     test_accuracy: float
     experiment: Experiment
     interrupted: bool = False
+    best_test_accuracy: float | None = None
 
 
 def run(
@@ -450,10 +482,14 @@ def run(
     if out_dir is not None and trainer.context.is_main:
         save_checkpoint({"model": model.state_dict()}, Path(out_dir) / WEIGHTS_FILE)
     test_accuracy = float(accuracy(model, test_loader, topk=(1,), per_class=False)["top1"])
+    tested = [record["val_accuracy"] for record in history if "val_accuracy" in record]
+    best = max(tested) if experiment.report_best_epoch and tested else None
     if out_dir is not None and trainer.context.is_main:
         results = {"test_accuracy": test_accuracy, "epochs": experiment.epochs}
+        if best is not None:
+            results["best_test_accuracy_over_epochs"] = best
         (Path(out_dir) / RESULTS_FILE).write_text(json.dumps(results, indent=2))
-    return TrainedRun(model, history, test_accuracy, experiment)
+    return TrainedRun(model, history, test_accuracy, experiment, best_test_accuracy=best)
 
 
 def load_run(
@@ -686,6 +722,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
         "dataset": dataset_names(),
         "salient_target": SALIENT_TARGETS,
         "explainer": explainer_names(),
+        "linear_head": LINEAR_HEADS,
     }
     for field in dataclasses.fields(Experiment):
         flag = "--" + field.name.replace("_", "-")

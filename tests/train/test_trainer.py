@@ -6,10 +6,12 @@ import json
 import os
 import signal
 
+import kornia.augmentation as K
 import pytest
 import torch
 
-from explainaug.train import CrossEntropy, Method, RandomOcclusionControl, Trainer
+from explainaug.augment import supcon_views
+from explainaug.train import CrossEntropy, Method, RandomOcclusionControl, SupCon, Trainer
 
 
 class SignalAt(Method):
@@ -27,12 +29,19 @@ class SignalAt(Method):
             os.kill(os.getpid(), signal.SIGTERM)
         return self.inner.training_step(model, batch, epoch)
 
+    @property
+    def alternating_head(self):
+        return self.inner.alternating_head
 
-def train(make_cnn, make_loader, out_dir, stop_at=None, resume=None, epochs=3):
+    def head_step(self, model, batch, epoch):
+        return self.inner.head_step(model, batch, epoch)
+
+
+def train(make_cnn, make_loader, out_dir, stop_at=None, resume=None, epochs=3, inner=None):
     torch.manual_seed(123)  # the model is built seeded; this must not matter for the result
     model = make_cnn()
     # random occlusions draw from the global RNG every step, so a wrong RNG restore shows up
-    method = SignalAt(RandomOcclusionControl(salient_ratio=0.3), stop_at)
+    method = SignalAt(inner() if inner else RandomOcclusionControl(salient_ratio=0.3), stop_at)
     trainer = Trainer(
         model,
         method,
@@ -76,6 +85,88 @@ def test_sigterm_then_resume_equals_uninterrupted(make_cnn, make_loader, tmp_pat
     assert drop_time == [
         {k: v for k, v in r.items() if k != "epoch_time"} for r in reference_history
     ]
+
+
+@pytest.mark.parametrize("stop_at", [8, 6])
+def test_resume_with_alternating_head_equals_uninterrupted(
+    make_contrastive, make_loader, tmp_path, stop_at
+):
+    """Random views and a random head augmentation: the head epoch's RNG use must resume too."""
+
+    def supcon() -> SupCon:
+        crop_flip = K.AugmentationSequential(
+            K.RandomResizedCrop((16, 16), scale=(0.2, 1.0)), K.RandomHorizontalFlip()
+        )
+        return SupCon(views=supcon_views(16), head_augment=crop_flip)
+
+    def flat(history):
+        return [{k: v for k, v in r.items() if k != "epoch_time"} for r in history]
+
+    reference, _, reference_history = train(
+        make_contrastive, make_loader, tmp_path / "full", inner=supcon
+    )
+    assert all("head_loss" in record for record in reference_history)
+    _, stopped, _ = train(
+        make_contrastive, make_loader, tmp_path / "cut", stop_at=stop_at, inner=supcon
+    )
+    assert stopped.interrupted
+    resumed, _, history = train(
+        make_contrastive, make_loader, tmp_path / "cut", resume="auto", inner=supcon
+    )
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert flat(history) == flat(reference_history)
+
+
+class PhaseLog(SupCon):
+    """SupCon recording, per step, its phase and the model's state at that point."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.log: list[tuple[str, int, dict[str, torch.Tensor]]] = []
+
+    def _record(self, phase, model, epoch):
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.log.append((phase, epoch, state))
+
+    def training_step(self, model, batch, epoch):
+        self._record("train", model, epoch)
+        return super().training_step(model, batch, epoch)
+
+    def head_step(self, model, batch, epoch):
+        self._record("head", model, epoch)
+        return super().head_step(model, batch, epoch)
+
+
+def test_alternating_head_trains_the_head_alone_after_each_epoch(make_contrastive, make_loader):
+    model = make_contrastive()
+    augmented: list[torch.Tensor] = []
+    method = PhaseLog(
+        views=lambda x: torch.stack([x, x.flip(3)], dim=1),
+        head_augment=lambda x: augmented.append(x) or x.flip(2),
+    )
+    loader = make_loader(batch_size=16)  # 3 steps per epoch
+    trainer = Trainer(model, method, epochs=2, lr=0.1, progress=False)
+    history = trainer.fit(loader, val_loader=loader)
+    phases = [(phase, epoch) for phase, epoch, _ in method.log]
+    assert phases == [("train", 0)] * 3 + [("head", 0)] * 3 + [("train", 1)] * 3 + [("head", 1)] * 3
+    assert len(augmented) == 6  # every head step's images go through head_augment
+
+    def same(a, b, part):
+        return all(torch.equal(a[k], b[k]) for k in a if k.startswith(part))
+
+    states = [state for _, _, state in method.log] + [model.state_dict()]
+    for index in range(len(states) - 1):
+        head_phase = method.log[index][0] == "head"
+        # training steps leave the classifier alone; head steps change only the classifier
+        # (encoder in eval mode: BatchNorm statistics unchanged, no gradient)
+        assert same(states[index], states[index + 1], "classifier") == (not head_phase)
+        assert same(states[index], states[index + 1], "encoder") == head_phase
+        assert same(states[index], states[index + 1], "head.") == head_phase
+    assert all({"head_loss", "head_accuracy"} <= set(record) for record in history)
+    assert "probe_loss" not in history[0]
+    # validation comes after the head epoch: it is the final model's accuracy
+    assert history[-1]["val_accuracy"] == trainer.evaluate(loader)
 
 
 def test_resume_after_finished_run_changes_nothing(make_cnn, make_loader, tmp_path):

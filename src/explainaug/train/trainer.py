@@ -82,8 +82,11 @@ class _MethodStep(nn.Module):
         self.model = model
         self.method = method
 
-    def forward(self, batch: Any, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
-        return self.method.training_step(self.model, batch, epoch)
+    def forward(
+        self, batch: Any, epoch: int, head: bool = False
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        step = self.method.head_step if head else self.method.training_step
+        return step(self.model, batch, epoch)
 
 
 class Trainer:
@@ -110,6 +113,12 @@ class Trainer:
       continues exactly: the loader's epoch order is rebuilt from the epoch-start RNG state and
       ``set_epoch``, consumed batches are skipped, then the step's RNG state is restored, so a
       resumed deterministic run equals the uninterrupted one.
+    - **Alternating head**: for a method with ``alternating_head`` (SupCon/ExCon by default),
+      each epoch's training steps are followed by one epoch of ``method.head_step`` over the
+      same loader (SupContrast's and ExCon's linear-head epoch), with the same optimizer at
+      the learning rate the epoch ended with; its metrics join the epoch's record, the
+      validation accuracy is measured after it and checkpoints at epoch ends include it.
+      A stop request during the head epoch takes effect at the next training step.
     - **Metrics** (loss, lr, the method's metrics, epoch time, validation accuracy) are summed
       on the device and synchronised once per ``log_every`` steps and per epoch; rank 0 appends
       them to ``out_dir/log_file`` (JSON lines) and shows them in a tqdm bar. A non-finite loss
@@ -141,7 +150,8 @@ class Trainer:
         progress: show a tqdm bar on rank 0.
         seed: seeds torch, numpy and Python (plus the rank) at the start of a fresh run.
         find_unused_parameters: passed to DDP (needed when a step leaves parameters unused,
-            e.g. cross-entropy on a ``ContrastiveModel``, whose projection head is then idle).
+            e.g. cross-entropy on a ``ContrastiveModel``, whose projection head is then idle);
+            always on for methods with an alternating head (each phase trains part of the model).
         tensorboard: also write epoch metrics as TensorBoard events (the ``tensorboard`` extra).
 
     Example:
@@ -240,7 +250,9 @@ class Trainer:
         if self.context.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             step = DistributedDataParallel(
-                step, device_ids=device_ids, find_unused_parameters=find_unused_parameters
+                step,
+                device_ids=device_ids,
+                find_unused_parameters=find_unused_parameters or method.alternating_head,
             )
         self._step_module = step
 
@@ -354,6 +366,8 @@ class Trainer:
                             {"kind": "interrupted", "epoch": epoch + 1, "step": self._global_step}
                         )
                         return history
+            if self.method.alternating_head:
+                self._head_epoch(train_loader, epoch, steps_per_epoch, sums, counts)
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "step": self._global_step,
@@ -371,28 +385,47 @@ class Trainer:
                 self._save(epoch + 1, 0, history, None, {}, {}, 0.0)
         return history
 
+    def _head_epoch(
+        self,
+        train_loader: Iterable,
+        epoch: int,
+        steps_per_epoch: int,
+        sums: dict[str, Tensor],
+        counts: dict[str, int],
+    ) -> None:
+        """One epoch of ``method.head_step`` over the loader; its metrics go into ``sums``."""
+        for index, batch in enumerate(train_loader):
+            if index >= steps_per_epoch:
+                break
+            _, metrics = self._optimisation_step(batch, epoch, first=False, head=True)
+            _accumulate(sums, counts, metrics)
+
     def _optimisation_step(
-        self, batch: Any, epoch: int, first: bool
+        self, batch: Any, epoch: int, first: bool, head: bool = False
     ) -> tuple[Tensor, dict[str, Tensor]]:
+        """One optimizer step of the method's training step (or of its head step, which keeps
+        the current learning rate and does not advance the global step)."""
         batch = _to_device(batch, self.device)
         if first:
             _check_batch_values(batch)
-        factor = lr_factor(
-            self._global_step, self._total_steps, self._warmup_steps, self.final_lr_ratio
-        )
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
+        if not head:
+            factor = lr_factor(
+                self._global_step, self._total_steps, self._warmup_steps, self.final_lr_ratio
+            )
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
         autocast = (
             torch.autocast("cuda", dtype=self.amp_dtype)
             if self.amp_dtype is not None
             else contextlib.nullcontext()
         )
         with autocast:
-            loss, metrics = self._step_module(batch, epoch)
+            loss, metrics = self._step_module(batch, epoch, head)
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             got = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+            name = "head_step" if head else "training_step"
             raise TypeError(
-                f"{type(self.method).__name__}.training_step must return a scalar loss, got {got}"
+                f"{type(self.method).__name__}.{name} must return a scalar loss, got {got}"
             )
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -402,7 +435,8 @@ class Trainer:
         else:
             loss.backward()
             self.optimizer.step()
-        self._global_step += 1
+        if not head:
+            self._global_step += 1
         return loss.detach(), metrics
 
     @torch.no_grad()

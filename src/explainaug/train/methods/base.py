@@ -23,7 +23,14 @@ class Method(ABC):
     then ``training_step(model, batch, epoch)`` for every batch, inside autocast and, under
     DDP, inside the wrapper's forward so gradients are synchronised. Steps return tensors
     only: no ``.item()`` or other host syncs.
+
+    A method with ``alternating_head = True`` also gets, after each epoch, one epoch of
+    ``head_step(model, batch, epoch)`` over the same loader, optimised by the same optimizer at
+    the learning rate the epoch ended with (SupContrast's and ExCon's linear-head epoch).
     """
+
+    #: Whether the Trainer runs an epoch of ``head_step`` after every training epoch.
+    alternating_head: bool = False
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """The model to train for ``model``, called by ``Trainer`` before anything else: the
@@ -42,6 +49,10 @@ class Method(ABC):
             batch: ``(x, y)`` or ``(x, y, masks)`` with images in [0, 1] on the model's device.
             epoch: the current epoch (0-based), for warm-up schedules.
         """
+
+    def head_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
+        """One step of the per-epoch head phase (only for ``alternating_head`` methods)."""
+        raise NotImplementedError(f"{type(self).__name__} has no head phase")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -1,4 +1,4 @@
-"""Supervised contrastive learning with an online linear probe (SupContrast recipe)."""
+"""Supervised contrastive learning with SupContrast's/ExCon's alternating linear head."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from torch import Tensor, nn
 
+from explainaug._shared import eval_mode
 from explainaug.augment import supcon_views
 from explainaug.losses import SupConLoss
 from explainaug.train.methods.base import (
@@ -17,19 +18,28 @@ from explainaug.train.methods.base import (
     require_contrastive,
     split_batch,
 )
-from explainaug.typing import Batch, Metrics, ViewTransform
+from explainaug.typing import Batch, BatchAugment, Metrics, ViewTransform
+
+LINEAR_HEADS = ("alternating", "online")
 
 logger = logging.getLogger("explainaug")
 
 
 class SupCon(Method):
-    """SupCon (Khosla et al. 2020) on two random views, plus an online linear probe.
+    """SupCon (Khosla et al. 2020) on two random views, plus a linear head on detached features.
 
-    Each step draws ``views(x)`` (``[B, V, C, H, W]``), runs the encoder once over all views,
-    and minimises ``SupConLoss(project(h)) + CE(classify(h), y)``: the probe sees detached
-    features (``ContrastiveModel.classify``), so it trains with the same optimiser without
-    changing the encoder (solo-learn's online probe instead of SupContrast's alternating
-    linear-head epochs).
+    Each step draws ``views(x)`` (``[B, V, C, H, W]``), runs the encoder once over all views
+    and minimises ``SupConLoss(project(h))``. The linear head (``ContrastiveModel.classifier``)
+    is trained one of two ways (``linear_head``):
+
+    - ``"alternating"`` (default; the official SupContrast/ExCon loop): after every contrastive
+      epoch, the Trainer runs one cross-entropy epoch of the head (``head_step``) on detached
+      features of the training images, encoder in eval mode, images through ``head_augment``
+      (the official classifier loader: random resized crop and flip on CIFAR, none on Tiny
+      ImageNet). Contrastive steps leave the head alone, so ExCon's probe is the head of the
+      previous epoch, as in the official code.
+    - ``"online"``: every contrastive step adds ``CE(classify(h), y)`` on the detached features
+      of all its views (solo-learn's online probe).
 
     Args:
         temperature: SupCon temperature (0.1 as in SupCon/ExCon).
@@ -47,6 +57,8 @@ class SupCon(Method):
             process (the global batch, as the official single-process code); False contrasts
             within each process's batch. None: True for the default loss, else the given
             loss's own setting. Outside a process group it changes nothing.
+        linear_head: ``"alternating"`` or ``"online"`` (see above).
+        head_augment: batched augmentation of the head epoch's images in [0, 1] (None: none).
 
     Example:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
@@ -55,7 +67,9 @@ class SupCon(Method):
         >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]))
         >>> loss, metrics = SupCon(views=two_views).training_step(model, batch, epoch=0)
         >>> sorted(metrics)
-        ['contrastive_loss', 'probe_accuracy', 'probe_loss']
+        ['contrastive_loss']
+        >>> sorted(SupCon(views=two_views).head_step(model, batch, epoch=0)[1])
+        ['head_accuracy', 'head_loss']
     """
 
     def __init__(
@@ -65,7 +79,11 @@ class SupCon(Method):
         loss: SupConLoss | BaseMetricLossFunction | None = None,
         base_temperature: float | None = 0.07,
         gather_distributed: bool | None = None,
+        linear_head: str = "alternating",
+        head_augment: BatchAugment | None = None,
     ) -> None:
+        if linear_head not in LINEAR_HEADS:
+            raise ValueError(f"linear_head must be one of {LINEAR_HEADS}, got {linear_head!r}")
         if loss is None:
             gather = gather_distributed is not False
             loss = SupConLoss(
@@ -80,6 +98,13 @@ class SupCon(Method):
             )
         self.loss = loss
         self.views = views
+        self.linear_head = linear_head
+        self.head_augment = head_augment
+
+    @property
+    def alternating_head(self) -> bool:  # type: ignore[override]
+        """True with ``linear_head="alternating"``: the Trainer then runs ``head_step`` epochs."""
+        return self.linear_head == "alternating"
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """``model`` if it is contrastive (``features``/``project``/``classify``); a plain
@@ -131,7 +156,7 @@ class SupCon(Method):
         n_views: int,
         background_labels: Tensor | None = None,
     ) -> tuple[Tensor, Metrics]:
-        """One encoder pass over ``images`` and the contrastive + probe losses.
+        """One encoder pass over ``images``: the contrastive loss (plus the online probe's).
 
         Args:
             images: ``[V*B (+ K), C, H, W]``: the views, view-major (all images of view 0,
@@ -153,14 +178,26 @@ class SupCon(Method):
             row_labels = torch.cat([row_labels, background_labels, background_labels])
             flags = torch.arange(rows.shape[0], device=rows.device) >= real
         contrastive = self.contrastive_loss(rows, row_labels, flags)
+        metrics = {"contrastive_loss": contrastive.detach()}
+        if self.alternating_head:
+            return contrastive, metrics
         probe_logits = model.classify(features[:real])
         probe = F.cross_entropy(probe_logits, labels.repeat(n_views))
-        metrics = {
-            "contrastive_loss": contrastive.detach(),
-            "probe_loss": probe.detach(),
-            "probe_accuracy": accuracy(probe_logits, labels.repeat(n_views)),
-        }
+        metrics["probe_loss"] = probe.detach()
+        metrics["probe_accuracy"] = accuracy(probe_logits, labels.repeat(n_views))
         return contrastive + probe, metrics
+
+    def head_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
+        """Cross-entropy of the linear head on detached features of ``head_augment(x)``, with
+        the encoder in eval mode (SupContrast's ``train_classifier``); the mode is restored."""
+        x, y = split_batch(batch)
+        if self.head_augment is not None:
+            x = self.head_augment(x)
+        with torch.no_grad(), eval_mode(model):
+            features = model.features(x)
+        logits = model.classify(features)
+        loss = F.cross_entropy(logits, y)
+        return loss, {"head_loss": loss.detach(), "head_accuracy": accuracy(logits, y)}
 
     def contrastive_loss(self, rows: Tensor, labels: Tensor, background: Tensor | None) -> Tensor:
         """The contrastive loss of feature rows ``[N, D]`` (``background`` flags are ExCon's)."""
