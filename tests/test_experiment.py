@@ -4,12 +4,15 @@ import json
 import pytest
 import torch
 
+from explainaug.data import make_loader
+from explainaug.evaluate import accuracy
 from explainaug.experiment import (
     METHODS,
     Experiment,
     build_method,
     build_model,
     load_run,
+    load_test_dataset,
     run,
 )
 from explainaug.explain.registry import LAYER_EXPLAINERS
@@ -173,3 +176,34 @@ def test_final_epoch_accuracy_by_default_best_over_epochs_only_when_named() -> N
     per_epoch = [record["val_accuracy"] for record in named.history]
     assert named.best_test_accuracy == max(per_epoch)
     assert named.test_accuracy == per_epoch[-1]  # the reported accuracy stays the final one
+
+
+def test_edda_background_target_trains_k_plus_1_logits_and_evaluates_k(tmp_path) -> None:
+    """K = 4 shape classes: training sees 5 logits and sends salient occlusions to column 4
+    (not to class 3); the trained and reloaded models answer with the 4 real classes."""
+    experiment = Experiment(method="edda", salient_target="background", **TINY)
+    model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
+    x, y = torch.rand(6, 3, 16, 16), torch.tensor([0, 1, 2, 3, 0, 1])
+    logits = model(x)
+    assert logits.shape == (6, 5)
+    loss = build_method(experiment, model, 16).loss
+    torch.testing.assert_close(
+        loss.components(logits, logits, logits, y)["salient"],
+        torch.nn.functional.cross_entropy(logits, torch.full_like(y, 4)),
+    )
+
+    result = run(experiment, out_dir=tmp_path, device="cpu", progress=False)
+    loaded, _ = load_run(tmp_path)
+    assert loaded.fc.out_features == 5  # the background row is trained and kept
+    result.model.eval()
+    assert result.model(x).shape == loaded(x).shape == (6, 4)
+    torch.testing.assert_close(loaded(x), result.model(x))
+    test_loader = make_loader(load_test_dataset(experiment), 4, shuffle=False, device="cpu")
+    with torch.no_grad():  # a dominant background logit changes nothing: it is not a class
+        loaded.fc.bias[4] = 1e4
+    assert accuracy(loaded, test_loader, topk=(1,), per_class=False)["top1"] == pytest.approx(
+        result.test_accuracy
+    )
+    images, labels = next(iter(test_loader))[:2]
+    predicted = loaded(images).argmax(dim=1)
+    assert predicted.max() < 4 and labels.max() < 4

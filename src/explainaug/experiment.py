@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import inspect
 import json
 import math
@@ -24,7 +25,7 @@ from typing import Any
 
 import kornia.augmentation as K
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from explainaug._validation import check_count, check_fraction, check_interval, check_positive
@@ -101,7 +102,10 @@ class Experiment:
         cam_layer: Grad-CAM layer of the backbone for ExCon/EDDA (dotted name; None = the
             model's default, its last stage).
         occlusion_ratio: fraction of pixels EDDA and RandomOcclusionControl occlude.
-        salient_target: EDDA's target for salient occlusions (see ``EDDALoss``).
+        salient_target: EDDA's target for salient occlusions (see ``EDDALoss``). With
+            ``"background"`` the model trains ``K + 1`` logits (the last is "background");
+            after training (``run``, ``load_run``) it answers with the ``K`` real classes
+            only (``real_class_logits``), so every evaluation ignores the extra logit.
         linear_head: how contrastive methods train their linear head (``SupCon``):
             ``"alternating"`` (the official SupContrast/ExCon loop: after every contrastive
             epoch, one cross-entropy epoch of the head on detached features; that head is
@@ -256,16 +260,20 @@ def build_model(
     experiment: Experiment, num_classes: int, mean: Sequence[float], std: Sequence[float]
 ) -> nn.Module:
     """The backbone (normalising with ``mean``/``std`` inside), wrapped in a ``ContrastiveModel``
-    for contrastive methods.
+    for contrastive methods. It has ``num_classes`` outputs, plus EDDA's "background" logit
+    (the last) when the experiment trains one (``trains_background``).
 
     Example:
         >>> model = build_model(Experiment(method="supcon", width=4), 4, (0.5,) * 3, (0.2,) * 3)
         >>> type(model).__name__, model.default_cam_layer
         ('ContrastiveModel', 'encoder.block3')
+        >>> background = Experiment(method="edda", salient_target="background", width=4)
+        >>> build_model(background, 4, (0.5,) * 3, (0.2,) * 3).fc.out_features
+        5
     """
     model = build_registered_model(
         experiment.model,
-        num_classes,
+        num_classes + trains_background(experiment),
         width=experiment.width,
         mean=mean,
         std=std,
@@ -275,6 +283,41 @@ def build_model(
     if experiment.cam_layer is not None:  # the run's CAM layer, in training and evaluation
         model.default_cam_layer = qualify_layer(model, experiment.cam_layer)
     return model
+
+
+def trains_background(experiment: Experiment) -> bool:
+    """Whether the method trains an extra "background" class (EDDA's
+    ``salient_target="background"``), so the model needs ``K + 1`` logits during training.
+
+    Example:
+        >>> trains_background(Experiment(method="edda", salient_target="background"))
+        True
+    """
+    return experiment.method in ("edda", "random-occlusion") and (
+        experiment.salient_target == "background"
+    )
+
+
+def real_class_logits(model: nn.Module, num_classes: int) -> nn.Module:
+    """Make ``model(x)`` return only its first ``num_classes`` logits; return ``model``.
+
+    A model trained with EDDA's background class has ``K + 1`` outputs, the last being
+    "background". After training, ``run`` and ``load_run`` register this forward hook, so
+    accuracy, calibration, robustness and explanations (targets and predicted classes) see the
+    ``K`` real classes only; the weights (and checkpoints) keep the background row.
+
+    Example:
+        >>> model = real_class_logits(SmallCNN(num_classes=5, width=4), 4)
+        >>> model(torch.rand(2, 3, 16, 16)).shape
+        torch.Size([2, 4])
+    """
+    check_count(num_classes, "num_classes")
+    model.register_forward_hook(functools.partial(_first_logits, num_classes=num_classes))
+    return model
+
+
+def _first_logits(module: nn.Module, args: Any, logits: Tensor, num_classes: int) -> Tensor:
+    return logits[:, :num_classes]
 
 
 def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> Method:
@@ -481,6 +524,8 @@ def run(
         model.classifier.load_state_dict(head.state_dict())
     if out_dir is not None and trainer.context.is_main:
         save_checkpoint({"model": model.state_dict()}, Path(out_dir) / WEIGHTS_FILE)
+    if trains_background(experiment):
+        real_class_logits(model, train_set.num_classes)
     test_accuracy = float(accuracy(model, test_loader, topk=(1,), per_class=False)["top1"])
     tested = [record["val_accuracy"] for record in history if "val_accuracy" in record]
     best = max(tested) if experiment.report_best_epoch and tested else None
@@ -552,6 +597,8 @@ def load_run(
     load_model_state(
         model, state["model"], weights_path if weights_path.is_file() else checkpoint_path
     )
+    if trains_background(experiment):
+        real_class_logits(model, num_classes)
     return model.to(device).eval(), experiment
 
 
