@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from scipy import ndimage
 
 from explainaug.data import make_loader
 from explainaug.evaluate import accuracy
@@ -207,3 +208,41 @@ def test_edda_background_target_trains_k_plus_1_logits_and_evaluates_k(tmp_path)
     images, labels = next(iter(test_loader))[:2]
     predicted = loaded(images).argmax(dim=1)
     assert predicted.max() < 4 and labels.max() < 4
+
+
+def test_random_occlusion_control_differs_from_edda_only_in_placement() -> None:
+    """Through Experiment: same area, contiguous regions, same fill as EDDA; both occluded
+    views keep their label (plain occlusion augmentation); EDDA's targets are an ablation."""
+    experiment = Experiment(method="random-occlusion", augment=False, **{**TINY, "image_size": 32})
+    model = build_model(experiment, 4, (0.5, 0.4, 0.3), (0.25,) * 3)
+    method = build_method(experiment, model, 32)
+    method.setup(model)
+    edda = build_method(dataclasses.replace(experiment, method="edda"), model, 32)
+    edda.setup(model)
+    fed: list[torch.Tensor] = []
+    model.register_forward_pre_hook(lambda module, args: fed.append(args[0].detach()))
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 3, 32, 32) * 0.1 + 0.8, torch.tensor([0, 1, 2, 3] * 2)
+    loss, _ = method.training_step(model, (x, y), epoch=0)
+    clean, *occluded = fed[-1].chunk(3)
+    assert torch.equal(clean, x)
+    logits = model(fed[-1]).chunk(3)  # the same fused forward (BatchNorm batch statistics)
+    expected = sum(torch.nn.functional.cross_entropy(out, y) for out in logits)
+    torch.testing.assert_close(loss, expected)  # every view trained towards its label
+
+    fill = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)
+    edda_views = edda.occlude(model, x, y)
+    for view, edda_view in zip(occluded, edda_views, strict=True):
+        hit = (view != x).any(dim=1)
+        assert hit.sum((1, 2)).tolist() == (edda_view != x).any(dim=1).sum((1, 2)).tolist()
+        assert hit.sum((1, 2)).tolist() == [round(0.2 * 32 * 32)] * 8
+        torch.testing.assert_close(view, torch.where(hit[:, None], fill, x))  # EDDA's fill
+        regions = [ndimage.label(mask)[1] for mask in hit.numpy()]
+        assert max(regions) <= 5  # contiguous regions, not ~100 scattered pixels
+
+    ablation = dataclasses.replace(experiment, control_targets="edda", salient_target="smooth")
+    assert build_method(ablation, model, 32).loss.salient_target == "smooth"
+    background = dataclasses.replace(ablation, salient_target="background")
+    assert build_model(background, 4, (0.5,) * 3, (0.25,) * 3).fc.out_features == 5
+    plain = dataclasses.replace(experiment, salient_target="background")
+    assert build_model(plain, 4, (0.5,) * 3, (0.25,) * 3).fc.out_features == 4

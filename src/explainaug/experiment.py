@@ -59,6 +59,7 @@ from explainaug.train.run_log import RUN_FILE, update_description
 METHODS = ("ce", "supcon", "excon", "edda", "random-occlusion")
 CONTRASTIVE_METHODS = ("supcon", "excon")
 RESULTS_FILE = "results.json"  # the final test accuracy
+CONTROL_TARGETS = ("label", "edda")
 WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
 REPORT_DIR = "report"  # where `explainaug evaluate` writes by default
 RESUME_MAY_CHANGE = ("data_root", "download")  # where the data is; every other setting must match
@@ -106,6 +107,10 @@ class Experiment:
             ``"background"`` the model trains ``K + 1`` logits (the last is "background");
             after training (``run``, ``load_run``) it answers with the ``K`` real classes
             only (``real_class_logits``), so every evaluation ignores the extra logit.
+        control_targets: targets of the random-occlusion control's two occluded views:
+            ``"label"`` (both keep the label: a plain occlusion augmentation, the fair control)
+            or ``"edda"`` (the ablation with EDDA's opposing targets: the second view gets
+            ``salient_target``, although both views are identically distributed).
         linear_head: how contrastive methods train their linear head (``SupCon``):
             ``"alternating"`` (the official SupContrast/ExCon loop: after every contrastive
             epoch, one cross-entropy epoch of the head on detached features; that head is
@@ -156,6 +161,7 @@ class Experiment:
     cam_layer: str | None = None
     occlusion_ratio: float = 0.2
     salient_target: str = "uniform"
+    control_targets: str = "label"
     linear_head: str = "alternating"
     head_augment: bool = True
     linear_epochs: int = 0
@@ -175,6 +181,7 @@ class Experiment:
             ("dataset", dataset_names()),
             ("explainer", explainer_names()),
             ("linear_head", LINEAR_HEADS),
+            ("control_targets", CONTROL_TARGETS),
         ):
             if getattr(self, field) not in allowed:
                 raise ValueError(
@@ -293,9 +300,10 @@ def trains_background(experiment: Experiment) -> bool:
         >>> trains_background(Experiment(method="edda", salient_target="background"))
         True
     """
-    return experiment.method in ("edda", "random-occlusion") and (
-        experiment.salient_target == "background"
+    opposing = experiment.method == "edda" or (
+        experiment.method == "random-occlusion" and experiment.control_targets == "edda"
     )
+    return opposing and experiment.salient_target == "background"
 
 
 def real_class_logits(model: nn.Module, num_classes: int) -> nn.Module:
@@ -356,13 +364,12 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     augment = _crop_flip(image_size) if experiment.augment else None
     if name == "ce":
         return CrossEntropy(augment=augment)
-    loss = EDDALoss(salient_target=experiment.salient_target)
     ratio = experiment.occlusion_ratio
     if name == "edda":
         mean = model_mean(model)
         return EDDA(
             explainer=_explainer(experiment, model),
-            loss=loss,
+            loss=EDDALoss(salient_target=experiment.salient_target),
             salient=SaliencyOcclusion(
                 "salient", ratio=ratio, fill="mean", mean=mean, check_values=False
             ),
@@ -372,10 +379,11 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
             warmup_epochs=experiment.explain_warmup_epochs,
             augment=augment,
         )
+    control_target = "label" if experiment.control_targets == "label" else experiment.salient_target
     return RandomOcclusionControl(
         salient_ratio=ratio,
         nonsalient_ratio=ratio,
-        loss=loss,
+        loss=EDDALoss(salient_target=control_target),
         warmup_epochs=experiment.explain_warmup_epochs,
         augment=augment,
     )
@@ -770,6 +778,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
         "salient_target": SALIENT_TARGETS,
         "explainer": explainer_names(),
         "linear_head": LINEAR_HEADS,
+        "control_targets": CONTROL_TARGETS,
     }
     for field in dataclasses.fields(Experiment):
         flag = "--" + field.name.replace("_", "-")

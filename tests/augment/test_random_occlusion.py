@@ -1,12 +1,15 @@
-"""RandomOcclusion: exact areas for pixels and squares, per-image ratios, area matching."""
+"""RandomOcclusion: exact areas for regions, pixels and squares, per-image ratios, area
+matching, and contiguous regions by default (EDDA's fair control)."""
 
+import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from explainaug.augment import RandomOcclusion, SaliencyOcclusion
 
 
-@pytest.mark.parametrize("shape", ["pixels", "square"])
+@pytest.mark.parametrize("shape", ["regions", "pixels", "square"])
 @pytest.mark.parametrize("size", [(8, 8), (5, 13), (16, 3)])
 def test_exact_area_for_every_image(shape, size):
     ratios = torch.tensor([0.0, 0.1, 0.33, 0.5, 0.97, 1.0])
@@ -30,9 +33,30 @@ def test_square_positions_vary_and_cover_the_image():
 
 
 def test_pixels_are_uniform():
-    occluded = 1 - RandomOcclusion(ratio=0.25).mask(2000, (4, 4))
+    occluded = 1 - RandomOcclusion(ratio=0.25, shape="pixels").mask(2000, (4, 4))
     frequency = occluded.mean(0)
     assert (frequency - 0.25).abs().max() < 0.05
+
+
+def test_regions_are_the_saliency_occlusion_of_a_smooth_random_map():
+    keep = RandomOcclusion(ratio=0.2).mask(6, (32, 32), generator=torch.Generator().manual_seed(5))
+    noise = torch.rand(6, 1, 3, 3, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(keep, SaliencyOcclusion("salient", ratio=0.2).mask(noise, (32, 32)))
+
+
+def regions_per_image(keep: torch.Tensor) -> list[int]:
+    """Connected occluded regions (4-neighbourhood) of each keep mask."""
+    return [ndimage.label(mask)[1] for mask in (1 - keep[:, 0]).numpy().astype(np.int8)]
+
+
+def test_default_occlusion_is_a_few_contiguous_regions_not_scattered_pixels():
+    """EDDA occludes the top/bottom 20% of an upsampled Grad-CAM: a few blobs. The default
+    random control does the same; scattered pixels give ~100 regions on 32x32."""
+    torch.manual_seed(0)
+    default = regions_per_image(RandomOcclusion(ratio=0.2).mask(200, (32, 32)))
+    pixels = regions_per_image(RandomOcclusion(ratio=0.2, shape="pixels").mask(200, (32, 32)))
+    assert np.mean(default) < 2.5 and max(default) <= 5
+    assert np.mean(pixels) > 100
 
 
 def test_matches_the_area_of_a_threshold_mode_saliency_occlusion():

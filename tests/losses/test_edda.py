@@ -36,6 +36,10 @@ def test_uniform_target() -> None:
     assert losses("uniform")[2] == pytest.approx(cross_entropy_by_hand(SALIENT, [1 / 3] * 3))
 
 
+def test_label_target_is_plain_occlusion_augmentation() -> None:
+    assert losses("label")[2] == pytest.approx(cross_entropy_by_hand(SALIENT, [1, 0, 0]))
+
+
 def test_smooth_target() -> None:
     target = [0.6 + 0.4 / 3, 0.4 / 3, 0.4 / 3]
     assert losses("smooth", label_smoothing=0.4)[2] == pytest.approx(

@@ -9,18 +9,24 @@ import torch
 from torch import Tensor
 
 from explainaug._shared import pixel_counts
-from explainaug._validation import check_fraction
+from explainaug._validation import check_count, check_fraction
 from explainaug.augment.base import MaskAugmentationBase
 from explainaug.augment.fills import FillSpec
-from explainaug.augment.masks import rank_selection
+from explainaug.augment.masks import normalized_saliency, rank_selection
 
-SHAPES = ("pixels", "square")
+SHAPES = ("regions", "pixels", "square")
 
 
 class RandomOcclusion(MaskAugmentationBase):
     """Occlude exactly ``round(ratio * H * W)`` random pixels of each image.
 
-    ``shape="pixels"`` picks the pixels uniformly at random; ``shape="square"`` occludes one
+    ``shape="regions"`` (the default) occludes contiguous regions: the selection that
+    ``SaliencyOcclusion("salient", ratio)`` makes on a smooth random map, ``grid x grid``
+    uniform noise upsampled bilinearly, so the occlusion has the shape statistics of an
+    explanation-driven one (a few blobs, like an upsampled Grad-CAM's top pixels) at a place
+    unrelated to the image: EDDA's fair random control. ``shape="pixels"`` picks the pixels
+    independently and uniformly at random (about as many separate regions as pixels at small
+    ratios); ``shape="square"`` occludes one
     near-square block at a uniformly random position inside the image: ``w`` columns wide
     (``w = max(ceil(sqrt(k)), ceil(k / H))``, at most ``W``), full rows from the top and a partial
     last row, so exactly ``k`` pixels as well (a Cutout with an exact area). ``ratio`` in
@@ -33,7 +39,11 @@ class RandomOcclusion(MaskAugmentationBase):
 
     Args:
         ratio: default fraction of pixels to occlude, in [0, 1].
-        shape: ``"pixels"`` or ``"square"``.
+        shape: ``"regions"``, ``"pixels"`` or ``"square"``.
+        grid: side of the noise grid of ``shape="regions"`` (smaller: fewer, larger regions).
+            Measured at ratio 0.2 on 32x32: 1.9 regions per image on average with 3 (4: 2.9,
+            8: 8.4; scattered pixels: 127), where the top/bottom 20% of the Grad-CAM of a small
+            CNN trained on ``shapes`` form 1.5/1.8.
         fill: ``"mean"``, ``"zero"``, ``"blur"``, ``"noise"`` or a number in [0, 1].
         mean: per-channel dataset mean in [0, 1] for ``fill="mean"`` (default: each image's mean).
         blur_sigma: Gaussian standard deviation in pixels for ``fill="blur"``.
@@ -54,7 +64,8 @@ class RandomOcclusion(MaskAugmentationBase):
         self,
         ratio: float = 0.2,
         *,
-        shape: str = "pixels",
+        shape: str = "regions",
+        grid: int = 3,
         fill: FillSpec = "mean",
         mean: Sequence[float] | Tensor | None = None,
         blur_sigma: float = 2.0,
@@ -76,6 +87,7 @@ class RandomOcclusion(MaskAugmentationBase):
             raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
         self.ratio = check_fraction(ratio, "ratio", closed=True)
         self.shape = shape
+        self.grid = check_count(grid, "grid")
 
     def mask(
         self,
@@ -98,6 +110,12 @@ class RandomOcclusion(MaskAugmentationBase):
         draws = 1 if self.same_on_batch else batch_size
         if self.shape == "pixels":
             scores = torch.rand(draws, 1, height, width, generator=generator, device=device)
+            occluded = rank_selection(
+                scores.expand(batch_size, -1, -1, -1), counts, largest=True, generator=generator
+            )
+        elif self.shape == "regions":
+            noise = torch.rand(draws, 1, self.grid, self.grid, generator=generator, device=device)
+            scores = normalized_saliency(noise, (height, width))  # as SaliencyOcclusion's maps
             occluded = rank_selection(
                 scores.expand(batch_size, -1, -1, -1), counts, largest=True, generator=generator
             )
@@ -151,7 +169,8 @@ class RandomOcclusion(MaskAugmentationBase):
         return self._augment(x, make_keep, params, generator)
 
     def extra_repr(self) -> str:
-        return f"ratio={self.ratio}, shape={self.shape!r}, {super().extra_repr()}"
+        grid = f", grid={self.grid}" if self.shape == "regions" else ""
+        return f"ratio={self.ratio}, shape={self.shape!r}{grid}, {super().extra_repr()}"
 
 
 def _block(counts: Tensor, corners: Tensor, height: int, width: int) -> Tensor:

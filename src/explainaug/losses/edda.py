@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_fraction, check_interval, check_nonnegative, check_tensor
 
-SALIENT_TARGETS = ("uniform", "smooth", "background", "hinge")
+SALIENT_TARGETS = ("uniform", "smooth", "background", "hinge", "label")
 
 
 @renamed_kwargs(epsilon="label_smoothing")
@@ -26,11 +26,14 @@ class EDDALoss(nn.Module):
       the last one being "background", and labels lie in ``[0, K)``.
     - ``"hinge"``: ``max(0, p_y(x_sal) - p_y(x) + margin)`` with ``p_y(x)`` detached, so only the
       occluded image's confidence is pushed below the clean one.
+    - ``"label"``: cross-entropy to the label, like the other view: no opposing target, so the
+      loss is plain occlusion augmentation (the label-preserving random control's targets).
 
     Args:
         nonsalient_weight: weight of the non-salient-occlusion term.
         salient_weight: weight of the salient-occlusion term.
-        salient_target: one of ``"uniform"``, ``"smooth"``, ``"background"``, ``"hinge"``.
+        salient_target: one of ``"uniform"``, ``"smooth"``, ``"background"``, ``"hinge"``,
+            ``"label"``.
         label_smoothing: smoothing mass for ``"smooth"``, in (0, 1] (PyTorch's
             ``cross_entropy(label_smoothing=)`` meaning).
         epsilon: deprecated name of ``label_smoothing`` (warns).
@@ -120,6 +123,8 @@ class EDDALoss(nn.Module):
             return -(target * log_probs).sum(dim=1).mean()
         if self.salient_target == "background":
             return F.nll_loss(log_probs, torch.full_like(labels, classes - 1))
+        if self.salient_target == "label":
+            return F.nll_loss(log_probs, labels)
         clean_confidence = F.softmax(clean_logits.detach().float(), dim=1).gather(
             1, labels[:, None]
         )

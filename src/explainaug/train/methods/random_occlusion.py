@@ -1,4 +1,4 @@
-"""The non-explanation-driven baseline of EDDA: the same targets and loss, random occlusions."""
+"""The non-explanation-driven control of EDDA: random occlusions of the same area and shape."""
 
 from __future__ import annotations
 
@@ -6,30 +6,36 @@ from torch import Tensor, nn
 
 from explainaug._validation import check_fraction
 from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
+from explainaug.losses import EDDALoss
 from explainaug.train.methods.base import OcclusionAlignment, model_mean
 from explainaug.train.methods.edda import EDDA
 from explainaug.typing import BatchAugment, RatioOcclusion
 
 
 class RandomOcclusionControl(OcclusionAlignment):
-    """EDDA's loss and targets on randomly placed occlusions of the same area (EDDA's control).
+    """EDDA's fair control: the same training step with randomly placed occlusions.
 
     Named apart from the augmentation ``explainaug.augment.RandomOcclusion`` it uses;
     ``explainaug.train.RandomOcclusion`` is its deprecated name.
 
-    The "non-salient" view occludes ``nonsalient_ratio`` of the pixels at random, the "salient"
-    view ``salient_ratio``; both get EDDA's targets. Given ``match`` (an ``EDDA``), the areas
-    are instead those of its occlusions image by image (threshold-mode occlusions vary per
-    image), measured on the live model's explanations; that costs one explanation per step.
+    It differs from ``EDDA`` only in where the occlusions go: the same areas
+    (``nonsalient_ratio``/``salient_ratio``, or with ``match`` an ``EDDA``'s per-image areas,
+    measured on the live model's explanations at the cost of one explanation per step), the
+    same shape statistics (by default contiguous regions: ``SaliencyOcclusion``'s selection on
+    a smooth random map, ``augment.RandomOcclusion(shape="regions")``) and the same fill (the
+    dataset mean). Both random views are identically distributed, so by default both keep
+    their label (``EDDALoss(salient_target="label")``: a plain occlusion augmentation); passing
+    ``loss=EDDALoss()`` gives the view named "salient" EDDA's opposing target, the
+    "EDDA targets" ablation (which handicaps the control by construction).
 
     Args:
         salient_ratio: occluded fraction of the view that gets the "salient" target.
         nonsalient_ratio: occluded fraction of the view that keeps its label.
         occlusion: ``RandomOcclusion``-like augmentation, ``forward(x, ratio=float | Tensor[B])``;
-            None builds ``explainaug.augment.RandomOcclusion(shape="pixels", fill="mean",
+            None builds ``explainaug.augment.RandomOcclusion(shape="regions", fill="mean",
             mean=<model's input mean>)``.
         match: an ``EDDA`` whose per-image occluded areas to copy.
-        loss: an ``EDDALoss``; None builds ``EDDALoss()``.
+        loss: an ``EDDALoss``; None builds ``EDDALoss(salient_target="label")``.
         warmup_epochs: epochs of plain cross-entropy first (use EDDA's for a fair baseline).
         augment: optional batched augmentation applied to each batch first (crop, flip).
 
@@ -40,8 +46,8 @@ class RandomOcclusionControl(OcclusionAlignment):
         >>> method.setup(model)
         >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0]))
         >>> loss, metrics = method.training_step(model, batch, epoch=0)
-        >>> loss.shape
-        torch.Size([])
+        >>> method.loss.salient_target  # both occluded views keep their label
+        'label'
     """
 
     def __init__(
@@ -54,7 +60,9 @@ class RandomOcclusionControl(OcclusionAlignment):
         warmup_epochs: int = 0,
         augment: BatchAugment | None = None,
     ) -> None:
-        super().__init__(loss, warmup_epochs, augment)
+        super().__init__(
+            EDDALoss(salient_target="label") if loss is None else loss, warmup_epochs, augment
+        )
         for name, ratio in (
             ("salient_ratio", salient_ratio),
             ("nonsalient_ratio", nonsalient_ratio),
@@ -69,7 +77,7 @@ class RandomOcclusionControl(OcclusionAlignment):
     def setup(self, model: nn.Module) -> None:
         if self.occlusion is None:
             self._occlusion = RandomOcclusionAugment(
-                shape="pixels", fill="mean", mean=model_mean(model), check_values=False
+                shape="regions", fill="mean", mean=model_mean(model), check_values=False
             )
         else:
             self._occlusion = self.occlusion
