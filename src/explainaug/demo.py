@@ -67,7 +67,8 @@ def demo_experiment(
 
     Every method uses lr 0.05 and batch 64; the contrastive views crop at least 60% of the image
     (SupContrast's 20% often cuts the small shapes out of the view), and contrastive encoders
-    get a final 10-epoch linear evaluation (SupCon's protocol) instead of the online probe.
+    get a final 10-epoch linear evaluation (SupCon's protocol), which replaces the linear head
+    trained in the alternating epochs (ExCon's probe during training).
 
     Example:
         >>> demo_experiment("excon", "shapes", seed=0, epochs=12).explain_warmup_epochs
