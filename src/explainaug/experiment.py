@@ -315,6 +315,7 @@ def real_class_logits(model: nn.Module, num_classes: int) -> nn.Module:
     ``K`` real classes only; the weights (and checkpoints) keep the background row.
 
     Example:
+        >>> from explainaug.models import SmallCNN
         >>> model = real_class_logits(SmallCNN(num_classes=5, width=4), 4)
         >>> model(torch.rand(2, 3, 16, 16)).shape
         torch.Size([2, 4])
@@ -493,6 +494,7 @@ def run(
         description = {
             "experiment": dataclasses.asdict(experiment),
             "num_classes": train_set.num_classes,
+            "real_classes": train_set.num_classes,
             "explainer": {"name": experiment.explainer, **explainer_options(experiment)},
         }
         update_description(out_dir, description)
@@ -577,7 +579,8 @@ def load_run(
         )
     try:
         description = json.loads(run_file.read_text())
-        num_classes = int(description["num_classes"])
+        # the K real classes (the Trainer records the model's outputs, K + 1 with a background)
+        num_classes = int(description.get("real_classes", description["num_classes"]))
         if "experiment" in description:
             experiment = Experiment(**description["experiment"])
         else:
