@@ -25,7 +25,8 @@ class DeviceLoader:
     """Iterate over ``(x, y)`` or ``(x, y, masks)`` batches held on ``device``.
 
     ``x`` is float ``[B, C, H, W]`` in [0, 1] (not normalised: models normalise inside), ``y``
-    long ``[B]``, ``masks`` bool ``[B, 1, H, W]``.
+    long ``[B]``, ``masks`` bool ``[B, 1, H, W]``. With ``cue_masks=True`` batches are
+    ``(x, y, masks, cue_masks)`` (what ``explainaug.evaluate.shortcut`` reads).
 
     Shuffling uses a ``torch.Generator`` on the device seeded from ``(seed, epoch)`` only, so an
     epoch's order is reproducible (for a given device type). Each ``iter()`` uses the current
@@ -43,6 +44,7 @@ class DeviceLoader:
         seed: seed of the permutations.
         rank: this process's rank; from ``torch.distributed`` when None (0 if not initialised).
         world_size: number of ranks; from ``torch.distributed`` when None (1 if not initialised).
+        cue_masks: also yield the dataset's cue masks (it must have object and cue masks).
 
     Example:
         >>> images = torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1)
@@ -62,6 +64,7 @@ class DeviceLoader:
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
+        cue_masks: bool = False,
     ) -> None:
         if isinstance(data, tuple):
             if len(data) not in (2, 3):
@@ -78,6 +81,11 @@ class DeviceLoader:
                 f"{type(data).__name__}"
             )
         check_count(batch_size, "batch_size")
+        if cue_masks and (data.masks is None or data.cue_masks is None):
+            raise ValueError(
+                "cue_masks=True needs a dataset with object and cue masks "
+                "(shapes(..., cue_correlation=p)), got one without"
+            )
         distributed = dist.is_available() and dist.is_initialized()
         if world_size is None:
             world_size = dist.get_world_size() if distributed else 1
@@ -93,6 +101,7 @@ class DeviceLoader:
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
         self.masks = data.masks.to(self.device) if data.masks is not None else None
+        self.cue_masks = data.cue_masks.to(self.device) if cue_masks else None
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -139,8 +148,10 @@ class DeviceLoader:
             x = self.images[chosen].float().div_(255.0)
             if self.masks is None:
                 yield x, self.labels[chosen]
-            else:
+            elif self.cue_masks is None:
                 yield x, self.labels[chosen], self.masks[chosen]
+            else:
+                yield x, self.labels[chosen], self.masks[chosen], self.cue_masks[chosen]
 
 
 def fits_on_device(

@@ -9,6 +9,13 @@ The clutter never forms a class shape: soft Gaussian blobs (no hard edge), 1-pix
 the whole image, smooth low-frequency shading and pixel noise, all of low contrast (at most about
 0.15) while the object differs from the background by at least about 0.3 in every channel.
 Generation is vectorised over images with coordinate grids; only the shape classes are looped.
+
+With ``cue_correlation=p`` each image also carries a spurious cue, a small square patch of pure
+colour placed where it never overlaps the object: with probability ``p`` its colour is the
+image's own class's cue colour (``CUE_COLOURS``), otherwise that of a uniformly drawn other class
+(p=1: always aligned, p=0: always conflicting, p=1/K: independent of the class). Cues are drawn
+from a stream of their own after the images, so the objects and backgrounds are those of the
+same arguments without a cue, and two values of ``p`` differ only in the cues' colours.
 """
 
 from __future__ import annotations
@@ -16,16 +23,28 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from explainaug._validation import check_count
+from explainaug._validation import check_count, check_fraction
 from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
 
 SHAPE_NAMES = ("circle", "square", "triangle", "cross", "ring", "bar")
 
+# Class k's cue colour (RGB in [0, 1]) for the shortcut testbed (``cue_correlation``).
+CUE_COLOURS = (
+    (1.0, 0.0, 0.0),
+    (0.0, 1.0, 0.0),
+    (0.0, 0.0, 1.0),
+    (1.0, 1.0, 0.0),
+    (1.0, 0.0, 1.0),
+    (0.0, 1.0, 1.0),
+)
+
 _CHUNK = 1024  # images generated at once; bounds memory for large n
+_CUE_STREAM = 1  # tells the cue generator's seed apart from the images'
 
 
 def _triangle(u: Tensor, v: Tensor) -> Tensor:
@@ -116,8 +135,71 @@ def _generator(seed: int, train: bool) -> torch.Generator:
     return torch.Generator().manual_seed(2 * seed + (0 if train else 1))
 
 
+def _cue_generator(seed: int, train: bool) -> torch.Generator:
+    """The cues' own stream: drawing cues leaves the images' stream untouched."""
+    state = np.random.SeedSequence((seed, int(train), _CUE_STREAM)).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def cue_size(size: int) -> int:
+    """Side in pixels of the cue patch of ``size``-pixel images (an eighth, at least 2).
+
+    Example:
+        >>> cue_size(32), cue_size(16)
+        (4, 2)
+    """
+    return max(2, round(size / 8))
+
+
+def _add_cues(
+    images: Tensor,
+    labels: Tensor,
+    masks: Tensor,
+    num_classes: int,
+    correlation: float,
+    gen: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """Paint one cue patch per image outside its object; return ``(images, cue masks)``.
+
+    The patch's top-left corner is drawn uniformly among the positions whose patch holds no
+    object pixel (found with a max-pool of the object mask over the patch window).
+    """
+    n, _, size, _ = images.shape
+    side = cue_size(size)
+    corners = size - side + 1
+    palette = (torch.tensor(CUE_COLOURS) * 255).round().to(torch.uint8)
+    rows = torch.arange(size)
+    images, cue_masks = images.clone(), []
+    for start in range(0, n, _CHUNK):
+        chunk_masks = masks[start : start + _CHUNK]
+        m = chunk_masks.shape[0]
+        touches = F.max_pool2d(chunk_masks.float(), side, stride=1).flatten(1) > 0
+        score = torch.rand((m, corners * corners), generator=gen).masked_fill(touches, -1.0)
+        aligned = torch.rand(m, generator=gen) < correlation
+        other = torch.randint(1, num_classes, (m,), generator=gen)
+        if bool(touches.all(dim=1).any()):
+            raise RuntimeError("an object leaves no room for the cue; use larger images")
+        corner = score.argmax(dim=1)
+        top, left = corner // corners, corner % corners
+        inside_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)
+        inside_cols = (rows >= left[:, None]) & (rows < left[:, None] + side)
+        cue = (inside_rows[:, :, None] & inside_cols[:, None, :]).unsqueeze(1)
+        chunk_labels = labels[start : start + _CHUNK]
+        cue_class = torch.where(aligned, chunk_labels, (chunk_labels + other) % num_classes)
+        colour = palette[cue_class][:, :, None, None]
+        chunk = images[start : start + _CHUNK]
+        images[start : start + _CHUNK] = torch.where(cue, colour, chunk)
+        cue_masks.append(cue)
+    return images, torch.cat(cue_masks)
+
+
 def shapes(
-    n: int = 2000, size: int = 32, num_classes: int = 4, train: bool = True, seed: int = 0
+    n: int = 2000,
+    size: int = 32,
+    num_classes: int = 4,
+    train: bool = True,
+    seed: int = 0,
+    cue_correlation: float | None = None,
 ) -> ImageTensorDataset:
     """Generate the shapes dataset: ``n`` RGB images with labels and object masks.
 
@@ -127,16 +209,22 @@ def shapes(
         num_classes: number of shape classes, 2..6, taken in the order of ``SHAPE_NAMES``.
         train: the training split (else the test split, drawn from a different seed).
         seed: the same seed and arguments always give the same images.
+        cue_correlation: None (no cue), or the probability ``p`` in [0, 1] that an image's cue
+            has its own class's colour rather than another class's (see the module docstring).
 
     Returns:
-        An :class:`ImageTensorDataset` with bool masks ``[n, 1, size, size]``; ``mean`` and
-        ``std`` are those of the training split with the same arguments.
+        An :class:`ImageTensorDataset` with bool masks ``[n, 1, size, size]`` and, with a cue,
+        bool ``cue_masks`` of the same shape; ``mean`` and ``std`` are those of the training
+        split with the same arguments.
 
     Example:
         >>> ds = shapes(n=8, size=16)
         >>> image, label, mask = ds[0]
         >>> tuple(image.shape), tuple(mask.shape), ds.classes
         ((3, 16, 16), (1, 16, 16), ['circle', 'square', 'triangle', 'cross'])
+        >>> cued = shapes(n=8, size=16, cue_correlation=1.0)
+        >>> int(cued.cue_masks[0].sum()), bool((cued.cue_masks & cued.masks).any())
+        (4, False)
     """
     check_count(n, "n")
     check_count(size, "size", minimum=16)
@@ -144,9 +232,25 @@ def shapes(
         raise ValueError(
             f"num_classes must be an int in [2, {len(SHAPE_NAMES)}], got {num_classes!r}"
         )
-    images, labels, masks = _generate(n, size, num_classes, _generator(seed, train))
-    train_images = images if train else _generate(n, size, num_classes, _generator(seed, True))[0]
-    mean, std = channel_stats(train_images)
+    if cue_correlation is not None:
+        check_fraction(cue_correlation, "cue_correlation", closed=True)
+
+    def split(train: bool) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        images, labels, masks = _generate(n, size, num_classes, _generator(seed, train))
+        if cue_correlation is None:
+            return images, labels, masks, None
+        gen = _cue_generator(seed, train)
+        images, cue_masks = _add_cues(images, labels, masks, num_classes, cue_correlation, gen)
+        return images, labels, masks, cue_masks
+
+    images, labels, masks, cue_masks = split(train)
+    mean, std = channel_stats(images if train else split(True)[0])
     return ImageTensorDataset(
-        images, labels, masks, mean=mean, std=std, classes=list(SHAPE_NAMES[:num_classes])
+        images,
+        labels,
+        masks,
+        cue_masks=cue_masks,
+        mean=mean,
+        std=std,
+        classes=list(SHAPE_NAMES[:num_classes]),
     )

@@ -47,6 +47,18 @@ def _check_uint8_images(images: object, name: str) -> Tensor:
     return images
 
 
+def _check_masks(masks: object, images: Tensor, name: str) -> Tensor | None:
+    if masks is None:
+        return None
+    masks = check_tensor(masks, name)
+    expected = (images.shape[0], 1, *images.shape[2:])
+    if masks.dtype != torch.bool or tuple(masks.shape) != expected:
+        raise ValueError(
+            f"{name} must be bool {list(expected)}, got {masks.dtype} {list(masks.shape)}"
+        )
+    return masks
+
+
 class ImageTensorDataset(Dataset):
     """Images, labels and optional object masks held as tensors.
 
@@ -54,6 +66,9 @@ class ImageTensorDataset(Dataset):
         images: uint8 ``[N, C, H, W]`` (pixel values 0..255).
         labels: integer ``[N]`` class indices (stored as ``torch.long``).
         masks: optional bool ``[N, 1, H, W]`` ground-truth object masks.
+        cue_masks: optional bool ``[N, 1, H, W]`` masks of a spurious cue (the shortcut testbed
+            of :func:`~explainaug.data.shapes`); items leave them out, ``DeviceLoader`` hands
+            them out with ``cue_masks=True``.
         mean: per-channel mean of the *training* images in [0, 1]; computed from ``images`` when
             None (right for a training split; pass the training split's values for a test split).
         std: per-channel standard deviation, same convention as ``mean``.
@@ -75,6 +90,7 @@ class ImageTensorDataset(Dataset):
         labels: Tensor,
         masks: Tensor | None = None,
         *,
+        cue_masks: Tensor | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         classes: Sequence[str] | None = None,
@@ -89,13 +105,8 @@ class ImageTensorDataset(Dataset):
             )
         if bool((labels < 0).any()):
             raise ValueError("labels must be >= 0")
-        if masks is not None:
-            masks = check_tensor(masks, "masks")
-            expected = (images.shape[0], 1, *images.shape[2:])
-            if masks.dtype != torch.bool or tuple(masks.shape) != expected:
-                raise ValueError(
-                    f"masks must be bool {list(expected)}, got {masks.dtype} {list(masks.shape)}"
-                )
+        masks = _check_masks(masks, images, "masks")
+        cue_masks = _check_masks(cue_masks, images, "cue_masks")
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither")
         if mean is None:
@@ -108,6 +119,7 @@ class ImageTensorDataset(Dataset):
         self.images = images
         self.labels = labels.long()
         self.masks = masks
+        self.cue_masks = cue_masks
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.classes = list(classes) if classes is not None else None
@@ -136,4 +148,5 @@ class ImageTensorDataset(Dataset):
     def __repr__(self) -> str:
         shape = "x".join(str(s) for s in self.images.shape[1:])
         masks = ", masks" if self.masks is not None else ""
+        masks += ", cue masks" if self.cue_masks is not None else ""
         return f"ImageTensorDataset({len(self)} images {shape}, {self.num_classes} classes{masks})"
