@@ -1,5 +1,6 @@
 """Evaluators: accuracy, calibration under shift, adversarial robustness, randomization sanity
-checks, faithfulness and localization of explanations, and a report writer.
+checks, faithfulness and localization of explanations, shortcut reliance on a planted cue, and a
+report writer.
 
 All run as batched torch code on the model's device, in eval mode (the model's modes are
 restored), on loaders of ``(x, y)`` or ``(x, y, masks)`` batches with images in [0, 1].
@@ -29,6 +30,7 @@ from explainaug.evaluate.randomization import (
 )
 from explainaug.evaluate.report import report
 from explainaug.evaluate.robustness import fgsm, pgd, robustness
+from explainaug.evaluate.shortcut import shortcut
 from explainaug.evaluate.similarity import hog, rank_correlation, ssim
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "model_randomization",
     "rank_correlation",
     "report",
+    "shortcut",
     "ssim",
     "train_on_permuted_labels",
 ]

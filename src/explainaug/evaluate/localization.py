@@ -74,6 +74,20 @@ def check_masks(masks: Tensor | None, x: Tensor) -> Tensor:
     return flat
 
 
+def energy_share(maps: Tensor, masks: Tensor) -> Tensor:
+    """Per-image share of the saliency energy inside the mask (EBPG), ``sum(S * G) / sum(S)``.
+
+    Flat maps ``[B, N]`` (>= 0) and bool masks ``[B, N]``; an all-zero map scores 0.
+
+    Example:
+        >>> energy_share(torch.tensor([[1.0, 3.0], [0.0, 0.0]]), torch.tensor([[True, False]] * 2))
+        tensor([0.2500, 0.0000])
+    """
+    energy = maps.sum(dim=1)
+    share = (maps * masks.to(maps.dtype)).sum(dim=1) / energy
+    return torch.where(energy > 0, share, torch.zeros_like(share))
+
+
 def localization_scores(
     maps: Tensor,
     masks: Tensor,
@@ -98,10 +112,7 @@ def localization_scores(
          'pointing_game_tolerance': [1.0]}
     """
     n = maps.shape[1]
-    inside = masks.to(maps.dtype)
-    energy = maps.sum(dim=1)
-    ebpg = (maps * inside).sum(dim=1) / energy
-    ebpg = torch.where(energy > 0, ebpg, torch.zeros_like(ebpg))
+    ebpg = energy_share(maps, masks)
     threshold = maps.topk(int(top * n) + 1, dim=1).values[:, -1:]
     binary = maps > threshold
     iou = (binary & masks).sum(dim=1) / (binary | masks).sum(dim=1)

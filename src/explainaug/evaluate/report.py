@@ -24,6 +24,7 @@ from explainaug.evaluate.localization import localization
 from explainaug.evaluate.randomization import model_randomization
 from explainaug.evaluate.report_writer import write_report
 from explainaug.evaluate.robustness import robustness
+from explainaug.evaluate.shortcut import shortcut
 from explainaug.evaluate.similarity import SIMILARITIES
 from explainaug.explain import Explainer
 from explainaug.explain.registry import SIGNED_OPTIONS, build_explainer, explainer_names
@@ -36,7 +37,9 @@ EVALUATORS = (
     "faithfulness",
     "localization",
 )
-EXPLANATION_EVALUATORS = ("randomization", "faithfulness", "localization")
+# Run only when asked for: they need data of their own (``shortcut_loaders``).
+OPTIONAL_EVALUATORS = ("shortcut",)
+EXPLANATION_EVALUATORS = ("randomization", "faithfulness", "localization", "shortcut")
 ExplainerSpec = str | Callable[[nn.Module], Explainer] | None
 ExplainerSpecs = ExplainerSpec | Sequence[str] | Mapping[str, ExplainerSpec]
 
@@ -140,9 +143,10 @@ def _check_models(models: Mapping[str, nn.Module] | nn.Module) -> dict[str, nn.M
 
 def _check_evaluators(evaluators: Sequence[str] | str) -> tuple[str, ...]:
     chosen = (evaluators,) if isinstance(evaluators, str) else tuple(evaluators)
-    unknown = [name for name in chosen if name not in EVALUATORS]
+    known = EVALUATORS + OPTIONAL_EVALUATORS
+    unknown = [name for name in chosen if name not in known]
     if unknown or not chosen:
-        raise ValueError(f"evaluators must name some of {list(EVALUATORS)}, got {list(chosen)}")
+        raise ValueError(f"evaluators must name some of {list(known)}, got {list(chosen)}")
     return chosen
 
 
@@ -155,6 +159,7 @@ def report(
     explainer_factory: ExplainerSpecs = None,
     explainer_options: dict | None = None,
     mask_loader: Iterable | None = None,
+    shortcut_loaders: tuple[Iterable, Iterable] | None = None,
     corruptions: str | Sequence[str] | None = None,
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     attack: str | Sequence[str] = "pgd",
@@ -174,7 +179,7 @@ def report(
             in [0, 1]. Each runs in eval mode; modes are restored.
         loader: test batches ``(x, y)`` or ``(x, y, masks)``; re-iterable (a DataLoader or list).
         out_dir: folder for the report (created if missing).
-        evaluators: any of ``EVALUATORS``.
+        evaluators: any of ``EVALUATORS`` and ``OPTIONAL_EVALUATORS``.
         explainer_factory: ``model -> Explainer`` or an explainer class name (``"gradcam"``);
             needed for randomization, faithfulness and localization. A name builds the signed
             variant for randomization (the signed gradient for ``"saliency"``, so the no-ABS
@@ -184,6 +189,8 @@ def report(
         explainer_options: constructor options for every explainer given by name (``layer=``,
             ``relu=``, e.g. the training run's; see ``explainaug.experiment.explainer_options``).
         mask_loader: batches ``(x, y, masks)`` for localization; default ``loader``.
+        shortcut_loaders: ``(aligned, conflicting)`` loaders of ``(x, y, masks, cue_masks)``
+            batches, needed by the ``"shortcut"`` evaluator (see ``shortcut``).
         corruptions, severities: passed to ``calibration`` (``None``: clean only; ``"all"``).
         attack, eps: passed to ``robustness``.
         randomization_mode: ``"cascading"`` or ``"independent"`` (``model_randomization``).
@@ -211,6 +218,13 @@ def report(
     """
     models = _check_models(models)
     chosen = _check_evaluators(evaluators)
+    if "shortcut" in chosen and (
+        not isinstance(shortcut_loaders, (tuple, list)) or len(shortcut_loaders) != 2
+    ):
+        raise ValueError(
+            "the shortcut evaluator needs shortcut_loaders=(aligned_loader, conflicting_loader), "
+            f"got {shortcut_loaders!r}"
+        )
     explains = any(name in EXPLANATION_EVALUATORS for name in chosen)
     options = explainer_options or {}
     specs = labelled_explainers(explainer_factory)
@@ -263,6 +277,7 @@ def report(
             factory,
             sanity_factory,
             mask_loader=mask_loader,
+            shortcut_loaders=shortcut_loaders,
             corruptions=corruptions,
             severities=severities,
             attack=attack,
@@ -308,6 +323,7 @@ def _run(
     sanity_factory: Callable[[nn.Module], Explainer] | None,
     *,
     mask_loader: Iterable | None,
+    shortcut_loaders: tuple[Iterable, Iterable] | None,
     corruptions: str | Sequence[str] | None,
     severities: Sequence[int],
     attack: str | Sequence[str],
@@ -336,5 +352,8 @@ def _run(
     if evaluator == "faithfulness":
         options = {"seed": seed, **faithfulness_options}
         return faithfulness(model, explainer, loader, progress=progress, **options)
+    if evaluator == "shortcut":
+        assert shortcut_loaders is not None
+        return shortcut(model, explainer, *shortcut_loaders, progress=progress)
     masked = mask_loader if mask_loader is not None else loader
     return localization(model, explainer, masked, seed=seed, progress=progress)

@@ -18,6 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from explainaug.evaluate.shortcut import SHORTCUT_SETS
+
 
 def to_plain(value: object) -> object:
     """Turn results into JSON-safe values: str keys, lists, floats, NaN/inf as ``None``.
@@ -159,6 +161,26 @@ def _fill_text(fill: object) -> str:
     return "each image's mean colour" if fill == "mean" else str(fill)
 
 
+# (column label, key of one test set's shortcut results)
+_SHORTCUT_COLUMNS = (
+    ("accuracy", "accuracy"),
+    ("cue share", "cue_share"),
+    ("object share", "object_share"),
+)
+
+
+def _shortcut_table(models: Mapping[str, Mapping]) -> str | None:
+    rows = []
+    for name, results in models.items():
+        result = results.get("shortcut")
+        if result is None:
+            continue
+        cells = [result[kind][key] for _, key in _SHORTCUT_COLUMNS for kind in SHORTCUT_SETS]
+        rows.append([name, *cells, result["gap"], result["aligned"]["cue_area"]])
+    header = [f"{label} ({kind})" for label, _ in _SHORTCUT_COLUMNS for kind in SHORTCUT_SETS]
+    return _table(["model", *header, "gap", "cue area"], rows) if rows else None
+
+
 def markdown(results: Mapping) -> str:
     """The report as Markdown: settings, then one table per evaluator comparing the models.
 
@@ -182,6 +204,8 @@ def markdown(results: Mapping) -> str:
         ),
         "Faithfulness": _faithfulness_table(models),
         "Localization": _scalar_table(models, "localization"),
+        "Shortcut (cue-aligned vs cue-conflicting test images; shares of saliency energy, "
+        "cue area = a uniform map's cue share)": _shortcut_table(models),
     }
     for title, table in tables.items():
         if table is not None:
@@ -335,6 +359,30 @@ def _faithfulness_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | 
     return _save(figure, out_dir / "deletion_insertion.png")
 
 
+def _shortcut_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None:
+    """Grouped bars per model: accuracy, cue share and object share, aligned vs conflicting."""
+    entries = {name: r["shortcut"] for name, r in models.items() if "shortcut" in r}
+    if not entries:
+        return None
+    figure = Figure(figsize=(4.5 * len(_SHORTCUT_COLUMNS), 4))
+    positions = np.arange(len(entries))
+    width = 0.8 / len(SHORTCUT_SETS)
+    chance = {"cue_share": "cue_area", "object_share": "object_area"}
+    for index, (label, key) in enumerate(_SHORTCUT_COLUMNS):
+        axes = figure.add_subplot(1, len(_SHORTCUT_COLUMNS), index + 1)
+        for offset, kind in enumerate(SHORTCUT_SETS):
+            values = [result[kind][key] for result in entries.values()]
+            axes.bar(positions + offset * width, values, width, label=kind)
+        if key in chance:
+            level = np.mean([result["aligned"][chance[key]] for result in entries.values()])
+            axes.axhline(level, linestyle=":", color="gray", label="uniform map")
+        axes.set_xticks(positions + width * (len(SHORTCUT_SETS) - 1) / 2)
+        axes.set_xticklabels(list(entries), rotation=30, fontsize=7)
+        axes.set(title=label, ylim=(0, 1))
+        axes.legend(fontsize=7)
+    return _save(figure, out_dir / "shortcut.png")
+
+
 def _saliency_grid(images: np.ndarray, maps: Mapping[str, np.ndarray], out_dir: Path) -> str:
     """Images in the first row, each model's maps over them in the next rows."""
     n = images.shape[0]
@@ -388,6 +436,7 @@ def write_report(
         _robustness_figure(models, out),
         _randomization_figure(models, out),
         _faithfulness_figure(models, out),
+        _shortcut_figure(models, out),
     ]
     if images is not None and maps:
         figures.append(_saliency_grid(images, maps, out))
