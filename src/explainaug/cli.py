@@ -5,6 +5,8 @@ Examples::
     explainaug demo                                  # all methods on the shipped shapes data
     explainaug train --method excon --dataset digits --epochs 30 --out runs/excon
     explainaug evaluate runs/excon --evaluators accuracy calibration --out runs/excon/report
+    explainaug train --dataset shapes --cue-correlation 0.95 --out runs/cued
+    explainaug evaluate runs/cued --evaluators accuracy shortcut   # cue-aligned vs conflicting
     torchrun --nproc_per_node=4 -m explainaug.cli train --dataset cifar100 --data /data ...
 """
 
@@ -37,6 +39,7 @@ TRAIN_DESCRIPTION = (
 EVALUATE_DESCRIPTION = (
     "Evaluate a trained run (folder or checkpoint) and write report.md, report.json and figures."
 )
+OPTIONAL_EVALUATOR_NAMES = ("shortcut",)  # asked for by name only (shapes runs)
 
 
 def train_main(
@@ -119,10 +122,16 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a trained run (folder or checkpoint) and write a report."""
     from explainaug._validation import check_device
-    from explainaug.data import make_loader
+    from explainaug.data import DeviceLoader, make_loader
     from explainaug.data.registry import dataset_names
     from explainaug.evaluate.report import report
-    from explainaug.experiment import REPORT_DIR, explainer_options, load_run, load_test_dataset
+    from explainaug.experiment import (
+        REPORT_DIR,
+        explainer_options,
+        load_run,
+        load_shortcut_datasets,
+        load_test_dataset,
+    )
 
     parser = argparse.ArgumentParser(
         prog="explainaug evaluate",
@@ -134,8 +143,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         "--evaluators",
         nargs="+",
         default=list(EVALUATOR_NAMES),
-        choices=EVALUATOR_NAMES,
-        help="evaluators to run",
+        choices=EVALUATOR_NAMES + OPTIONAL_EVALUATOR_NAMES,
+        help="evaluators to run (default: all but shortcut, which needs a shapes run)",
     )
     parser.add_argument(
         "--explainer",
@@ -188,6 +197,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             image_size=args.image_size,
         )
         test_set = load_test_dataset(experiment, device)
+        cued_sets = load_shortcut_datasets(experiment) if "shortcut" in args.evaluators else ()
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
     if "localization" in args.evaluators and getattr(test_set, "masks", None) is None:
@@ -208,6 +218,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     # The run's own explainer alone: its layer and ReLU as it trained.
     same = [name.lower() for name in explainers] == [experiment.explainer]
     options = explainer_options(experiment) if same else {}
+    shortcut_loaders = tuple(
+        DeviceLoader(cued, 256, shuffle=False, device=device, cue_masks=True) for cued in cued_sets
+    )
     try:
         results = report(
             {experiment.method: model},
@@ -220,6 +233,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             severities=args.severities,
             attack=("fgsm", "pgd"),
             eps=[value / 255 for value in args.eps],
+            shortcut_loaders=shortcut_loaders or None,
         )
     except ValueError as error:  # bad names or values given on the command line
         parser.exit(2, f"explainaug evaluate: error: {error}\n")

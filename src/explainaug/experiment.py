@@ -134,6 +134,8 @@ class Experiment:
         train_size: images of the synthetic ``shapes`` training set (its test set is a quarter).
         image_size: side of the ``shapes`` images; ``folder`` images are resized and
             center-cropped to it.
+        cue_correlation: None, or plant the shortcut cue of ``shapes`` in both splits: the
+            probability in [0, 1] that an image's cue shows its own class (see ``shapes``).
 
     Example:
         >>> Experiment(method="edda", epochs=2).validate().method
@@ -173,6 +175,7 @@ class Experiment:
     tensorboard: bool = False
     train_size: int = 2000
     image_size: int = 32
+    cue_correlation: float | None = None
 
     def validate(self) -> Experiment:
         """Check the settings; return ``self``. Raises ``ValueError`` naming the bad field."""
@@ -210,6 +213,12 @@ class Experiment:
         check_positive(self.base_temperature, "base_temperature")
         check_interval(self.view_min_scale, "view_min_scale", 0, 1, include_low=False)
         check_fraction(self.occlusion_ratio, "occlusion_ratio")
+        if self.cue_correlation is not None:
+            if self.dataset != "shapes":
+                raise ValueError(
+                    f"cue_correlation needs the shapes dataset, got dataset {self.dataset!r}"
+                )
+            check_fraction(self.cue_correlation, "cue_correlation", closed=True)
         return self
 
     @property
@@ -250,6 +259,28 @@ def load_test_dataset(experiment: Experiment, device: str | torch.device | None 
     return _load_split(experiment, "test", device)
 
 
+def load_shortcut_datasets(
+    experiment: Experiment, device: str | torch.device | None = None
+) -> tuple[Dataset, Dataset]:
+    """The cue-aligned and cue-conflicting test sets of a ``shapes`` experiment (same images,
+    cues of the image's class vs of another class), for ``explainaug.evaluate.shortcut``.
+
+    Example:
+        >>> aligned, conflicting = load_shortcut_datasets(Experiment(train_size=8, image_size=16))
+        >>> len(aligned), bool((aligned.images != conflicting.images).any())
+        (2, True)
+    """
+    if experiment.dataset != "shapes":
+        raise ValueError(
+            f"the shortcut evaluation needs the shapes dataset (its cue testbed), "
+            f"got dataset {experiment.dataset!r}"
+        )
+    return (
+        _load_split(dataclasses.replace(experiment, cue_correlation=1.0), "test", device),
+        _load_split(dataclasses.replace(experiment, cue_correlation=0.0), "test", device),
+    )
+
+
 def _load_split(experiment: Experiment, split: str, device: str | torch.device | None) -> Dataset:
     return load_dataset(
         experiment.dataset,
@@ -260,6 +291,7 @@ def _load_split(experiment: Experiment, split: str, device: str | torch.device |
         train_size=experiment.train_size,
         download=experiment.download,
         device=device,
+        cue_correlation=experiment.cue_correlation,
     )
 
 
@@ -824,6 +856,13 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
                 default=default,
                 type=float,
                 help="base learning rate (None: 0.5 contrastive, 0.1 otherwise)",
+            )
+        elif field.name == "cue_correlation":
+            parser.add_argument(
+                flag,
+                default=default,
+                type=float,
+                help="shapes only: plant a class cue, aligned with this probability (default: none)",
             )
         else:
             kind = {int: int, float: float}.get(type(default), str)

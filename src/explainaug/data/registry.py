@@ -3,7 +3,8 @@
 A name maps to a :class:`DatasetEntry` whose ``load(split, options)`` returns the ``"train"`` or
 ``"test"`` split. Options every loader understands (each uses what it needs): ``root`` (data
 folder), ``size`` (image side), ``seed``, ``train_size`` (synthetic sets), ``download``,
-``device`` (where the data will live, for the in-memory or on-disk choice).
+``device`` (where the data will live, for the in-memory or on-disk choice), ``cue_correlation``
+(``shapes`` only: the shortcut cue, see :func:`~explainaug.data.shapes`).
 
 Example:
     >>> load_dataset("shapes", "test", size=16, train_size=8)
@@ -45,10 +46,18 @@ class DatasetEntry:
     summary: str
 
 
-def _shapes(split: str, *, size: int, seed: int, train_size: int, **_: Any) -> Dataset:
+def _shapes(
+    split: str,
+    *,
+    size: int,
+    seed: int,
+    train_size: int,
+    cue_correlation: float | None = None,
+    **_: Any,
+) -> Dataset:
     train = split == "train"
     n = train_size if train else max(1, train_size // 4)
-    return shapes(n=n, size=size, train=train, seed=seed)
+    return shapes(n=n, size=size, train=train, seed=seed, cue_correlation=cue_correlation)
 
 
 def _digits(split: str, **_: Any) -> Dataset:
@@ -107,11 +116,13 @@ def load_dataset(
     train_size: int = 2000,
     download: bool = False,
     device: Any = None,
+    cue_correlation: float | None = None,
 ) -> Dataset:
     """The ``split`` (``"train"`` or ``"test"``) of the dataset registered as ``name``.
 
     Raises:
-        ValueError: unknown name or split, or a missing ``root`` for a dataset on disk.
+        ValueError: unknown name or split, a missing ``root`` for a dataset on disk, or a
+            ``cue_correlation`` for a dataset other than ``shapes``.
 
     Example:
         >>> len(load_dataset("digits", "test")) > 0
@@ -124,6 +135,8 @@ def load_dataset(
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if entry.needs_root and not root:
         raise ValueError(f"dataset {name!r} needs a data folder (--data): {entry.summary}")
+    if cue_correlation is not None and name != "shapes":
+        raise ValueError(f"cue_correlation needs the shapes dataset, got dataset {name!r}")
     return entry.load(
         split,
         root=str(root) if root else None,
@@ -132,4 +145,5 @@ def load_dataset(
         train_size=train_size,
         download=download,
         device=device,
+        cue_correlation=cue_correlation,
     )
