@@ -1,0 +1,42 @@
+"""The demo's shortcut table (`explainaug demo --tables shortcut`)."""
+
+import json
+
+import pytest
+
+from explainaug.demo import SHORTCUT_CUE_CORRELATION, SHORTCUT_HEADLINES, demo_main
+
+ARGS = ["--epochs", "1", "--train-size", "64", "--device", "cpu", "--no-progress"]
+
+
+def test_shortcut_table_over_seeds(tmp_path, capsys) -> None:
+    out = tmp_path / "report"
+    argv = ARGS + ["--methods", "ce", "edda", "--seeds", "2", "--out", str(out)]
+    assert demo_main(argv + ["--tables", "shortcut"]) == 0
+    assert not (out / "summary.json").exists()  # the main table was not asked for
+    folder = out / "shortcut"
+    for seed in (0, 1):
+        run = json.loads((folder / f"seed{seed}" / "runs" / "edda" / "run.json").read_text())
+        assert run["experiment"]["cue_correlation"] == SHORTCUT_CUE_CORRELATION
+        assert run["experiment"]["explainer"] == "gradcam"  # the report explains with it too
+        assert "## Shortcut" in (folder / f"seed{seed}" / "report.md").read_text()
+    written = json.loads((folder / "summary.json").read_text())
+    assert set(written["summary"]) == {"ce", "edda"}
+    assert set(written["summary"]["ce"]) == {label for label, _, _ in SHORTCUT_HEADLINES}
+    gaps = [
+        json.loads((folder / f"seed{s}" / "report.json").read_text())["models"]["edda"]["shortcut"][
+            "gap"
+        ]
+        for s in (0, 1)
+    ]
+    assert written["summary"]["edda"]["gap"]["mean"] == pytest.approx(sum(gaps) / 2, abs=1e-6)
+    table = (folder / "summary.md").read_text()
+    assert "| method | accuracy (aligned) | accuracy (conflicting) | gap |" in table
+    assert "| edda - ce | gap |" in table  # paired differences over the seeds
+    assert "| edda |" in capsys.readouterr().out
+
+
+def test_shortcut_table_needs_shapes(capsys) -> None:
+    with pytest.raises(SystemExit):
+        demo_main(["--dataset", "digits", "--tables", "shortcut"])
+    assert "--tables shortcut needs --dataset shapes" in capsys.readouterr().err
