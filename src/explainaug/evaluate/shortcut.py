@@ -22,10 +22,16 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from explainaug.evaluate._maps import check_explainer, explain_flat
-from explainaug.evaluate._predict import eval_mode, model_device, unpack_batch
+from explainaug._shared import eval_mode
+from explainaug.evaluate._maps import (
+    check_explainer,
+    check_target,
+    explain_flat,
+    explained_classes,
+)
+from explainaug.evaluate._predict import model_device, unpack_batch
 from explainaug.evaluate.localization import check_masks, energy_share
-from explainaug.explain._base import Explainer
+from explainaug.explain import Explainer
 
 SHORTCUT_SETS = ("aligned", "conflicting")
 
@@ -75,10 +81,10 @@ def _measure(
         leave=False,
     ):
         with torch.no_grad():
-            predicted = model(x).argmax(dim=1)
-        maps = explain_flat(explainer, x, predicted if target == "predicted" else y)
+            logits = model(x)
+        maps = explain_flat(explainer, x, explained_classes(target, logits, y))
         values = {
-            "correct": (predicted == y).float(),
+            "correct": (logits.argmax(dim=1) == y).float(),
             "cue_share": energy_share(maps, cue_masks),
             "object_share": energy_share(maps, masks),
             "cue_area": cue_masks.float().mean(dim=1),
@@ -137,8 +143,7 @@ def shortcut(
         (['accuracy', 'cue_area', 'cue_share', 'n_images', 'object_area', 'object_share'], True)
     """
     check_explainer(explainer, model)
-    if target not in ("label", "predicted"):
-        raise ValueError(f"target must be 'label' or 'predicted', got {target!r}")
+    check_target(target)
     loaders = dict(zip(SHORTCUT_SETS, (aligned_loader, conflicting_loader), strict=True))
     with eval_mode(model):
         result: dict = {
