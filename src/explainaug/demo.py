@@ -258,7 +258,6 @@ def run_demo(
             severities=DEMO_SEVERITIES,
             attack=("fgsm", "pgd"),
             eps=DEMO_EPS,
-            randomization_images=32,
             grid_images=8,
             progress=progress,
             seed=seed,
@@ -325,8 +324,12 @@ def run_shortcut(
             log(
                 f"[shortcut seed {seed}] training {method} (cue correlation {SHORTCUT_CUE_CORRELATION})"
             )
-            result = run(
-                experiment, out_dir=seed_dir / "runs" / method, device=device, progress=progress
+            result = run(  # the demo's own folder: a rerun replaces its runs
+                experiment,
+                out_dir=seed_dir / "runs" / method,
+                device=device,
+                progress=progress,
+                overwrite=True,
             )
             log(f"[shortcut seed {seed}] {method}: test accuracy {result.test_accuracy:.3f}")
             models[method] = result.model
