@@ -395,3 +395,13 @@ def test_classification_methods_train_on_augmented_images(make_method, make_cnn)
 def test_counts_and_ranges_reject_bools_and_out_of_range(build, match):
     with pytest.raises((ValueError, TypeError), match=match):
         build()
+
+
+@pytest.mark.parametrize("method", [SupCon, ExCon])
+def test_a_temperature_beside_a_given_loss_is_refused_not_ignored(method) -> None:
+    from pytorch_metric_learning.losses import SupConLoss as PMLSupConLoss
+
+    with pytest.raises(ValueError, match="temperature=0.5 configures the default loss only"):
+        method(loss=PMLSupConLoss(temperature=0.2), temperature=0.5)
+    assert method(loss=PMLSupConLoss(temperature=0.2)).loss.temperature == 0.2
+    assert method().loss.temperature == 0.1 and method(temperature=0.3).loss.temperature == 0.3

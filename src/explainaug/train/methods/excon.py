@@ -17,7 +17,7 @@ from explainaug.train.methods.base import (
     model_mean,
     split_batch,
 )
-from explainaug.train.methods.supcon import SupCon
+from explainaug.train.methods.supcon import SupCon, default_temperature
 from explainaug.typing import (
     Batch,
     BatchAugment,
@@ -58,7 +58,8 @@ class ExCon(SupCon):
             (CIFAR-100) is 49 warm-up epochs here, the default; ``--exp_epochs 0`` or 1 is 0.
         negative_pair: add masked images that lost their class as background negatives.
         background_anchor: background images form one class of their own (see ``ExConLoss``).
-        temperature: contrastive temperature.
+        temperature: temperature of the default loss (None: 0.1); with ``loss=`` set it on
+            that loss (giving both raises).
         base_temperature: loss scale ``temperature / base_temperature``, as ``SupCon`` (0.07,
             the official value).
         views: random views, as in ``SupCon`` (at least 2 per image).
@@ -95,7 +96,7 @@ class ExCon(SupCon):
         warmup_epochs: int = 49,
         negative_pair: bool = True,
         background_anchor: bool = False,
-        temperature: float = 0.1,
+        temperature: float | None = None,
         views: ViewTransform | None = None,
         loss: ExConLoss | BaseMetricLossFunction | None = None,
         base_temperature: float | None = 0.07,
@@ -109,17 +110,22 @@ class ExCon(SupCon):
             raise ValueError("ExCon: give explainer= or cam_layer=, not both")
         if loss is None:
             loss = ExConLoss(
-                temperature,
+                default_temperature(temperature),
                 base_temperature,
                 background_anchor=background_anchor,
                 gather_distributed=gather_distributed is not False,
                 check_values=False,
             )
+        elif temperature is not None:
+            raise ValueError(
+                f"temperature={temperature} configures the default loss only; the given loss "
+                f"{type(loss).__name__} has its own temperature: set it there"
+            )
         if negative_pair:
             check_background_loss(loss)
         check_count(warmup_epochs, "warmup_epochs", minimum=0)
         super().__init__(
-            temperature,
+            None,
             views,
             loss,
             gather_distributed=gather_distributed,

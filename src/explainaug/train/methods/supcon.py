@@ -25,6 +25,16 @@ LINEAR_HEADS = ("alternating", "online")
 logger = logging.getLogger("explainaug")
 
 
+def default_temperature(temperature: float | None) -> float:
+    """``temperature``, or SupContrast's 0.1 when it is None.
+
+    Example:
+        >>> default_temperature(None), default_temperature(0.5)
+        (0.1, 0.5)
+    """
+    return 0.1 if temperature is None else temperature
+
+
 class SupCon(Method):
     """SupCon (Khosla et al. 2020) on two random views, plus a linear head on detached features.
 
@@ -42,7 +52,8 @@ class SupCon(Method):
       of all its views (solo-learn's online probe).
 
     Args:
-        temperature: SupCon temperature (0.1 as in SupCon/ExCon).
+        temperature: temperature of the default loss (None: 0.1 as in SupCon/ExCon); with
+            ``loss=`` set it on that loss (giving both raises).
         base_temperature: the loss is scaled by ``temperature / base_temperature``; 0.07 as
             SupContrast and the official ExCon code (x1.43 at temperature 0.1). Pass
             ``base_temperature=temperature`` (or None) for scale 1 (pytorch-metric-learning's
@@ -74,7 +85,7 @@ class SupCon(Method):
 
     def __init__(
         self,
-        temperature: float = 0.1,
+        temperature: float | None = None,
         views: ViewTransform | None = None,
         loss: SupConLoss | BaseMetricLossFunction | None = None,
         base_temperature: float | None = 0.07,
@@ -87,7 +98,15 @@ class SupCon(Method):
         if loss is None:
             gather = gather_distributed is not False
             loss = SupConLoss(
-                temperature, base_temperature, gather_distributed=gather, check_values=False
+                default_temperature(temperature),
+                base_temperature,
+                gather_distributed=gather,
+                check_values=False,
+            )
+        elif temperature is not None:
+            raise ValueError(
+                f"temperature={temperature} configures the default loss only; the given loss "
+                f"{type(loss).__name__} has its own temperature: set it there"
             )
         elif gather_distributed is not None and gather_distributed != getattr(
             loss, "gather_distributed", False
