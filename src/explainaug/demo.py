@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from explainaug.data import DeviceLoader
 from explainaug.data.registry import dataset_names
@@ -205,6 +206,33 @@ def comparison_markdown(
     return paired_table(per_seed, PAIRS, metrics)
 
 
+def train_all(
+    experiments: Mapping[str, Experiment],
+    seed_dir: Path,
+    device: str,
+    progress: bool,
+    log: Callable[[str], None],
+    prefix: str,
+) -> dict[str, nn.Module]:
+    """Train each named experiment into ``seed_dir/runs/<name>`` (a rerun replaces the demo's own
+    runs); return the trained models by name."""
+    models = {}
+    for name, experiment in experiments.items():
+        log(
+            f"{prefix} training {name} ({experiment.epochs} epochs on {experiment.dataset}, {device})"
+        )
+        result = run(
+            experiment,
+            out_dir=seed_dir / "runs" / name,
+            device=device,
+            progress=progress,
+            overwrite=True,
+        )
+        log(f"{prefix} {name}: test accuracy {result.test_accuracy:.3f}")
+        models[name] = result.model
+    return models
+
+
 def run_demo(
     dataset: str = "shapes",
     seeds: int = 1,
@@ -229,19 +257,10 @@ def run_demo(
     per_seed = []
     for seed in range(seeds):
         seed_dir = out / f"seed{seed}"
-        models = {}
-        for method in methods:
-            experiment = demo_experiment(method, dataset, seed, epochs, train_size)
-            log(f"[seed {seed}] training {method} ({epochs} epochs on {dataset}, {device})")
-            result = run(  # the demo's own folder: a rerun replaces its runs
-                experiment,
-                out_dir=seed_dir / "runs" / method,
-                device=device,
-                progress=progress,
-                overwrite=True,
-            )
-            log(f"[seed {seed}] {method}: test accuracy {result.test_accuracy:.3f}")
-            models[method] = result.model
+        experiments = {
+            method: demo_experiment(method, dataset, seed, epochs, train_size) for method in methods
+        }
+        models = train_all(experiments, seed_dir, device, progress, log, f"[seed {seed}]")
         test_set = load_test_dataset(demo_experiment(methods[0], dataset, seed, epochs, train_size))
         loader = DeviceLoader(test_set, 256, shuffle=False, device=device)
         evaluators = ["accuracy", "calibration", "robustness", "randomization", "faithfulness"]
@@ -315,24 +334,15 @@ def run_shortcut(
     per_seed = []
     for seed in range(seeds):
         seed_dir = out / f"seed{seed}"
-        models = {}
-        for method in methods:
-            experiment = dataclasses.replace(
+        experiments = {
+            method: dataclasses.replace(
                 demo_experiment(method, "shapes", seed, epochs, train_size),
                 cue_correlation=SHORTCUT_CUE_CORRELATION,
             ).validate()
-            log(
-                f"[shortcut seed {seed}] training {method} (cue correlation {SHORTCUT_CUE_CORRELATION})"
-            )
-            result = run(  # the demo's own folder: a rerun replaces its runs
-                experiment,
-                out_dir=seed_dir / "runs" / method,
-                device=device,
-                progress=progress,
-                overwrite=True,
-            )
-            log(f"[shortcut seed {seed}] {method}: test accuracy {result.test_accuracy:.3f}")
-            models[method] = result.model
+            for method in methods
+        }
+        models = train_all(experiments, seed_dir, device, progress, log, f"[shortcut seed {seed}]")
+        experiment = experiments[methods[-1]]
         aligned, conflicting = load_shortcut_datasets(experiment)
         log(f"[shortcut seed {seed}] evaluating {len(models)} models on aligned/conflicting cues")
         results = report(
