@@ -21,7 +21,7 @@ so a run means the same on any number of GPUs.
 import sys
 
 from explainaug.cli import train_main
-from explainaug.experiment import Experiment
+from explainaug.settings import Experiment
 
 DEFAULTS = Experiment(
     method="excon",

@@ -18,7 +18,7 @@ contrast across all 128. ``--data`` is the folder that holds ``tiny-imagenet-200
 import sys
 
 from explainaug.cli import train_main
-from explainaug.experiment import Experiment
+from explainaug.settings import Experiment
 
 DEFAULTS = Experiment(
     method="excon",

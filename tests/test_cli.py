@@ -1,3 +1,4 @@
+import ast
 import dataclasses
 import json
 import os
@@ -15,6 +16,7 @@ import explainaug
 from explainaug.cli import main
 from explainaug.experiment import Experiment
 
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TRAIN = [
     "train",
     "--dataset",
@@ -483,18 +485,45 @@ def test_train_help_shows_every_setting_with_help_and_default(capsys) -> None:
         assert "(default:" in entry and len(entry.split()) > 5, entry
 
 
-def test_help_and_version_do_not_import_torch() -> None:
+HELP_CALLS = {  # what a user types for help -> the Python that answers it
+    "explainaug --help": "from explainaug.cli import main; main(['--help'])",
+    "explainaug --version": "from explainaug.cli import main; main(['--version'])",
+    "explainaug train --help": "from explainaug.cli import main; main(['train', '--help'])",
+    "explainaug evaluate --help": "from explainaug.cli import main; main(['evaluate', '--help'])",
+    **{
+        f"recipes/{recipe}.py --help": (
+            f"import runpy, sys; sys.argv = ['{recipe}.py', '--help']; "
+            f"runpy.run_path({str(RECIPES / f'{recipe}.py')!r}, run_name='__main__')"
+        )
+        for recipe in ("cifar100", "tiny_imagenet")
+    },
+}
+
+
+def _help_in_a_fresh_process(call: str) -> tuple[str, list[str]]:
+    """The help text of ``call`` and which heavy libraries it imported."""
     code = (
         "import sys\n"
-        "from explainaug.cli import main\n"
-        "main(['--help']); main(['--version'])\n"
-        "print(sorted(m for m in ('torch', 'kornia', 'numpy') if m in sys.modules))"
+        "try:\n"
+        f"    {call}\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code in (0, None), stop.code\n"
+        "print('@@', sorted(m for m in ('torch', 'kornia', 'numpy', 'timm') if m in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    text, imported = out.rsplit("@@ ", 1)
+    return text, ast.literal_eval(imported.strip())
+
+
+@pytest.mark.parametrize("command", HELP_CALLS)
+def test_help_and_version_do_not_import_torch(command) -> None:
+    # torch alone takes over a second to import; help must start at once (issue 11: < 2 s)
+    text, imported = _help_in_a_fresh_process(HELP_CALLS[command])
+    assert imported == [], f"{command} imported {imported}"
+    assert "``" not in text and ":func:" not in text  # no raw RST markup in any help
 
 
 @pytest.mark.parametrize(

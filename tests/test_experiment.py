@@ -5,10 +5,10 @@ import pytest
 import torch
 from scipy import ndimage
 
+from explainaug.catalog import LAYER_EXPLAINERS, METHODS
 from explainaug.data import make_loader
 from explainaug.evaluate import accuracy
 from explainaug.experiment import (
-    METHODS,
     Experiment,
     build_method,
     build_model,
@@ -16,7 +16,6 @@ from explainaug.experiment import (
     load_test_dataset,
     run,
 )
-from explainaug.explain.registry import LAYER_EXPLAINERS
 from explainaug.models import ContrastiveModel, SmallCNN
 from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusionControl, SupCon
 

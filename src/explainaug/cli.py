@@ -14,24 +14,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from explainaug import __version__
+from explainaug.catalog import EVALUATORS, OPTIONAL_EVALUATORS, dataset_names
 
-if TYPE_CHECKING:  # imported where used, so that --help and --version start fast
-    from explainaug.experiment import Experiment
+if TYPE_CHECKING:  # torch-heavy modules are imported where used, so that help starts fast
+    from explainaug.settings import Experiment
 
-EVALUATOR_NAMES = (
-    "accuracy",
-    "calibration",
-    "robustness",
-    "randomization",
-    "faithfulness",
-    "localization",
-)
 TRAIN_DESCRIPTION = (
     "Train one method on one dataset; write checkpoint.pt, metrics.jsonl, run.json and the "
     "final weights model.pt to --out. Works under torchrun."
@@ -39,7 +34,6 @@ TRAIN_DESCRIPTION = (
 EVALUATE_DESCRIPTION = (
     "Evaluate a trained run (folder or checkpoint) and write report.md, report.json and figures."
 )
-OPTIONAL_EVALUATOR_NAMES = ("shortcut",)  # asked for by name only (shapes runs)
 
 
 def train_main(
@@ -54,12 +48,12 @@ def train_main(
     where rank 0 alone prints the summary. Bad settings, devices or output folders exit with
     code 2 and one line on stderr.
     """
-    from explainaug.experiment import Experiment, add_experiment_arguments, experiment_from_args
+    from explainaug.settings import Experiment, add_experiment_arguments, experiment_from_args
 
     parser = argparse.ArgumentParser(
         prog=prog,
-        description=description or TRAIN_DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=plain_text(description or TRAIN_DESCRIPTION),
+        formatter_class=HelpFormatter,
     )
     add_experiment_arguments(parser, defaults or Experiment())
     _add_run_arguments(parser)
@@ -121,29 +115,17 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a trained run (folder or checkpoint) and write a report."""
-    from explainaug._validation import check_device
-    from explainaug.data import DeviceLoader, make_loader
-    from explainaug.data.registry import dataset_names
-    from explainaug.evaluate.report import report
-    from explainaug.experiment import (
-        REPORT_DIR,
-        explainer_options,
-        load_run,
-        load_shortcut_datasets,
-        load_test_dataset,
-    )
-
     parser = argparse.ArgumentParser(
         prog="explainaug evaluate",
-        description=EVALUATE_DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=plain_text(EVALUATE_DESCRIPTION),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("run", help="run folder (with checkpoint.pt and run.json) or checkpoint")
     parser.add_argument(
         "--evaluators",
         nargs="+",
-        default=list(EVALUATOR_NAMES),
-        choices=EVALUATOR_NAMES + OPTIONAL_EVALUATOR_NAMES,
+        default=list(EVALUATORS),
+        choices=EVALUATORS + OPTIONAL_EVALUATORS,
         help="evaluators to run (default: all but shortcut, which needs a shapes run)",
     )
     parser.add_argument(
@@ -187,6 +169,17 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     _log_to_console()
+    from explainaug._validation import check_device
+    from explainaug.data import DeviceLoader, make_loader
+    from explainaug.evaluate.report import report
+    from explainaug.experiment import (
+        REPORT_DIR,
+        explainer_options,
+        load_run,
+        load_shortcut_datasets,
+        load_test_dataset,
+    )
+
     try:
         device = check_device(args.device) if args.device else _default_device()
         model, experiment = load_run(
@@ -239,6 +232,30 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
     return 0
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each option's default in its help; the description keeps its paragraphs and examples."""
+
+
+def plain_text(docstring: str, width: int = 79) -> str:
+    r"""A docstring as help text: RST markup removed (double backticks, ``::``, roles such as
+    ``:func:`name```), prose paragraphs refilled to ``width``, indented blocks kept as written.
+
+    Example:
+        >>> print(plain_text("Use ``--lr`` with :func:`run`. Examples::\n\n    run --lr 1"))
+        Use --lr with run. Examples:
+        <BLANKLINE>
+            run --lr 1
+    """
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", textwrap.dedent(docstring).strip().replace("``", ""))
+    paragraphs = []
+    for paragraph in text.replace("::", ":").split("\n\n"):
+        indented = paragraph.startswith(" ")
+        paragraphs.append(
+            paragraph if indented else textwrap.fill(" ".join(paragraph.split()), width)
+        )
+    return "\n\n".join(paragraphs)
 
 
 def _log_to_console() -> None:

@@ -28,17 +28,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from explainaug.catalog import METHODS, dataset_names
 from explainaug.data import DeviceLoader
-from explainaug.data.registry import dataset_names
 from explainaug.evaluate.compare import paired_table
 from explainaug.evaluate.report import report
-from explainaug.experiment import (
-    METHODS,
-    Experiment,
-    load_shortcut_datasets,
-    load_test_dataset,
-    run,
-)
+from explainaug.experiment import Experiment, load_shortcut_datasets, load_test_dataset, run
 
 DEMO_EPS = (1 / 255, 2 / 255, 4 / 255)
 DEMO_SEVERITIES = (1, 3, 5)

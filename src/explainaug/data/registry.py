@@ -1,6 +1,7 @@
-"""Datasets by name: the one table shared by the CLI, the recipes, the demo and ``evaluate``.
+"""Datasets by name, from ``catalog.DATASETS``: shared by the CLI, the recipes, the demo and
+``evaluate``.
 
-A name maps to a :class:`DatasetEntry` whose ``load(split, options)`` returns the ``"train"`` or
+A name maps to a :class:`~explainaug.catalog.DatasetEntry` whose ``load(split, options)`` returns the ``"train"`` or
 ``"test"`` split. Options every loader understands (each uses what it needs): ``root`` (data
 folder), ``size`` (image side), ``seed``, ``train_size`` (synthetic sets), ``download``,
 ``device`` (where the data will live, for the in-memory or on-disk choice), ``cue_correlation``
@@ -15,38 +16,27 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset
 
+from explainaug.catalog import DATASETS, dataset_names, resolve
 from explainaug.data.cifar import cifar100
 from explainaug.data.digits import digits
 from explainaug.data.image_folder import image_folder
 from explainaug.data.shapes import shapes
 from explainaug.data.tiny_imagenet import tiny_imagenet
 
+__all__ = ["SPLITS", "dataset_names", "load_dataset"]
+
 SPLITS = ("train", "test")
 
-
-@dataclass(frozen=True)
-class DatasetEntry:
-    """A registered dataset.
-
-    Attributes:
-        load: ``load(split, **options) -> Dataset`` for ``split`` in ``SPLITS``.
-        needs_root: whether the dataset reads a data folder (``root``).
-        summary: one line for ``--help`` and error messages.
-    """
-
-    load: Callable[..., Dataset]
-    needs_root: bool
-    summary: str
+# The loaders ``catalog.DATASETS`` names: each takes every option of ``load_dataset`` and uses
+# what it needs.
 
 
-def _shapes(
+def load_shapes(
     split: str,
     *,
     size: int,
@@ -60,49 +50,23 @@ def _shapes(
     return shapes(n=n, size=size, train=train, seed=seed, cue_correlation=cue_correlation)
 
 
-def _digits(split: str, **_: Any) -> Dataset:
+def load_digits(split: str, **_: Any) -> Dataset:
     return digits(train=split == "train")
 
 
-def _cifar100(split: str, *, root: str, download: bool, **_: Any) -> Dataset:
+def load_cifar100(split: str, *, root: str, download: bool, **_: Any) -> Dataset:
     return cifar100(Path(root), train=split == "train", download=download)
 
 
-def _tiny_imagenet(split: str, *, root: str, **_: Any) -> Dataset:
+def load_tiny_imagenet(split: str, *, root: str, **_: Any) -> Dataset:
     return tiny_imagenet(Path(root), split="train" if split == "train" else "val")
 
 
-def _folder(
+def load_folder(
     split: str, *, root: str, size: int, seed: int, device: Any = None, **_: Any
 ) -> Dataset:
     return image_folder(
         root, "train" if split == "train" else "val", size, seed=seed, device=device
-    )
-
-
-DATASETS: dict[str, DatasetEntry] = {
-    "shapes": DatasetEntry(_shapes, False, "synthetic shapes with object masks (shipped)"),
-    "digits": DatasetEntry(_digits, False, "scikit-learn's 8x8 digits, upscaled (shipped)"),
-    "cifar100": DatasetEntry(_cifar100, True, "CIFAR-100 in DIR/cifar-100-python"),
-    "tiny-imagenet": DatasetEntry(_tiny_imagenet, True, "Tiny ImageNet in DIR/tiny-imagenet-200"),
-    "folder": DatasetEntry(
-        _folder, True, "your images: DIR/train/<class>/*, DIR/val/<class>/* (optional)"
-    ),
-}
-"""Name -> entry. Add a dataset here and every user of names sees it."""
-
-
-def dataset_names(*, needs_root: bool | None = None) -> tuple[str, ...]:
-    """The registered names (only those that need, or do not need, a data folder if given).
-
-    Example:
-        >>> dataset_names(needs_root=False)
-        ('shapes', 'digits')
-    """
-    return tuple(
-        name
-        for name, entry in DATASETS.items()
-        if needs_root is None or entry.needs_root == needs_root
     )
 
 
@@ -137,7 +101,7 @@ def load_dataset(
         raise ValueError(f"dataset {name!r} needs a data folder (--data): {entry.summary}")
     if cue_correlation is not None and name != "shapes":
         raise ValueError(f"cue_correlation needs the shapes dataset, got dataset {name!r}")
-    return entry.load(
+    return resolve(entry.load)(
         split,
         root=str(root) if root else None,
         size=size,

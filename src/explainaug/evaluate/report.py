@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from explainaug._shared import eval_mode
+from explainaug.catalog import EVALUATORS, OPTIONAL_EVALUATORS, SIGNED_OPTIONS, explainer_names
 from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.evaluate.accuracy import accuracy
 from explainaug.evaluate.calibration import calibration
@@ -27,18 +28,8 @@ from explainaug.evaluate.robustness import robustness
 from explainaug.evaluate.shortcut import shortcut
 from explainaug.evaluate.similarity import SIMILARITIES
 from explainaug.explain import Explainer
-from explainaug.explain.registry import SIGNED_OPTIONS, build_explainer, explainer_names
+from explainaug.explain.registry import build_explainer
 
-EVALUATORS = (
-    "accuracy",
-    "calibration",
-    "robustness",
-    "randomization",
-    "faithfulness",
-    "localization",
-)
-# Run only when asked for: they need data of their own (``shortcut_loaders``).
-OPTIONAL_EVALUATORS = ("shortcut",)
 EXPLANATION_EVALUATORS = ("randomization", "faithfulness", "localization", "shortcut")
 ExplainerSpec = str | Callable[[nn.Module], Explainer] | None
 ExplainerSpecs = ExplainerSpec | Sequence[str] | Mapping[str, ExplainerSpec]
@@ -52,7 +43,7 @@ def resolve_explainer_factory(
     Names are matched case-insensitively (``"gradcam"`` -> ``GradCAM``); the explainer is built
     with ``options`` (e.g. ``layer=``, ``relu=``) over its defaults (e.g. the model's
     ``default_cam_layer``). ``signed`` builds the method's signed variant (the signed gradient
-    of ``"saliency"``, see ``registry.SIGNED_OPTIONS``), which the randomization sanity checks
+    of ``"saliency"``, see ``catalog.SIGNED_OPTIONS``), which the randomization sanity checks
     need for their no-ABS Spearman; a callable is returned as it is.
 
     Example:

@@ -8,8 +8,7 @@ from torch import Tensor, nn
 
 from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_fraction, check_interval, check_nonnegative, check_tensor
-
-SALIENT_TARGETS = ("uniform", "smooth", "background", "hinge", "label")
+from explainaug.catalog import SALIENT_TARGETS
 
 
 @renamed_kwargs(epsilon="label_smoothing")

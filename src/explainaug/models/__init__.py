@@ -1,7 +1,7 @@
 """Models: CIFAR ResNet-18/50, a small CNN and the contrastive wrapper.
 
 Models take images in [0, 1] and normalise inside (``mean=``, ``std=``). Each model names its default Grad-CAM layer in ``default_cam_layer``. ``build_model`` builds them, and
-torchvision or timm models, by name (``models.registry``); ``adapt`` gives any classifier the
+torchvision or timm models, by name (``models.registry``, names in ``catalog.MODELS``); ``adapt`` gives any classifier the
 package's conventions.
 """
 

@@ -1,4 +1,5 @@
-"""Models by name: the one table shared by the CLI, the recipes, the demo and ``evaluate``.
+"""Models by name, from ``catalog.MODELS``: shared by the CLI, the recipes, the demo and
+``evaluate``.
 
 Names are the package's own models (``small-cnn``, ``resnet18``, ``resnet50``: CIFAR-style,
 ``width`` channels in the first stage) or a library model as ``torchvision:NAME`` or
@@ -16,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,48 +25,11 @@ import torch
 from torch import nn
 
 from explainaug._validation import check_count
+from explainaug.catalog import MODELS, check_model_name, model_names, resolve
 from explainaug.models.adapt import adapt, last_linear, replace_module
 from explainaug.models.contrastive import ContrastiveModel
-from explainaug.models.resnet import resnet18, resnet50
-from explainaug.models.small_cnn import SmallCNN
 
-ModelFactory = Callable[..., nn.Module]
-"""``factory(num_classes or None, width=, mean=, std=)``; None returns pooled features."""
-
-MODELS: dict[str, ModelFactory] = {
-    "small-cnn": SmallCNN,
-    "resnet18": resnet18,
-    "resnet50": resnet50,
-}
-"""The package's own models. Add one here and every user of names sees it."""
-
-LIBRARIES = ("torchvision", "timm")
-"""Prefixes of library models: ``torchvision:NAME``, ``timm:NAME``."""
-
-
-def model_names() -> tuple[str, ...]:
-    """The registered names, then the library patterns.
-
-    Example:
-        >>> "small-cnn" in model_names()
-        True
-    """
-    return (*MODELS, *(f"{library}:NAME" for library in LIBRARIES))
-
-
-def check_model_name(name: str) -> str:
-    """Return ``name`` if it names a model (library names are checked when built).
-
-    Example:
-        >>> check_model_name("timm:resnet18")
-        'timm:resnet18'
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"model name must be a string, got {type(name).__name__}")
-    library, sep, inner = name.partition(":")
-    if name in MODELS or (sep and library in LIBRARIES and inner):
-        return name
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(model_names())}")
+__all__ = ["build_model", "check_model_name", "model_names", "rebuild_model"]
 
 
 def _load_weights(net: nn.Module, path: str | Path, head: str) -> None:
@@ -157,7 +121,7 @@ def build_model(
         )
     outputs = None if contrastive else num_classes
     if name in MODELS:
-        model = MODELS[name](outputs, width=width, mean=mean, std=std)
+        model = resolve(MODELS[name])(outputs, width=width, mean=mean, std=std)
     else:
         net = _library_net(name)
         head = last_linear(net)

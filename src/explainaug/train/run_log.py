@@ -97,13 +97,13 @@ def run_description(model: nn.Module, method: Any) -> dict[str, Any]:
         >>> description["num_classes"], description["explainer"]
         (3, {'name': 'gradcam', 'layer': 'block2', 'relu': True})
     """
-    from explainaug.explain.registry import EXPLAINERS
+    from explainaug.catalog import EXPLAINERS, resolve
 
     spec = getattr(model, "model_spec", None)
     explainer = getattr(method, "_explainer", None)
     settings = None
     if explainer is not None:
-        names = [name for name, factory in EXPLAINERS.items() if factory is type(explainer)]
+        names = [name for name, where in EXPLAINERS.items() if resolve(where) is type(explainer)]
         settings = {"name": names[0] if names else type(explainer).__name__}
         for option in ("layer_name", "relu"):
             if hasattr(explainer, option):

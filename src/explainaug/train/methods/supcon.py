@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from explainaug._shared import eval_mode
 from explainaug.augment import supcon_views
+from explainaug.catalog import LINEAR_HEADS
 from explainaug.losses import SupConLoss
 from explainaug.train.methods.base import (
     Method,
@@ -19,8 +20,6 @@ from explainaug.train.methods.base import (
     split_batch,
 )
 from explainaug.typing import Batch, BatchAugment, Metrics, ViewTransform
-
-LINEAR_HEADS = ("alternating", "online")
 
 logger = logging.getLogger("explainaug")
 
