@@ -17,7 +17,7 @@ from explainaug.experiment import (
     run,
 )
 from explainaug.models import ContrastiveModel, SmallCNN
-from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusionControl, SupCon
+from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusionControl, SupCon, Trainer
 
 TINY = dict(width=4, epochs=1, batch_size=8, train_size=16, image_size=16, amp=None)
 
@@ -244,3 +244,30 @@ def test_random_occlusion_control_differs_from_edda_only_in_placement() -> None:
     assert build_model(background, 4, (0.5,) * 3, (0.25,) * 3).fc.out_features == 5
     plain = dataclasses.replace(experiment, salient_target="background")
     assert build_model(plain, 4, (0.5,) * 3, (0.25,) * 3).fc.out_features == 4
+
+
+def test_background_logit_is_not_a_prediction_in_per_epoch_accuracy(tmp_path) -> None:
+    """Per-epoch test accuracy (``report_best_epoch``, metrics.csv) and the training
+    accuracies score the K real classes, as the final test accuracy does."""
+    experiment = Experiment(
+        method="edda", salient_target="background", report_best_epoch=True, **TINY
+    )
+    result = run(experiment, out_dir=tmp_path, device="cpu", progress=False)
+    # one epoch, no linear evaluation: the epoch's model is the final model
+    assert result.best_test_accuracy == pytest.approx(result.test_accuracy)
+
+    model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
+    method = build_method(experiment, model, 16)
+    trainer = Trainer(model, method, epochs=1, device="cpu", progress=False)
+    with torch.no_grad():  # the background column wins every argmax over K + 1 logits
+        model.fc.bias[4] = 1e4
+    test_loader = make_loader(load_test_dataset(experiment), 4, shuffle=False, device="cpu")
+    model.eval()  # as Trainer.evaluate; batch-norm statistics independent of the batch
+    hits = [(model(x)[:, :4].argmax(dim=1) == y).float() for x, y, *_ in test_loader]
+    real = float(torch.cat(hits).mean())
+    assert real > 0 and trainer.evaluate(test_loader) == pytest.approx(real)
+    x, y = next(iter(test_loader))[:2]
+    _, metrics = method.training_step(model, (x, y), epoch=0)
+    assert metrics["accuracy"] == pytest.approx(
+        float((model(x)[:, :4].argmax(1) == y).float().mean())
+    )

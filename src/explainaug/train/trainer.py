@@ -441,7 +441,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> float:
-        """Top-1 accuracy of ``model(x)`` over ``loader`` (all processes' shards together)."""
+        """Top-1 accuracy of ``model(x)`` over ``loader`` (all processes' shards together), over
+        the real classes (``method.extra_logits`` excluded)."""
         totals = torch.zeros(2, device=self.device)
         autocast = (
             torch.autocast("cuda", dtype=self.amp_dtype)
@@ -452,7 +453,7 @@ class Trainer:
             for batch in loader:
                 x, y = split_batch(_to_device(batch, self.device))
                 with autocast:
-                    logits = self.model(x)
+                    logits = self.method.class_logits(self.model(x))
                 totals[0] += (logits.argmax(dim=1) == y).sum()
                 totals[1] += y.shape[0]
         correct, seen = global_sum(totals).tolist()

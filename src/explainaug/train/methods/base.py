@@ -32,6 +32,14 @@ class Method(ABC):
     #: Whether the Trainer runs an epoch of ``head_step`` after every training epoch.
     alternating_head: bool = False
 
+    #: Outputs the model trains beyond the dataset's classes (EDDA's "background" column,
+    #: the last): no accuracy counts them as predictions.
+    extra_logits: int = 0
+
+    def class_logits(self, logits: Tensor) -> Tensor:
+        """``logits`` without the ``extra_logits`` columns: the scores of the real classes."""
+        return logits[:, : logits.shape[1] - self.extra_logits] if self.extra_logits else logits
+
     def prepare(self, model: nn.Module) -> nn.Module:
         """The model to train for ``model``, called by ``Trainer`` before anything else: the
         model itself, or a wrapper the method needs (SupCon/ExCon wrap a plain classifier)."""
@@ -198,6 +206,11 @@ class OcclusionAlignment(Method):
         self.warmup_epochs = warmup_epochs
         self.augment = augment
 
+    @property
+    def extra_logits(self) -> int:  # type: ignore[override]
+        """1 when the loss trains a background class (``salient_target="background"``)."""
+        return int(getattr(self.loss, "salient_target", None) == "background")
+
     @abstractmethod
     def occlude(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(x_nonsalient, x_salient)``: images in [0, 1] shaped like ``x``."""
@@ -208,13 +221,13 @@ class OcclusionAlignment(Method):
             x = self.augment(x)
         if epoch < self.warmup_epochs:
             logits = model(x)
-            return F.cross_entropy(logits, y), {"accuracy": accuracy(logits, y)}
+            return F.cross_entropy(logits, y), {"accuracy": accuracy(self.class_logits(logits), y)}
         nonsalient, salient = self.occlude(model, x, y)
         logits = model(torch.cat([x, nonsalient, salient]))
         clean_logits, nonsalient_logits, salient_logits = logits.chunk(3)
         loss = self.loss(clean_logits, nonsalient_logits, salient_logits, y)
         return loss, {
-            "accuracy": accuracy(clean_logits, y),
-            "nonsalient_accuracy": accuracy(nonsalient_logits, y),
-            "salient_accuracy": accuracy(salient_logits, y),
+            "accuracy": accuracy(self.class_logits(clean_logits), y),
+            "nonsalient_accuracy": accuracy(self.class_logits(nonsalient_logits), y),
+            "salient_accuracy": accuracy(self.class_logits(salient_logits), y),
         }
