@@ -433,6 +433,7 @@ def test_a_checkpoint_with_code_is_refused_without_unsafe_advice(run_copy, capsy
         (["--method", "edda"], "method='ce' (this run: 'edda')"),
         (["--width", "8"], "width=4 (this run: 8)"),
         (["--model", "resnet18"], "model='small-cnn' (this run: 'resnet18')"),
+        (["--epochs", "3"], "epochs=1 (this run: 3); epochs sets the learning-rate schedule"),
     ],
 )
 def test_resume_with_other_settings_names_them(change, named, run_copy, capsys) -> None:
@@ -440,6 +441,13 @@ def test_resume_with_other_settings_names_them(change, named, run_copy, capsys) 
     line = one_line_error(capsys, TRAIN + ["--out", str(run_copy), "--resume", "auto", *change])
     assert named in line and "cannot resume" in line
     assert (run_copy / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_may_change_what_only_reports(run_copy, capsys) -> None:
+    """Settings that change no weight (where the data is, what is reported) may differ."""
+    argv = TRAIN + ["--out", str(run_copy), "--resume", "auto", "--report-best-epoch"]
+    assert main(argv) == 0
+    assert "best test accuracy over epochs (selected on the test set)" in capsys.readouterr().out
 
 
 def test_resume_of_a_bare_checkpoint_that_does_not_fit(run_copy, tmp_path, capsys) -> None:

@@ -55,7 +55,8 @@ from explainaug.train.run_log import RUN_FILE, update_description
 RESULTS_FILE = "results.json"  # the final test accuracy
 WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
 REPORT_DIR = "report"  # where `explainaug evaluate` writes by default
-RESUME_MAY_CHANGE = ("data_root", "download")  # where the data is; every other setting must match
+# Settings a resumed run may change: where the data is and what is reported, no weight.
+RESUME_MAY_CHANGE = ("data_root", "download", "report_best_epoch", "tensorboard")
 
 
 def load_datasets(
@@ -531,7 +532,7 @@ def read_run_file(path: Path) -> tuple[Experiment, int]:
 
 def check_resumable(experiment: Experiment, checkpoint: Path) -> None:
     """Raise ``ValueError`` naming each setting in which ``experiment`` differs from the run
-    recorded beside ``checkpoint`` (its ``run.json``); only the data location may change.
+    recorded beside ``checkpoint`` (its ``run.json``); only ``RESUME_MAY_CHANGE`` may differ.
 
     Example:
         >>> import tempfile
@@ -556,8 +557,13 @@ def check_resumable(experiment: Experiment, checkpoint: Path) -> None:
         and getattr(recorded, field.name) != getattr(experiment, field.name)
     ]
     if differing:
+        why = (
+            "; epochs sets the learning-rate schedule, so a run cannot be extended"
+            if recorded.epochs != experiment.epochs
+            else ""
+        )
         raise ValueError(
-            f"cannot resume {checkpoint}: it was trained with {', '.join(differing)}; "
+            f"cannot resume {checkpoint}: it was trained with {', '.join(differing)}{why}; "
             "resume with the recorded settings or train into another --out"
         )
 
