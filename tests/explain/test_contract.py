@@ -257,6 +257,11 @@ def _with(images: torch.Tensor, index: tuple, value: float) -> torch.Tensor:
 BAD_INPUTS = {
     "3d_images": (lambda x, y: (x[0], y[0]), ValueError, r"shape \[B, C, H, W\] \(4 dims\)"),
     "integer_images": (lambda x, y: ((x * 255).long(), y), TypeError, "floating-point"),
+    "channels_last_images": (
+        lambda x, y: (x.permute(0, 2, 3, 1), y),
+        ValueError,
+        r"looks channels-last \[B, H, W, C\]",
+    ),
     "list_images": (lambda x, y: (x.tolist(), y), TypeError, "must be a torch.Tensor"),
     "nan_images": (lambda x, y: (_with(x, (1, 0, 3, 3), float("nan")), y), ValueError, "NaN"),
     "inf_images": (lambda x, y: (_with(x, (0, 2, 0, 0), float("inf")), y), ValueError, "infinite"),

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from explainaug._shared import preserved_model_state
-from explainaug._validation import check_images
+from explainaug._validation import check_channels_first, check_images
 
 Target = int | Tensor | None
 LayerSpec = str | nn.Module
@@ -267,7 +267,7 @@ class Explainer(ABC):
             create_graph: keep the graph so the result is differentiable w.r.t. the model's
                 parameters (for losses on explanations).
         """
-        x = check_images(x, finite=self.check_values)
+        x = check_channels_first(check_images(x, finite=self.check_values))
         weight = next(self.model.parameters(), None)
         if weight is not None and weight.is_floating_point() and x.dtype != weight.dtype:
             raise TypeError(
