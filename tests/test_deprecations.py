@@ -99,3 +99,21 @@ def test_smoothgrad_takes_captum_names() -> None:
     assert chunked.internal_batch_size == 2
     new = SmoothGrad(Saliency(model), nt_samples=3, seed=0)
     torch.testing.assert_close(old.attribute(x, 1), new.attribute(x, 1))
+
+
+def test_randomization_y_is_target() -> None:
+    """The classes to explain are ``target=``, as in every explainer and evaluator."""
+    from explainaug.evaluate import data_randomization
+
+    model = SmallCNN(num_classes=3, width=4)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([2, 0])
+    options = {"similarity": "spearman_abs", "include_random_map": False}
+    new = model_randomization(model, Saliency, x, target=target, **options)
+    with pytest.warns(DeprecationWarning, match="y= is deprecated, use target="):
+        old = model_randomization(model, Saliency, x, y=target, **options)
+    assert old == new
+    new = data_randomization(model, model, Saliency, x, target=target, **options)
+    with pytest.warns(DeprecationWarning, match="y= is deprecated, use target="):
+        old = data_randomization(model, model, Saliency, x, y=target, **options)
+    assert old == new

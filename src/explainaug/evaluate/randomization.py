@@ -234,15 +234,15 @@ def summarize(scores: Tensor) -> SimilaritySummary:
 
 
 def _prepare(
-    model: nn.Module, x: Tensor, y: Tensor | None, similarity: Sequence[str] | str
+    model: nn.Module, x: Tensor, target: Tensor | None, similarity: Sequence[str] | str
 ) -> tuple[Tensor, Tensor | None, tuple[str, ...]]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     device = model_device(model)
     x = check_images(x).to(device)
-    if y is not None:
-        y = check_labels(y, x.shape[0]).to(device=device, dtype=torch.long)
-    return x, y, check_similarity_names(similarity)
+    if target is not None:
+        target = check_labels(target, x.shape[0], name="target").to(device=device, dtype=torch.long)
+    return x, target, check_similarity_names(similarity)
 
 
 def _random_control(
@@ -253,12 +253,12 @@ def _random_control(
     return {name: summarize(score) for name, score in compare_maps(original, noise, names).items()}
 
 
-@renamed_kwargs(make_explainer="explainer_factory")
+@renamed_kwargs(make_explainer="explainer_factory", y="target")
 def model_randomization(
     model: nn.Module,
     explainer_factory: MakeExplainer,
     x: Tensor,
-    y: Tensor | None = None,
+    target: Tensor | None = None,
     *,
     mode: str = "cascading",
     similarity: Sequence[str] | str = tuple(SIMILARITIES),
@@ -276,8 +276,8 @@ def model_randomization(
             name). Gradient methods should be built signed (``Saliency(m, abs=False)``) so
             that the signed Spearman differs from the ABS one (see ``sanity_maps``).
         x: images ``[B, C, H, W]`` in [0, 1].
-        y: the classes to explain ``[B]``; ``None`` uses the original model's predictions. The
-            same classes are explained at every step.
+        target: the classes to explain ``[B]`` (``y=`` is its deprecated name); ``None`` uses
+            the original model's predictions. The same classes are explained at every step.
         mode: ``"cascading"`` randomizes layers from the logits down, cumulatively;
             ``"independent"`` randomizes one step at a time, the others trained.
         similarity: names from ``SIMILARITIES`` (``spearman_abs``, ``spearman``, ``ssim``,
@@ -304,7 +304,7 @@ def model_randomization(
     """
     if mode not in ("cascading", "independent"):
         raise ValueError(f"mode must be 'cascading' or 'independent', got {mode!r}")
-    x, y, names = _prepare(model, x, y, similarity)
+    x, target, names = _prepare(model, x, target, similarity)
     work = copy.deepcopy(model).eval()
     device = model_device(work)
     modules = dict(work.named_modules())
@@ -314,10 +314,10 @@ def model_randomization(
         raise ValueError(
             "explainer_factory(model) must return an explainer of the model it is given"
         )
-    if y is None:
+    if target is None:
         with torch.no_grad():
-            y = work(x).argmax(dim=1)
-    original = sanity_maps(explainer, x, y)
+            target = work(x).argmax(dim=1)
+    original = sanity_maps(explainer, x, target)
     curves: dict[str, SimilarityCurve] = {
         name: {"mean": [], "std": [], "undefined": []} for name in names
     }
@@ -328,7 +328,7 @@ def model_randomization(
         if mode == "independent":
             saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in step_modules]
         _reset_seeded(step_modules, step_seed, device)
-        randomized = sanity_maps(explainer, x, y)
+        randomized = sanity_maps(explainer, x, target)
         for name, score in compare_maps(original, randomized, names).items():
             for key, value in summarize(score).items():
                 curves[name][key].append(value)
@@ -347,12 +347,13 @@ def model_randomization(
     return result
 
 
+@renamed_kwargs(y="target")
 def data_randomization(
     model_true: nn.Module,
     model_random_labels: nn.Module,
     explainer_factory: MakeExplainer,
     x: Tensor,
-    y: Tensor | None = None,
+    target: Tensor | None = None,
     *,
     similarity: Sequence[str] | str = tuple(SIMILARITIES),
     include_random_map: bool = True,
@@ -368,7 +369,8 @@ def data_randomization(
             (``train_on_permuted_labels``).
         explainer_factory: builds the explainer for a model.
         x: images ``[B, C, H, W]`` in [0, 1].
-        y: the classes to explain for both models; ``None``: each model's own predictions.
+        target: the classes to explain for both models (``y=`` is its deprecated name);
+            ``None``: each model's own predictions.
         similarity: names from ``SIMILARITIES``.
         include_random_map: also score uniform random maps against the true model's maps.
         seed: seeds the random maps.
@@ -384,18 +386,18 @@ def data_randomization(
         ...                    include_random_map=False)["n_images"]
         2
     """
-    x, y, names = _prepare(model_true, x, y, similarity)
+    x, target, names = _prepare(model_true, x, target, similarity)
     maps = []
     for model in (model_true, model_random_labels):
         if not isinstance(model, nn.Module):
             raise TypeError(f"models must be torch.nn.Module, got {type(model).__name__}")
         work = copy.deepcopy(model).eval().to(x.device)
         explainer = explainer_factory(work)
-        target = y
-        if target is None:
+        explained = target
+        if explained is None:
             with torch.no_grad():
-                target = work(x).argmax(dim=1)
-        maps.append(sanity_maps(explainer, x, target))
+                explained = work(x).argmax(dim=1)
+        maps.append(sanity_maps(explainer, x, explained))
     scores = compare_maps(maps[0], maps[1], names)
     result: DataRandomizationResult = {
         "n_images": int(x.shape[0]),
