@@ -52,7 +52,7 @@ def test_excon_and_edda_with_a_library_model(model, tmp_path, write_image_folder
     for method in ("excon", "edda"):
         run_dir = tmp_path / method
         argv = ["train", "--dataset", "folder", "--data", str(root), "--image-size", "16"]
-        argv += ["--method", method, "--model", model, "--cam-layer", "layer4"]
+        argv += ["--method", method, "--model", model]  # the default CAM layer
         assert main(argv + FAST + ["--out", str(run_dir)]) == 0
         assert f"{method} on folder: test accuracy" in capsys.readouterr().out
         report = tmp_path / f"{method}-report"

@@ -79,9 +79,19 @@ SISE_LAYERS = ["block1", "block2", "block3"]
 # Perturbation methods score masked images without a graph: create_graph=True is refused.
 PERTURBATION = {"scorecam", "scorecam_pytorch_grad_cam", "rise", "occlusion"}
 NOT_DIFFERENTIABLE = {"sise", "sise_auto_layers", "ada_sise", *PERTURBATION}
+# CAMs on their default layer: one probe forward (no graph) checks the layer on the first call.
+DEFAULT_LAYER_CAMS = {
+    "gradcam",
+    "guided_gradcam",
+    "integrated_gradcam",
+    "smoothgrad_of_gradcam",
+    "gradcam_plusplus",
+    "hirescam",
+    "layercam",
+}
 # These run no backward through their first forward: the automatic layer choice probes first,
 # the others never backpropagate; a backward failure is injected in their last forward instead.
-NO_FIRST_BACKWARD = {"sise_auto_layers", "eigencam", *PERTURBATION}
+NO_FIRST_BACKWARD = {"sise_auto_layers", "eigencam", *DEFAULT_LAYER_CAMS, *PERTURBATION}
 
 HOOK_DICTS = (
     "_forward_hooks",

@@ -170,20 +170,22 @@ def test_hooks_and_state_restored_after_out_of_range_target(name, make_cnn, imag
     _assert_unchanged(model, before)
 
 
-# (explainer, forward call that fails, where). GuidedGradCAM's second forward call is the guided
-# pass, with hooks on every ReLU; IntegratedGradCAM's first is the baseline, then one per chunk.
+# (explainer, forward call that fails, where). The CAMs' first forward call is the probe that
+# checks their default layer (no backward); GuidedGradCAM's third is the guided pass, with hooks
+# on every ReLU; IntegratedGradCAM's second is the baseline, then one per chunk.
 FAILURES = [
     ("gradcam", 1, "forward"),
-    ("gradcam", 1, "backward"),
+    ("gradcam", 2, "forward"),
+    ("gradcam", 2, "backward"),
     ("guided_backprop", 1, "forward"),
     ("guided_backprop", 1, "backward"),
     ("guided_gradcam", 1, "forward"),
-    ("guided_gradcam", 1, "backward"),
-    ("guided_gradcam", 2, "forward"),
     ("guided_gradcam", 2, "backward"),
-    ("integrated_gradcam", 1, "forward"),
+    ("guided_gradcam", 3, "forward"),
+    ("guided_gradcam", 3, "backward"),
     ("integrated_gradcam", 2, "forward"),
-    ("integrated_gradcam", 3, "backward"),
+    ("integrated_gradcam", 3, "forward"),
+    ("integrated_gradcam", 4, "backward"),
 ]
 
 

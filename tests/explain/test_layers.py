@@ -85,13 +85,13 @@ def test_unknown_layer_suggests_the_closest_names(cnn):
 
 def test_torchvision_resnet_needs_no_layer():
     model = seeded(lambda: torchvision.models.resnet18(num_classes=5))
-    x, target = inputs()
+    x, target = inputs(64)  # layer4 is 2x2
     cam = GradCAM(model)
     maps = cam(x, target)
     assert cam.layer_name == "layer4"
     theirs = LayerGradCam(model, model.layer4).attribute(x, target=target)
     torch.testing.assert_close(cam.attribute(x, target), theirs, rtol=1e-5, atol=1e-6)
-    assert maps.shape == (2, 1, 32, 32)
+    assert maps.shape == (2, 1, 64, 64)
 
 
 def test_default_layer_is_the_last_feature_map_before_global_pooling():
@@ -112,10 +112,10 @@ def test_default_layer_is_the_last_feature_map_before_global_pooling():
     assert cam.layer_name is None  # found on the first call
     torch.testing.assert_close(cam(x, target), GradCAM(model, "3")(x, target))
     assert cam.layer_name == "3"
-    # MobileNetV3: "features" holds every map, then an adaptive pool.
+    # MobileNetV3: "features" holds every map (2x2 at 64 px), then an adaptive pool.
     mobilenet = seeded(lambda: torchvision.models.mobilenet_v3_small(num_classes=5))
     cam = GradCAM(mobilenet)
-    cam(x, target)
+    cam(*inputs(64))
     assert cam.layer_name == "features"
 
 
@@ -197,3 +197,33 @@ def test_guided_backprop_warns_without_relu_modules(cnn):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GuidedBackprop(cnn)  # ReLU modules: nothing to warn about
+
+
+def test_the_default_layer_probe_works_on_a_model_in_train_mode():
+    """Training explains the live model in train mode: the probe must not feed BatchNorm one
+    1x1 sample (torchvision's ResNet-18 at 32 px; BatchNorm refused it before)."""
+    model = seeded(lambda: torchvision.models.resnet18(num_classes=5)).train()
+    x, target = inputs()
+    maps = GradCAM(model)(x, target)
+    assert maps.shape == (2, 1, 32, 32) and model.training
+
+
+def test_the_default_layer_has_spatial_extent():
+    """At 32 px torchvision's ResNet-18 pools layer4 to 1x1, whose CAM is one constant: the
+    default is then the last layer with a spatial map (layer3, 2x2), the CAM of which varies."""
+    model = seeded(lambda: torchvision.models.resnet18(num_classes=5))
+    x, target = inputs()
+    cam = GradCAM(model)
+    maps = cam(x, target)
+    assert cam.layer_name == "layer3"
+    assert (maps.flatten(1).amax(1) > maps.flatten(1).amin(1)).all()
+    larger = GradCAM(model)
+    larger(*inputs(64))
+    assert larger.layer_name == "layer4"  # 2x2 at 64 px
+
+
+@pytest.mark.parametrize("explainer", [GradCAM, ScoreCAM, EigenCAM, LayerCAM])
+def test_a_layer_with_1x1_maps_is_refused(explainer):
+    model = seeded(lambda: torchvision.models.resnet18(num_classes=5))
+    with pytest.raises(ValueError, match=r"layer 'layer4' gives 1x1 feature maps for 32x32 images"):
+        explainer(model, "layer4")(*inputs())

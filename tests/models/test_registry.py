@@ -100,7 +100,7 @@ def test_excon_wraps_a_plain_classifier_and_takes_its_cam_layer_name() -> None:
     trainer = Trainer(backbone, method, epochs=1, lr=0.01, progress=False, device="cpu")
     assert isinstance(trainer.model, ContrastiveModel) and trainer.model.classifier is head
     assert method._explainer.layer_name == "encoder.layer4"
-    batch = (torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 0, 1]))
+    batch = (torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 0, 1]))  # layer4: 2x2 maps
     history = trainer.fit([batch])
     assert history[0]["loss"] > 0
     with pytest.raises(ValueError, match="optimizer=None"):

@@ -316,7 +316,8 @@ def test_explanation_passes_leave_bn_statistics_alone(name, make_cnn, make_contr
     loss, _ = method.training_step(model, (x, y), epoch=0)
     loss.backward()
 
-    assert len(inputs) == (3 if name == "excon" else 2)  # explanation (+ probe check) + training
+    # the default layer's probe, the explanation (+ ExCon's probe check), the training forward
+    assert len(inputs) == (4 if name == "excon" else 3)
     with torch.no_grad():
         (reference.encoder if name == "excon" else reference).train()(inputs[-1])
     for key, value in bn_state(reference).items():

@@ -20,7 +20,7 @@ def _python_run(root, out_dir, tensorboard=False):
     model = build_model("torchvision:resnet18", train.num_classes, mean=train.mean, std=train.std)
     trainer = Trainer(
         model,
-        EDDA(cam_layer="layer4"),
+        EDDA(cam_layer="layer2"),  # 2x2 maps at 16 px (layer3 and layer4: 1x1)
         epochs=2,
         lr=0.01,
         out_dir=out_dir,
@@ -49,7 +49,7 @@ def test_trainer_run_logs_and_evaluates_from_the_cli(tmp_path, write_image_folde
     description = json.loads((out / "run.json").read_text())
     assert description["model"]["name"] == "torchvision:resnet18"
     assert description["num_classes"] == 3 and description["method"] == "EDDA"
-    assert description["explainer"] == {"name": "gradcam", "layer": "layer4", "relu": True}
+    assert description["explainer"] == {"name": "gradcam", "layer": "layer2", "relu": True}
 
     evaluate = ["evaluate", str(out), "--evaluators", "accuracy", "faithfulness", "--device", "cpu"]
     with pytest.raises(SystemExit):

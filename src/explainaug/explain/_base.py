@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 import torch
 from torch import Tensor, nn
 
-from explainaug._shared import preserved_model_state
+from explainaug._shared import eval_mode, preserved_model_state
 from explainaug._validation import check_channels_first, check_images
 
 Target = int | Tensor | None
@@ -85,15 +85,20 @@ def default_layer(model: nn.Module, layer: LayerSpec | None) -> LayerSpec | None
     return None
 
 
-def last_feature_layer(model: nn.Module, example: Tensor) -> str:
-    """The last module with a 4-D output before global pooling, found by one forward pass.
+def last_feature_layer(model: nn.Module, example: Tensor, preferred: str | None = None) -> str:
+    """The last module with a spatial 4-D output before global pooling, found by one forward pass.
+
+    ``preferred`` (a model's default layer) is returned as it is unless it pools ``example``
+    down to a 1x1 map.
 
     Modules are ordered by when their forward pass finishes, so a container (``layer4``) comes
     after its children; global pooling is the last adaptive pooling module to run (a class name
     with ``Adaptive`` and ``Pool``: ``nn.AdaptiveAvgPool2d``, timm's ``SelectAdaptivePool2d``; the
     last, because squeeze-excitation blocks pool inside the network) or parameter-free module
-    that reduces a spatial map to 1x1. The probe runs without
-    gradient and leaves the model's state as it was.
+    that reduces a spatial map to 1x1. A 1x1 output (a network that has pooled the image away,
+    as torchvision's ResNet-18 at 32 px in ``layer4``) is skipped: its CAM would be one
+    constant. The probe runs without gradient, in eval mode (BatchNorm takes one image), and
+    leaves the model's state as it was.
 
     Raises:
         ValueError: no module before global pooling outputs a 4-D tensor; pass ``layer=``.
@@ -103,8 +108,9 @@ def last_feature_layer(model: nn.Module, example: Tensor) -> str:
         >>> last_feature_layer(torchvision.models.resnet18(), torch.zeros(1, 3, 64, 64))
         'layer4'
     """
-    finished: list[tuple[str, bool]] = []  # (name, outputs a 4-D tensor), in finishing order
+    finished: list[tuple[str, bool]] = []  # (name, outputs a spatial 4-D map), finishing order
     pooling_at: list[int] = []
+    pooled_away: set[str] = set()  # modules whose output is a 1x1 map of a larger image
 
     def make_hook(name: str) -> Callable:
         def hook(module: nn.Module, inputs: tuple, output: object) -> None:
@@ -121,7 +127,10 @@ def last_feature_layer(model: nn.Module, example: Tensor) -> str:
             kind = type(module).__name__
             if ("Adaptive" in kind and "Pool" in kind) or squeezes:
                 pooling_at.append(len(finished))
-            finished.append((name, four_d))
+            one_by_one = four_d and output.shape[2] * output.shape[3] == 1
+            if one_by_one and example.shape[2:].numel() > 1:
+                pooled_away.add(name)
+            finished.append((name, four_d and name not in pooled_away))
 
         return hook
 
@@ -129,13 +138,16 @@ def last_feature_layer(model: nn.Module, example: Tensor) -> str:
         for name, module in model.named_modules():
             if name:
                 stack.callback(module.register_forward_hook(make_hook(name)).remove)
-        with preserved_model_state(model), torch.no_grad():
+        with preserved_model_state(model), eval_mode(model), torch.no_grad():
             model(example)
+    if preferred is not None and preferred not in pooled_away:
+        return preferred
     before = finished[: pooling_at[-1]] if pooling_at else finished
     candidates = [name for name, four_d in before if four_d]
     if not candidates:
         raise ValueError(
-            f"found no module with a 4-D output before global pooling in {type(model).__name__}; "
+            f"found no module with a spatial 4-D output before global pooling in "
+            f"{type(model).__name__} for {tuple(example.shape[2:])} images; "
             "pass layer= (a module or dotted name)"
         )
     return candidates[-1]

@@ -138,9 +138,11 @@ class CAM(Explainer):
         model: classifier returning logits ``[B, classes]``.
         layer: module or dotted name whose output is explained. ``None``: the model's
             ``default_cam_layer``, a timm model's last feature module (see ``default_layer``),
-            else the last module with a 4-D output before global pooling, found on the first
-            call (``last_feature_layer``). If the module runs more than once per forward pass,
-            its last output is used.
+            else the last module with a 4-D output before global pooling; checked by one probe
+            on the first call, which moves to the last layer with a spatial map where the
+            default pools the images to 1x1 (``last_feature_layer``). A given layer with 1x1
+            maps is refused (its CAM is one constant). If the module runs more than once per
+            forward pass, its last output is used.
         reshape: how the layer's output becomes feature maps ``[B, K, h, w]``: ``"auto"``
             (default) passes 4-D outputs and lays transformer tokens ``[B, N, C]`` out on their
             patch grid, dropping class and register tokens (``auto_reshape``); a callable does it
@@ -164,12 +166,17 @@ class CAM(Explainer):
         self.layer: nn.Module | None = None
         if spec is not None:
             self.layer_name, self.layer = resolve_layer(model, spec)
+        self._probed = layer is not None  # a default layer is checked on the first call
 
     def _captured_layer(self, inputs: Tensor) -> nn.Module:
-        """The explained module; without a known default, chosen by a probe on the first call."""
-        if self.layer is None:
-            name = last_feature_layer(self.model, inputs[:1].detach())
+        """The explained module. A default (not given) layer is checked by a probe on the first
+        call: without a known default, or where the default pools the images to 1x1, the last
+        layer with a spatial map (``last_feature_layer``)."""
+        if not self._probed:
+            name = last_feature_layer(self.model, inputs[:1].detach(), preferred=self.layer_name)
             self.layer_name, self.layer = resolve_layer(self.model, name)
+            self._probed = True
+        assert self.layer is not None
         return self.layer
 
     def _forward_raw(self, inputs: Tensor) -> tuple[Tensor, object]:
@@ -181,7 +188,19 @@ class CAM(Explainer):
     def _forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Forward ``inputs``; return the logits and the layer's output as feature maps."""
         logits, output = self._forward_raw(inputs)
-        return logits, as_feature_maps(output, self.reshape, self.model, self.layer_name)
+        return logits, self._feature_maps(output, inputs)
+
+    def _feature_maps(self, output: object, inputs: Tensor) -> Tensor:
+        """The layer's ``output`` as feature maps ``[B, K, h, w]``; refuses 1x1 maps of larger
+        images (their CAM is one constant)."""
+        maps = as_feature_maps(output, self.reshape, self.model, self.layer_name)
+        if maps.shape[2:].numel() == 1 and inputs.shape[2:].numel() > 1:
+            height, width = inputs.shape[2:]
+            raise ValueError(
+                f"layer {self.layer_name!r} gives 1x1 feature maps for {height}x{width} images, so "
+                "its CAM is one constant; choose an earlier layer (layer=) or larger images"
+            )
+        return maps
 
     def _layer_gradients(
         self,
@@ -200,7 +219,7 @@ class CAM(Explainer):
             # A layer that sees no parameter (e.g. the input normaliser) still needs a graph.
             inputs = inputs.detach().requires_grad_()
         logits, output = self._forward_raw(inputs)
-        activations = as_feature_maps(output, self.reshape, self.model, self.layer_name)
+        activations = self._feature_maps(output, inputs)
         check_target_range(checked_target, logits.shape[1])
         scores, target = class_scores(logits, target)
         (gradients,) = torch.autograd.grad(scores.sum(), output, create_graph=create_graph)
