@@ -545,3 +545,40 @@ def test_help_and_version_do_not_import_torch(command) -> None:
 )
 def test_out_of_domain_settings_exit_with_one_line(option, message, tmp_path, capsys) -> None:
     assert message in one_line_error(capsys, TRAIN + ["--out", str(tmp_path / "run"), *option])
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_timm_model_without_timm_installed(command, run_copy, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "timm", None)  # `import timm` raises ImportError
+    if command == "train":
+        argv = TRAIN + ["--model", "timm:resnet18", "--out", str(run_copy.parent / "timm")]
+    else:  # a run recorded with a timm model, evaluated where timm is missing
+        description = json.loads((run_copy / "run.json").read_text())
+        description["experiment"]["model"] = "timm:resnet18"
+        (run_copy / "run.json").write_text(json.dumps(description))
+        argv = ["evaluate", str(run_copy), "--device", "cpu"]
+    line = one_line_error(capsys, argv)
+    assert "needs timm: pip install 'explainaug[timm]'" in line
+
+
+def test_tensorboard_without_tensorboard_installed(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    line = one_line_error(capsys, TRAIN + ["--tensorboard", "--out", str(tmp_path / "run")])
+    assert "needs tensorboard: pip install 'explainaug[tensorboard]'" in line
+
+
+def test_a_truncated_image_in_a_folder_is_named(tmp_path, write_image_folder, capsys) -> None:
+    root = write_image_folder(tmp_path / "data")
+    broken = root / "train" / "square" / "square_1.png"
+    broken.write_bytes(broken.read_bytes()[:-40])  # cut off the end of the pixel data
+    argv = ["train", "--dataset", "folder", "--data", str(root), "--image-size", "16"]
+    argv += TRAIN[TRAIN.index("--width") :] + ["--out", str(tmp_path / "run")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err  # the data's INFO line (its size, where it lives), then ours
+    assert exit_info.value.code == 2 and "Traceback" not in err, err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(f"explainaug train: error: cannot read image {broken}: image file is truncated")
+    ), err

@@ -75,8 +75,9 @@ def train_main(
             progress=not args.no_progress,
             overwrite=args.overwrite,
         )
-    except (FileNotFoundError, ValueError, FloatingPointError) as error:  # FloatingPointError:
-        # the loss diverged, from settings such as --lr 1e30
+    except (FileNotFoundError, ValueError, FloatingPointError, ImportError) as error:
+        # FloatingPointError: the loss diverged, from settings such as --lr 1e30; ImportError:
+        # an optional extra (timm, tensorboard) is missing, the message says how to install it
         parser.exit(2, f"{prog}: error: {error}\n")
     if result.interrupted:
         if rank() == 0:
@@ -191,7 +192,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         )
         test_set = load_test_dataset(experiment, device)
         cued_sets = load_shortcut_datasets(experiment) if "shortcut" in args.evaluators else ()
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, ImportError) as error:  # ImportError: timm missing
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
     if "localization" in args.evaluators and getattr(test_set, "masks", None) is None:
         parser.exit(

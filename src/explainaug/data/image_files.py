@@ -20,14 +20,26 @@ Size = int | tuple[int, int]
 def read_image(path: str | Path) -> Tensor:
     """Decode one image file with Pillow into uint8 RGB ``[3, H, W]`` (greyscale -> RGB).
 
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a readable image (truncated, corrupt, another format),
+            naming ``path``.
+
     Example:
         >>> read_image("/nonexistent.JPEG")
         Traceback (most recent call last):
         ...
         FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent.JPEG'
     """
-    with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        # Pillow reports bad files as OSError ("image file is truncated", "cannot identify
+        # image file"), SyntaxError (malformed chunks) or ValueError
+        raise ValueError(f"cannot read image {path}: {error}") from None
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 
