@@ -573,12 +573,38 @@ def test_a_truncated_image_in_a_folder_is_named(tmp_path, write_image_folder, ca
     broken.write_bytes(broken.read_bytes()[:-40])  # cut off the end of the pixel data
     argv = ["train", "--dataset", "folder", "--data", str(root), "--image-size", "16"]
     argv += TRAIN[TRAIN.index("--width") :] + ["--out", str(tmp_path / "run")]
+    line = last_error_line(capsys, argv)
+    assert line == f"explainaug train: error: cannot read image {broken}: image file is truncated"
+
+
+def last_error_line(capsys, argv) -> str:
+    """As ``one_line_error``, where INFO lines (an image folder's size and place) may come
+    first: expect exit code 2 and no traceback; return the last line on stderr."""
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
-    err = capsys.readouterr().err  # the data's INFO line (its size, where it lives), then ours
+    err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err, err
-    assert (
-        err.strip()
-        .splitlines()[-1]
-        .startswith(f"explainaug train: error: cannot read image {broken}: image file is truncated")
-    ), err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def folder_run(tmp_path, write_image_folder) -> Path:
+    """A finished tiny `ce` run on an image folder (3 classes, no object masks)."""
+    root = write_image_folder(tmp_path / "data")
+    argv = ["train", "--dataset", "folder", "--data", str(root), "--image-size", "16"]
+    assert main(argv + TRAIN[TRAIN.index("--width") :] + ["--out", str(tmp_path / "run")]) == 0
+    return tmp_path / "run"
+
+
+def test_evaluate_skips_localization_on_data_without_masks(folder_run, tmp_path, capsys) -> None:
+    out = tmp_path / "report"
+    argv = ["evaluate", str(folder_run), "--device", "cpu", "--corruptions", "none"]
+    assert main(argv + ["--eps", "1", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    skipped = [line for line in captured.out.splitlines() if "localization" in line]
+    assert skipped == ["skipped localization: dataset 'folder' has no object masks (shapes has)"]
+    evaluated = set(next(iter(json.loads((out / "report.json").read_text())["models"].values())))
+    assert evaluated == {"accuracy", "calibration", "robustness", "randomization", "faithfulness"}
+    # asked for by name, it is an error
+    line = last_error_line(capsys, argv + ["--evaluators", "accuracy", "localization"])
+    assert "localization needs object masks; folder has none" in line

@@ -125,9 +125,10 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--evaluators",
         nargs="+",
-        default=list(EVALUATORS),
+        default=None,
         choices=EVALUATORS + OPTIONAL_EVALUATORS,
-        help="evaluators to run (default: all but shortcut, which needs a shapes run)",
+        help="evaluators to run (default: all but shortcut, which needs a shapes run, and "
+        "localization where the data have no object masks)",
     )
     parser.add_argument(
         "--explainer",
@@ -169,6 +170,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         "--device", default=None, help="cuda, cuda:1 or cpu (default None: cuda if any, else cpu)"
     )
     args = parser.parse_args(argv)
+    evaluators = list(args.evaluators or EVALUATORS)
     _log_to_console()
     from explainaug._validation import check_device
     from explainaug.data import DeviceLoader, make_loader
@@ -191,14 +193,19 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             image_size=args.image_size,
         )
         test_set = load_test_dataset(experiment, device)
-        cued_sets = load_shortcut_datasets(experiment) if "shortcut" in args.evaluators else ()
+        cued_sets = load_shortcut_datasets(experiment) if "shortcut" in evaluators else ()
     except (FileNotFoundError, ValueError, ImportError) as error:  # ImportError: timm missing
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
-    if "localization" in args.evaluators and getattr(test_set, "masks", None) is None:
-        parser.exit(
-            2,
-            f"explainaug evaluate: error: localization needs object masks; "
-            f"{experiment.dataset} has none (use the shapes dataset)\n",
+    if "localization" in evaluators and getattr(test_set, "masks", None) is None:
+        if args.evaluators is not None:  # asked for by name
+            parser.exit(
+                2,
+                f"explainaug evaluate: error: localization needs object masks; "
+                f"{experiment.dataset} has none (use the shapes dataset)\n",
+            )
+        evaluators.remove("localization")
+        print(
+            f"skipped localization: dataset {experiment.dataset!r} has no object masks (shapes has)"
         )
     corruptions = {"all": "all", "none": None}.get(args.corruptions, args.corruptions.split(","))
     out = (
@@ -220,7 +227,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             {experiment.method: model},
             loader,
             out,
-            evaluators=args.evaluators,
+            evaluators=evaluators,
             explainer_factory=explainer,
             explainer_options=options,
             corruptions=corruptions,
