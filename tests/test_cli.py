@@ -608,3 +608,10 @@ def test_evaluate_skips_localization_on_data_without_masks(folder_run, tmp_path,
     # asked for by name, it is an error
     line = last_error_line(capsys, argv + ["--evaluators", "accuracy", "localization"])
     assert "localization needs object masks; folder has none" in line
+
+
+def test_a_batch_larger_than_the_training_set(tmp_path, capsys) -> None:
+    argv = TRAIN + ["--batch-size", "64", "--out", str(tmp_path / "run")]  # 16 training images
+    line = one_line_error(capsys, argv)
+    assert "batch_size=64 is larger than the 16 images of the dataset" in line
+    assert "drop_last" not in line

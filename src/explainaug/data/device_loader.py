@@ -110,11 +110,7 @@ class DeviceLoader:
         self.world_size = world_size
         self.epoch = 0
         self.samples_per_rank = math.ceil(len(data) / world_size)
-        if drop_last and self.samples_per_rank < batch_size:
-            raise ValueError(
-                f"drop_last=True with {self.samples_per_rank} samples per rank and "
-                f"batch_size={batch_size} would yield no batch"
-            )
+        _check_batch_fits(self.samples_per_rank, batch_size, world_size, drop_last)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use ``epoch``'s permutation."""
@@ -152,6 +148,19 @@ class DeviceLoader:
                 yield x, self.labels[chosen], self.masks[chosen]
             else:
                 yield x, self.labels[chosen], self.masks[chosen], self.cue_masks[chosen]
+
+
+def _check_batch_fits(
+    samples_per_rank: int, batch_size: int, world_size: int, drop_last: bool
+) -> None:
+    """Refuse ``drop_last`` with a batch larger than the samples a rank has: no batch would be
+    left (a training loop would run empty epochs)."""
+    if drop_last and samples_per_rank < batch_size:
+        where = "of the dataset" if world_size == 1 else f"per process ({world_size} processes)"
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {samples_per_rank} images {where}, "
+            f"so no full batch is left to train on; use a batch size of at most {samples_per_rank}"
+        )
 
 
 def fits_on_device(
@@ -217,6 +226,7 @@ def make_loader(
     sampler = DistributedSampler(
         dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
     )
+    _check_batch_fits(math.ceil(len(dataset) / world_size), batch_size, world_size, drop_last)
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
     pin = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
