@@ -610,6 +610,26 @@ def test_evaluate_skips_localization_on_data_without_masks(folder_run, tmp_path,
     assert "localization needs object masks; folder has none" in line
 
 
+def test_evaluate_on_data_with_other_classes_names_both_counts(trained_run, capsys) -> None:
+    argv = ["evaluate", str(trained_run), "--dataset", "digits", "--device", "cpu"]
+    line = one_line_error(capsys, argv + ["--evaluators", "accuracy"])
+    assert "the run has 4 classes but dataset 'digits' has 10" in line
+
+
+@pytest.mark.parametrize("value", ["-2", "nan", "inf"])
+def test_evaluate_eps_is_checked_in_the_units_given(value, trained_run, capsys) -> None:
+    argv = ["evaluate", str(trained_run), "--evaluators", "robustness", "--device", "cpu"]
+    line = one_line_error(capsys, argv + ["--eps", "4", value])
+    assert f"--eps takes finite budgets >= 0 in 1/255 units, got {float(value)}" in line
+
+
+def test_evaluate_unknown_corruption_lists_the_names(trained_run, capsys) -> None:
+    argv = ["evaluate", str(trained_run), "--evaluators", "calibration", "--device", "cpu"]
+    line = one_line_error(capsys, argv + ["--corruptions", "fog,fogg"])
+    assert "unknown corruption 'fogg' in --corruptions" in line
+    assert "gaussian_noise, shot_noise, impulse_noise" in line and "jpeg_compression" in line
+
+
 def test_a_batch_larger_than_the_training_set(tmp_path, capsys) -> None:
     argv = TRAIN + ["--batch-size", "64", "--out", str(tmp_path / "run")]  # 16 training images
     line = one_line_error(capsys, argv)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
 import textwrap
@@ -25,6 +26,10 @@ from explainaug import __version__
 from explainaug.catalog import EVALUATORS, OPTIONAL_EVALUATORS, dataset_names
 
 if TYPE_CHECKING:  # torch-heavy modules are imported where used, so that help starts fast
+    import torch
+    from torch import nn
+    from torch.utils.data import Dataset
+
     from explainaug.settings import Experiment
 
 TRAIN_DESCRIPTION = (
@@ -184,6 +189,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     )
 
     try:
+        eps = _attack_budgets(args.eps)
+        corruptions = _corruption_names(args.corruptions)
         device = check_device(args.device) if args.device else _default_device()
         model, experiment = load_run(
             args.run,
@@ -193,6 +200,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             image_size=args.image_size,
         )
         test_set = load_test_dataset(experiment, device)
+        _check_classes(model, test_set, experiment.dataset, device)
         cued_sets = load_shortcut_datasets(experiment) if "shortcut" in evaluators else ()
     except (FileNotFoundError, ValueError, ImportError) as error:  # ImportError: timm missing
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
@@ -207,7 +215,6 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         print(
             f"skipped localization: dataset {experiment.dataset!r} has no object masks (shapes has)"
         )
-    corruptions = {"all": "all", "none": None}.get(args.corruptions, args.corruptions.split(","))
     out = (
         Path(args.out)
         if args.out
@@ -233,13 +240,63 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             corruptions=corruptions,
             severities=args.severities,
             attack=("fgsm", "pgd"),
-            eps=[value / 255 for value in args.eps],
+            eps=eps,
             shortcut_loaders=shortcut_loaders or None,
         )
     except ValueError as error:  # bad names or values given on the command line
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
     return 0
+
+
+def _attack_budgets(eps: Sequence[float]) -> list[float]:
+    """The ``--eps`` budgets (1/255 units) as L-inf radii in [0, 1] pixels.
+
+    Example:
+        >>> _attack_budgets([0, 255])
+        [0.0, 1.0]
+    """
+    bad = [value for value in eps if not 0 <= value < math.inf]
+    if bad:
+        raise ValueError(f"--eps takes finite budgets >= 0 in 1/255 units, got {bad[0]}")
+    return [value / 255 for value in eps]
+
+
+def _corruption_names(value: str) -> str | list[str] | None:
+    """``--corruptions`` (``all``, ``none`` or comma-separated names) as ``report`` takes it.
+
+    Example:
+        >>> _corruption_names("fog,contrast"), _corruption_names("none")
+        (['fog', 'contrast'], None)
+    """
+    from explainaug.data.corruptions import CORRUPTIONS
+
+    if value in ("all", "none"):
+        return None if value == "none" else value
+    names = value.split(",")
+    unknown = [name for name in names if name not in CORRUPTIONS]
+    if unknown:
+        raise ValueError(
+            f"unknown corruption {unknown[0]!r} in --corruptions; give all, none or "
+            f"comma-separated names from {', '.join(CORRUPTIONS)}"
+        )
+    return names
+
+
+def _check_classes(
+    model: nn.Module, test_set: Dataset, dataset: str, device: str | torch.device
+) -> None:
+    """Refuse test data whose class count differs from the model's outputs (its labels would
+    name other classes), before any evaluation starts."""
+    import torch
+
+    with torch.no_grad():
+        outputs = model(test_set[0][0][None].to(device)).shape[-1]
+    if outputs != test_set.num_classes:
+        raise ValueError(
+            f"the run has {outputs} classes but dataset {dataset!r} has "
+            f"{test_set.num_classes}; evaluate it on data with the run's classes"
+        )
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
