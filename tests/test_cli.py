@@ -472,25 +472,64 @@ def test_training_into_a_folder_holding_a_run_is_refused(run_copy, capsys) -> No
     assert not (run_copy / "report").exists()  # the old run's report is gone
 
 
-def test_train_help_shows_every_setting_with_help_and_default(capsys) -> None:
+def help_entries(capsys, argv) -> dict[str, str]:
+    """Each option flag of a command's ``--help`` -> its help text (flags and metavars cut off),
+    on one line. Also checks the help as a whole: exit code 0, no raw RST markup."""
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--help"])
+        main(argv)
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
-    assert "``" not in help_text
+    assert "``" not in help_text and ":func:" not in help_text
     options = help_text.split("\noptions:\n", 1)[1]
-    entries = {}  # each flag -> the text of its help entry
+    entries = {}
     for entry in re.split(r"\n(?=  -)", options):
-        header = entry.split("  ", 2)[1] if entry.startswith("  ") else entry
+        header, _, text = entry.strip().partition("  ")  # two spaces end the flags
         for flag in re.findall(r"--[\w-]+", header):
-            entries[flag] = " ".join(entry.split())
+            entries[flag] = " ".join(text.split())
+    return entries
+
+
+def test_train_help_shows_every_setting_with_help_and_default(capsys) -> None:
+    entries = help_entries(capsys, ["train", "--help"])
     flags = [
         "--data" if field.name == "data_root" else "--" + field.name.replace("_", "-")
         for field in dataclasses.fields(Experiment)
     ]
     for flag in [*flags, "--out", "--resume", "--overwrite", "--device"]:
         entry = entries[flag]
-        assert "(default:" in entry and len(entry.split()) > 5, entry
+        assert "(default:" in entry and len(entry.split()) > 3, (flag, entry)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "demo"])
+def test_help_states_each_default_once(command, capsys) -> None:
+    entries = help_entries(capsys, [command, "--help"])
+    for flag, entry in entries.items():
+        assert entry.count("(default:") <= 1, (flag, entry)
+        assert "(default None" not in entry, (flag, entry)
+
+
+def test_demo_help_explains_every_flag_and_its_default(capsys) -> None:
+    entries = help_entries(capsys, ["demo", "--help"])
+    assert {"--dataset", "--epochs", "--methods", "--no-progress", "--tables"} <= set(entries)
+    for flag, entry in entries.items():
+        if flag != "--help":
+            assert "(default:" in entry and len(entry.split()) > 3, (flag, entry)
+
+
+def test_train_help_names_every_file_a_run_writes(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    description = capsys.readouterr().out.split("\noptions:\n", 1)[0]
+    for name in ("checkpoint.pt", "metrics.jsonl", "metrics.csv", "results.json", "run.json"):
+        assert name in description, name
+
+
+def test_evaluate_no_progress_hides_the_progress_bars(trained_run, tmp_path, capsys) -> None:
+    argv = ["evaluate", str(trained_run), "--evaluators", "accuracy", "--device", "cpu"]
+    assert main(argv + ["--out", str(tmp_path / "shown")]) == 0
+    assert "report:" in capsys.readouterr().err  # tqdm's bar, on stderr
+    assert main(argv + ["--out", str(tmp_path / "hidden"), "--no-progress"]) == 0
+    assert "report:" not in capsys.readouterr().err
 
 
 HELP_CALLS = {  # what a user types for help -> the Python that answers it

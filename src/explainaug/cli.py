@@ -33,9 +33,11 @@ if TYPE_CHECKING:  # torch-heavy modules are imported where used, so that help s
     from explainaug.settings import Experiment
 
 TRAIN_DESCRIPTION = (
-    "Train one method on one dataset; write checkpoint.pt, metrics.jsonl, run.json and the "
-    "final weights model.pt to --out. Works under torchrun."
+    "Train one method on one dataset; write to --out the checkpoint (checkpoint.pt), the "
+    "settings (run.json), per-epoch metrics (metrics.jsonl, metrics.csv), the final test "
+    "accuracy (results.json) and the final weights (model.pt). Works under torchrun."
 )
+DEVICE_HELP = "cuda, cuda:1 or cpu (default: cuda if any, else cpu)"
 EVALUATE_DESCRIPTION = (
     "Evaluate a trained run (folder or checkpoint) and write report.md, report.json and figures."
 )
@@ -113,9 +115,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace a run already in --out (its checkpoint, metrics, weights and report)",
     )
-    parser.add_argument(
-        "--device", default=None, help="cuda, cuda:1 or cpu (default None: cuda if any, else cpu)"
-    )
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -140,8 +140,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         default=None,
         help="explainer(s) for the explanation evaluators (gradcam, scorecam, rise, ...; several "
-        "are compared side by side); default: the run's own (name, CAM layer and ReLU as it "
-        "trained, see run.json)",
+        "are compared side by side) (default: the run's own, with the CAM layer and ReLU it "
+        "trained with, see run.json)",
     )
     parser.add_argument("--corruptions", default="all", help='"all", "none" or comma-separated')
     parser.add_argument(
@@ -161,19 +161,26 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         help="L-inf attack budgets in 1/255 units (FGSM and PGD)",
     )
     parser.add_argument("--out", default=None, help="report folder (default: RUN/report)")
-    parser.add_argument("--data", default=None, help="dataset folder, if it moved since training")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="dataset folder, if it moved since training (default: the run's)",
+    )
     parser.add_argument(
         "--dataset",
         default=None,
         choices=dataset_names(),
-        help="test data of a run trained from Python with Trainer (or to replace the run's)",
+        help="test data of a run trained from Python with Trainer, or to replace the run's "
+        "(default: the run's)",
     )
     parser.add_argument(
-        "--image-size", type=int, default=None, help="image side for --dataset (folder, shapes)"
+        "--image-size",
+        type=int,
+        default=None,
+        help="image side for --dataset (folder, shapes) (default: the run's)",
     )
-    parser.add_argument(
-        "--device", default=None, help="cuda, cuda:1 or cpu (default None: cuda if any, else cpu)"
-    )
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
     evaluators = list(args.evaluators or EVALUATORS)
     _log_to_console()
@@ -242,6 +249,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             attack=("fgsm", "pgd"),
             eps=eps,
             shortcut_loaders=shortcut_loaders or None,
+            progress=not args.no_progress,
         )
     except ValueError as error:  # bad names or values given on the command line
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
@@ -300,7 +308,13 @@ def _check_classes(
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Each option's default in its help; the description keeps its paragraphs and examples."""
+    """Each option's default in its help, once: a help that states its own ``(default: ...)``
+    gets none added. The description keeps its paragraphs and examples."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and "(default:" in action.help:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def plain_text(docstring: str, width: int = 79) -> str:

@@ -1,13 +1,13 @@
 """``explainaug demo``: train every method on shipped data, evaluate them all, write a report.
 
-The demo trains CrossEntropy, SupCon, ExCon, EDDA and RandomOcclusionControl models on the synthetic
-``shapes`` data (or scikit-learn's ``digits``), evaluates each (accuracy, calibration under the
+The demo trains CrossEntropy, SupCon, ExCon, EDDA and random-occlusion (EDDA's control) models on
+the synthetic ``shapes`` data (or scikit-learn's ``digits``), evaluates each (accuracy, calibration under the
 15 corruptions, FGSM/PGD robustness, cascading randomization, faithfulness and, on shapes,
 localization against the object masks) and writes ``report.md``, ``report.json`` and figures per
 seed, plus ``summary.md`` / ``summary.json`` with the mean and spread over seeds. Whatever the
 numbers show is reported as it is.
 
-``--tables shortcut`` adds the shortcut testbed (``run_shortcut``): every method trained on
+``--tables shortcut`` (``run_shortcut`` in Python) adds the shortcut testbed: every method trained on
 ``shapes`` whose class cue agrees with the label 95% of the time, then evaluated on cue-aligned
 and cue-conflicting test images (accuracy, gap, share of Grad-CAM energy on cue and object), in
 ``shortcut/``. It trains every method again, so it is off by default: ``make demo`` stays under
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from explainaug.catalog import METHODS, dataset_names
+from explainaug.cli import DEVICE_HELP, HelpFormatter, plain_text
 from explainaug.data import DeviceLoader
 from explainaug.evaluate.compare import paired_table
 from explainaug.evaluate.report import report
@@ -387,15 +388,26 @@ def _cue_area(per_seed: Sequence[Mapping[str, Mapping]]) -> float:
 
 def demo_main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry of ``explainaug demo``."""
-    parser = argparse.ArgumentParser(prog="explainaug demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", choices=dataset_names(needs_root=False), default="shapes")
+    parser = argparse.ArgumentParser(
+        prog="explainaug demo", description=plain_text(__doc__), formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=dataset_names(needs_root=False),
+        default="shapes",
+        help="shipped data to train on (digits has no object masks: no localization)",
+    )
     parser.add_argument("--seeds", type=int, default=1, help="seeds to run (mean and spread)")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--train-size", type=int, default=2000, help="shapes training images")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs of every method")
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to compare"
+    )
+    parser.add_argument(
+        "--train-size", type=int, default=2000, help="training images (shapes only)"
+    )
     parser.add_argument("--out", default="report", help="report folder")
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if any)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.add_argument(
         "--tables",
         nargs="+",
