@@ -532,6 +532,31 @@ def test_evaluate_no_progress_hides_the_progress_bars(trained_run, tmp_path, cap
     assert "report:" not in capsys.readouterr().err
 
 
+def test_train_help_speaks_in_flags_not_python(capsys) -> None:
+    """The help comes from the Experiment docstring: Python names (classes, functions, field
+    names, catalog dicts) become flags or words a command-line user knows."""
+    entries = help_entries(capsys, ["train", "--help"])
+    text = " ".join(entries.values())
+    for jargon in (
+        "catalog.",
+        "TrainedRun",
+        "real_class_logits",
+        "RandomOcclusionControl",
+        "load_run",
+        "EDDALoss",
+        "Trainer",
+        "data_root",
+        "salient_target",
+        "base_temperature",
+        "test_accuracy stays",
+    ):
+        assert jargon not in text, jargon
+    assert "download CIFAR-100 into --data" in entries["--download"]
+    assert "the official code's --exp_epochs 50 is 49 here" in entries["--explain-warmup-epochs"]
+    assert "the second view gets --salient-target" in entries["--control-targets"]
+    assert "shapes only" in entries["--train-size"]
+
+
 HELP_CALLS = {  # what a user types for help -> the Python that answers it
     "explainaug --help": "from explainaug.cli import main; main(['--help'])",
     "explainaug --version": "from explainaug.cli import main; main(['--version'])",

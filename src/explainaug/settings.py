@@ -42,13 +42,13 @@ class Experiment:
         method: ``ce`` (cross-entropy), ``supcon``, ``excon``, ``edda`` or
             ``random-occlusion`` (EDDA's control: the same occlusions at random places).
         dataset: ``shapes`` and ``digits`` ship with the package; ``cifar100``,
-            ``tiny-imagenet`` and ``folder`` (your images in ImageFolder layout) read
-            ``data_root`` (names from ``catalog.DATASETS``).
+            ``tiny-imagenet`` and ``folder`` (your images in ImageFolder layout) read their
+            files from ``data_root``.
         data_root: folder holding ``cifar-100-python``, ``tiny-imagenet-200`` or, for
             ``folder``, ``train/<class>/*`` (and optionally ``val/<class>/*``).
         download: download CIFAR-100 into ``data_root`` when missing.
-        model: a name of ``catalog.MODELS``: ``small-cnn``, ``resnet18``,
-            ``resnet50``, ``torchvision:NAME`` or ``timm:NAME`` (randomly initialised).
+        model: ``small-cnn``, ``resnet18``, ``resnet50``, ``torchvision:NAME`` or
+            ``timm:NAME`` (randomly initialised, or from ``weights``).
         weights: a local state dict for a ``torchvision:``/``timm:`` model (any head size).
         width: channels of the model's first stage (64 for the papers' ResNets).
         epochs: training epochs.
@@ -60,33 +60,36 @@ class Experiment:
         weight_decay: SGD weight decay.
         lr_warmup_epochs: epochs of linear learning-rate warm-up.
         temperature: contrastive temperature (SupCon, ExCon).
-        base_temperature: the contrastive loss is scaled by ``temperature / base_temperature``;
-            0.07 as SupContrast and the official ExCon code (x1.43 at temperature 0.1). Set it
-            to ``temperature`` for scale 1 (pytorch-metric-learning's convention, this
-            package's default before the reference scale).
+        base_temperature: the contrastive loss is scaled by ``temperature`` /
+            ``base_temperature``; 0.07 as SupContrast and the official ExCon code (x1.43 at
+            temperature 0.1). Make it equal to ``temperature`` for scale 1
+            (pytorch-metric-learning's convention, this package's default before the reference
+            scale).
         gather_distributed: under ``torchrun``, SupCon/ExCon contrast each anchor against the
             whole global batch (every process's rows); False contrasts within each process.
         view_min_scale: smallest crop area of the contrastive views (SupContrast: 0.2).
         explain_warmup_epochs: epochs before ExCon/EDDA start using explanations. The official
-            ExCon loop masks from its ``exp_epochs``-th 1-based epoch, so ``--exp_epochs 50``
-            is 49 here (the CIFAR-100 recipe's value).
-        explainer: the explainer ExCon/EDDA train with (Grad-CAM, as both papers), a name of
-            ``catalog.EXPLAINERS``.
+            ExCon loop masks from its ``exp_epochs``-th 1-based epoch, so the official code's
+            --exp_epochs 50 is 49 here (the CIFAR-100 recipe's value).
+        explainer: the explainer ExCon/EDDA train with (Grad-CAM, as both papers); any
+            explainer name of the package.
         cam_layer: Grad-CAM layer of the backbone for ExCon/EDDA (dotted name; None = the
             model's default, its last stage).
-        occlusion_ratio: fraction of pixels EDDA and RandomOcclusionControl occlude.
-        salient_target: EDDA's target for salient occlusions (see ``EDDALoss``). With
-            ``"background"`` the model trains ``K + 1`` logits (the last is "background");
-            after training (``run``, ``load_run``) it answers with the ``K`` real classes
-            only (``real_class_logits``), so every evaluation ignores the extra logit.
+        occlusion_ratio: fraction of pixels EDDA and its random-occlusion control occlude.
+        salient_target: EDDA's target for views whose salient pixels are occluded (their
+            confidence should drop): ``uniform`` (maximum entropy), ``smooth`` (a smoothed
+            label), ``background`` (an extra class), ``hinge`` (below the clean confidence by a
+            margin) or ``label`` (no opposing target). With ``background`` the model trains
+            ``K + 1`` logits (the last is "background"); after training it answers with the
+            ``K`` real classes only, so every evaluation ignores the extra logit.
         control_targets: targets of the random-occlusion control's two occluded views:
-            ``"label"`` (both keep the label: a plain occlusion augmentation, the fair control)
-            or ``"edda"`` (the ablation with EDDA's opposing targets: the second view gets
+            ``label`` (both keep the label: a plain occlusion augmentation, the fair control)
+            or ``edda`` (the ablation with EDDA's opposing targets: the second view gets
             ``salient_target``, although both views are identically distributed).
-        linear_head: how contrastive methods train their linear head (``SupCon``):
-            ``"alternating"`` (the official SupContrast/ExCon loop: after every contrastive
+        linear_head: how the contrastive methods (SupCon, ExCon) train their linear head:
+            ``alternating`` (the official SupContrast/ExCon loop: after every contrastive
             epoch, one cross-entropy epoch of the head on detached features; that head is
-            ExCon's probe) or ``"online"`` (a probe trained in every contrastive step on the
+            ExCon's probe) or ``online`` (a probe trained in every contrastive step on the
             detached features of all views, masked ones included).
         head_augment: random resized crop (scale 0.2-1) and flip of the head epoch's images, as
             the official classifier loader on CIFAR-100 (the Tiny ImageNet recipe turns it
@@ -96,18 +99,26 @@ class Experiment:
             the trained head); 0 keeps the head.
         linear_lr: learning rate of that linear evaluation (cosine schedule).
         report_best_epoch: also test after every epoch and report the best test accuracy over
-            epochs (``TrainedRun.best_test_accuracy``), as the official scripts do. That selects
-            the epoch on the test set (optimistic); ``test_accuracy`` stays the final epoch's.
+            epochs (printed, and in results.json as best_test_accuracy_over_epochs), as the
+            official scripts do. That selects the epoch on the test set (optimistic); the test
+            accuracy reported first stays the final epoch's.
         augment: random crop (padding 4) and flip for the classification methods.
-        amp: mixed precision mode of the Trainer.
+        amp: mixed precision: ``auto`` is bf16 on CUDA (fp16 where bf16 is unsupported) and
+            full precision on the CPU; ``bf16`` and ``fp16`` force a type on CUDA; ``none``
+            (None in Python) is full precision.
         seed: seed of weights, data order and augmentations.
-        tensorboard: also write TensorBoard events (``tensorboard`` extra); every run writes
-            ``metrics.csv`` and ``results.json`` (the final test accuracy).
-        train_size: images of the synthetic ``shapes`` training set (its test set is a quarter).
+        tensorboard: also write TensorBoard events (needs the tensorboard extra:
+            pip install 'explainaug[tensorboard]'); every run writes metrics.csv and
+            results.json (the final test accuracy).
+        train_size: shapes only: images of the synthetic ``shapes`` training set (its test set
+            is a quarter); other datasets use all their images.
         image_size: side of the ``shapes`` images; ``folder`` images are resized and
             center-cropped to it.
         cue_correlation: None, or plant the shortcut cue of ``shapes`` in both splits: the
             probability in [0, 1] that an image's cue shows its own class (see ``shapes``).
+
+    The descriptions are the command's help too: a field in double backticks reads as its
+    flag there (``data_root`` as ``--data``).
 
     Example:
         >>> Experiment(method="edda", epochs=2).validate().method
@@ -236,11 +247,11 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
         "control_targets": CONTROL_TARGETS,
     }
     for field in dataclasses.fields(Experiment):
-        flag = "--" + field.name.replace("_", "-")
+        flag = field_flag(field.name)
         default = getattr(defaults, field.name)
         if field.name == "data_root":
             parser.add_argument(
-                "--data",
+                flag,
                 dest="data_root",
                 default=default,
                 help="dataset folder (cifar100, tiny-imagenet, folder: DIR/train/<class>/*)",
@@ -295,12 +306,25 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
             )
 
 
+def field_flag(name: str) -> str:
+    """The command-line flag of the ``Experiment`` field ``name``.
+
+    Example:
+        >>> field_flag("batch_size"), field_flag("data_root")
+        ('--batch-size', '--data')
+    """
+    return "--data" if name == "data_root" else "--" + name.replace("_", "-")
+
+
 def field_help() -> dict[str, str]:
-    """Each ``Experiment`` field's description, one line, from the class docstring.
+    """Each ``Experiment`` field's description, one line, from the class docstring, as help
+    text: markup removed, another field named in double backticks read as its flag.
 
     Example:
         >>> field_help()["epochs"]
         'training epochs.'
+        >>> field_help()["download"]
+        'download CIFAR-100 into --data when missing.'
     """
     section = inspect.cleandoc(Experiment.__doc__ or "").split("Attributes:\n", 1)[-1]
     helps: dict[str, str] = {}
@@ -312,7 +336,14 @@ def field_help() -> dict[str, str]:
             helps[name] = entry[2]
         elif name is not None:
             helps[name] += " " + line.strip()
-    return {key: text.replace("``", "").replace("%", "%%") for key, text in helps.items()}
+    fields = {field.name for field in dataclasses.fields(Experiment)}
+
+    def as_flag(literal: re.Match[str]) -> str:
+        return field_flag(literal[1]) if literal[1] in fields else literal[1]
+
+    return {
+        key: re.sub(r"``([^`]+)``", as_flag, text).replace("%", "%%") for key, text in helps.items()
+    }
 
 
 def experiment_from_args(args: argparse.Namespace) -> Experiment:
