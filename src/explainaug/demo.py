@@ -10,8 +10,8 @@ numbers show is reported as it is.
 ``--tables shortcut`` (``run_shortcut`` in Python) adds the shortcut testbed: every method trained on
 ``shapes`` whose class cue agrees with the label 95% of the time, then evaluated on cue-aligned
 and cue-conflicting test images (accuracy, gap, share of Grad-CAM energy on cue and object), in
-``shortcut/``. It trains every method again, so it is off by default: ``make demo`` stays under
-5 minutes on 2 CPU cores.
+``shortcut/``. It trains every method again (as long as the main table), so it is off by
+default.
 """
 
 from __future__ import annotations
