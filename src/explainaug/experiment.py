@@ -436,12 +436,12 @@ def load_run(
         )
     try:
         description = json.loads(run_file.read_text())
-        # the K real classes (the Trainer records the model's outputs, K + 1 with a background)
-        num_classes = int(description.get("real_classes", description["num_classes"]))
         if "experiment" in description:
             experiment = Experiment(**description["experiment"])
         else:
             experiment = _trainer_experiment(description, run_file, dataset)
+        # the K real classes (the Trainer records the model's outputs, K + 1 with a background)
+        num_classes = int(description.get("real_classes", description["num_classes"]))
         for field, value in (("dataset", dataset), ("data_root", data_root)):
             if value is not None:
                 setattr(experiment, field, value)
@@ -497,13 +497,16 @@ def _trainer_experiment(
         )
     names = {cls.__name__: name for name, cls in METHOD_CLASSES.items()}
     explainer = description.get("explainer") or {}
+    layer = explainer.get("layer")
+    if spec.get("contrastive") and layer is not None:  # a layer of the encoder, by its own name
+        layer = layer.removeprefix("encoder.")
     return Experiment(
         method=names.get(description.get("method"), "ce"),
         model=spec["name"],
         width=spec["width"],
         dataset=dataset,
         explainer=explainer.get("name", "gradcam"),
-        cam_layer=explainer.get("layer"),
+        cam_layer=layer,
     )
 
 

@@ -10,8 +10,8 @@ import torch
 
 from explainaug.cli import main
 from explainaug.data import image_folder, make_loader
-from explainaug.models import build_model
-from explainaug.train import EDDA, Trainer
+from explainaug.models import SmallCNN, build_model
+from explainaug.train import EDDA, ExCon, Trainer
 
 
 def _python_run(root, out_dir, tensorboard=False):
@@ -75,3 +75,44 @@ def test_tensorboard_events(tmp_path, write_image_folder):
     events.Reload()
     losses = [event.value for event in events.Scalars("loss")]
     assert losses == pytest.approx([record["loss"] for record in history])
+
+
+def test_a_wrapped_classifier_keeps_its_spec_and_evaluates_from_the_cli(
+    tmp_path, write_image_folder, capsys
+):
+    """ExCon wraps a plain build_model classifier in a ContrastiveModel (the README's own-data
+    example): run.json must still describe the model, so `explainaug evaluate` rebuilds it."""
+    root = write_image_folder(tmp_path / "data")
+    train = image_folder(root, "train", size=16)
+    model = build_model("small-cnn", train.num_classes, width=4, mean=train.mean, std=train.std)
+    out = tmp_path / "run"
+    trainer = Trainer(model, ExCon(warmup_epochs=0), epochs=1, lr=0.01, out_dir=out, progress=False)
+    trainer.fit(make_loader(train, 6, device="cpu"))
+    spec = json.loads((out / "run.json").read_text())["model"]
+    assert spec["name"] == "small-cnn" and spec["contrastive"] is True
+    data = ["--dataset", "folder", "--data", str(root), "--image-size", "16", "--device", "cpu"]
+    report = tmp_path / "report"
+    assert (
+        main(["evaluate", str(out), "--evaluators", "accuracy", *data, "--out", str(report)]) == 0
+    )
+    val = image_folder(root, "val", size=16)
+    wrapped = trainer.model.eval()
+    with torch.no_grad():
+        expected = (wrapped(val.images.float() / 255).argmax(dim=1) == val.labels).float().mean()
+    top1 = json.loads((report / "report.json").read_text())["models"]["excon"]["accuracy"]["top1"]
+    assert top1 == expected.item()
+
+
+def test_a_model_from_elsewhere_is_named_as_such(tmp_path, write_image_folder, capsys):
+    root = write_image_folder(tmp_path / "data")
+    train = image_folder(root, "train", size=16)
+    model = SmallCNN(num_classes=train.num_classes, width=4)  # not from build_model: no spec
+    out = tmp_path / "run"
+    Trainer(model, ExCon(warmup_epochs=0), epochs=1, lr=0.01, out_dir=out, progress=False).fit(
+        make_loader(train, 6, device="cpu")
+    )
+    data = ["--dataset", "folder", "--data", str(root), "--image-size", "16", "--device", "cpu"]
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(out), *data])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "records no model spec: the model was not built by explainaug.models.build_model" in err

@@ -53,7 +53,9 @@ class ContrastiveModel(nn.Module):
     def from_classifier(cls, model: nn.Module, proj_dim: int = 128) -> ContrastiveModel:
         """Wrap a plain classifier: its classification head (timm's ``get_classifier()``, else
         its last ``nn.Linear``) becomes the linear probe and is replaced by ``nn.Identity`` in
-        ``model`` (in place), which becomes the encoder; a projection head is added.
+        ``model`` (in place), which becomes the encoder; a projection head is added. A
+        ``model_spec`` (``build_model``'s) carries over as the spec of the contrastive build, so
+        ``rebuild_model`` rebuilds the wrapped model.
 
         Example:
             >>> import torchvision
@@ -64,6 +66,9 @@ class ContrastiveModel(nn.Module):
         head = replace_module(model, last_linear(model), nn.Identity())
         wrapped = cls(model, head.in_features, proj_dim, num_classes=head.out_features)
         wrapped.classifier = head
+        spec = getattr(model, "model_spec", None)
+        if spec is not None:  # built by build_model: the wrapped model is its contrastive build
+            wrapped.model_spec = {**spec, "contrastive": True, "proj_dim": proj_dim}
         return wrapped
 
     def features(self, x: Tensor) -> Tensor:
