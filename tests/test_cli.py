@@ -699,3 +699,14 @@ def test_a_batch_larger_than_the_training_set(tmp_path, capsys) -> None:
     line = one_line_error(capsys, argv)
     assert "batch_size=64 is larger than the 16 images of the dataset" in line
     assert "drop_last" not in line
+
+
+def test_a_start_that_failed_does_not_block_the_retry(tmp_path, capsys) -> None:
+    """A run refused before its first epoch (here: a batch larger than the data) leaves no
+    weights to protect: the corrected command trains into the same folder."""
+    out = ["--out", str(tmp_path / "run")]
+    assert "larger than the 16 images" in one_line_error(
+        capsys, TRAIN + out + ["--batch-size", "64"]
+    )
+    assert main(TRAIN + out) == 0
+    assert "test accuracy" in capsys.readouterr().out

@@ -581,17 +581,20 @@ def prepare_out_dir(
     ``resume``); with ``overwrite``, delete the files of the run already there.
 
     Raises:
-        ValueError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is given,
-            ``resume`` names a run with other settings, or ``out_dir`` is not writable.
+        ValueError: ``out_dir`` holds a run (weights: a checkpoint or final weights) and neither
+            ``resume`` nor ``overwrite`` is given, ``resume`` names a run with other settings,
+            or ``out_dir`` is not writable. The files of a start that failed before its first
+            epoch (``run.json`` alone) are replaced without asking.
 
     Example:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> _ = (folder / RUN_FILE).write_text("{}")
+        >>> _ = (folder / WEIGHTS_FILE).write_bytes(b"")
         >>> prepare_out_dir(Experiment(), folder)
         Traceback (most recent call last):
         ...
-        ValueError: ... already holds a run (run.json); continue it with --resume auto or replace it with --overwrite
+        ValueError: ... already holds a run (run.json, model.pt); continue it with --resume auto or replace it with --overwrite
     """
     from explainaug.train.trainer import CHECKPOINT_NAME, LOG_FILE
 
@@ -607,6 +610,11 @@ def prepare_out_dir(
         for name in (RUN_FILE, CHECKPOINT_NAME, WEIGHTS_FILE, LOG_FILE)
         if (folder / name).is_file()
     ]
+    trained = any((folder / name).is_file() for name in (CHECKPOINT_NAME, WEIGHTS_FILE))
+    if written and not trained and resume is None:  # a start that failed before its first
+        for name in written:  # epoch: no weights or records to protect
+            (folder / name).unlink(missing_ok=True)
+        written = []
     if written and resume is None:
         if not overwrite:
             raise ValueError(
