@@ -1,6 +1,7 @@
 """Your own images: ImageFolder trees of real PNG files, eager and lazy, sharded by rank."""
 
 import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -122,3 +123,23 @@ def test_errors_name_the_layout(tmp_path, write_image_folder):
     with pytest.raises(ValueError, match="split must be 'train' or 'val'"):
         folder_split(root, "test")
     assert read_image(next((root / "train" / "circle").iterdir())).dtype == torch.uint8
+
+
+def test_one_class_is_refused(tmp_path, write_image_folder):
+    """One class trains to loss 0 and accuracy 1 without learning anything: refuse it."""
+    root = write_image_folder(tmp_path / "data")
+    for name in sorted(p.name for p in (root / "train").iterdir())[1:]:
+        shutil.rmtree(root / "train" / name)
+        shutil.rmtree(root / "val" / name)
+    with pytest.raises(ValueError, match="one class folder .* a classifier needs at least two"):
+        image_folder(root)
+    # a flat folder of images (no class folders below it) is one class too
+    with pytest.raises(ValueError, match="a classifier needs at least two"):
+        image_folder(root / "train")
+
+
+def test_too_few_images_to_hold_out_says_so(tmp_path, write_image_folder):
+    root = write_image_folder(tmp_path / "data", n_train=1, n_val=0)
+    assert len(image_folder(root, "train", lazy=False)) == 3  # every image trains
+    with pytest.raises(FileNotFoundError, match="no class has two images to hold one out"):
+        image_folder(root, "val")

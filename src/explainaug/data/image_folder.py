@@ -67,6 +67,11 @@ def folder_split(
         raise FileNotFoundError(
             f"no class folders with images ({', '.join(IMAGE_EXTENSIONS)}) in {train_dir}"
         )
+    if len(classes) == 1:
+        raise ValueError(
+            f"{train_dir} has one class folder with images ({classes[0]!r}); a classifier needs "
+            f"at least two: {root}/train/<class>/<images>"
+        )
     val_dir = root / "val"
     if val_dir.is_dir():
         unknown = sorted(d.name for d in val_dir.iterdir() if d.is_dir() and d.name not in classes)
@@ -91,6 +96,11 @@ def folder_split(
             chosen[name] = [files[name][i] for i in sorted(picked)]
     paths = [path for name in classes for path in chosen[name]]
     labels = [label for label, name in enumerate(classes) for _ in chosen[name]]
+    if not paths and split == "val" and not val_dir.is_dir():
+        raise FileNotFoundError(
+            f"no class has two images to hold one out for validation in {train_dir}; add "
+            f"images or a {root}/val/<class>/<images> folder"
+        )
     if not paths:
         raise FileNotFoundError(f"the {split} split of {root} holds no images")
     return paths, labels, classes
