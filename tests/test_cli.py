@@ -710,3 +710,10 @@ def test_a_start_that_failed_does_not_block_the_retry(tmp_path, capsys) -> None:
     )
     assert main(TRAIN + out) == 0
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_an_unknown_cam_layer_is_refused_before_training_for_every_method(tmp_path, capsys):
+    """CE never explains in training, but evaluate explains with the run's layer later."""
+    argv = TRAIN + ["--out", str(tmp_path / "run"), "--method", "ce", "--cam-layer", "nope"]
+    assert "unknown layer 'nope'" in one_line_error(capsys, argv)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

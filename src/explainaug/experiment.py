@@ -31,7 +31,7 @@ from explainaug.data import make_loader
 from explainaug.data.registry import load_dataset
 from explainaug.distributed import per_process_batch_size
 from explainaug.evaluate import accuracy
-from explainaug.explain import Explainer
+from explainaug.explain import Explainer, resolve_layer
 from explainaug.explain.registry import build_explainer
 from explainaug.losses import EDDALoss
 from explainaug.models import build_model as build_registered_model
@@ -146,6 +146,7 @@ def build_model(
     )
     if experiment.cam_layer is not None:  # the run's CAM layer, in training and evaluation
         model.default_cam_layer = qualify_layer(model, experiment.cam_layer)
+        resolve_layer(model, model.default_cam_layer)  # an unknown name fails now, not later
     return model
 
 
