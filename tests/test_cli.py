@@ -345,6 +345,16 @@ def test_evaluate_uses_the_runs_explainer_and_signed_gradients(tmp_path, capsys)
     assert got["deletion_auc"] == pytest.approx(expected["deletion_auc"], rel=1e-4)
     assert "Removed pixels filled with" in (out / "report.md").read_text()
 
+    # Named explicitly, an explainer has its own defaults on the run's layer: the one Grad-CAM
+    # (with ReLU) a comparison of ExCon with CE or EDDA runs needs.
+    argv = ["evaluate", str(run_dir), "--evaluators", "faithfulness", "--explainer", "gradcam"]
+    assert main(argv + common) == 0
+    results = json.loads((out / "report.json").read_text())
+    assert results["settings"]["explainer"] == {"name": "gradcam"}
+    expected = faithfulness(model, GradCAM(model, layer="encoder.block2"), loader)
+    got = results["models"]["excon"]["faithfulness"]
+    assert got["average_drop_pct"] == pytest.approx(expected["average_drop_pct"], rel=1e-4)
+
     argv = ["evaluate", str(run_dir), "--evaluators", "randomization", "--explainer", "saliency"]
     assert main(argv + common) == 0
     results = json.loads((out / "report.json").read_text())

@@ -140,8 +140,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         default=None,
         help="explainer(s) for the explanation evaluators (gradcam, scorecam, rise, ...; several "
-        "are compared side by side) (default: the run's own, with the CAM layer and ReLU it "
-        "trained with, see run.json)",
+        "are compared side by side), each with its own defaults on the run's CAM layer: "
+        "--explainer gradcam gives every run the same ReLU'd Grad-CAM (default: the run's own, "
+        "with the CAM layer and ReLU it trained with, see run.json; ExCon's has no ReLU)",
     )
     parser.add_argument("--corruptions", default="all", help='"all", "none" or comma-separated')
     parser.add_argument(
@@ -230,9 +231,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     loader = make_loader(test_set, 256, shuffle=False, device=device, rank=0, world_size=1)
     explainers = args.explainer or [experiment.explainer]
     explainer = explainers[0] if len(explainers) == 1 else explainers
-    # The run's own explainer alone: its layer and ReLU as it trained.
-    same = [name.lower() for name in explainers] == [experiment.explainer]
-    options = explainer_options(experiment) if same else {}
+    # By default the run's own explainer: its layer and ReLU as it trained. Named explainers
+    # keep their own defaults (Grad-CAM with ReLU) on the run's CAM layer.
+    options = explainer_options(experiment) if args.explainer is None else {}
     shortcut_loaders = tuple(
         DeviceLoader(cued, 256, shuffle=False, device=device, cue_masks=True) for cued in cued_sets
     )
