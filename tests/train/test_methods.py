@@ -406,3 +406,8 @@ def test_a_temperature_beside_a_given_loss_is_refused_not_ignored(method) -> Non
         method(loss=PMLSupConLoss(temperature=0.2), temperature=0.5)
     assert method(loss=PMLSupConLoss(temperature=0.2)).loss.temperature == 0.2
     assert method().loss.temperature == 0.1 and method(temperature=0.3).loss.temperature == 0.3
+    with pytest.raises(ValueError, match="base_temperature=0.1 configures the default loss only"):
+        method(loss=PMLSupConLoss(temperature=0.2), base_temperature=0.1)
+    assert (
+        method(loss=PMLSupConLoss(temperature=0.2), base_temperature=0.07).loss.temperature == 0.2
+    )

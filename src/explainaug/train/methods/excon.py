@@ -17,7 +17,12 @@ from explainaug.train.methods.base import (
     model_mean,
     split_batch,
 )
-from explainaug.train.methods.supcon import SupCon, default_temperature
+from explainaug.train.methods.supcon import (
+    BASE_TEMPERATURE,
+    SupCon,
+    default_temperature,
+    refuse_default_loss_options,
+)
 from explainaug.typing import (
     Batch,
     BatchAugment,
@@ -99,7 +104,7 @@ class ExCon(SupCon):
         temperature: float | None = None,
         views: ViewTransform | None = None,
         loss: ExConLoss | BaseMetricLossFunction | None = None,
-        base_temperature: float | None = 0.07,
+        base_temperature: float | None = BASE_TEMPERATURE,
         gather_distributed: bool | None = None,
         linear_head: str = "alternating",
         head_augment: BatchAugment | None = None,
@@ -116,11 +121,8 @@ class ExCon(SupCon):
                 gather_distributed=gather_distributed is not False,
                 check_values=False,
             )
-        elif temperature is not None:
-            raise ValueError(
-                f"temperature={temperature} configures the default loss only; the given loss "
-                f"{type(loss).__name__} has its own temperature: set it there"
-            )
+        else:
+            refuse_default_loss_options(loss, temperature, base_temperature)
         if negative_pair:
             check_background_loss(loss)
         check_count(warmup_epochs, "warmup_epochs", minimum=0)

@@ -24,6 +24,29 @@ from explainaug.typing import Batch, BatchAugment, Metrics, ViewTransform
 logger = logging.getLogger("explainaug")
 
 
+BASE_TEMPERATURE = 0.07  # SupContrast's and the official ExCon code's loss scale tau / 0.07
+
+
+def refuse_default_loss_options(
+    loss: nn.Module, temperature: float | None, base_temperature: float | None
+) -> None:
+    """Raise ``ValueError`` for options of the default loss given beside ``loss`` (they would be
+    ignored): a ``temperature``, or a ``base_temperature`` other than the default.
+
+    Example:
+        >>> refuse_default_loss_options(nn.Identity(), None, BASE_TEMPERATURE)  # nothing to refuse
+    """
+    for name, value, default in (
+        ("temperature", temperature, None),
+        ("base_temperature", base_temperature, BASE_TEMPERATURE),
+    ):
+        if value != default:
+            raise ValueError(
+                f"{name}={value} configures the default loss only; the given loss "
+                f"{type(loss).__name__} has its own {name.replace('_', ' ')}: set it there"
+            )
+
+
 def default_temperature(temperature: float | None) -> float:
     """``temperature``, or SupContrast's 0.1 when it is None.
 
@@ -61,7 +84,7 @@ class SupCon(Method):
             ``None`` builds ``explainaug.augment.supcon_views(image size, n_views=2)``
             (SupContrast's crop/flip/jitter/grayscale) at the first step.
         loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, base_temperature,
-            check_values=False)`` (``temperature`` and ``base_temperature`` are then unused),
+            check_values=False)`` (a ``temperature`` or non-default ``base_temperature`` then raises),
             or a pytorch-metric-learning loss (called as ``loss(embeddings, labels)``).
         gather_distributed: under ``torchrun``, contrast each anchor against the rows of every
             process (the global batch, as the official single-process code); False contrasts
@@ -87,7 +110,7 @@ class SupCon(Method):
         temperature: float | None = None,
         views: ViewTransform | None = None,
         loss: SupConLoss | BaseMetricLossFunction | None = None,
-        base_temperature: float | None = 0.07,
+        base_temperature: float | None = BASE_TEMPERATURE,
         gather_distributed: bool | None = None,
         linear_head: str = "alternating",
         head_augment: BatchAugment | None = None,
@@ -102,18 +125,14 @@ class SupCon(Method):
                 gather_distributed=gather,
                 check_values=False,
             )
-        elif temperature is not None:
-            raise ValueError(
-                f"temperature={temperature} configures the default loss only; the given loss "
-                f"{type(loss).__name__} has its own temperature: set it there"
-            )
-        elif gather_distributed is not None and gather_distributed != getattr(
-            loss, "gather_distributed", False
-        ):
-            raise ValueError(
-                f"gather_distributed={gather_distributed} contradicts the given loss's "
-                f"gather_distributed={getattr(loss, 'gather_distributed', False)}; set it on the loss only"
-            )
+        else:
+            refuse_default_loss_options(loss, temperature, base_temperature)
+            given = getattr(loss, "gather_distributed", False)
+            if gather_distributed is not None and gather_distributed != given:
+                raise ValueError(
+                    f"gather_distributed={gather_distributed} contradicts the given loss's "
+                    f"gather_distributed={given}; set it on the loss only"
+                )
         self.loss = loss
         self.views = views
         self.linear_head = linear_head
