@@ -1,9 +1,11 @@
 """DeviceLoader: coverage, per-epoch order, reproducibility, rank sharding, conversion."""
 
+import logging
+
 import pytest
 import torch
 
-from explainaug.data import DeviceLoader, ImageTensorDataset
+from explainaug.data import DeviceLoader, ImageTensorDataset, make_loader
 
 
 def make_data(n=23, masks=False):
@@ -114,3 +116,17 @@ def test_a_batch_larger_than_the_data_with_drop_last_is_refused_by_both_loaders(
         with pytest.raises(ValueError, match="3 images per process"):
             make_loader(data, 4, drop_last=True, device="cpu", rank=1, world_size=2, num_workers=0)
         assert len(make_loader(data, 8, device="cpu", num_workers=0)) == 1  # no drop_last: fine
+
+
+@pytest.mark.parametrize(("shuffle", "which"), [(True, "different"), (False, "same")])
+def test_images_drop_last_leaves_out_are_logged(shuffle, which, caplog) -> None:
+    """30 images in batches of 16 with drop_last: 14 sit out each epoch; say so, never silently."""
+    data = ImageTensorDataset(torch.zeros(30, 3, 2, 2, dtype=torch.uint8), torch.arange(30) % 2)
+    with caplog.at_level(logging.INFO, logger="explainaug"):
+        loader = make_loader(data, 16, shuffle=shuffle, drop_last=True, device="cpu")
+    assert sum(len(batch[1]) for batch in loader) == 16
+    assert f"trains on 16 of the 30 images of the dataset; the {which} 14 sit out" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="explainaug"):
+        make_loader(data, 15, drop_last=True, device="cpu")
+    assert "sit out" not in caplog.text

@@ -7,6 +7,7 @@ the device and each batch one gather plus a uint8 -> float conversion.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from explainaug._validation import check_count
 from explainaug.data.tensor_dataset import ImageTensorDataset
+
+logger = logging.getLogger("explainaug")
 
 
 class DeviceLoader:
@@ -110,7 +113,7 @@ class DeviceLoader:
         self.world_size = world_size
         self.epoch = 0
         self.samples_per_rank = math.ceil(len(data) / world_size)
-        _check_batch_fits(self.samples_per_rank, batch_size, world_size, drop_last)
+        _check_batch_fits(self.samples_per_rank, batch_size, world_size, drop_last, shuffle)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use ``epoch``'s permutation."""
@@ -151,15 +154,27 @@ class DeviceLoader:
 
 
 def _check_batch_fits(
-    samples_per_rank: int, batch_size: int, world_size: int, drop_last: bool
+    samples_per_rank: int, batch_size: int, world_size: int, drop_last: bool, shuffle: bool
 ) -> None:
     """Refuse ``drop_last`` with a batch larger than the samples a rank has: no batch would be
-    left (a training loop would run empty epochs)."""
-    if drop_last and samples_per_rank < batch_size:
-        where = "of the dataset" if world_size == 1 else f"per process ({world_size} processes)"
+    left (a training loop would run empty epochs). Log the images it leaves out otherwise."""
+    if not drop_last:
+        return
+    where = "of the dataset" if world_size == 1 else f"per process ({world_size} processes)"
+    if samples_per_rank < batch_size:
         raise ValueError(
             f"batch_size={batch_size} is larger than the {samples_per_rank} images {where}, "
             f"so no full batch is left to train on; use a batch size of at most {samples_per_rank}"
+        )
+    left_out = samples_per_rank % batch_size
+    if left_out:
+        logger.info(
+            "drop_last: each epoch trains on %d of the %d images %s; the %s %d sit out",
+            samples_per_rank - left_out,
+            samples_per_rank,
+            where,
+            "different" if shuffle else "same",
+            left_out,
         )
 
 
@@ -226,7 +241,8 @@ def make_loader(
     sampler = DistributedSampler(
         dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
     )
-    _check_batch_fits(math.ceil(len(dataset) / world_size), batch_size, world_size, drop_last)
+    per_rank = math.ceil(len(dataset) / world_size)
+    _check_batch_fits(per_rank, batch_size, world_size, drop_last, shuffle)
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
     pin = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
