@@ -466,8 +466,8 @@ def load_run(
     load_model_state(
         model, state["model"], weights_path if weights_path.is_file() else checkpoint_path
     )
-    if trains_background(experiment):
-        real_class_logits(model, num_classes)
+    if trains_background(experiment) or num_classes < description["num_classes"]:
+        real_class_logits(model, num_classes)  # a background logit (Experiment or Trainer run)
     return model.to(device).eval(), experiment
 
 

@@ -116,3 +116,34 @@ def test_a_model_from_elsewhere_is_named_as_such(tmp_path, write_image_folder, c
         main(["evaluate", str(out), *data])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "records no model spec: the model was not built by explainaug.models.build_model" in err
+
+
+def test_a_trainer_run_with_a_probed_layer_and_a_background_class_evaluates(tmp_path, capsys):
+    """From Python: EDDA with the background target (K + 1 outputs) on torchvision's ResNet-18 at
+    16 px, whose default layer4 is 1x1 (the probe moves the CAM to layer2). run.json must let
+    `explainaug evaluate` rebuild the K-class model and explain the layer that trained."""
+    from explainaug.data.registry import load_dataset
+    from explainaug.losses import EDDALoss
+
+    train = load_dataset("shapes", "train", size=16, train_size=16)
+    test = load_dataset("shapes", "test", size=16)  # what evaluate --dataset shapes reads
+    model = build_model("torchvision:resnet18", 5, mean=train.mean, std=train.std)
+    method = EDDA(loss=EDDALoss(salient_target="background"))
+    out = tmp_path / "run"
+    Trainer(model, method, epochs=1, lr=0.01, out_dir=out, progress=False).fit(
+        make_loader(train, 8, device="cpu")
+    )
+    assert method._explainer.layer_name == "layer2"
+    description = json.loads((out / "run.json").read_text())
+    assert description["real_classes"] == 4 and description["num_classes"] == 5
+    assert description["explainer"]["layer"] in (None, "layer2")  # None: probed again
+    data = ["--dataset", "shapes", "--image-size", "16", "--device", "cpu", "--no-progress"]
+    report = tmp_path / "report"
+    evaluators = ["--evaluators", "accuracy", "faithfulness"]
+    assert main(["evaluate", str(out), *evaluators, *data, "--out", str(report)]) == 0
+    results = json.loads((report / "report.json").read_text())["models"]["edda"]
+    model.eval()
+    loader = make_loader(test, 64, shuffle=False, device="cpu")
+    with torch.no_grad():
+        hits = [(model(x)[:, :4].argmax(dim=1) == y).float() for x, y, *_ in loader]
+    assert results["accuracy"]["top1"] == pytest.approx(float(torch.cat(hits).mean()))

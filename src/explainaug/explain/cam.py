@@ -166,7 +166,9 @@ class CAM(Explainer):
         self.layer: nn.Module | None = None
         if spec is not None:
             self.layer_name, self.layer = resolve_layer(model, spec)
-        self._probed = layer is not None  # a default layer is checked on the first call
+        #: Whether the layer was given (else the model's default, checked on the first call).
+        self.layer_given = layer is not None
+        self._probed = self.layer_given
 
     def _captured_layer(self, inputs: Tensor) -> nn.Module:
         """The explained module. A default (not given) layer is checked by a probe on the first

@@ -84,8 +84,10 @@ class TensorBoardLog:
 
 def run_description(model: nn.Module, method: Any) -> dict[str, Any]:
     """What evaluation needs to rebuild and explain a trained model: the model spec (from
-    ``explainaug.models.build_model``; None for other models), its class count, the method
-    and the explainer its training used (registry name, layer, options).
+    ``explainaug.models.build_model``; None for other models), its outputs (``num_classes``)
+    and real classes (without the method's ``extra_logits``), the method and the explainer its
+    training used (registry name, layer, options). A default CAM layer is recorded as None: it
+    is chosen again, the same way, for the same images.
 
     Example:
         >>> from explainaug.models import build_model
@@ -105,12 +107,15 @@ def run_description(model: nn.Module, method: Any) -> dict[str, Any]:
     if explainer is not None:
         names = [name for name, where in EXPLAINERS.items() if resolve(where) is type(explainer)]
         settings = {"name": names[0] if names else type(explainer).__name__}
-        for option in ("layer_name", "relu"):
-            if hasattr(explainer, option):
-                settings[option.removesuffix("_name")] = getattr(explainer, option)
+        if hasattr(explainer, "layer_name"):
+            settings["layer"] = explainer.layer_name if explainer.layer_given else None
+        if hasattr(explainer, "relu"):
+            settings["relu"] = explainer.relu
+    num_classes = None if spec is None else spec["num_classes"]
     return {
         "model": spec,
-        "num_classes": None if spec is None else spec["num_classes"],
+        "num_classes": num_classes,
+        "real_classes": None if num_classes is None else num_classes - method.extra_logits,
         "method": type(method).__name__,
         "explainer": settings,
     }
