@@ -722,6 +722,18 @@ def test_a_start_that_failed_does_not_block_the_retry(tmp_path, capsys) -> None:
     assert "test accuracy" in capsys.readouterr().out
 
 
+def test_a_first_epoch_that_died_keeps_its_step_records(tmp_path, capsys) -> None:
+    """Killed in its first epoch (no checkpoint), a run still has step records in metrics.jsonl,
+    which explain the crash: a retry is refused like any run, not silently cleared."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{}")
+    (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 2.3}\n')
+    line = one_line_error(capsys, TRAIN + ["--out", str(run_dir)])
+    assert "already holds a run (run.json, metrics.jsonl)" in line
+    assert (run_dir / "metrics.jsonl").read_text().startswith('{"step": 1')
+
+
 def test_an_unknown_cam_layer_is_refused_before_training_for_every_method(tmp_path, capsys):
     """CE never explains in training, but evaluate explains with the run's layer later."""
     argv = TRAIN + ["--out", str(tmp_path / "run"), "--method", "ce", "--cam-layer", "nope"]

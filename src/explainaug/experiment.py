@@ -582,10 +582,10 @@ def prepare_out_dir(
     ``resume``); with ``overwrite``, delete the files of the run already there.
 
     Raises:
-        ValueError: ``out_dir`` holds a run (weights: a checkpoint or final weights) and neither
+        ValueError: ``out_dir`` holds a run (weights or step records) and neither
             ``resume`` nor ``overwrite`` is given, ``resume`` names a run with other settings,
             or ``out_dir`` is not writable. The files of a start that failed before its first
-            epoch (``run.json`` alone) are replaced without asking.
+            step (``run.json`` alone, or with empty records) are replaced without asking.
 
     Example:
         >>> import tempfile
@@ -611,9 +611,11 @@ def prepare_out_dir(
         for name in (RUN_FILE, CHECKPOINT_NAME, WEIGHTS_FILE, LOG_FILE)
         if (folder / name).is_file()
     ]
-    trained = any((folder / name).is_file() for name in (CHECKPOINT_NAME, WEIGHTS_FILE))
-    if written and not trained and resume is None:  # a start that failed before its first
-        for name in written:  # epoch: no weights or records to protect
+    records = folder / LOG_FILE
+    if written == [RUN_FILE] or (
+        written == [RUN_FILE, LOG_FILE] and records.stat().st_size == 0
+    ):  # a start that failed before its first step: no weights or records to protect
+        for name in written:
             (folder / name).unlink(missing_ok=True)
         written = []
     if written and resume is None:
