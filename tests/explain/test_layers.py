@@ -227,3 +227,16 @@ def test_a_layer_with_1x1_maps_is_refused(explainer):
     model = seeded(lambda: torchvision.models.resnet18(num_classes=5))
     with pytest.raises(ValueError, match=r"layer 'layer4' gives 1x1 feature maps for 32x32 images"):
         explainer(model, "layer4")(*inputs())
+
+
+def test_a_contrastive_wrapper_takes_its_encoders_default_layer():
+    """SupCon/ExCon wrap a timm ViT in a ContrastiveModel: the CAM explains the encoder's last
+    block (its norm1 tokens), not whatever 4-D tensor a probe meets (attention's k_norm)."""
+    from explainaug.models import ContrastiveModel
+
+    vit = tiny_vit()
+    wrapped = ContrastiveModel.from_classifier(vit).eval()
+    cam = GradCAM(wrapped)
+    maps = cam(*inputs())
+    assert cam.layer_name == "encoder.blocks.1.norm1"
+    assert maps.flatten(1).std(dim=1).min() > 1e-4  # a map, not a constant

@@ -62,7 +62,8 @@ def default_layer(model: nn.Module, layer: LayerSpec | None) -> LayerSpec | None
     ``feature_info`` list) gives its last feature module, ``feature_info[-1]["module"]``, and for
     a transformer block (one with a ``norm1``) that block's ``norm1``: a class-token head reads the
     block's output only through the class token, so its patch tokens get no gradient
-    (pytorch-grad-cam's choice for ViTs). ``None`` means no default is known without running the
+    (pytorch-grad-cam's choice for ViTs). A wrapper with an ``encoder`` (``ContrastiveModel``)
+    takes its encoder's default. ``None`` means no default is known without running the
     model: CAM explainers then pick :func:`last_feature_layer` on their first call.
 
     Example:
@@ -82,6 +83,11 @@ def default_layer(model: nn.Module, layer: LayerSpec | None) -> LayerSpec | None
         if block is not None and isinstance(getattr(block, "norm1", None), nn.Module):
             return f"{name}.norm1"
         return name
+    encoder = getattr(model, "encoder", None)  # a wrapper (ContrastiveModel): its encoder's
+    if isinstance(encoder, nn.Module):
+        inner = default_layer(encoder, None)
+        if isinstance(inner, str):
+            return f"encoder.{inner}"
     return None
 
 
