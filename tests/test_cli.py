@@ -352,8 +352,10 @@ def test_evaluate_uses_the_runs_explainer_and_signed_gradients(tmp_path, capsys)
     results = json.loads((out / "report.json").read_text())
     assert results["settings"]["explainer"] == {"name": "gradcam"}
     expected = faithfulness(model, GradCAM(model, layer="encoder.block2"), loader)
+    own = got
     got = results["models"]["excon"]["faithfulness"]
     assert got["average_drop_pct"] == pytest.approx(expected["average_drop_pct"], rel=1e-4)
+    assert got["deletion_auc"] != own["deletion_auc"]  # the ReLU changed the maps
 
     argv = ["evaluate", str(run_dir), "--evaluators", "randomization", "--explainer", "saliency"]
     assert main(argv + common) == 0
