@@ -73,8 +73,10 @@ class Experiment:
             --exp_epochs 50 is 49 here (the CIFAR-100 recipe's value).
         explainer: the explainer ExCon/EDDA train with (Grad-CAM, as both papers); any
             explainer name of the package.
-        cam_layer: Grad-CAM layer of the backbone for ExCon/EDDA (dotted name; None = the
-            model's default, its last stage).
+        cam_layer: the backbone's CAM layer (dotted name), which ExCon/EDDA train with and
+            ``explainaug evaluate`` explains with, for every method; None = the model's
+            default, its last stage, or the last layer with a spatial map where the last stage
+            pools the images to 1x1.
         occlusion_ratio: fraction of pixels EDDA and its random-occlusion control occlude.
         salient_target: EDDA's target for views whose salient pixels are occluded (their
             confidence should drop): ``uniform`` (maximum entropy), ``smooth`` (a smoothed
