@@ -117,3 +117,39 @@ def test_randomization_y_is_target() -> None:
     with pytest.warns(DeprecationWarning, match="y= is deprecated, use target="):
         old = data_randomization(model, model, Saliency, x, y=target, **options)
     assert old == new
+
+
+MOVED = [  # (old module, name, where it lives now)
+    ("explainaug.experiment", "METHODS", "explainaug.catalog"),
+    ("explainaug.experiment", "CONTROL_TARGETS", "explainaug.catalog"),
+    ("explainaug.experiment", "add_experiment_arguments", "explainaug.settings"),
+    ("explainaug.experiment", "experiment_from_args", "explainaug.settings"),
+    ("explainaug.experiment", "field_help", "explainaug.settings"),
+    ("explainaug.experiment", "ARGUMENT_HELP", "explainaug.settings"),
+    ("explainaug.explain.registry", "LAYER_EXPLAINERS", "explainaug.catalog"),
+    ("explainaug.explain.registry", "SIGNED_OPTIONS", "explainaug.catalog"),
+    ("explainaug.data.registry", "DatasetEntry", "explainaug.catalog"),
+    ("explainaug.models.registry", "LIBRARIES", "explainaug.catalog"),
+]
+
+
+@pytest.mark.parametrize(("old", "name", "new"), MOVED)
+def test_names_moved_to_the_catalog_and_settings_still_import(old, name, new) -> None:
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=rf"{old}\.{name} is deprecated, use {new}\.{name}"):
+        value = getattr(importlib.import_module(old), name)
+    assert value is getattr(importlib.import_module(new), name)
+    with pytest.raises(AttributeError, match="has no attribute 'nonexistent'"):
+        importlib.import_module(old).nonexistent  # noqa: B018
+
+
+def test_the_explainer_table_of_factories_still_builds() -> None:
+    from explainaug.explain import GradCAM, registry
+
+    with pytest.warns(
+        DeprecationWarning, match="EXPLAINERS is deprecated, use .*explainer_factory"
+    ):
+        table = registry.EXPLAINERS
+    assert table["gradcam"] is GradCAM
+    assert isinstance(table["smoothgrad"](SmallCNN(num_classes=3, width=4)), SmoothGrad)

@@ -3,7 +3,8 @@
 A function or class whose keyword arguments were renamed is wrapped in ``renamed_kwargs``: the
 signature shows only the new names, and a caller using an old one gets a ``DeprecationWarning``.
 A renamed class or function stays importable through the module's ``__getattr__`` and
-``deprecated_attribute``; a moved module stays importable through ``moved_module``.
+``deprecated_attribute``; a moved module through ``moved_module``, moved names through
+``moved_names``.
 """
 
 from __future__ import annotations
@@ -97,15 +98,34 @@ def moved_module(old: str, new: str) -> Callable[[str], Any]:
         ...     moved_module("old.path", "math")("pi") > 3
         True
     """
+    return lambda name: _moved(old, name, new, "the old module")
+
+
+def moved_names(old: str, moved: dict[str, str]) -> Callable[[str], Any]:
+    """The ``__getattr__`` of module ``old`` some of whose names moved: ``moved`` maps each to
+    the module it lives in now; it resolves there, with a ``DeprecationWarning``.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     moved_names("old.path", {"pi": "math"})("pi") > 3
+        True
+    """
 
     def getattr_(name: str) -> Any:
-        value = getattr(importlib.import_module(new), name)
-        warnings.warn(
-            f"{old}.{name} is deprecated, use {new}.{name} (the old module goes in the next "
-            "release)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return value
+        if name not in moved:
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        return _moved(old, name, moved[name], "the old name")
 
     return getattr_
+
+
+def _moved(old: str, name: str, new: str, what: str) -> Any:
+    value = getattr(importlib.import_module(new), name)
+    warnings.warn(
+        f"{old}.{name} is deprecated, use {new}.{name} ({what} goes in the next release)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return value

@@ -1,7 +1,8 @@
 """Datasets by name, from ``catalog.DATASETS``: shared by the CLI, the recipes, the demo and
 ``evaluate``.
 
-A name maps to a :class:`~explainaug.catalog.DatasetEntry` whose ``load(split, options)`` returns the ``"train"`` or
+A name maps to a :class:`~explainaug.catalog.DatasetEntry` naming its loader (one of the
+``load_*`` functions below), whose ``load(split, **options)`` returns the ``"train"`` or
 ``"test"`` split. Options every loader understands (each uses what it needs): ``root`` (data
 folder), ``size`` (image side), ``seed``, ``train_size`` (synthetic sets), ``download``,
 ``device`` (where the data will live, for the in-memory or on-disk choice), ``cue_correlation``
@@ -21,6 +22,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from explainaug._deprecation import moved_names
 from explainaug.catalog import DATASETS, dataset_names, resolve
 from explainaug.data.cifar import cifar100
 from explainaug.data.digits import digits
@@ -31,6 +33,7 @@ from explainaug.data.tiny_imagenet import tiny_imagenet
 __all__ = ["SPLITS", "dataset_names", "load_dataset"]
 
 SPLITS = ("train", "test")
+__getattr__ = moved_names(__name__, {"DatasetEntry": "explainaug.catalog"})
 
 # The loaders ``catalog.DATASETS`` names: each takes every option of ``load_dataset`` and uses
 # what it needs.

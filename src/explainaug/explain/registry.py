@@ -18,7 +18,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from explainaug.catalog import EXPLAINERS, explainer_names, resolve
+from explainaug import catalog
+from explainaug._deprecation import deprecated_attribute, moved_names
+from explainaug.catalog import explainer_names, resolve
 from explainaug.explain._base import Explainer
 from explainaug.explain.gradient import Saliency
 from explainaug.explain.smoothgrad import SmoothGrad
@@ -58,9 +60,11 @@ def explainer_factory(name: str) -> ExplainerFactory:
     """
     if not isinstance(name, str):
         raise TypeError(f"explainer name must be a string, got {type(name).__name__}")
-    reference = EXPLAINERS.get(name.lower())
+    reference = catalog.EXPLAINERS.get(name.lower())
     if reference is None:
-        raise ValueError(f"unknown explainer {name!r}; choose one of {', '.join(EXPLAINERS)}")
+        raise ValueError(
+            f"unknown explainer {name!r}; choose one of {', '.join(explainer_names())}"
+        )
     return resolve(reference)
 
 
@@ -81,3 +85,11 @@ def build_explainer(name: str, model: nn.Module, **options: object) -> Explainer
         False
     """
     return explainer_factory(name)(model, **options)
+
+
+def __getattr__(name: str) -> object:
+    if name == "EXPLAINERS":  # its factories now resolve by name, when built
+        factories = {key: explainer_factory(key) for key in catalog.EXPLAINERS}
+        return deprecated_attribute(__name__, name, {name: ("explainer_factory", factories)})
+    moved = {"LAYER_EXPLAINERS": "explainaug.catalog", "SIGNED_OPTIONS": "explainaug.catalog"}
+    return moved_names(__name__, moved)(name)
