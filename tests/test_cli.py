@@ -350,7 +350,7 @@ def test_evaluate_uses_the_runs_explainer_and_signed_gradients(tmp_path, capsys)
     argv = ["evaluate", str(run_dir), "--evaluators", "faithfulness", "--explainer", "gradcam"]
     assert main(argv + common) == 0
     results = json.loads((out / "report.json").read_text())
-    assert results["settings"]["explainer"] == {"name": "gradcam"}
+    assert results["settings"]["explainer"] == {"name": "gradcam", "layer": "encoder.block2"}
     expected = faithfulness(model, GradCAM(model, layer="encoder.block2"), loader)
     own = got
     got = results["models"]["excon"]["faithfulness"]
@@ -711,6 +711,17 @@ def test_a_batch_larger_than_the_training_set(tmp_path, capsys) -> None:
     line = one_line_error(capsys, argv)
     assert "batch_size=64 is larger than the 16 images of the dataset" in line
     assert "drop_last" not in line
+
+
+def test_the_report_names_the_layer_a_default_resolves_to(trained_run, tmp_path) -> None:
+    """A run on the model's default CAM layer records None; the report names the layer used."""
+    assert json.loads((trained_run / "run.json").read_text())["explainer"]["layer"] is None
+    out = tmp_path / "report"
+    argv = ["evaluate", str(trained_run), "--evaluators", "faithfulness", "--device", "cpu"]
+    assert main(argv + ["--out", str(out), "--no-progress"]) == 0
+    settings = json.loads((out / "report.json").read_text())["settings"]["explainer"]
+    assert settings == {"name": "gradcam", "layer": "block3", "relu": True}
+    assert "'layer': 'block3'" in (out / "report.md").read_text()
 
 
 def test_a_start_that_failed_does_not_block_the_retry(tmp_path, capsys) -> None:

@@ -234,6 +234,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     # By default the run's own explainer: its layer and ReLU as it trained. Named explainers
     # keep their own defaults (Grad-CAM with ReLU) on the run's CAM layer.
     options = explainer_options(experiment) if args.explainer is None else {}
+    if isinstance(explainer, str):  # the report names the CAM layer a default resolves to
+        options = _with_resolved_layer(explainer, options, model, test_set[0][0][None].to(device))
     shortcut_loaders = tuple(
         DeviceLoader(cued, 256, shuffle=False, device=device, cue_masks=True) for cued in cued_sets
     )
@@ -256,6 +258,21 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"explainaug evaluate: error: {error}\n")
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
     return 0
+
+
+def _with_resolved_layer(
+    name: str, options: dict[str, object], model: nn.Module, image: torch.Tensor
+) -> dict[str, object]:
+    """``options`` with ``layer`` set to the CAM layer explainer ``name`` uses on ``image``
+    (the model's default, checked by the explainer's probe) when none is given."""
+    from explainaug.catalog import LAYER_EXPLAINERS
+    from explainaug.explain import build_explainer
+
+    if name.lower() not in LAYER_EXPLAINERS or options.get("layer") is not None:
+        return options
+    explainer = build_explainer(name, model, **options)
+    explainer(image)
+    return {**options, "layer": explainer.layer_name}
 
 
 def _attack_budgets(eps: Sequence[float]) -> list[float]:
