@@ -614,7 +614,7 @@ def test_help_and_version_do_not_import_torch(command) -> None:
     ("option", "message"),
     [
         (["--lr", "inf"], "lr must be a finite number > 0, got inf"),
-        (["--weight-decay", "nan"], "weight_decay must be a finite number >= 0, got nan"),
+        (["--weight-decay", "nan"], "--weight-decay must be a finite number >= 0, got nan"),
         (["--seed", "-1"], "seed must lie in [0, 2**32 - 1], got -1"),
         (["--lr", "1e30"], "the training loss became nan"),  # diverges: one line, no traceback
     ],
@@ -709,7 +709,7 @@ def test_evaluate_unknown_corruption_lists_the_names(trained_run, capsys) -> Non
 def test_a_batch_larger_than_the_training_set(tmp_path, capsys) -> None:
     argv = TRAIN + ["--batch-size", "64", "--out", str(tmp_path / "run")]  # 16 training images
     line = one_line_error(capsys, argv)
-    assert "batch_size=64 is larger than the 16 images of the dataset" in line
+    assert "--batch-size=64 is larger than the 16 images of the dataset" in line
     assert "drop_last" not in line
 
 
@@ -752,3 +752,14 @@ def test_an_unknown_cam_layer_is_refused_before_training_for_every_method(tmp_pa
     argv = TRAIN + ["--out", str(tmp_path / "run"), "--method", "ce", "--cam-layer", "nope"]
     assert "unknown layer 'nope'" in one_line_error(capsys, argv)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--explain-warmup-epochs", "50"], "--explain-warmup-epochs must be an int in [0, 1]"),
+        (["--view-min-scale", "0"], "--view-min-scale must lie in (0, 1], got 0.0"),
+    ],
+)
+def test_errors_name_the_flag_not_the_python_field(option, message, tmp_path, capsys) -> None:
+    assert message in one_line_error(capsys, TRAIN + ["--out", str(tmp_path / "run"), *option])

@@ -53,11 +53,11 @@ def test_train_on_cued_shapes_then_evaluate_the_shortcut(tmp_path, capsys) -> No
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--cue-correlation", "1.5"], "cue_correlation must lie in [0, 1], got 1.5"),
-        (["--cue-correlation", "-0.5"], "cue_correlation must lie in [0, 1], got -0.5"),
+        (["--cue-correlation", "1.5"], "--cue-correlation must lie in [0, 1], got 1.5"),
+        (["--cue-correlation", "-0.5"], "--cue-correlation must lie in [0, 1], got -0.5"),
         (
             ["--dataset", "digits", "--cue-correlation", "0.5"],
-            "cue_correlation needs the shapes dataset, got dataset 'digits'",
+            "--cue-correlation needs the shapes dataset, got dataset 'digits'",
         ),
     ],
 )

@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import re
@@ -85,7 +86,7 @@ def train_main(
     except (FileNotFoundError, ValueError, FloatingPointError, ImportError) as error:
         # FloatingPointError: the loss diverged, from settings such as --lr 1e30; ImportError:
         # an optional extra (timm, tensorboard) is missing, the message says how to install it
-        parser.exit(2, f"{prog}: error: {error}\n")
+        parser.exit(2, f"{prog}: error: {in_flags(str(error))}\n")
     if result.interrupted:
         if rank() == 0:
             print(f"interrupted: checkpoint in {args.out}; resume with --resume auto")
@@ -333,6 +334,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         if action.help and "(default:" in action.help:
             return action.help
         return super()._get_help_string(action)
+
+
+def in_flags(message: str) -> str:
+    """``message`` with each ``Experiment`` field of two or more words (``batch_size``) written as
+    its command-line flag (``--batch-size``); one-word names are the flags' own words already.
+
+    Example:
+        >>> in_flags("explain_warmup_epochs must be an int in [0, 1], got 50")
+        '--explain-warmup-epochs must be an int in [0, 1], got 50'
+    """
+    from explainaug.settings import Experiment, field_flag
+
+    names = [field.name for field in dataclasses.fields(Experiment) if "_" in field.name]
+    pattern = r"(?<![\w.-])(" + "|".join(names) + r")\b"
+    return re.sub(pattern, lambda match: field_flag(match[1]), message)
 
 
 def plain_text(docstring: str, width: int = 79) -> str:
