@@ -83,7 +83,8 @@ def train_main(
             progress=not args.no_progress,
             overwrite=args.overwrite,
         )
-    except (FileNotFoundError, ValueError, FloatingPointError, ImportError) as error:
+    except (FileNotFoundError, ValueError, TypeError, FloatingPointError, ImportError) as error:
+        # TypeError: a model or data of an unexpected kind (a model with several outputs);
         # FloatingPointError: the loss diverged, from settings such as --lr 1e30; ImportError:
         # an optional extra (timm, tensorboard) is missing, the message says how to install it
         parser.exit(2, f"{prog}: error: {in_flags(str(error))}\n")

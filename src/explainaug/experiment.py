@@ -156,12 +156,24 @@ def build_model(
         mean=mean,
         std=std,
         weights=experiment.weights,
+        output=model_output(experiment),
         contrastive=experiment.contrastive,
     )
     if experiment.cam_layer is not None:  # the run's CAM layer, in training and evaluation
         model.default_cam_layer = qualify_layer(model, experiment.cam_layer)
         resolve_layer(model, model.default_cam_layer)  # an unknown name fails now, not later
     return model
+
+
+def model_output(experiment: Experiment) -> int | str | None:
+    """``experiment.model_output`` as ``build_model`` takes it: digits as an index, else a key.
+
+    Example:
+        >>> model_output(Experiment(model_output="0")), model_output(Experiment(model_output="logits"))
+        (0, 'logits')
+    """
+    value = experiment.model_output
+    return int(value) if value is not None and value.isdigit() else value
 
 
 def trains_background(experiment: Experiment) -> bool:

@@ -50,6 +50,8 @@ class Experiment:
         model: ``small-cnn``, ``resnet18``, ``resnet50``, ``torchvision:NAME`` or
             ``timm:NAME`` (randomly initialised, or from ``weights``).
         weights: a local state dict for a ``torchvision:``/``timm:`` model (any head size).
+        model_output: for a library model that returns several outputs (a tuple or dict, as
+            GoogLeNet in train mode), the index (``0``) or key of its logits.
         width: channels of the model's first stage (64 for the papers' ResNets).
         epochs: training epochs.
         batch_size: images per optimisation step, the global batch: under ``torchrun`` each of
@@ -133,6 +135,7 @@ class Experiment:
     download: bool = False
     model: str = "small-cnn"
     weights: str | None = None
+    model_output: str | None = None
     width: int = 16
     epochs: int = 10
     batch_size: int = 128

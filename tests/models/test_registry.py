@@ -122,3 +122,25 @@ def test_excon_wraps_a_plain_classifier_and_takes_its_cam_layer_name() -> None:
 def test_unknown_names(name, message) -> None:
     with pytest.raises(ValueError, match=message):
         build_model(name, 2)
+
+
+def test_output_selects_only_from_a_tuple_never_from_the_logits_themselves():
+    """GoogLeNet returns (logits, aux2, aux1) in train mode but the logits alone in eval mode:
+    output=0 must not pick the first image's row there."""
+    model = adapt(torchvision.models.googlenet(num_classes=3, init_weights=False), output=0)
+    x = torch.rand(2, 3, 64, 64)
+    assert model.train()(x).shape == (2, 3)
+    assert model.eval()(x).shape == (2, 3)
+
+
+@pytest.mark.filterwarnings("ignore:The default weight initialization of GoogleNet")
+def test_the_cli_names_the_flag_for_a_model_with_several_outputs(tmp_path, capsys):
+    from explainaug.cli import main
+
+    argv = ["train", "--model", "torchvision:googlenet", "--train-size", "16", "--epochs", "1"]
+    argv += ["--batch-size", "8", "--device", "cpu", "--no-progress", "--amp", "none"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--model-output" in err[0], err
+    assert main([*argv, "--out", str(tmp_path / "b"), "--model-output", "0"]) == 0

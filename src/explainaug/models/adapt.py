@@ -23,15 +23,15 @@ def _normalize_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...
 
 
 def _select_output(module: nn.Module, args: tuple[Any, ...], output: Any) -> Tensor:
+    if isinstance(output, Tensor):  # the logits (GoogLeNet in eval mode): nothing to select
+        return output
     key = module.output_key
     if key is None:
-        if isinstance(output, Tensor):
-            return output
         kind = type(output).__name__
         hint = f"keys {list(output)}" if isinstance(output, dict) else f"{len(output)} items"
         raise TypeError(
             f"{type(module).__name__} returns a {kind} ({hint}), expected a logits tensor; "
-            f"pass output= (an index or key) to explainaug.models.adapt to select it"
+            f"pass output= (an index or key; --model-output on the command line) to select it"
         )
     try:
         selected = output[key]
