@@ -119,8 +119,11 @@ class StopAfter:
             yield batch
 
 
-def resumable_run(out_dir: Path, stop_after: int | None = None) -> dict[str, Tensor]:
-    """ExCon with random views (the RNG matters) for 2 epochs of 3 steps over 24 images."""
+def resumable_run(
+    out_dir: Path, stop_after: int | None = None
+) -> tuple[dict[str, Tensor], list[dict]]:
+    """ExCon with random views (the RNG matters) for 2 epochs of 3 steps over 24 images: the
+    trained weights and the epoch records."""
     with torch.random.fork_rng():  # building seeds the RNG; a resumed run must not need that
         model, method = build("excon", views=supcon_views(8))
     generator = torch.Generator().manual_seed(2)
@@ -146,9 +149,9 @@ def resumable_run(out_dir: Path, stop_after: int | None = None) -> dict[str, Ten
     if stop_after is not None:
         loader = StopAfter(loader, stop_after)
         loader.trainer = trainer
-    trainer.fit(loader)
+    history = trainer.fit(loader)
     assert trainer.interrupted == (stop_after is not None)
-    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}, history
 
 
 def main(out: Path) -> None:
@@ -174,11 +177,13 @@ def main(out: Path) -> None:
     for kind in KINDS:
         results[kind] = fit(kind, shard(batches(), rank))
 
-    results["uninterrupted"] = resumable_run(out / "uninterrupted")
+    results["uninterrupted"], results["uninterrupted_history"] = resumable_run(
+        out / "uninterrupted"
+    )
     resumed = out / "resumed"
     resumable_run(resumed, stop_after=4)  # in the second epoch
     torch.manual_seed(1234)  # as a fresh process: only the checkpoint holds the RNG states
-    results["resumed"] = resumable_run(resumed)
+    results["resumed"], results["resumed_history"] = resumable_run(resumed)
     torch.save(results, out / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 

@@ -89,6 +89,14 @@ def test_a_run_resumed_under_torchrun_equals_the_uninterrupted_run(ranks) -> Non
             assert not torch.equal(value, initial[key]), key
             torch.testing.assert_close(rank["resumed"][key], value, rtol=0, atol=0, msg=key)
             torch.testing.assert_close(ranks[0]["uninterrupted"][key], value, rtol=0, atol=0)
+    # the epoch it resumed in logs the metrics of every process's steps, as uninterrupted
+    for rank in ranks:
+        assert len(rank["resumed_history"]) == 2
+        for resumed, whole in zip(
+            rank["resumed_history"], rank["uninterrupted_history"], strict=True
+        ):
+            for key in ("loss", "contrastive_loss", "masked_kept"):
+                assert resumed.get(key) == whole.get(key), (resumed["epoch"], key)
 
 
 def test_batch_size_is_the_global_batch_split_evenly() -> None:

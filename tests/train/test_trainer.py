@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from explainaug.augment import supcon_views
+from explainaug.models import SmallCNN
 from explainaug.train import CrossEntropy, Method, RandomOcclusionControl, SupCon, Trainer
 
 
@@ -309,3 +310,33 @@ def test_evaluate_restores_each_module_mode(make_cnn, make_loader):
     Trainer(model, CrossEntropy(), epochs=1, progress=False).evaluate(make_loader())
     assert model.training and not model.block1.training
     assert all(module.training for module in model.block2.modules())
+
+
+def test_a_checkpoint_with_the_former_single_sums_still_resumes(tmp_path) -> None:
+    """Checkpoints written before the per-process metric sums hold one dict: still resumable."""
+    from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
+
+    def trainer(resume=None):
+        torch.manual_seed(0)
+        model = SmallCNN(num_classes=2, width=4)
+        return Trainer(
+            model,
+            CrossEntropy(),
+            epochs=2,
+            out_dir=tmp_path,
+            resume=resume,
+            progress=False,
+            device="cpu",
+            amp=None,
+        )
+
+    batches = [(torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]))] * 2
+    trainer().fit(batches)
+    path = tmp_path / "checkpoint.pt"
+    state = load_checkpoint(path)
+    assert isinstance(state["sums"], list) and len(state["sums"]) == 1
+    state.update(sums=state["sums"][0], counts=state["counts"][0], epoch=1, step_in_epoch=1)
+    state["history"] = state["history"][:1]  # as if stopped one step into epoch 2
+    save_checkpoint(state, path)
+    history = trainer(resume="auto").fit(batches)
+    assert [record["epoch"] for record in history] == [1, 2]

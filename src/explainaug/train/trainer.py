@@ -520,6 +520,9 @@ class Trainer:
         rng = capture_rng_state(self.device)
         rng_all = gather_objects(_to_cpu(rng), self.context)
         epoch_rng_all = gather_objects(_to_cpu(epoch_rng or rng), self.context)
+        # each process's partial metric sums of the epoch (all-reduced at its end)
+        sums_all = gather_objects(_to_cpu({k: v.detach() for k, v in sums.items()}), self.context)
+        counts_all = gather_objects(dict(counts), self.context)
         if self.checkpoint_path is None or not self.context.is_main:
             return
         state = {
@@ -533,8 +536,8 @@ class Trainer:
             "rng": rng_all,
             "epoch_rng": epoch_rng_all,
             "history": history,
-            "sums": {key: value.detach().cpu() for key, value in sums.items()},
-            "counts": dict(counts),
+            "sums": sums_all,
+            "counts": counts_all,
             "elapsed": elapsed,
         }
         save_checkpoint(state, self.checkpoint_path)
@@ -567,6 +570,9 @@ class Trainer:
                 f"the same number (got {self.context.world_size}) to reproduce the run"
             )
         restore_rng_state(state["rng"][rank], self.device)
+        sums, counts = state["sums"], state["counts"]
+        if isinstance(sums, dict):  # written before the per-process sums: one process's
+            sums, counts = [sums] * len(state["rng"]), [counts] * len(state["rng"])
         return ResumePosition(
             epoch=state["epoch"],
             step_in_epoch=state["step_in_epoch"],
@@ -574,8 +580,8 @@ class Trainer:
             history=list(state["history"]),
             rng=state["rng"][rank],
             epoch_rng=state["epoch_rng"][rank],
-            sums={key: value.to(self.device) for key, value in state["sums"].items()},
-            counts=dict(state["counts"]),
+            sums={key: value.to(self.device) for key, value in sums[rank].items()},
+            counts=dict(counts[rank]),
             elapsed=float(state["elapsed"]),
         )
 
