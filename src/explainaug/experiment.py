@@ -254,7 +254,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
         mean = model_mean(model)
         return EDDA(
             explainer=_explainer(experiment, model),
-            loss=EDDALoss(salient_target=experiment.salient_target),
+            loss=EDDALoss(salient_target=experiment.salient_target, check_values=False),
             salient=SaliencyOcclusion(
                 "salient", ratio=ratio, fill="mean", mean=mean, check_values=False
             ),
@@ -268,7 +268,7 @@ def build_method(experiment: Experiment, model: nn.Module, image_size: int) -> M
     return RandomOcclusionControl(
         salient_ratio=ratio,
         nonsalient_ratio=ratio,
-        loss=EDDALoss(salient_target=control_target),
+        loss=EDDALoss(salient_target=control_target, check_values=False),
         warmup_epochs=experiment.explain_warmup_epochs,
         augment=augment,
     )

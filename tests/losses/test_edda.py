@@ -102,3 +102,16 @@ def test_bad_shapes_and_labels() -> None:
         loss_fn(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match=r"labels must have shape \[2\]"):
         loss_fn(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0]))
+
+
+def test_background_target_refuses_a_label_in_the_background_column() -> None:
+    """K-column logits given to the background target: the last real class would silently be
+    the background. With check_values (the default) a label there is refused."""
+    logits = torch.zeros(2, 4)
+    labels = torch.tensor([0, 3])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\].*background class"):
+        EDDALoss(salient_target="background")(logits, logits, logits, labels)
+    EDDALoss(salient_target="background")(logits, logits, logits, torch.tensor([0, 2]))
+    EDDALoss(salient_target="background", check_values=False)(logits, logits, logits, labels)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\]"):
+        EDDALoss()(logits, logits, logits, torch.tensor([0, 4]))

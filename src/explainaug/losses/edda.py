@@ -7,7 +7,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explainaug._deprecation import renamed_kwargs
-from explainaug._validation import check_fraction, check_interval, check_nonnegative, check_tensor
+from explainaug._validation import (
+    check_fraction,
+    check_interval,
+    check_labels,
+    check_nonnegative,
+    check_tensor,
+)
 from explainaug.catalog import SALIENT_TARGETS
 
 
@@ -37,6 +43,8 @@ class EDDALoss(nn.Module):
             ``cross_entropy(label_smoothing=)`` meaning).
         epsilon: deprecated name of ``label_smoothing`` (warns).
         margin: confidence margin for ``"hinge"``, in [0, 1].
+        check_values: check on every call that labels lie in ``[0, K)`` (a host sync); the
+            training methods turn it off (their labels are checked on the first batch).
 
     Shape:
         three logits tensors ``[B, K]`` (``[B, K + 1]`` for ``"background"``) and labels ``[B]``.
@@ -55,8 +63,10 @@ class EDDALoss(nn.Module):
         salient_target: str = "uniform",
         label_smoothing: float = 0.5,
         margin: float = 0.1,
+        check_values: bool = True,
     ) -> None:
         super().__init__()
+        self.check_values = bool(check_values)
         if salient_target not in SALIENT_TARGETS:
             raise ValueError(
                 f"salient_target must be one of {SALIENT_TARGETS}, got {salient_target!r}"
@@ -151,6 +161,16 @@ class EDDALoss(nn.Module):
             )
         if self.salient_target == "background" and clean.shape[1] < 2:
             raise ValueError("salient_target='background' needs logits with K + 1 >= 2 columns")
+        if self.check_values:  # one host sync
+            background = self.salient_target == "background"
+            try:
+                check_labels(labels, clean.shape[0], clean.shape[1] - background)
+            except ValueError as error:
+                note = (
+                    f" (salient_target='background': the last of the {clean.shape[1]} logit "
+                    "columns is the background class, not a label)"
+                )
+                raise ValueError(f"{error}{note if background else ''}") from None
 
     def extra_repr(self) -> str:
         return (

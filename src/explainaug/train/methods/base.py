@@ -189,7 +189,7 @@ class OcclusionAlignment(Method):
     feeds ``loss(clean, nonsalient, salient, y)``.
 
     Args:
-        loss: an ``EDDALoss``-like module; None builds ``EDDALoss()``.
+        loss: an ``EDDALoss``-like module; None builds ``EDDALoss(check_values=False)``.
         warmup_epochs: epochs of plain cross-entropy first (early saliency is noise).
         augment: optional batched augmentation of the images (e.g. crop and flip) applied
             before anything else; explanations and occlusions are of the augmented images.
@@ -202,7 +202,7 @@ class OcclusionAlignment(Method):
         augment: BatchAugment | None = None,
     ) -> None:
         check_count(warmup_epochs, "warmup_epochs", minimum=0)
-        self.loss = EDDALoss() if loss is None else loss
+        self.loss = EDDALoss(check_values=False) if loss is None else loss
         self.warmup_epochs = warmup_epochs
         self.augment = augment
 

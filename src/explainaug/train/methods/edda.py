@@ -28,7 +28,8 @@ class EDDA(OcclusionAlignment):
         salient: occlusion of the salient region; None builds
             ``SaliencyOcclusion("salient", ratio=0.2, fill="mean", mean=<model's input mean>)``.
         nonsalient: occlusion of the non-salient region; None: as ``salient``, "nonsalient".
-        loss: an ``EDDALoss``; None builds ``EDDALoss()`` (uniform target on salient occlusion).
+        loss: an ``EDDALoss``; None builds ``EDDALoss(check_values=False)`` (uniform target on
+            salient occlusion).
         warmup_epochs: epochs of plain cross-entropy before occlusions start (the ExCon
             precedent is a quarter of the run).
         augment: optional batched augmentation applied to each batch first (crop, flip).
