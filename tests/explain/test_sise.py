@@ -334,3 +334,14 @@ def test_cuda_matches_cpu(cnn: nn.Module, images: Tensor, labels: Tensor) -> Non
         finally:
             cnn.cpu()
         torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-3)
+
+
+def test_automatic_layers_are_found_on_a_model_in_train_mode() -> None:
+    """The layer probe feeds one image: BatchNorm in train mode refused its 1x1 maps."""
+    import torchvision
+
+    from explainaug.explain import SISE
+
+    model = torchvision.models.resnet18(num_classes=5).train()
+    maps = SISE(model, internal_batch_size=8)(torch.rand(2, 3, 32, 32), torch.tensor([0, 1]))
+    assert maps.shape == (2, 1, 32, 32) and model.training

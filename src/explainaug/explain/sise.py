@@ -24,7 +24,7 @@ from contextlib import ExitStack
 import torch
 from torch import Tensor, nn
 
-from explainaug._shared import minmax_normalize, upsample
+from explainaug._shared import eval_mode, minmax_normalize, upsample
 from explainaug._validation import check_count
 from explainaug.explain._base import (
     Explainer,
@@ -46,8 +46,8 @@ OTSU_BINS = 256
 def block_output_layers(model: nn.Module, example: Tensor) -> list[str]:
     """The layers SISE explains by default: the last layer of every convolutional block.
 
-    One forward pass of ``example`` (no gradient, model state preserved) records the output shape
-    of every module. The search starts at the model's top-level children; when a single child
+    One forward pass of ``example`` (no gradient, eval mode, model state preserved) records the
+    output shape of every module. The search starts at the model's top-level children; when a single child
     container holds all spatial layers and its siblings with spatial outputs have no parameters
     (e.g. ``ContrastiveModel.encoder``, torchvision VGG's ``features``), it descends into that
     child. Among the children, in forward order and starting from the first one with parameters
@@ -90,8 +90,8 @@ def block_output_layers(model: nn.Module, example: Tensor) -> list[str]:
         for module in model.modules():
             if module is not model:
                 stack.callback(module.register_forward_hook(record).remove)
-        with preserved_model_state(model), torch.no_grad():
-            model(example)
+        with preserved_model_state(model), eval_mode(model), torch.no_grad():
+            model(example)  # eval mode: BatchNorm takes the one example image
 
     def is_spatial(module: nn.Module) -> bool:
         return spatial_size.get(module, 0) > 1
