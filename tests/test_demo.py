@@ -86,3 +86,22 @@ def test_every_paired_comparison_names_a_method() -> None:
     from explainaug.demo import PAIRS
 
     assert {name for pair in PAIRS for name in pair} <= set(METHODS)
+
+
+def test_randomized_spearman_is_best_closest_to_zero_and_directions_are_stated() -> None:
+    """After full randomization a map should not correlate with the trained one either way:
+    -0.200 is no better than 0.137 (a summary bolded the negative value as best)."""
+    from explainaug.demo import summarize, summary_markdown
+
+    def results(last: float) -> dict:
+        return {"randomization": {"similarity": {"spearman_abs": {"mean": [0.9, last]}}}}
+
+    text = summary_markdown(summarize([{"ce": results(-0.2), "edda": results(0.137)}]))
+    assert "randomized Spearman magnitude" in text
+    assert "| ce | 0.200 |" in text and "| edda | **0.137** |" in text
+    assert (
+        "lower is better: " in text
+        and "randomized Spearman magnitude" in text.split("lower is better: ")[1]
+    )
+    tied = summary_markdown(summarize([{"ce": results(0.1), "edda": results(0.1)}]))
+    assert "**" not in tied  # nothing is best when every method has the same value

@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,8 +39,11 @@ from explainaug.experiment import Experiment, load_shortcut_datasets, load_test_
 DEMO_EPS = (1 / 255, 2 / 255, 4 / 255)
 DEMO_SEVERITIES = (1, 3, 5)
 
-# (column label, path into one model's results, higher is better?)
-HEADLINES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+PathStep = str | int | Callable[[Any], Any]
+Headlines = Sequence[tuple[str, tuple[PathStep, ...], bool]]
+
+# (column label, path into one model's results (a callable transforms), higher is better?)
+HEADLINES: Headlines = (
     ("accuracy", ("accuracy", "top1"), True),
     ("ECE", ("calibration", "clean", "ece"), False),
     ("accuracy (corrupted)", ("calibration", "mean", "accuracy"), True),
@@ -55,7 +59,13 @@ HEADLINES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("EBPG", ("localization", "ebpg"), True),
     ("mIoU", ("localization", "miou"), True),
     ("pointing game", ("localization", "pointing_game"), True),
-    ("randomized Spearman", ("randomization", "similarity", "spearman_abs", "mean", -1), False),
+    # after the last randomization step: a rank correlation either way is dependence on the
+    # trained weights, so its size counts (0 = the maps no longer follow the weights)
+    (
+        "randomized Spearman magnitude",
+        ("randomization", "similarity", "spearman_abs", "mean", -1, abs),
+        False,
+    ),
 )
 
 # Paired comparisons the README's reading rests on: each method against its own control.
@@ -68,7 +78,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
 )
 
 SHORTCUT_CUE_CORRELATION = 0.95  # training data of the shortcut table
-SHORTCUT_HEADLINES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+SHORTCUT_HEADLINES: Headlines = (
     ("accuracy (aligned)", ("shortcut", "aligned", "accuracy"), True),
     ("accuracy (conflicting)", ("shortcut", "conflicting", "accuracy"), True),
     ("gap", ("shortcut", "gap"), False),
@@ -77,7 +87,6 @@ SHORTCUT_HEADLINES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("object share (aligned)", ("shortcut", "aligned", "object_share"), True),
     ("object share (conflicting)", ("shortcut", "conflicting", "object_share"), True),
 )
-Headlines = Sequence[tuple[str, tuple[str | int, ...], bool]]
 CONTRASTIVE_LR = 0.035  # = 0.05 / 1.43: the step size of lr 0.05 at loss scale 1 (see below)
 
 
@@ -119,17 +128,18 @@ def demo_experiment(
     ).validate()
 
 
-def headline(results: Mapping, path: Sequence[str | int]) -> float | None:
-    """Follow ``path`` into nested results; None where a part is missing.
+def headline(results: Mapping, path: Sequence[PathStep]) -> float | None:
+    """Follow ``path`` into nested results (a callable step transforms the value reached); None
+    where a part is missing.
 
     Example:
-        >>> headline({"a": {"b": [1.0, 2.0]}}, ("a", "b", -1))
-        2.0
+        >>> headline({"a": {"b": [1.0, -2.0]}}, ("a", "b", -1)), headline({"a": -2}, ("a", abs))
+        (-2.0, 2.0)
     """
     value: object = results
     for key in path:
         try:
-            value = value[key]  # type: ignore[index]
+            value = key(value) if callable(key) else value[key]  # type: ignore[index]
         except (KeyError, IndexError, TypeError):
             return None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -166,8 +176,9 @@ def summary_markdown(
     """The comparison table: one row per method, mean ± std over seeds, best value in bold.
 
     Example:
-        >>> text = summary_markdown({"ce": {"accuracy": {"mean": 0.9, "std": 0.0, "seeds": 1}}})
-        >>> "| ce | **0.900** |" in text
+        >>> rows = {name: {"accuracy": {"mean": v, "std": 0.0, "seeds": 1}} for name, v in
+        ...         [("ce", 0.9), ("edda", 0.8)]}
+        >>> "| ce | **0.900** |" in summary_markdown(rows)
         True
     """
     labels = [
@@ -177,7 +188,8 @@ def summary_markdown(
     best = {}
     for label in labels:
         means = [cols[label]["mean"] for cols in summary.values() if label in cols]
-        best[label] = max(means) if better[label] else min(means)
+        if len(set(means)) > 1:  # nothing is best where every method has the same value
+            best[label] = max(means) if better[label] else min(means)
     lines = ["| method | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     for name, columns in summary.items():
         cells = []
@@ -187,8 +199,14 @@ def summary_markdown(
                 continue
             mean, std, seeds = (columns[label][k] for k in ("mean", "std", "seeds"))
             text = f"{mean:.3f}" + (f" ± {std:.3f}" if seeds > 1 else "")
-            cells.append(f"**{text}**" if mean == best[label] else text)
+            cells.append(f"**{text}**" if mean == best.get(label) else text)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    higher = ", ".join(label for label in labels if better[label])
+    lower = ", ".join(label for label in labels if not better[label])
+    lines += [
+        "",
+        f"Bold: the best mean; higher is better: {higher or '-'}; lower is better: {lower or '-'}.",
+    ]
     return "\n".join(lines)
 
 
