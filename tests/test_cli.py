@@ -763,3 +763,21 @@ def test_an_unknown_cam_layer_is_refused_before_training_for_every_method(tmp_pa
 )
 def test_errors_name_the_flag_not_the_python_field(option, message, tmp_path, capsys) -> None:
     assert message in one_line_error(capsys, TRAIN + ["--out", str(tmp_path / "run"), *option])
+
+
+def test_cifar_download_problems_are_one_line(tmp_path, capsys, monkeypatch) -> None:
+    """No network (--download) and a corrupt archive: one line each, naming the fix."""
+    import urllib.error
+
+    import explainaug.data.cifar as cifar
+
+    class Offline:
+        def __init__(self, *args, **kwargs):
+            raise urllib.error.URLError("Name or service not known")
+
+    argv = ["train", "--dataset", "cifar100", "--data", str(tmp_path), "--device", "cpu"]
+    missing = one_line_error(capsys, argv + ["--out", str(tmp_path / "a")])
+    assert "pass --download (download=True)" in missing and "--data" in missing
+    monkeypatch.setattr(cifar, "CIFAR100", type("CIFAR100", (Offline, cifar.CIFAR100), {}))
+    line = one_line_error(capsys, argv + ["--download", "--out", str(tmp_path / "b")])
+    assert "could not download CIFAR-100" in line and "Name or service not known" in line

@@ -34,7 +34,7 @@ def test_cifar100_errors_name_the_folder_and_the_fix(cifar_root, tmp_path):
         cifar100(tmp_path / "elsewhere")
     assert "elsewhere" in str(error.value)
     (tmp_path / "cifar-100-python" / "test").write_bytes(b"truncated")
-    with pytest.raises(RuntimeError, match="md5"):
+    with pytest.raises(ValueError, match="md5"):
         cifar100(tmp_path, train=False)
 
 

@@ -26,8 +26,9 @@ def cifar100(root: str | Path, train: bool = True, download: bool = False) -> Im
         download: download and extract the archive into ``root`` first (needs internet).
 
     Raises:
-        FileNotFoundError: the files are missing and ``download`` is False.
-        RuntimeError: the files exist but fail torchvision's md5 check.
+        FileNotFoundError: the files are missing and ``download`` is False, or the download
+            failed.
+        ValueError: the files fail torchvision's md5 check.
 
     Example:
         >>> cifar100("/nonexistent")  # doctest: +ELLIPSIS
@@ -40,17 +41,22 @@ def cifar100(root: str | Path, train: bool = True, download: bool = False) -> Im
     missing = [n for n in (*names, CIFAR100.meta["filename"]) if not (folder / n).is_file()]
     if missing and not download:
         raise FileNotFoundError(
-            f"CIFAR-100 not found in {folder} (missing {', '.join(missing)}); pass "
-            "download=True to download it, or point root at the folder that contains "
-            f"'{CIFAR100.base_folder}'"
+            f"CIFAR-100 not found in {folder} (missing {', '.join(missing)}); pass --download "
+            "(download=True) to download it, or point --data (root) at the folder that "
+            f"contains '{CIFAR100.base_folder}'"
         )
     try:
         data = CIFAR100(str(root), train=train, download=download)
     except RuntimeError as error:
-        raise RuntimeError(
+        raise ValueError(
             f"CIFAR-100 files in {folder} failed torchvision's md5 check "
             f"(corrupted or partial download): {error}"
-        ) from error
+        ) from None
+    except OSError as error:  # no network (urllib's URLError), a refused or broken connection
+        raise FileNotFoundError(
+            f"could not download CIFAR-100 into {root}: {getattr(error, 'reason', error)}; "
+            f"download and extract cifar-100-python.tar.gz there by hand"
+        ) from None
     images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(data.targets, dtype=torch.long)
     return ImageTensorDataset(
