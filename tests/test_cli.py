@@ -781,3 +781,19 @@ def test_cifar_download_problems_are_one_line(tmp_path, capsys, monkeypatch) -> 
     monkeypatch.setattr(cifar, "CIFAR100", type("CIFAR100", (Offline, cifar.CIFAR100), {}))
     line = one_line_error(capsys, argv + ["--download", "--out", str(tmp_path / "b")])
     assert "could not download CIFAR-100" in line and "Name or service not known" in line
+
+
+def test_an_error_on_a_default_the_user_did_not_give_says_so(tmp_path, capsys) -> None:
+    """A recipe's --epochs 1 meets its 49 warm-up epochs: the user never typed that flag."""
+    from explainaug.cli import train_main
+    from explainaug.settings import Experiment
+
+    argv = TRAIN[1:] + ["--out", str(tmp_path / "run"), "--method", "excon"]
+    with pytest.raises(SystemExit):
+        train_main(argv, Experiment(explain_warmup_epochs=49), prog="recipe")
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("recipe: error: --explain-warmup-epochs must be an int in [0, 1]")
+    assert line.endswith("(--explain-warmup-epochs was not given: 49 is this command's default)")
+    with pytest.raises(SystemExit):
+        train_main(argv + ["--explain-warmup-epochs", "5"], prog="recipe")
+    assert "was not given" not in capsys.readouterr().err

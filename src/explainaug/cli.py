@@ -87,7 +87,8 @@ def train_main(
         # TypeError: a model or data of an unexpected kind (a model with several outputs);
         # FloatingPointError: the loss diverged, from settings such as --lr 1e30; ImportError:
         # an optional extra (timm, tensorboard) is missing, the message says how to install it
-        parser.exit(2, f"{prog}: error: {in_flags(str(error))}\n")
+        message = in_flags(str(error))
+        parser.exit(2, f"{prog}: error: {message}{_defaults_note(message, parser, argv)}\n")
     if result.interrupted:
         if rank() == 0:
             print(f"interrupted: checkpoint in {args.out}; resume with --resume auto")
@@ -335,6 +336,22 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         if action.help and "(default:" in action.help:
             return action.help
         return super()._get_help_string(action)
+
+
+def _defaults_note(
+    message: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> str:
+    """A note on the flags ``message`` names that the command line did not give: their value is
+    this command's default (a recipe's, say), which the user may not know they are using."""
+    given = sys.argv[1:] if argv is None else list(argv)
+    flags = {option: action for action in parser._actions for option in action.option_strings}
+    notes = []
+    for flag in dict.fromkeys(re.findall(r"--[a-z][\w-]*", message)):
+        action = flags.get(flag)
+        if action is None or any(arg == flag or arg.startswith(f"{flag}=") for arg in given):
+            continue
+        notes.append(f"{flag} was not given: {action.default} is this command's default")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def in_flags(message: str) -> str:
