@@ -797,3 +797,17 @@ def test_an_error_on_a_default_the_user_did_not_give_says_so(tmp_path, capsys) -
     with pytest.raises(SystemExit):
         train_main(argv + ["--explain-warmup-epochs", "5"], prog="recipe")
     assert "was not given" not in capsys.readouterr().err
+
+
+def test_none_restores_an_optional_setting_a_recipe_set() -> None:
+    """The CIFAR-100 recipe sets --cam-layer layer2.3.conv3; `--cam-layer none` is the model's
+    default again (as the help's "None = the model's default" says)."""
+    import argparse
+
+    from explainaug.settings import Experiment, add_experiment_arguments, experiment_from_args
+
+    parser = argparse.ArgumentParser()
+    add_experiment_arguments(parser, Experiment(cam_layer="layer2.3.conv3"))
+    for value in ("none", "None", ""):
+        assert experiment_from_args(parser.parse_args(["--cam-layer", value])).cam_layer is None
+    assert experiment_from_args(parser.parse_args([])).cam_layer == "layer2.3.conv3"

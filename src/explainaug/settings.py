@@ -76,8 +76,8 @@ class Experiment:
         explainer: the explainer ExCon/EDDA train with (Grad-CAM, as both papers); any
             explainer name of the package.
         cam_layer: the backbone's CAM layer (dotted name), which ExCon/EDDA train with and
-            ``explainaug evaluate`` explains with, for every method; None = the model's
-            default, its last stage, or the last layer with a spatial map where the last stage
+            ``explainaug evaluate`` explains with, for every method; None (``none`` on the
+            command line) = the model's default, its last stage, or the last layer with a spatial map where the last stage
             pools the images to 1x1.
         occlusion_ratio: fraction of pixels EDDA and its random-occlusion control occlude.
         salient_target: EDDA's target for views whose salient pixels are occluded (their
@@ -302,6 +302,8 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
             )
         else:
             kind = {int: int, float: float}.get(type(default), str)
+            if kind is str and "None" in str(field.type):
+                kind = optional_text  # "none" gives the field's None back (its documented meaning)
             parser.add_argument(
                 flag,
                 default=default,
@@ -309,6 +311,16 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experime
                 choices=choices.get(field.name),
                 help=helps.get(field.name),
             )
+
+
+def optional_text(value: str) -> str | None:
+    """A command-line value of an optional text setting: ``none``, ``None`` or empty is None.
+
+    Example:
+        >>> optional_text("none"), optional_text("layer3")
+        (None, 'layer3')
+    """
+    return None if value in ("", "none", "None") else value
 
 
 def field_flag(name: str) -> str:
