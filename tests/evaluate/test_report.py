@@ -206,3 +206,13 @@ def test_report_compares_several_explainers_on_one_model(tmp_path: Path, loader:
     }
     with pytest.raises(ValueError, match="at least one explainer"):
         report(model, loader, tmp_path / "none", explainer_factory=[], **options)
+
+
+def test_a_one_shot_iterator_is_refused_up_front(tmp_path) -> None:
+    """Every evaluator runs over the loader again: a generator is used up by the first one."""
+    from explainaug.models import SmallCNN
+
+    model = SmallCNN(num_classes=3, width=4).eval()
+    batches = ((torch.rand(2, 3, 16, 16), torch.tensor([0, 1])) for _ in range(2))
+    with pytest.raises(TypeError, match="loader must be re-iterable .* got a generator"):
+        report({"m": model}, batches, tmp_path, evaluators=("accuracy", "robustness"))

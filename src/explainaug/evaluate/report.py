@@ -209,6 +209,11 @@ def report(
     """
     models = _check_models(models)
     chosen = _check_evaluators(evaluators)
+    if iter(loader) is loader:  # a generator or iterator: the first evaluator would use it up
+        raise TypeError(
+            "loader must be re-iterable (a DataLoader or a list): every evaluator and model "
+            f"runs over it again, got a {type(loader).__name__}"
+        )
     if "shortcut" in chosen and (
         not isinstance(shortcut_loaders, (tuple, list)) or len(shortcut_loaders) != 2
     ):
