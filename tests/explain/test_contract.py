@@ -312,3 +312,19 @@ def test_images_of_another_dtype_than_the_model_are_a_type_error(name):
     explainer = build_explainer(name, SmallCNN(num_classes=3, width=4).eval())
     with pytest.raises(TypeError, match="dtype torch.float64 but the model's parameters are"):
         explainer(torch.rand(2, 3, 8, 8, dtype=torch.float64), target=0)
+
+
+def test_inference_mode_gets_a_clear_error() -> None:
+    """Explanations need gradients: torch.inference_mode() (and tensors made under it) cannot
+    give them; say so instead of torch's 'element 0 of tensors does not require grad'."""
+    from explainaug.models import SmallCNN
+
+    model = SmallCNN(num_classes=3, width=4).eval()
+    explainer = GradCAM(model)
+    with torch.inference_mode():
+        x = torch.rand(2, 3, 16, 16)
+        with pytest.raises(RuntimeError, match=r"explainers need gradients.*inference_mode"):
+            explainer(x, 0)
+    with pytest.raises(ValueError, match=r"x is an inference tensor.*x\.clone\(\)"):
+        explainer(x, 0)
+    assert explainer(x.clone(), 0).shape == (2, 1, 16, 16)

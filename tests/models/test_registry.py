@@ -144,3 +144,12 @@ def test_the_cli_names_the_flag_for_a_model_with_several_outputs(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--model-output" in err[0], err
     assert main([*argv, "--out", str(tmp_path / "b"), "--model-output", "0"]) == 0
+
+
+def test_a_contrastive_head_of_the_wrong_feature_size_is_refused_when_built():
+    """A width-4 SmallCNN has 16 features: feat_dim=64 used to fail deep in the first forward."""
+    from explainaug.models import ContrastiveModel, SmallCNN
+
+    with pytest.raises(ValueError, match="feat_dim=64 but the encoder SmallCNN gives 16 features"):
+        ContrastiveModel(SmallCNN(None, width=4), feat_dim=64, num_classes=3)
+    assert ContrastiveModel(SmallCNN(None, width=4), 16, num_classes=3).classifier.in_features == 16

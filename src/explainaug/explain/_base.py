@@ -285,7 +285,17 @@ class Explainer(ABC):
             create_graph: keep the graph so the result is differentiable w.r.t. the model's
                 parameters (for losses on explanations).
         """
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "explainers need gradients: call them outside torch.inference_mode() "
+                "(torch.no_grad() around them is fine)"
+            )
         x = check_channels_first(check_images(x, finite=self.check_values))
+        if x.is_inference():
+            raise ValueError(
+                "x is an inference tensor (made under torch.inference_mode()), which cannot "
+                "take part in a backward pass; pass x.clone() made outside inference mode"
+            )
         weight = next(self.model.parameters(), None)
         if weight is not None and weight.is_floating_point() and x.dtype != weight.dtype:
             raise TypeError(

@@ -39,6 +39,12 @@ class ContrastiveModel(nn.Module):
         cam_layer: str | None = None,
     ) -> None:
         super().__init__()
+        known = getattr(encoder, "num_features", None)
+        if isinstance(known, int) and known != feat_dim:
+            raise ValueError(
+                f"feat_dim={feat_dim} but the encoder {type(encoder).__name__} gives {known} "
+                f"features (its num_features)"
+            )
         self.encoder = encoder
         self.head = nn.Sequential(
             nn.Linear(feat_dim, feat_dim), nn.ReLU(), nn.Linear(feat_dim, proj_dim)
