@@ -316,7 +316,7 @@ def run_demo(
     table = summary_markdown(summary)
     comparisons = comparison_markdown(per_seed)
     (out / "summary.md").write_text(
-        f"# explainaug demo on {dataset}\n\n{seeds} seed(s), {epochs} epochs, "
+        f"# explainaug demo on {dataset}\n\n{seeds} seed(s), {epochs} epoch(s), "
         f"{written['seconds']} s. Mean{' ± std' if seeds > 1 else ''} over seeds; best in bold. "
         f"Per-seed reports: seed*/report.md.\n\n{table}\n\n"
         "## Paired differences over seeds\n\nPer-seed differences between two methods trained "
@@ -394,7 +394,7 @@ def run_shortcut(
     (out / "summary.md").write_text(
         f"# explainaug shortcut testbed\n\nTrained on shapes whose cue shows the image's class "
         f"with probability {SHORTCUT_CUE_CORRELATION}; tested on cue-aligned and cue-conflicting "
-        f"images. {seeds} seed(s), {epochs} epochs, {written['seconds']} s. "
+        f"images. {seeds} seed(s), {epochs} epoch(s), {written['seconds']} s. "
         f"Mean{' ± std' if seeds > 1 else ''} over seeds; best in bold; shares of Grad-CAM "
         f"energy (a uniform map puts {_cue_area(per_seed):.3f} on the cue). Per-seed reports: "
         f"seed*/report.md.\n\n{table}\n\n## Paired differences over seeds\n\n"

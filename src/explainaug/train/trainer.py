@@ -566,7 +566,8 @@ class Trainer:
         rank = self.context.rank
         if len(state["rng"]) != self.context.world_size:
             raise ValueError(
-                f"checkpoint {path} was written by {len(state['rng'])} processes; resume it with "
+                f"checkpoint {path} was written by {len(state['rng'])} process"
+                f"{'es' if len(state['rng']) != 1 else ''}; resume it with "
                 f"the same number (got {self.context.world_size}) to reproduce the run"
             )
         restore_rng_state(state["rng"][rank], self.device)
