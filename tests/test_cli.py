@@ -350,7 +350,8 @@ def test_evaluate_uses_the_runs_explainer_and_signed_gradients(tmp_path, capsys)
     argv = ["evaluate", str(run_dir), "--evaluators", "faithfulness", "--explainer", "gradcam"]
     assert main(argv + common) == 0
     results = json.loads((out / "report.json").read_text())
-    assert results["settings"]["explainer"] == {"name": "gradcam", "layer": "encoder.block2"}
+    explicit = {"name": "gradcam", "layer": "encoder.block2", "relu": True}
+    assert results["settings"]["explainer"] == explicit
     expected = faithfulness(model, GradCAM(model, layer="encoder.block2"), loader)
     own = got
     got = results["models"]["excon"]["faithfulness"]

@@ -267,7 +267,8 @@ def _with_resolved_layer(
     name: str, options: dict[str, object], model: nn.Module, image: torch.Tensor
 ) -> dict[str, object]:
     """``options`` with ``layer`` set to the CAM layer explainer ``name`` uses on ``image``
-    (the model's default, checked by the explainer's probe) when none is given."""
+    (the model's default, checked by the explainer's probe) when none is given, and Grad-CAM's
+    ``relu`` stated: the report then names what it explains with."""
     from explainaug.catalog import LAYER_EXPLAINERS
     from explainaug.explain import build_explainer
 
@@ -275,7 +276,10 @@ def _with_resolved_layer(
         return options
     explainer = build_explainer(name, model, **options)
     explainer(image)
-    return {**options, "layer": explainer.layer_name}
+    resolved = {**options, "layer": explainer.layer_name}
+    if hasattr(explainer, "relu"):
+        resolved["relu"] = explainer.relu
+    return resolved
 
 
 def _attack_budgets(eps: Sequence[float]) -> list[float]:
