@@ -812,3 +812,13 @@ def test_none_restores_an_optional_setting_a_recipe_set() -> None:
     for value in ("none", "None", ""):
         assert experiment_from_args(parser.parse_args(["--cam-layer", value])).cam_layer is None
     assert experiment_from_args(parser.parse_args([])).cam_layer == "layer2.3.conv3"
+
+
+@pytest.mark.parametrize("name", ["guidedgradcam", "integratedgradcam", "scorecam", "eigencam"])
+def test_evaluate_names_the_layer_of_every_cam_family_explainer(name, trained_run, tmp_path):
+    out = tmp_path / "report"
+    argv = ["evaluate", str(trained_run), "--evaluators", "localization", "--explainer", name]
+    assert main(argv + ["--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    settings = json.loads((out / "report.json").read_text())["settings"]["explainer"]
+    assert settings["name"] == name and settings["layer"] == "block3"
+    assert "relu" not in settings  # only Grad-CAM itself takes relu=

@@ -190,7 +190,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     _log_to_console()
     from explainaug._validation import check_device
     from explainaug.data import DeviceLoader, make_loader
-    from explainaug.evaluate.report import report
+    from explainaug.evaluate.report import EXPLANATION_EVALUATORS, report
     from explainaug.experiment import (
         REPORT_DIR,
         explainer_options,
@@ -237,12 +237,14 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     # By default the run's own explainer: its layer and ReLU as it trained. Named explainers
     # keep their own defaults (Grad-CAM with ReLU) on the run's CAM layer.
     options = explainer_options(experiment) if args.explainer is None else {}
-    if isinstance(explainer, str):  # the report names the CAM layer a default resolves to
-        options = _with_resolved_layer(explainer, options, model, test_set[0][0][None].to(device))
     shortcut_loaders = tuple(
         DeviceLoader(cued, 256, shuffle=False, device=device, cue_masks=True) for cued in cued_sets
     )
     try:
+        if isinstance(explainer, str) and set(evaluators) & set(EXPLANATION_EVALUATORS):
+            # the report names the CAM layer a default resolves to
+            image = test_set[0][0][None].to(device)
+            options = _with_resolved_layer(explainer, options, model, image)
         results = report(
             {experiment.method: model},
             loader,
@@ -267,17 +269,17 @@ def _with_resolved_layer(
     name: str, options: dict[str, object], model: nn.Module, image: torch.Tensor
 ) -> dict[str, object]:
     """``options`` with ``layer`` set to the CAM layer explainer ``name`` uses on ``image``
-    (the model's default, checked by the explainer's probe) when none is given, and Grad-CAM's
-    ``relu`` stated: the report then names what it explains with."""
+    (the model's default, checked by the explainer's probe: no explanation runs) when none is
+    given, and Grad-CAM's ``relu`` stated: the report then names what it explains with."""
     from explainaug.catalog import LAYER_EXPLAINERS
     from explainaug.explain import build_explainer
 
     if name.lower() not in LAYER_EXPLAINERS or options.get("layer") is not None:
         return options
     explainer = build_explainer(name, model, **options)
-    explainer(image)
-    resolved = {**options, "layer": explainer.layer_name}
-    if hasattr(explainer, "relu"):
+    cam = getattr(explainer, "gradcam", explainer)  # GuidedGradCAM explains through its Grad-CAM
+    resolved = {**options, "layer": cam.layer_for(image)}
+    if name.lower() == "gradcam":
         resolved["relu"] = explainer.relu
     return resolved
 

@@ -170,6 +170,20 @@ class CAM(Explainer):
         self.layer_given = layer is not None
         self._probed = self.layer_given
 
+    def layer_for(self, x: Tensor) -> str:
+        """The dotted name of the layer explained for images like ``x``: the given layer, or
+        the default checked by one probe without gradient (as on the first call).
+
+        Example:
+            >>> from explainaug.explain import GradCAM
+            >>> from explainaug.models import SmallCNN
+            >>> GradCAM(SmallCNN(num_classes=3, width=4)).layer_for(torch.rand(1, 3, 32, 32))
+            'block3'
+        """
+        self._captured_layer(x[:1])
+        assert self.layer_name is not None
+        return self.layer_name
+
     def _captured_layer(self, inputs: Tensor) -> nn.Module:
         """The explained module. A default (not given) layer is checked by a probe on the first
         call: without a known default, or where the default pools the images to 1x1, the last
