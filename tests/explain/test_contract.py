@@ -328,3 +328,14 @@ def test_inference_mode_gets_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"x is an inference tensor.*x\.clone\(\)"):
         explainer(x, 0)
     assert explainer(x.clone(), 0).shape == (2, 1, 16, 16)
+
+
+@pytest.mark.parametrize("name", ["rise", "occlusion", "scorecam", "eigencam"])
+def test_gradient_free_explainers_still_run_under_inference_mode(name) -> None:
+    from explainaug.explain import build_explainer
+    from explainaug.models import SmallCNN
+
+    explainer = build_explainer(name, SmallCNN(num_classes=3, width=4).eval())
+    with torch.inference_mode():
+        maps = explainer(torch.rand(2, 3, 16, 16), 0)
+    assert maps.shape == (2, 1, 16, 16) and torch.isfinite(maps).all()

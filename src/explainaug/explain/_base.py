@@ -270,6 +270,9 @@ class Explainer(ABC):
             host-device sync). Training loops that feed known-good batches turn it off.
     """
 
+    #: Whether the method backpropagates (gradient-free ones also run under inference mode).
+    needs_gradients = True
+
     def __init__(self, model: nn.Module, *, check_values: bool = True) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -285,13 +288,13 @@ class Explainer(ABC):
             create_graph: keep the graph so the result is differentiable w.r.t. the model's
                 parameters (for losses on explanations).
         """
-        if torch.is_inference_mode_enabled():
+        if self.needs_gradients and torch.is_inference_mode_enabled():
             raise RuntimeError(
                 "explainers need gradients: call them outside torch.inference_mode() "
                 "(torch.no_grad() around them is fine)"
             )
         x = check_channels_first(check_images(x, finite=self.check_values))
-        if x.is_inference():
+        if self.needs_gradients and x.is_inference():
             raise ValueError(
                 "x is an inference tensor (made under torch.inference_mode()), which cannot "
                 "take part in a backward pass; pass x.clone() made outside inference mode"

@@ -101,6 +101,8 @@ class EigenCAM(CAM):
         (torch.Size([2, 1, 16, 16]), True)
     """
 
+    needs_gradients = False  # forward passes only
+
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
         logits, activations = self._forward(x)
         self._checked_scores(logits, target)

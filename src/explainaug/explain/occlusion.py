@@ -52,6 +52,8 @@ class Occlusion(Explainer):
         torch.Size([2, 3, 8, 8])
     """
 
+    needs_gradients = False  # forward passes only
+
     def __init__(
         self,
         model: nn.Module,

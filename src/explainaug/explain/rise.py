@@ -49,6 +49,8 @@ class RISE(Explainer):
         (torch.Size([2, 1, 16, 16]), True)
     """
 
+    needs_gradients = False  # forward passes only
+
     def __init__(
         self,
         model: nn.Module,

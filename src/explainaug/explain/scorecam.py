@@ -54,6 +54,8 @@ class ScoreCAM(CAM):
         (torch.Size([2, 1, 16, 16]), torch.Size([2, 1, 16, 16]))
     """
 
+    needs_gradients = False  # forward passes only
+
     def __init__(
         self,
         model: nn.Module,
