@@ -153,3 +153,13 @@ def test_a_contrastive_head_of_the_wrong_feature_size_is_refused_when_built():
     with pytest.raises(ValueError, match="feat_dim=64 but the encoder SmallCNN gives 16 features"):
         ContrastiveModel(SmallCNN(None, width=4), feat_dim=64, num_classes=3)
     assert ContrastiveModel(SmallCNN(None, width=4), 16, num_classes=3).classifier.in_features == 16
+
+
+def test_a_timm_encoder_with_a_hidden_head_layer_is_accepted():
+    """timm's MobileNetV3 pools 576 features into a 1024-wide head layer: it outputs 1024."""
+    timm = pytest.importorskip("timm")
+    from explainaug.models import ContrastiveModel
+
+    encoder = timm.create_model("mobilenetv3_small_100", pretrained=False, num_classes=0)
+    model = ContrastiveModel(encoder, feat_dim=1024, num_classes=3).eval()
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)

@@ -39,11 +39,11 @@ class ContrastiveModel(nn.Module):
         cam_layer: str | None = None,
     ) -> None:
         super().__init__()
-        known = getattr(encoder, "num_features", None)
+        # what the encoder outputs: timm's head_hidden_size where a head layer follows pooling
+        known = getattr(encoder, "head_hidden_size", None) or getattr(encoder, "num_features", None)
         if isinstance(known, int) and known != feat_dim:
             raise ValueError(
-                f"feat_dim={feat_dim} but the encoder {type(encoder).__name__} gives {known} "
-                f"features (its num_features)"
+                f"feat_dim={feat_dim} but the encoder {type(encoder).__name__} gives {known} features"
             )
         self.encoder = encoder
         self.head = nn.Sequential(
