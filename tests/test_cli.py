@@ -798,6 +798,9 @@ def test_an_error_on_a_default_the_user_did_not_give_says_so(tmp_path, capsys) -
     with pytest.raises(SystemExit):
         train_main(argv + ["--explain-warmup-epochs", "5"], prog="recipe")
     assert "was not given" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # given under argparse's abbreviation: given all the same
+        train_main(argv + ["--explain-warm", "5"], prog="recipe")
+    assert "was not given" not in capsys.readouterr().err
 
 
 def test_none_restores_an_optional_setting_a_recipe_set() -> None:

@@ -68,6 +68,8 @@ def train_main(
     args = parser.parse_args(argv)
     _log_to_console()
     experiment = experiment_from_args(args)
+    from explainaug.models.adapt import ModelOutputError
+
     try:
         from explainaug._validation import check_device
         from explainaug.distributed import rank
@@ -83,9 +85,14 @@ def train_main(
             progress=not args.no_progress,
             overwrite=args.overwrite,
         )
-    except (FileNotFoundError, ValueError, TypeError, FloatingPointError, ImportError) as error:
-        # TypeError: a model or data of an unexpected kind (a model with several outputs);
-        # FloatingPointError: the loss diverged, from settings such as --lr 1e30; ImportError:
+    except (
+        FileNotFoundError,
+        ValueError,
+        ModelOutputError,
+        FloatingPointError,
+        ImportError,
+    ) as error:
+        # ModelOutputError: a model with several outputs and no --model-output; FloatingPointError: the loss diverged, from settings such as --lr 1e30; ImportError:
         # an optional extra (timm, tensorboard) is missing, the message says how to install it
         message = in_flags(str(error))
         parser.exit(2, f"{prog}: error: {message}{_defaults_note(message, parser, argv)}\n")
@@ -349,12 +356,15 @@ def _defaults_note(
 ) -> str:
     """A note on the flags ``message`` names that the command line did not give: their value is
     this command's default (a recipe's, say), which the user may not know they are using."""
-    given = sys.argv[1:] if argv is None else list(argv)
-    flags = {option: action for action in parser._actions for option in action.option_strings}
+    unset = object()
+    actions = {option: action for action in parser._actions for option in action.option_strings}
+    # argparse leaves a destination already in the namespace alone unless the command line sets
+    # it: so a sentinel left there marks a flag not given (abbreviated and --no- forms count)
+    seen = parser.parse_args(argv, argparse.Namespace(**{a.dest: unset for a in parser._actions}))
     notes = []
     for flag in dict.fromkeys(re.findall(r"--[a-z][\w-]*", message)):
-        action = flags.get(flag)
-        if action is None or any(arg == flag or arg.startswith(f"{flag}=") for arg in given):
+        action = actions.get(flag)
+        if action is None or action.default is None or getattr(seen, action.dest) is not unset:
             continue
         notes.append(f"{flag} was not given: {action.default} is this command's default")
     return f" ({'; '.join(notes)})" if notes else ""
@@ -367,11 +377,14 @@ def in_flags(message: str) -> str:
     Example:
         >>> in_flags("explain_warmup_epochs must be an int in [0, 1], got 50")
         '--explain-warmup-epochs must be an int in [0, 1], got 50'
+        >>> in_flags("cannot read /runs/batch_size/a.pt or 'image_size'")
+        "cannot read /runs/batch_size/a.pt or 'image_size'"
     """
     from explainaug.settings import Experiment, field_flag
 
     names = [field.name for field in dataclasses.fields(Experiment) if "_" in field.name]
-    pattern = r"(?<![\w.-])(" + "|".join(names) + r")\b"
+    # a name on its own: not part of a path, a file name, a quoted value or a longer word
+    pattern = r"(?<![\w./'\"-])(" + "|".join(names) + r")(?![\w./'\"-])"
     return re.sub(pattern, lambda match: field_flag(match[1]), message)
 
 

@@ -18,6 +18,10 @@ from explainaug.models.normalize import Normalize
 Output = int | str | None
 
 
+class ModelOutputError(TypeError):
+    """A model's output is not a logits tensor and ``output=`` does not select one."""
+
+
 def _normalize_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
     return (module.normalize(args[0]), *args[1:])
 
@@ -29,19 +33,21 @@ def _select_output(module: nn.Module, args: tuple[Any, ...], output: Any) -> Ten
     if key is None:
         kind = type(output).__name__
         hint = f"keys {list(output)}" if isinstance(output, dict) else f"{len(output)} items"
-        raise TypeError(
+        raise ModelOutputError(
             f"{type(module).__name__} returns a {kind} ({hint}), expected a logits tensor; "
             f"pass output= (an index or key; --model-output on the command line) to select it"
         )
     try:
         selected = output[key]
     except (KeyError, IndexError, TypeError):
-        raise TypeError(
+        raise ModelOutputError(
             f"output={key!r} does not select from the {type(output).__name__} that "
             f"{type(module).__name__} returns"
         ) from None
     if not isinstance(selected, Tensor):
-        raise TypeError(f"output={key!r} selects a {type(selected).__name__}, expected a tensor")
+        raise ModelOutputError(
+            f"output={key!r} selects a {type(selected).__name__}, expected a tensor"
+        )
     return selected
 
 
