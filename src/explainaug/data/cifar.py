@@ -53,6 +53,8 @@ def cifar100(root: str | Path, train: bool = True, download: bool = False) -> Im
             f"(corrupted or partial download): {error}"
         ) from None
     except OSError as error:  # no network (urllib's URLError), a refused or broken connection
+        if not download:
+            raise
         raise FileNotFoundError(
             f"could not download CIFAR-100 into {root}: {getattr(error, 'reason', error)}; "
             f"download and extract cifar-100-python.tar.gz there by hand"

@@ -16,7 +16,7 @@ loader of each file with ``corruptions=None`` instead.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import TypedDict
 
@@ -300,7 +300,7 @@ def calibration(
     n_bins = _check_n_bins(n_bins)
     names = _corruption_names(corruptions)
     severities = _check_severities(severities) if names else []
-    if names and iter(loader) is loader:
+    if names and isinstance(loader, Iterator):  # iter() would start a DataLoader
         raise TypeError(
             "loader must be re-iterable (a DataLoader or a list, not an iterator): "
             "every corruption cell runs over it again"

@@ -8,7 +8,7 @@ formatting lives in ``report_writer``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -209,7 +209,7 @@ def report(
     """
     models = _check_models(models)
     chosen = _check_evaluators(evaluators)
-    if iter(loader) is loader:  # a generator or iterator: the first evaluator would use it up
+    if isinstance(loader, Iterator):  # a generator: the first evaluator would use it up
         raise TypeError(
             "loader must be re-iterable (a DataLoader or a list): every evaluator and model "
             f"runs over it again, got a {type(loader).__name__}"

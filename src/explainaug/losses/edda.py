@@ -44,7 +44,7 @@ class EDDALoss(nn.Module):
         epsilon: deprecated name of ``label_smoothing`` (warns).
         margin: confidence margin for ``"hinge"``, in [0, 1].
         check_values: check on every call that labels lie in ``[0, K)`` (a host sync); the
-            training methods turn it off (their labels are checked on the first batch).
+            training methods' default losses turn it off (no syncs in a training step).
 
     Shape:
         three logits tensors ``[B, K]`` (``[B, K + 1]`` for ``"background"``) and labels ``[B]``.

@@ -35,7 +35,8 @@ class RandomOcclusionControl(OcclusionAlignment):
             None builds ``explainaug.augment.RandomOcclusion(shape="regions", fill="mean",
             mean=<model's input mean>)``.
         match: an ``EDDA`` whose per-image occluded areas to copy.
-        loss: an ``EDDALoss``; None builds ``EDDALoss(salient_target="label")``.
+        loss: an ``EDDALoss``; None builds ``EDDALoss(salient_target="label",
+            check_values=False)``.
         warmup_epochs: epochs of plain cross-entropy first (use EDDA's for a fair baseline).
         augment: optional batched augmentation applied to each batch first (crop, flip).
 
@@ -61,7 +62,9 @@ class RandomOcclusionControl(OcclusionAlignment):
         augment: BatchAugment | None = None,
     ) -> None:
         super().__init__(
-            EDDALoss(salient_target="label") if loss is None else loss, warmup_epochs, augment
+            EDDALoss(salient_target="label", check_values=False) if loss is None else loss,
+            warmup_epochs,
+            augment,
         )
         for name, ratio in (
             ("salient_ratio", salient_ratio),
