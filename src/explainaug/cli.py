@@ -92,8 +92,10 @@ def train_main(
         FloatingPointError,
         ImportError,
     ) as error:
-        # ModelOutputError: a model with several outputs and no --model-output; FloatingPointError: the loss diverged, from settings such as --lr 1e30; ImportError:
-        # an optional extra (timm, tensorboard) is missing, the message says how to install it
+        # ModelOutputError: a model with several outputs and no --model-output;
+        # FloatingPointError: the loss diverged, from settings such as --lr 1e30;
+        # ImportError: an optional extra (timm, tensorboard) is missing, the message says how
+        # to install it
         message = in_flags(str(error))
         parser.exit(2, f"{prog}: error: {message}{_defaults_note(message, parser, argv)}\n")
     if result.interrupted:
