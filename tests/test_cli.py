@@ -11,32 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_args import TRAIN
 
 import explainaug
 from explainaug.cli import main
 from explainaug.experiment import Experiment
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-TRAIN = [
-    "train",
-    "--dataset",
-    "shapes",
-    "--train-size",
-    "16",
-    "--image-size",
-    "16",
-    "--width",
-    "4",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "8",
-    "--device",
-    "cpu",
-    "--no-progress",
-    "--amp",
-    "none",
-]
 
 
 @pytest.mark.slow

@@ -3,28 +3,10 @@
 import json
 
 import pytest
+from cli_args import TRAIN
 
 from explainaug.cli import main
 from explainaug.experiment import Experiment, load_datasets, load_run
-
-TRAIN = [
-    "train",
-    "--train-size",
-    "16",
-    "--image-size",
-    "16",
-    "--width",
-    "4",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "8",
-    "--device",
-    "cpu",
-    "--no-progress",
-    "--amp",
-    "none",
-]
 
 
 def test_train_on_cued_shapes_then_evaluate_the_shortcut(tmp_path, capsys) -> None:
