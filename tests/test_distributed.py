@@ -8,7 +8,6 @@ with one process (the oracle: the same code on all rows, no process group).
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import distributed_worker as worker
 import pytest
 import torch
 
-from explainaug import distributed
 from explainaug.distributed import gather_no_grad, gather_sizes, per_process_batch_size
 from explainaug.losses import ExConLoss, SupConLoss
 from explainaug.train import ExCon, SupCon
@@ -119,10 +117,3 @@ def test_contrastive_methods_gather_by_default() -> None:
     assert not ExCon(loss=ExConLoss()).loss.gather_distributed  # a given loss keeps its own
     with pytest.raises(ValueError, match="contradicts the given loss"):
         SupCon(loss=SupConLoss(), gather_distributed=True)
-
-
-@pytest.mark.parametrize("module", ["losses", "train"])
-def test_old_module_paths_warn_and_give_the_same_objects(module) -> None:
-    old = importlib.import_module(f"explainaug.{module}.distributed")
-    with pytest.warns(DeprecationWarning, match="use explainaug.distributed.global_sum"):
-        assert old.global_sum is distributed.global_sum

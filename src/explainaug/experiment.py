@@ -24,7 +24,6 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from explainaug._deprecation import moved_names
 from explainaug._validation import check_count
 from explainaug.augment import SaliencyOcclusion, supcon_views
 from explainaug.catalog import CONTRASTIVE_METHODS, LAYER_EXPLAINERS
@@ -52,19 +51,6 @@ from explainaug.train import (
 from explainaug.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from explainaug.train.methods.base import model_mean
 from explainaug.train.run_log import RUN_FILE, update_description
-
-# Moved for one release: the choices to the torch-free catalog, the flags to settings.
-__getattr__ = moved_names(
-    __name__,
-    {
-        "METHODS": "explainaug.catalog",
-        "CONTROL_TARGETS": "explainaug.catalog",
-        "ARGUMENT_HELP": "explainaug.settings",
-        "add_experiment_arguments": "explainaug.settings",
-        "experiment_from_args": "explainaug.settings",
-        "field_help": "explainaug.settings",
-    },
-)
 
 RESULTS_FILE = "results.json"  # the final test accuracy
 WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)

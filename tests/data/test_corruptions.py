@@ -236,7 +236,7 @@ def test_corrupt_rejects_bad_inputs(images):
         corrupt((images * 255).byte(), "fog", 1)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 @pytest.mark.parametrize("name", CORRUPTIONS)
 def test_corruptions_run_on_cuda(images, name):
     x = images.cuda()

@@ -95,7 +95,7 @@ def test_accepts_datasets_and_rejects_bad_arguments():
         DeviceLoader((torch.zeros(4, 3, 2, 2), torch.arange(4)), batch_size=2, device="cpu")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_batches_live_on_cuda_and_cover_the_data():
     loader = DeviceLoader(make_data(), batch_size=8, device="cuda", seed=0)
     x, y = next(iter(loader))

@@ -246,7 +246,7 @@ def test_calibration_rejects_bad_arguments():
         calibration(model, iter(loader), corruptions="all")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_calibration_sweep_on_cuda_matches_cpu_clean_metrics():
     model, loader = image_model_and_loader()
     cpu = calibration(model, loader)

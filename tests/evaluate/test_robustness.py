@@ -190,7 +190,7 @@ def test_bad_input():
         fgsm(model, x, y.float(), 0.1)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_robustness_on_cuda_matches_cpu(trained):
     model, loader = trained
     cpu = robustness(model, loader, attack="fgsm", eps=(8 / 255,))

@@ -155,7 +155,7 @@ def test_convergence_delta_rejects_attributions_of_another_shape(cnn, images, la
         IntegratedGradients(cnn).convergence_delta(images, images[:, :1], labels)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_cuda_matches_cpu(cnn, images, labels):
     ig = IntegratedGradients(cnn, n_steps=8, internal_batch_size=10)
     on_cpu = ig.attribute(images, labels)

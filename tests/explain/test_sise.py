@@ -324,7 +324,7 @@ def test_bad_arguments(cnn: nn.Module, images: Tensor) -> None:
     assert _no_hooks(cnn)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_cuda_matches_cpu(cnn: nn.Module, images: Tensor, labels: Tensor) -> None:
     for explainer_class in (SISE, AdaSISE):
         cpu = explainer_class(cnn, fusion="sigmoid")(images, target=labels)

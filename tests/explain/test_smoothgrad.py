@@ -167,7 +167,7 @@ def test_wrapping_a_model_instead_of_an_explainer_is_rejected(cnn):
         SmoothGrad(cnn)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_seeded_noise_on_cuda_is_reproducible(cnn, images, labels):
     smooth = SmoothGrad(Saliency(cnn.cuda()), nt_samples=4, internal_batch_size=5, seed=0)
     first = smooth(images.cuda(), labels.cuda())

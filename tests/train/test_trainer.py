@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from explainaug.augment import supcon_views
-from explainaug.models import SmallCNN
 from explainaug.train import CrossEntropy, Method, RandomOcclusionControl, SupCon, Trainer
 
 
@@ -310,55 +309,3 @@ def test_evaluate_restores_each_module_mode(make_cnn, make_loader):
     Trainer(model, CrossEntropy(), epochs=1, progress=False).evaluate(make_loader())
     assert model.training and not model.block1.training
     assert all(module.training for module in model.block2.modules())
-
-
-def test_a_checkpoint_with_the_former_single_sums_still_resumes(tmp_path) -> None:
-    """Checkpoints written before the per-process metric sums hold one dict of the (one)
-    process's partial sums: resumed, the epoch logs what the uninterrupted run logs."""
-    from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
-
-    def trainer(out, resume=None):
-        torch.manual_seed(0)
-        model = SmallCNN(num_classes=2, width=4)
-        return Trainer(
-            model,
-            CrossEntropy(),
-            epochs=2,
-            out_dir=out,
-            resume=resume,
-            progress=False,
-            device="cpu",
-            amp=None,
-        )
-
-    generator = torch.Generator().manual_seed(1)
-    batches = [
-        (torch.rand(4, 3, 16, 16, generator=generator), torch.tensor([0, 1, 0, 1]))
-        for _ in range(3)
-    ]
-    whole = trainer(tmp_path / "whole").fit(batches)
-    cut = trainer(tmp_path / "cut")
-
-    def stopping():  # stops two steps into epoch 2
-        for batch in batches:
-            if cut._global_step == 4:
-                cut.request_stop()
-            yield batch
-
-    class Loader:
-        def __iter__(self):
-            return stopping()
-
-        def __len__(self):
-            return len(batches)
-
-    cut.fit(Loader())
-    assert cut.interrupted
-    path = tmp_path / "cut" / "checkpoint.pt"
-    state = load_checkpoint(path)
-    assert isinstance(state["sums"], list) and state["sums"][0]  # partial sums of epoch 2
-    state.update(sums=state["sums"][0], counts=state["counts"][0])  # the former format
-    save_checkpoint(state, path)
-    resumed = trainer(tmp_path / "cut", resume="auto").fit(batches)
-    assert [r["epoch"] for r in resumed] == [1, 2]
-    assert resumed[-1]["loss"] == whole[-1]["loss"]

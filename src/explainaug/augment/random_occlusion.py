@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import torch
@@ -146,24 +145,11 @@ class RandomOcclusion(MaskAugmentationBase):
 
         Args:
             x: the images.
-            saliency: ignored (the occlusions are random); a number or ``Tensor[B]`` here is
-                taken as the old positional ``ratio`` with a ``DeprecationWarning``.
+            saliency: ignored (the occlusions are random).
             ratio: fraction to occlude, a number or ``Tensor[B]`` (default: the constructor's).
             params: ``aug._params`` of an earlier call, to replay its masks and selection.
             generator: random generator for the masks, the ``p`` draw and the noise fill.
         """
-        if isinstance(saliency, (int, float)) or (
-            isinstance(saliency, Tensor) and saliency.ndim <= 1
-        ):
-            if ratio is not None:
-                raise TypeError("RandomOcclusion: give ratio= only (ratio= and a positional ratio)")
-            warnings.warn(
-                "RandomOcclusion(x, ratio) is deprecated, use RandomOcclusion(x, ratio=ratio) "
-                "(the second argument is now the saliency maps, ignored)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            ratio, saliency = saliency, None
 
         def make_keep(batch: Tensor, generator: torch.Generator | None) -> Tensor:
             return self.mask(

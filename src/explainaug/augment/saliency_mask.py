@@ -7,12 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from explainaug._deprecation import renamed_kwargs
 from explainaug.augment.base import SaliencyAugmentationBase
 from explainaug.augment.fills import FillSpec
 
 
-@renamed_kwargs(keep_ratio="ratio")
 class SaliencyMask(SaliencyAugmentationBase):
     """Keep the salient content of each image and fill the rest (the ExCon view).
 
@@ -28,8 +26,8 @@ class SaliencyMask(SaliencyAugmentationBase):
     Args:
         threshold: keep normalised saliency above this value (in [0, 1]; 0.5 when neither
             ``threshold`` nor ``ratio`` is given).
-        ratio: keep this fraction of pixels exactly instead (in [0, 1]); ``keep_ratio=`` is its
-            deprecated name. ``forward(..., ratio=)`` overrides it per call.
+        ratio: keep this fraction of pixels exactly instead (in [0, 1]).
+            ``forward(..., ratio=)`` overrides it per call.
         fill: ``"mean"``, ``"zero"``, ``"blur"``, ``"noise"`` or a number in [0, 1].
         mean: per-channel dataset mean in [0, 1] for ``fill="mean"`` (default: each image's mean).
         soft: sigmoid mask ``sigmoid((s - t) / temperature)``; gradients then reach the map.

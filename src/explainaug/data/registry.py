@@ -22,7 +22,6 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from explainaug._deprecation import moved_names
 from explainaug.catalog import DATASETS, dataset_names, resolve
 from explainaug.data.cifar import cifar100
 from explainaug.data.digits import digits
@@ -33,7 +32,6 @@ from explainaug.data.tiny_imagenet import tiny_imagenet
 __all__ = ["SPLITS", "dataset_names", "load_dataset"]
 
 SPLITS = ("train", "test")
-__getattr__ = moved_names(__name__, {"DatasetEntry": "explainaug.catalog"})
 
 # The loaders ``catalog.DATASETS`` names: each takes every option of ``load_dataset`` and uses
 # what it needs.

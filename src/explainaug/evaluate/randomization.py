@@ -31,7 +31,6 @@ from typing import TypedDict
 import torch
 from torch import Tensor, nn
 
-from explainaug._deprecation import renamed_kwargs
 from explainaug._shared import preserved_model_state, upsample
 from explainaug._validation import check_count, check_images, check_labels, check_positive
 from explainaug.evaluate._predict import model_device
@@ -253,7 +252,6 @@ def _random_control(
     return {name: summarize(score) for name, score in compare_maps(original, noise, names).items()}
 
 
-@renamed_kwargs(make_explainer="explainer_factory", y="target")
 def model_randomization(
     model: nn.Module,
     explainer_factory: MakeExplainer,
@@ -272,12 +270,10 @@ def model_randomization(
         model: the trained classifier; never modified (the test works on a deep copy in eval
             mode).
         explainer_factory: builds the explainer for a model, e.g.
-            ``lambda m: GradCAM(m, layer="layer4")`` (``make_explainer=`` is its deprecated
-            name). Gradient methods should be built signed (``Saliency(m, abs=False)``) so
-            that the signed Spearman differs from the ABS one (see ``sanity_maps``).
+            ``lambda m: GradCAM(m, layer="layer4")``. Gradient methods should be built signed
+            (``Saliency(m, abs=False)``) so that the signed Spearman differs from the ABS one (see ``sanity_maps``).
         x: images ``[B, C, H, W]`` in [0, 1].
-        target: the classes to explain ``[B]`` (``y=`` is its deprecated name); ``None`` uses
-            the original model's predictions. The same classes are explained at every step.
+        target: the classes to explain ``[B]``; ``None`` uses the original model's predictions. The same classes are explained at every step.
         mode: ``"cascading"`` randomizes layers from the logits down, cumulatively;
             ``"independent"`` randomizes one step at a time, the others trained.
         similarity: names from ``SIMILARITIES`` (``spearman_abs``, ``spearman``, ``ssim``,
@@ -347,7 +343,6 @@ def model_randomization(
     return result
 
 
-@renamed_kwargs(y="target")
 def data_randomization(
     model_true: nn.Module,
     model_random_labels: nn.Module,
@@ -369,7 +364,7 @@ def data_randomization(
             (``train_on_permuted_labels``).
         explainer_factory: builds the explainer for a model.
         x: images ``[B, C, H, W]`` in [0, 1].
-        target: the classes to explain for both models (``y=`` is its deprecated name);
+        target: the classes to explain for both models;
             ``None``: each model's own predictions.
         similarity: names from ``SIMILARITIES``.
         include_random_map: also score uniform random maps against the true model's maps.

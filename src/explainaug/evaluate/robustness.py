@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from explainaug._deprecation import renamed_kwargs
 from explainaug._shared import eval_mode
 from explainaug._validation import check_count, check_images, check_labels, check_positive
 from explainaug.evaluate._predict import iterate_batches, model_device
@@ -68,14 +67,13 @@ def _project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
     return torch.minimum(torch.maximum(x_adv, x - eps), x + eps).clamp(0, 1)
 
 
-@renamed_kwargs(y="labels")
 def fgsm(model: nn.Module, x: Tensor, labels: Tensor, eps: float) -> Tensor:
     """Fast gradient sign method: ``clamp(x + eps * sign(grad_x CE(model(x), labels)), 0, 1)``.
 
     Args:
         model: classifier returning logits; run in eval mode, mode restored.
         x: clean images ``[B, C, H, W]`` in [0, 1].
-        labels: true labels ``[B]`` (``y=`` is its deprecated name).
+        labels: true labels ``[B]``.
         eps: L-inf radius in [0, 1] pixel units, >= 0.
 
     Returns:
@@ -98,7 +96,6 @@ def _fgsm(model: nn.Module, x: Tensor, labels: Tensor, eps: float) -> Tensor:
     return (x + eps * grad.sign()).clamp(0, 1)
 
 
-@renamed_kwargs(y="labels")
 def pgd(
     model: nn.Module,
     x: Tensor,
@@ -118,7 +115,7 @@ def pgd(
     Args:
         model: classifier returning logits; run in eval mode, mode restored.
         x: clean images ``[B, C, H, W]`` in [0, 1].
-        labels: true labels ``[B]`` (``y=`` is its deprecated name).
+        labels: true labels ``[B]``.
         eps: L-inf radius in [0, 1] pixel units, >= 0.
         steps: number of gradient steps, >= 1.
         step_size: step length; ``None`` means ``2.5 * eps / steps``.

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from torch import nn
 
 from explainaug import catalog
-from explainaug._deprecation import deprecated_attribute, moved_names
 from explainaug.catalog import explainer_names, resolve
 from explainaug.explain._base import Explainer
 from explainaug.explain.gradient import Saliency
@@ -85,11 +84,3 @@ def build_explainer(name: str, model: nn.Module, **options: object) -> Explainer
         False
     """
     return explainer_factory(name)(model, **options)
-
-
-def __getattr__(name: str) -> object:
-    if name == "EXPLAINERS":  # its factories now resolve by name, when built
-        factories = {key: explainer_factory(key) for key in catalog.EXPLAINERS}
-        return deprecated_attribute(__name__, name, {name: ("explainer_factory", factories)})
-    moved = {"LAYER_EXPLAINERS": "explainaug.catalog", "SIGNED_OPTIONS": "explainaug.catalog"}
-    return moved_names(__name__, moved)(name)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from explainaug._deprecation import renamed_kwargs
 from explainaug._shared import image_step_chunks
 from explainaug._validation import check_count, check_positive
 from explainaug.explain._base import Explainer
@@ -21,7 +20,6 @@ from explainaug.explain._base import Explainer
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
 
-@renamed_kwargs(n_samples="nt_samples", samples_batch_size="internal_batch_size")
 class SmoothGrad(Explainer):
     """Average an explainer's raw attributions over noisy copies of each image.
 
@@ -31,12 +29,11 @@ class SmoothGrad(Explainer):
 
     Args:
         explainer: any explainer of this package (input-gradient or CAM); its model is used.
-        nt_samples: noisy copies per image (``n_samples=`` is its deprecated name).
+        nt_samples: noisy copies per image.
         stdev_spread: noise standard deviation as a fraction of each image's value range.
         nt_type: ``"smoothgrad"`` (mean), ``"smoothgrad_sq"`` (mean of squares) or
             ``"vargrad"`` (variance), as Captum's ``NoiseTunnel``.
-        internal_batch_size: noisy images per call of the wrapped explainer; ``None``: all
-            (``samples_batch_size=`` is its deprecated name).
+        internal_batch_size: noisy images per call of the wrapped explainer; ``None``: all.
         seed: seed a fresh generator on every call for reproducible noise (the noise then
             also depends on ``internal_batch_size``); ``None`` uses torch's global generator.
         check_values: check inputs for NaN/inf on every call.

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import (
     check_fraction,
     check_interval,
@@ -17,7 +16,6 @@ from explainaug._validation import (
 from explainaug.catalog import SALIENT_TARGETS
 
 
-@renamed_kwargs(epsilon="label_smoothing")
 class EDDALoss(nn.Module):
     """Cross-entropy on clean images plus alignment terms on the two occluded views.
 
@@ -41,7 +39,6 @@ class EDDALoss(nn.Module):
             ``"label"``.
         label_smoothing: smoothing mass for ``"smooth"``, in (0, 1] (PyTorch's
             ``cross_entropy(label_smoothing=)`` meaning).
-        epsilon: deprecated name of ``label_smoothing`` (warns).
         margin: confidence margin for ``"hinge"``, in [0, 1].
         check_values: check on every call that labels lie in ``[0, K)`` (a host sync); the
             training methods' default losses turn it off (no syncs in a training step).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_tensor
 from explainaug.losses.supcon import (
     SupConLoss,
@@ -15,7 +14,6 @@ from explainaug.losses.supcon import (
 )
 
 
-@renamed_kwargs(validate="check_values")
 class ExConLoss(SupConLoss):
     """SupCon where "background" samples (masked images that lost their class) are negatives only.
 
@@ -26,7 +24,7 @@ class ExConLoss(SupConLoss):
     positives of each other, and negatives of everything else.
 
     Args:
-        temperature, base_temperature, gather_distributed, check_values, validate: as
+        temperature, base_temperature, gather_distributed, check_values: as
             ``SupConLoss``.
         background_anchor: treat background rows as one class of their own.
 

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from explainaug._deprecation import renamed_kwargs
 from explainaug._validation import check_positive, check_tensor
 from explainaug.distributed import (
     gather_no_grad,
@@ -137,7 +136,6 @@ def check_finite_features(features: Tensor, name: str = "features") -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
-@renamed_kwargs(validate="check_values")
 class SupConLoss(nn.Module):
     """Supervised contrastive loss over several views per image.
 
@@ -152,7 +150,6 @@ class SupConLoss(nn.Module):
         gather_distributed: contrast against the features of every process (see
             ``supervised_contrastive``).
         check_values: check features for NaN/inf on each call (one host-device sync).
-        validate: deprecated name of ``check_values`` (warns).
 
     Shape:
         features ``[B, V, D]`` with labels ``[B]``, or ``[N, D]`` with labels ``[N]``.

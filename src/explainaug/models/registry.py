@@ -24,13 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from explainaug._deprecation import moved_names
 from explainaug._validation import check_count
 from explainaug.catalog import MODELS, check_model_name, model_names, resolve
 from explainaug.models.adapt import adapt, last_linear, replace_module
 from explainaug.models.contrastive import ContrastiveModel
 
-__getattr__ = moved_names(__name__, {"LIBRARIES": "explainaug.catalog"})
 __all__ = ["build_model", "check_model_name", "model_names", "rebuild_model"]
 
 

@@ -2,7 +2,6 @@
 per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl), plus linear evaluation.
 """
 
-from explainaug._deprecation import deprecated_attribute
 from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
 from explainaug.train.linear_eval import LinearEvalResult, linear_eval
 from explainaug.train.methods import (
@@ -32,9 +31,3 @@ __all__ = [
     "lr_factor",
     "save_checkpoint",
 ]
-
-
-def __getattr__(name: str) -> object:
-    return deprecated_attribute(
-        __name__, name, {"RandomOcclusion": ("RandomOcclusionControl", RandomOcclusionControl)}
-    )

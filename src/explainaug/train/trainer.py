@@ -572,8 +572,6 @@ class Trainer:
             )
         restore_rng_state(state["rng"][rank], self.device)
         sums, counts = state["sums"], state["counts"]
-        if isinstance(sums, dict):  # written before the per-process sums: one process's
-            sums, counts = [sums] * len(state["rng"]), [counts] * len(state["rng"])
         return ResumePosition(
             epoch=state["epoch"],
             step_in_epoch=state["step_in_epoch"],

@@ -1,6 +1,5 @@
 """Training methods: one class per method, all with ``training_step(model, batch, epoch)``."""
 
-from explainaug._deprecation import deprecated_attribute
 from explainaug.train.methods.base import Method, OcclusionAlignment, split_batch
 from explainaug.train.methods.cross_entropy import CrossEntropy
 from explainaug.train.methods.edda import EDDA
@@ -18,9 +17,3 @@ __all__ = [
     "SupCon",
     "split_batch",
 ]
-
-
-def __getattr__(name: str) -> object:
-    return deprecated_attribute(
-        __name__, name, {"RandomOcclusion": ("RandomOcclusionControl", RandomOcclusionControl)}
-    )

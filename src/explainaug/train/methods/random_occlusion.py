@@ -15,8 +15,7 @@ from explainaug.typing import BatchAugment, RatioOcclusion
 class RandomOcclusionControl(OcclusionAlignment):
     """EDDA's fair control: the same training step with randomly placed occlusions.
 
-    Named apart from the augmentation ``explainaug.augment.RandomOcclusion`` it uses;
-    ``explainaug.train.RandomOcclusion`` is its deprecated name.
+    Named apart from the augmentation ``explainaug.augment.RandomOcclusion`` it uses.
 
     It differs from ``EDDA`` only in where the occlusions go: the same areas
     (``nonsalient_ratio``/``salient_ratio``, or with ``match`` an ``EDDA``'s per-image areas,
