@@ -85,10 +85,10 @@ def main() -> None:
 
     specs = {
         "SupCon": (True, lambda: SupCon()),
-        "ExCon": (True, lambda: ExCon(warmup_epochs=0)),
+        "ExCon": (True, lambda: ExCon(explain_warmup_epochs=0)),
         "ExCon, no background negatives": (
             True,
-            lambda: ExCon(warmup_epochs=0, negative_pair=False),
+            lambda: ExCon(explain_warmup_epochs=0, negative_pair=False),
         ),
         "RandomOcclusionControl": (False, lambda: RandomOcclusionControl()),
         "EDDA": (False, lambda: EDDA()),

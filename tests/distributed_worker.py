@@ -75,7 +75,7 @@ def build(kind: str, views: object = flip_views) -> tuple[nn.Module, Method]:
     return model, ExCon(
         explainer=GradCAM(model, layer="encoder.0", relu=False, check_values=False),
         mask=SaliencyMask(threshold=0.5, fill=0.5, check_values=False),
-        warmup_epochs=0,
+        explain_warmup_epochs=0,
         temperature=0.5,
         views=views,
     )

@@ -2,15 +2,19 @@ import json
 
 import pytest
 
-from explainaug.demo import HEADLINES, demo_main, summarize, summary_markdown
+from explainaug.cli import main
+from explainaug.demo import TABLES, summarize, summary_markdown
+
+MAIN = TABLES["main"].headlines()
 
 
 @pytest.mark.slow
 def test_demo_trains_evaluates_and_summarizes(tmp_path, capsys) -> None:
     out = tmp_path / "report"
     assert (
-        demo_main(
+        main(
             [
+                "demo",
                 "--epochs",
                 "1",
                 "--train-size",
@@ -34,7 +38,7 @@ def test_demo_trains_evaluates_and_summarizes(tmp_path, capsys) -> None:
         assert (out / f"seed{seed}" / "saliency_grid.png").is_file()
     written = json.loads((out / "summary.json").read_text())
     assert set(written["summary"]) == {"ce", "excon"}
-    labels = {label for label, _, _ in HEADLINES}
+    labels = {line.label for line in MAIN}
     assert set(written["summary"]["ce"]) == labels  # every headline, localization included
     accuracy = written["summary"]["excon"]["accuracy"]
     per_seed = [
@@ -70,20 +74,19 @@ def test_summary_marks_the_best_value_by_direction() -> None:
             "b": {"accuracy": {"top1": 0.8}, "calibration": {"clean": {"ece": 0.1}}},
         }
     ]
-    table = summary_markdown(summarize(runs))
+    table = summary_markdown(summarize(runs, MAIN), MAIN)
     assert "| a | **0.900** | 0.200 |" in table  # higher accuracy is better
     assert "| b | 0.800 | **0.100** |" in table  # lower ECE is better
 
 
 def test_bad_arguments(capsys) -> None:
-    with pytest.raises(SystemExit):
-        demo_main(["--seeds", "0"])
+    assert main(["demo", "--seeds", "0"]) == 2
     assert "--seeds and --epochs must be >= 1" in capsys.readouterr().err
 
 
 def test_every_paired_comparison_names_a_method() -> None:
-    from explainaug.catalog import METHODS
     from explainaug.demo import PAIRS
+    from explainaug.registry import METHODS
 
     assert {name for pair in PAIRS for name in pair} <= set(METHODS)
 
@@ -91,17 +94,16 @@ def test_every_paired_comparison_names_a_method() -> None:
 def test_randomized_spearman_is_best_closest_to_zero_and_directions_are_stated() -> None:
     """After full randomization a map should not correlate with the trained one either way:
     -0.200 is no better than 0.137 (a summary bolded the negative value as best)."""
-    from explainaug.demo import summarize, summary_markdown
 
     def results(last: float) -> dict:
         return {"randomization": {"similarity": {"spearman_abs": {"mean": [0.9, last]}}}}
 
-    text = summary_markdown(summarize([{"ce": results(-0.2), "edda": results(0.137)}]))
+    text = summary_markdown(summarize([{"ce": results(-0.2), "edda": results(0.137)}], MAIN), MAIN)
     assert "randomized Spearman magnitude" in text
     assert "| ce | 0.200 |" in text and "| edda | **0.137** |" in text
     assert (
         "lower is better: " in text
         and "randomized Spearman magnitude" in text.split("lower is better: ")[1]
     )
-    tied = summary_markdown(summarize([{"ce": results(0.1), "edda": results(0.1)}]))
+    tied = summary_markdown(summarize([{"ce": results(0.1), "edda": results(0.1)}], MAIN), MAIN)
     assert "**" not in tied  # nothing is best when every method has the same value

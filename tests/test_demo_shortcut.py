@@ -4,7 +4,10 @@ import json
 
 import pytest
 
-from explainaug.demo import SHORTCUT_CUE_CORRELATION, SHORTCUT_HEADLINES, demo_main
+from explainaug.cli import main
+from explainaug.demo import TABLES
+
+SHORTCUT = TABLES["shortcut"]
 
 ARGS = ["--epochs", "1", "--train-size", "64", "--device", "cpu", "--no-progress"]
 
@@ -12,17 +15,17 @@ ARGS = ["--epochs", "1", "--train-size", "64", "--device", "cpu", "--no-progress
 def test_shortcut_table_over_seeds(tmp_path, capsys) -> None:
     out = tmp_path / "report"
     argv = ARGS + ["--methods", "ce", "edda", "--seeds", "2", "--out", str(out)]
-    assert demo_main(argv + ["--tables", "shortcut"]) == 0
+    assert main(["demo", *argv, "--tables", "shortcut"]) == 0
     assert not (out / "summary.json").exists()  # the main table was not asked for
     folder = out / "shortcut"
     for seed in (0, 1):
         run = json.loads((folder / f"seed{seed}" / "runs" / "edda" / "run.json").read_text())
-        assert run["experiment"]["cue_correlation"] == SHORTCUT_CUE_CORRELATION
-        assert run["experiment"]["explainer"] == "gradcam"  # the report explains with it too
+        assert run["settings"]["cue_correlation"] == SHORTCUT.cue_correlation
+        assert run["settings"]["explainer"] == "gradcam"  # the report explains with it too
         assert "## Shortcut" in (folder / f"seed{seed}" / "report.md").read_text()
     written = json.loads((folder / "summary.json").read_text())
     assert set(written["summary"]) == {"ce", "edda"}
-    assert set(written["summary"]["ce"]) == {label for label, _, _ in SHORTCUT_HEADLINES}
+    assert set(written["summary"]["ce"]) == {line.label for line in SHORTCUT.headlines()}
     gaps = [
         json.loads((folder / f"seed{s}" / "report.json").read_text())["models"]["edda"]["shortcut"][
             "gap"
@@ -37,6 +40,5 @@ def test_shortcut_table_over_seeds(tmp_path, capsys) -> None:
 
 
 def test_shortcut_table_needs_shapes(capsys) -> None:
-    with pytest.raises(SystemExit):
-        demo_main(["--dataset", "digits", "--tables", "shortcut"])
+    assert main(["demo", "--dataset", "digits", "--tables", "shortcut"]) == 2
     assert "--tables shortcut needs --dataset shapes" in capsys.readouterr().err

@@ -114,6 +114,7 @@ def test_contrastive_methods_gather_by_default() -> None:
     assert SupCon().loss.gather_distributed and ExCon().loss.gather_distributed
     assert not SupCon(gather_distributed=False).loss.gather_distributed
     assert not ExCon(gather_distributed=False).loss.gather_distributed
-    assert not ExCon(loss=ExConLoss()).loss.gather_distributed  # a given loss keeps its own
+    given = ExConLoss(gather_distributed=False)
+    assert not ExCon(loss=given).loss.gather_distributed  # a given loss keeps its own
     with pytest.raises(ValueError, match="contradicts the given loss"):
-        SupCon(loss=SupConLoss(), gather_distributed=True)
+        SupCon(loss=SupConLoss(gather_distributed=False), gather_distributed=True)

@@ -5,18 +5,14 @@ import pytest
 import torch
 from scipy import ndimage
 
-from explainaug.catalog import LAYER_EXPLAINERS, METHODS
+from explainaug.build import build_method, build_model, load_split
 from explainaug.data import make_loader
 from explainaug.evaluate import accuracy
-from explainaug.experiment import (
-    Experiment,
-    build_method,
-    build_model,
-    load_run,
-    load_test_dataset,
-    run,
-)
+from explainaug.experiment import run
 from explainaug.models import ContrastiveModel, SmallCNN
+from explainaug.registry import EXPLAINERS, METHODS
+from explainaug.runs import load_run
+from explainaug.settings import Experiment
 from explainaug.train import EDDA, CrossEntropy, ExCon, RandomOcclusionControl, SupCon, Trainer
 
 TINY = dict(width=4, epochs=1, batch_size=8, train_size=16, image_size=16, amp=None)
@@ -36,31 +32,44 @@ def test_each_method_gets_its_class_and_model(method, kind) -> None:
     experiment = Experiment(method=method, **TINY).validate()
     model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
     assert isinstance(model, ContrastiveModel) == (method in ("supcon", "excon"))
-    assert isinstance(build_method(experiment, model, 16), kind)
+    assert isinstance(build_method(experiment), kind)
     assert experiment.learning_rate == (0.5 if method in ("supcon", "excon") else 0.1)
 
 
 def test_cam_layer_is_relative_to_the_backbone() -> None:
     experiment = Experiment(method="excon", cam_layer="block2", **TINY)
     model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
-    method = build_method(experiment, model, 16)
-    assert method.explainer.layer_name == "encoder.block2"
+    method = build_method(experiment)
+    method.setup(model)
+    assert method.live_explainer.layer_name == "encoder.block2"
     plain = Experiment(method="edda", cam_layer="block2", **TINY)
     cnn = build_model(plain, 4, (0.5,) * 3, (0.25,) * 3)
-    assert build_method(plain, cnn, 16).explainer.layer_name == "block2"
+    edda = build_method(plain)
+    edda.setup(cnn)
+    assert edda.live_explainer.layer_name == "block2"
 
 
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        ({"method": "mixup"}, "unknown method 'mixup'"),
-        ({"dataset": "cifar100"}, "needs a data folder"),
-        ({"epochs": 0}, "epochs must be an int >= 1"),
-        ({"explain_warmup_epochs": 5}, "explain_warmup_epochs"),
-        ({"occlusion_ratio": 1.0}, "occlusion_ratio"),
-        ({"lr": 0.0}, "lr must be a finite number > 0"),
+        ({"method": "mixup"}, "method must be one of ce, supcon, .*, got 'mixup'"),
+        ({"dataset": "cifar100"}, "data_root is needed by dataset 'cifar100'"),
+        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
+        (
+            {"explain_warmup_epochs": 5},
+            r"explain_warmup_epochs must be an int in \[0, epochs = 1\]",
+        ),
+        ({"occlusion_ratio": 1.0}, "occlusion_ratio must be a number in"),
+        ({"lr": 0.0}, r"lr must be a number > 0, got 0.0"),
         ({"explain_warmup_epochs": True}, "explain_warmup_epochs must be an int in"),
         ({"linear_epochs": 1.5}, "linear_epochs must be an int >= 0"),
+        ({"salient_target": "bogus"}, "salient_target must be one of uniform, .*, got 'bogus'"),
+        ({"amp": "fp8"}, "amp must be one of auto, bf16, fp16, none, got 'fp8'"),
+        ({"model": "resnet17"}, "model must be one of small-cnn, .*, got 'resnet17'"),
+        ({"seed": -1}, "seed must be an int in"),
+        ({"weight_decay": float("nan")}, "weight_decay must be a finite number >= 0, got nan"),
+        ({"cam_layer": 3}, "cam_layer must be none or a string, got 3"),
+        ({"augment": "yes"}, "augment must be True or False, got 'yes'"),
     ],
 )
 def test_validation_names_the_bad_field(changes, match) -> None:
@@ -72,11 +81,9 @@ def test_run_writes_a_run_that_load_run_rebuilds(tmp_path) -> None:
     experiment = Experiment(method="supcon", **TINY)
     result = run(experiment, out_dir=tmp_path, device="cpu", progress=False)
     description = json.loads((tmp_path / "run.json").read_text())
-    assert description["experiment"] == dataclasses.asdict(experiment)
-    assert description["num_classes"] == 4 and description["method"] == "SupCon"
+    assert description["settings"] == dataclasses.asdict(experiment)
+    assert description["num_classes"] == description["real_classes"] == 4
     assert description["model"]["name"] == "small-cnn" and description["model"]["contrastive"]
-    # the explainer explaining this run by default: Grad-CAM without ReLU (contrastive)
-    assert description["explainer"] == {"name": "gradcam", "layer": None, "relu": False}
     model, loaded = load_run(tmp_path)
     assert loaded == experiment and isinstance(model, ContrastiveModel) and not model.training
     x = torch.rand(3, 3, 16, 16)
@@ -91,11 +98,12 @@ def test_load_run_errors(tmp_path) -> None:
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a valid run description"):
         load_run(tmp_path)
-    (tmp_path / "run.json").write_text(
-        json.dumps(
-            {"experiment": dataclasses.asdict(Experiment(**{**TINY, "width": 8})), "num_classes": 4}
-        )
-    )
+    description = {
+        "settings": dataclasses.asdict(Experiment(**TINY)),
+        "model": build_model(Experiment(**{**TINY, "width": 8}), 4, (0,) * 3, (1,) * 3).model_spec,
+        "num_classes": 4,
+    }
+    (tmp_path / "run.json").write_text(json.dumps(description))
     with pytest.raises(ValueError, match="does not fit this SmallCNN"):
         load_run(tmp_path / "checkpoint.pt")
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
@@ -107,7 +115,7 @@ def test_every_method_is_buildable_on_a_resnet() -> None:
     for method in METHODS:
         experiment = Experiment(method=method, model="resnet18", **TINY)
         model = build_model(experiment, 3, (0.5,) * 3, (0.25,) * 3)
-        build_method(experiment, model, 16).setup(model)
+        build_method(experiment).setup(model)
     assert isinstance(build_model(Experiment(**TINY), 3, (0.5,) * 3, (0.25,) * 3), SmallCNN)
 
 
@@ -131,13 +139,14 @@ def test_other_explainers_drive_edda_and_excon(name) -> None:
     for method in ("edda", "excon"):
         experiment = Experiment(method=method, explainer=name, cam_layer="block2", **TINY)
         model = build_model(experiment.validate(), 4, (0.5,) * 3, (0.25,) * 3)
-        built = build_method(experiment, model, 16)
-        assert type(built.explainer).__name__.lower() == name
-        assert built.explainer.model is model and not built.explainer.check_values
-        if name in LAYER_EXPLAINERS:
+        built = build_method(experiment)
+        built.setup(model)
+        assert type(built.live_explainer).__name__.lower() == name
+        assert built.live_explainer.model is model and not built.live_explainer.check_values
+        if EXPLAINERS[name].takes_layer:
             expected = "encoder.block2" if method == "excon" else "block2"
-            assert built.explainer.layer_name == expected
-    with pytest.raises(ValueError, match="unknown explainer 'nosuch'"):
+            assert built.live_explainer.layer_name == expected
+    with pytest.raises(ValueError, match="explainer must be one of saliency, .*, got 'nosuch'"):
         Experiment(explainer="nosuch", **TINY).validate()
 
 
@@ -181,11 +190,12 @@ def test_edda_background_target_trains_k_plus_1_logits_and_evaluates_k(tmp_path)
     """K = 4 shape classes: training sees 5 logits and sends salient occlusions to column 4
     (not to class 3); the trained and reloaded models answer with the 4 real classes."""
     experiment = Experiment(method="edda", salient_target="background", **TINY)
-    model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
+    method = build_method(experiment)
+    model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3, method.extra_logits)
     x, y = torch.rand(6, 3, 16, 16), torch.tensor([0, 1, 2, 3, 0, 1])
     logits = model(x)
     assert logits.shape == (6, 5)
-    loss = build_method(experiment, model, 16).loss
+    loss = method.loss
     torch.testing.assert_close(
         loss.components(logits, logits, logits, y)["salient"],
         torch.nn.functional.cross_entropy(logits, torch.full_like(y, 4)),
@@ -197,7 +207,7 @@ def test_edda_background_target_trains_k_plus_1_logits_and_evaluates_k(tmp_path)
     result.model.eval()
     assert result.model(x).shape == loaded(x).shape == (6, 4)
     torch.testing.assert_close(loaded(x), result.model(x))
-    test_loader = make_loader(load_test_dataset(experiment), 4, shuffle=False, device="cpu")
+    test_loader = make_loader(load_split(experiment, "test"), 4, shuffle=False, device="cpu")
     with torch.no_grad():  # a dominant background logit changes nothing: it is not a class
         loaded.fc.bias[4] = 1e4
     assert accuracy(loaded, test_loader, topk=(1,), per_class=False)["top1"] == pytest.approx(
@@ -213,9 +223,9 @@ def test_random_occlusion_control_differs_from_edda_only_in_placement() -> None:
     views keep their label (plain occlusion augmentation); EDDA's targets are an ablation."""
     experiment = Experiment(method="random-occlusion", augment=False, **{**TINY, "image_size": 32})
     model = build_model(experiment, 4, (0.5, 0.4, 0.3), (0.25,) * 3)
-    method = build_method(experiment, model, 32)
+    method = build_method(experiment)
     method.setup(model)
-    edda = build_method(dataclasses.replace(experiment, method="edda"), model, 32)
+    edda = build_method(dataclasses.replace(experiment, method="edda"))
     edda.setup(model)
     fed: list[torch.Tensor] = []
     model.register_forward_pre_hook(lambda module, args: fed.append(args[0].detach()))
@@ -239,11 +249,11 @@ def test_random_occlusion_control_differs_from_edda_only_in_placement() -> None:
         assert max(regions) <= 5  # contiguous regions, not ~100 scattered pixels
 
     ablation = dataclasses.replace(experiment, control_targets="edda", salient_target="smooth")
-    assert build_method(ablation, model, 32).loss.salient_target == "smooth"
+    assert build_method(ablation).loss.salient_target == "smooth"
     background = dataclasses.replace(ablation, salient_target="background")
-    assert build_model(background, 4, (0.5,) * 3, (0.25,) * 3).fc.out_features == 5
+    assert build_method(background).extra_logits == 1
     plain = dataclasses.replace(experiment, salient_target="background")
-    assert build_model(plain, 4, (0.5,) * 3, (0.25,) * 3).fc.out_features == 4
+    assert build_method(plain).extra_logits == 0
 
 
 def test_background_logit_is_not_a_prediction_in_per_epoch_accuracy(tmp_path) -> None:
@@ -256,12 +266,12 @@ def test_background_logit_is_not_a_prediction_in_per_epoch_accuracy(tmp_path) ->
     # one epoch, no linear evaluation: the epoch's model is the final model
     assert result.best_test_accuracy == pytest.approx(result.test_accuracy)
 
-    model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3)
-    method = build_method(experiment, model, 16)
+    method = build_method(experiment)
+    model = build_model(experiment, 4, (0.5,) * 3, (0.25,) * 3, method.extra_logits)
     trainer = Trainer(model, method, epochs=1, device="cpu", progress=False)
     with torch.no_grad():  # the background column wins every argmax over K + 1 logits
         model.fc.bias[4] = 1e4
-    test_loader = make_loader(load_test_dataset(experiment), 4, shuffle=False, device="cpu")
+    test_loader = make_loader(load_split(experiment, "test"), 4, shuffle=False, device="cpu")
     model.eval()  # as Trainer.evaluate; batch-norm statistics independent of the batch
     hits = [(model(x)[:, :4].argmax(dim=1) == y).float() for x, y, *_ in test_loader]
     real = float(torch.cat(hits).mean())

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from explainaug.augment import RandomOcclusion, SaliencyMask, SaliencyOcclusion, supcon_views
 from explainaug.cli import main
-from explainaug.explain.registry import build_explainer, explainer_names
+from explainaug.explain import build_explainer
 from explainaug.losses import EDDALoss, ExConLoss, SupConLoss
 from explainaug.models import SmallCNN
+from explainaug.registry import EXPLAINERS
 from explainaug.train.checkpoint import load_checkpoint
 
 FUZZ = settings(
@@ -308,7 +309,7 @@ MODEL = SmallCNN(num_classes=3, width=4).eval()
 
 
 @FUZZ
-@given(name=st.sampled_from(explainer_names()), data=st.data())
+@given(name=st.sampled_from(EXPLAINERS.names()), data=st.data())
 def test_explainers(name, data) -> None:
     side = data.draw(st.sampled_from([4, 16]))  # SmallCNN pools twice: at least 4 pixels
     x = data.draw(  # the model's 3 channels (another count is the model's error, not ours)

@@ -7,7 +7,7 @@ import torch
 
 from explainaug.cli import main
 from explainaug.data import device_loader, image_folder
-from explainaug.experiment import load_run
+from explainaug.runs import load_run
 
 FAST = ["--epochs", "1", "--batch-size", "6", "--width", "4", "--device", "cpu"]
 FAST += ["--no-progress", "--amp", "none"]

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from explainaug.experiment import Experiment, build_method, build_model
+from explainaug.build import build_method, build_model
 from explainaug.losses import SupConLoss
+from explainaug.settings import Experiment
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TINY = ["--width", "4", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--no-progress"]
@@ -49,7 +50,7 @@ def test_cifar100_recipe_runs_one_step(method, cifar_root, tmp_path, monkeypatch
         monkeypatch,
     )
     assert code == 0, capsys.readouterr().err
-    settings = json.loads((out / "run.json").read_text())["experiment"]
+    settings = json.loads((out / "run.json").read_text())["settings"]
     assert (settings["model"], settings["cam_layer"]) == ("resnet50", "layer2.3.conv3")
     assert (out / "checkpoint.pt").is_file()
     assert f"{method} on cifar100: test accuracy" in capsys.readouterr().out
@@ -70,7 +71,7 @@ def test_tiny_imagenet_recipe_runs_one_step(
         monkeypatch,
     )
     assert code == 0, capsys.readouterr().err
-    assert json.loads((out / "run.json").read_text())["experiment"]["cam_layer"] == "layer4.2.conv3"
+    assert json.loads((out / "run.json").read_text())["settings"]["cam_layer"] == "layer4.2.conv3"
     assert f"{method} on tiny-imagenet: test accuracy" in capsys.readouterr().out
 
 
@@ -116,16 +117,18 @@ def small(defaults: Experiment, **changes) -> tuple[Experiment, torch.nn.Module]
 def test_recipe_contrastive_loss_has_the_reference_scale(recipe, method) -> None:
     """SupContrast/ExCon multiply the loss by temperature / 0.07: x(0.1 / 0.07) at T=0.1."""
     experiment, model = small(recipe_defaults(recipe), method=method)
-    built = build_method(experiment, model, 32)
+    built = build_method(experiment)
     rows, labels = torch.randn(12, 8), torch.arange(12) % 3
-    unscaled = SupConLoss(temperature=0.1)(rows, labels)  # pytorch-metric-learning's scale
+    unscaled = SupConLoss(temperature=0.1, base_temperature=None)(
+        rows, labels
+    )  # pytorch-metric-learning's scale
     torch.testing.assert_close(
         built.contrastive_loss(rows, labels, None if method == "supcon" else labels < 0),
         unscaled * 0.1 / 0.07,
     )
     # the earlier scale stays available: base_temperature = temperature
     plain, plain_model = small(recipe_defaults(recipe), method=method, base_temperature=0.1)
-    unit = build_method(plain, plain_model, 32)
+    unit = build_method(plain)
     torch.testing.assert_close(
         unit.contrastive_loss(rows, labels, None if method == "supcon" else labels < 0), unscaled
     )
@@ -139,12 +142,12 @@ def test_recipe_trains_the_linear_head_in_alternating_epochs(recipe, augmented, 
     """The official loop: a head epoch after each contrastive epoch, on the classifier loader's
     images: RandomResizedCrop(scale=(0.2, 1)) + flip on CIFAR-100, none on Tiny ImageNet."""
     experiment, model = small(recipe_defaults(recipe), method=method)
-    built = build_method(experiment, model, 32)
+    built = build_method(experiment)
     assert built.alternating_head and built.linear_head == "alternating"
     if not augmented:
-        assert built.head_augment is None
+        assert built.head_augment.for_size(32) is None
         return
-    crop, flip = list(built.head_augment.children())
+    crop, flip = list(built.head_augment.for_size(32).children())
     assert (
         type(crop).__name__ == "RandomResizedCrop" and type(flip).__name__ == "RandomHorizontalFlip"
     )
@@ -155,7 +158,7 @@ def test_recipe_trains_the_linear_head_in_alternating_epochs(recipe, augmented, 
 def test_cifar100_recipe_masks_from_the_official_epoch() -> None:
     """Official loop: ``for epoch in range(1, 201)``, masking when ``epoch >= 50``."""
     experiment, model = small(recipe_defaults("cifar100.py"), method="excon")
-    method = build_method(experiment, model, 16)
+    method = build_method(experiment)
     method.setup(model)
     official = [epoch >= 50 for epoch in range(1, 201)]
     x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])

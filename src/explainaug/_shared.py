@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug.typing import Batch
+
 
 def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinearly resize maps ``[B, K, h, w]`` to ``size`` (no-op when it already matches).
@@ -138,3 +140,53 @@ def preserved_model_state(model: nn.Module) -> Iterator[None]:
             module._buffers[key] = buffer
         for module, training in modes:
             module.training = training
+
+
+def is_contrastive(model: nn.Module) -> bool:
+    """Whether ``model`` is contrastive: it offers ``features``, ``project`` and ``classify`` (as
+    ``explainaug.models.ContrastiveModel``).
+
+    Example:
+        >>> is_contrastive(torch.nn.Linear(2, 2))
+        False
+    """
+    return all(callable(getattr(model, name, None)) for name in ("features", "project", "classify"))
+
+
+def unpack_batch(batch: object) -> Batch:
+    """A loader's batch ``(x, y)``, ``(x, y, masks)`` or ``(x, y, masks, cue_masks)`` as a
+    :class:`~explainaug.typing.Batch`; shapes and dtypes checked (no host sync).
+
+    Example:
+        >>> batch = unpack_batch((torch.zeros(2, 3, 8, 8), torch.tensor([0, 1])))
+        >>> batch.images.shape, batch.labels.tolist(), batch.masks
+        (torch.Size([2, 3, 8, 8]), [0, 1], None)
+    """
+    expected = "a tuple (x, y), (x, y, masks) or (x, y, masks, cue_masks)"
+    if not isinstance(batch, (tuple, list)):
+        raise ValueError(f"a batch must be {expected}, got a {type(batch).__name__}")
+    if len(batch) not in (2, 3, 4):
+        raise ValueError(
+            f"a batch must be {expected}, got a {type(batch).__name__} of length {len(batch)}"
+        )
+    x, y = batch[0], batch[1]
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        got = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        raise TypeError(f"batch images must be a float tensor in [0, 1], got {got}")
+    if x.ndim != 4:
+        raise ValueError(f"batch images must have shape [B, C, H, W], got {tuple(x.shape)}")
+    if not isinstance(y, Tensor) or y.is_floating_point() or y.dtype == torch.bool:
+        got = f"dtype {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
+        raise TypeError(f"batch labels must be an integer tensor (torch.long), got {got}")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"batch labels must have shape [{x.shape[0]}] to match the images, got {tuple(y.shape)}"
+        )
+    masks = [item for item in batch[2:]]
+    for name, mask in zip(("masks", "cue_masks"), masks, strict=False):
+        if mask is not None and (not isinstance(mask, Tensor) or mask.shape[0] != x.shape[0]):
+            got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(
+                f"batch {name} must be a tensor with batch size {x.shape[0]}, got {got}"
+            )
+    return Batch(x, y, *masks)

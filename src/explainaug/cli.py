@@ -1,4 +1,4 @@
-"""The ``explainaug`` command: ``demo``, ``train`` and ``evaluate``.
+"""The ``explainaug`` command: ``demo``, ``train`` and ``evaluate`` (argparse subcommands).
 
 Examples::
 
@@ -8,40 +8,187 @@ Examples::
     explainaug train --dataset shapes --cue-correlation 0.95 --out runs/cued
     explainaug evaluate runs/cued --evaluators accuracy shortcut   # cue-aligned vs conflicting
     torchrun --nproc_per_node=4 -m explainaug.cli train --dataset cifar100 --data /data ...
+
+The train flags come from the settings' declarations (``explainaug.settings``): a bad value is
+reported with the flag's name before torch is imported, so ``--help`` and typos answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import logging
 import math
 import re
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from explainaug import __version__
-from explainaug.catalog import EVALUATORS, OPTIONAL_EVALUATORS, dataset_names
+from explainaug import __version__, demo
+from explainaug.registry import DATASETS, EVALUATORS, EXPLAINERS, METHODS
+from explainaug.settings import (
+    Experiment,
+    SettingError,
+    flag,
+    setting_type,
+    settings_fields,
+)
 
 if TYPE_CHECKING:  # torch-heavy modules are imported where used, so that help starts fast
     import torch
     from torch import nn
     from torch.utils.data import Dataset
 
-    from explainaug.settings import Experiment
-
 TRAIN_DESCRIPTION = (
     "Train one method on one dataset; write to --out the checkpoint (checkpoint.pt), the "
     "settings (run.json), per-epoch metrics (metrics.jsonl, metrics.csv), the final test "
     "accuracy (results.json) and the final weights (model.pt). Works under torchrun."
 )
-DEVICE_HELP = "cuda, cuda:1 or cpu (default: cuda if any, else cpu)"
 EVALUATE_DESCRIPTION = (
     "Evaluate a trained run (folder or checkpoint) and write report.md, report.json and figures."
 )
+DEVICE_HELP = "cuda, cuda:1 or cpu (default: cuda if any, else cpu)"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's paragraphs and examples as written."""
+
+
+def plain_text(docstring: str, width: int = 79) -> str:
+    r"""A docstring as help text: RST markup removed (double backticks, ``::``, roles such as
+    ``:func:`name```), prose paragraphs refilled to ``width``, indented blocks kept as written.
+
+    Example:
+        >>> print(plain_text("Use ``--lr`` with :func:`run`. Examples::\n\n    run --lr 1"))
+        Use --lr with run. Examples:
+        <BLANKLINE>
+            run --lr 1
+    """
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", textwrap.dedent(docstring).strip().replace("``", ""))
+    paragraphs = []
+    for paragraph in text.replace("::", ":").split("\n\n"):
+        indented = paragraph.startswith(" ")
+        paragraphs.append(
+            paragraph if indented else textwrap.fill(" ".join(paragraph.split()), width)
+        )
+    return "\n\n".join(paragraphs)
+
+
+# ------------------------------------------------------------------ settings as flags
+
+
+def _shown(value: object) -> str:
+    return "none" if value is None else str(value)
+
+
+def _converter(kind: type, optional: bool) -> Callable[[str], Any]:
+    """The argparse ``type`` of a setting: ``none`` (any case) gives None where it may be None."""
+
+    def convert(text: str) -> Any:
+        if optional and text.lower() in ("none", ""):
+            return None
+        return kind(text)
+
+    convert.__name__ = kind.__name__  # argparse names the type in "invalid int value"
+    return convert
+
+
+def add_settings(parser: argparse.ArgumentParser, defaults: Experiment) -> None:
+    """Add one flag per :class:`Experiment` setting, from its declaration: name, type, allowed
+    values, help, and ``defaults``' value as the shown default. A flag not given stays out of
+    the parsed namespace, so :func:`experiment_from_args` knows which settings were given.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_settings(parser, Experiment(method="edda"))
+        >>> experiment_from_args(parser.parse_args(["--epochs", "3"]), Experiment()).epochs
+        3
+    """
+    for name, declared in settings_fields().items():
+        meta = declared.metadata
+        kind, optional = setting_type(declared)
+        default = getattr(defaults, name)
+        text = f"{meta['help']} (default: {_shown(default)})".replace("%", "%%")
+        options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": text}
+        if kind is not bool:
+            options["metavar"] = flag(name)[2:].upper().replace("-", "_")
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = _converter(kind, optional)
+            choices = meta["choices"]
+            if choices is not None:
+                allowed = tuple(choices() if callable(choices) else choices)
+                options["choices"] = allowed
+                options["metavar"] = "{" + ",".join(_shown(choice) for choice in allowed) + "}"
+        parser.add_argument(flag(name), **options)
+
+
+def experiment_from_args(args: argparse.Namespace, defaults: Experiment) -> Experiment:
+    """``defaults`` with the settings given on the command line (see :func:`add_settings`)."""
+    return dataclasses.replace(defaults, **given_settings(args))
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line gave, by name."""
+    return {name: value for name, value in vars(args).items() if name in settings_fields()}
+
+
+def setting_message(error: Exception, args: argparse.Namespace, defaults: Experiment) -> str:
+    """``error`` as the command line says it: a :class:`SettingError` names its flags, and every
+    setting flag the message names that the command line did not give is noted with its
+    default (a recipe's, say), which the user may not know they are using.
+
+    Example:
+        >>> error = SettingError("explain_warmup_epochs", "must be <= {epochs}")
+        >>> print(setting_message(error, argparse.Namespace(explain_warmup_epochs=50), Experiment()))
+        --explain-warmup-epochs must be <= --epochs (--epochs was not given: 10 is this command's default)
+    """
+    message = error.render(flag) if isinstance(error, SettingError) else str(error)
+    flags = {flag(name): name for name in settings_fields()}
+    given = given_settings(args)
+    notes = [
+        f"{mentioned} was not given: {getattr(defaults, flags[mentioned])} is this "
+        "command's default"
+        for mentioned in dict.fromkeys(re.findall(r"--[a-z][\w-]*", message))
+        if mentioned in flags
+        and flags[mentioned] not in given
+        and getattr(defaults, flags[mentioned]) is not None
+    ]
+    return message + (f" ({'; '.join(notes)})" if notes else "")
+
+
+# ------------------------------------------------------------------------------ train
+
+
+def add_train_arguments(parser: argparse.ArgumentParser, defaults: Experiment) -> None:
+    """The flags of ``explainaug train`` (and the recipes): the settings, then where and how."""
+    add_settings(parser, defaults)
+    parser.add_argument(
+        "--out",
+        default="runs/latest",
+        help="folder for checkpoint and metrics (default: runs/latest)",
+    )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        help='checkpoint to resume from, or "auto" for OUT/checkpoint.pt if present (default: a '
+        "fresh run)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already in --out (its checkpoint, metrics, weights and report) "
+        "(default: refuse)",
+    )
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
+    )
+    parser.set_defaults(defaults=defaults)
 
 
 def train_main(
@@ -52,30 +199,34 @@ def train_main(
 ) -> int:
     """Parse training options (``defaults`` give their default values), train, print accuracy.
 
-    Shared by ``explainaug train`` and the recipes in ``recipes/``. Works under ``torchrun``,
-    where rank 0 alone prints the summary. Bad settings, devices or output folders exit with
-    code 2 and one line on stderr.
+    The entry of ``explainaug train`` and of the recipes in ``recipes/``. Works under
+    ``torchrun``, where rank 0 alone prints the summary. Bad settings, devices or output
+    folders exit with code 2 and one line on stderr.
     """
-    from explainaug.settings import Experiment, add_experiment_arguments, experiment_from_args
-
     parser = argparse.ArgumentParser(
         prog=prog,
         description=plain_text(description or TRAIN_DESCRIPTION),
         formatter_class=HelpFormatter,
     )
-    add_experiment_arguments(parser, defaults or Experiment())
-    _add_run_arguments(parser)
-    args = parser.parse_args(argv)
+    add_train_arguments(parser, defaults or Experiment())
+    return train_command(parser.parse_args(argv), parser)
+
+
+def train_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Train the experiment the parsed flags describe (``explainaug train``)."""
+    defaults: Experiment = args.defaults
+    experiment = experiment_from_args(args, defaults)
+    try:
+        experiment.validate()
+    except SettingError as error:
+        parser.exit(2, f"{parser.prog}: error: {setting_message(error, args, defaults)}\n")
     _log_to_console()
-    experiment = experiment_from_args(args)
+    from explainaug._validation import check_device
+    from explainaug.distributed import rank
+    from explainaug.experiment import run
     from explainaug.models.adapt import ModelOutputError
 
     try:
-        from explainaug._validation import check_device
-        from explainaug.distributed import rank
-        from explainaug.experiment import run
-
-        experiment.validate()
         device = None if args.device is None else check_device(args.device)
         result = run(
             experiment,
@@ -96,8 +247,7 @@ def train_main(
         # FloatingPointError: the loss diverged, from settings such as --lr 1e30;
         # ImportError: an optional extra (timm, tensorboard) is missing, the message says how
         # to install it
-        message = in_flags(str(error))
-        parser.exit(2, f"{prog}: error: {message}{_defaults_note(message, parser, argv)}\n")
+        parser.exit(2, f"{parser.prog}: error: {setting_message(error, args, defaults)}\n")
     if result.interrupted:
         if rank() == 0:
             print(f"interrupted: checkpoint in {args.out}; resume with --resume auto")
@@ -115,37 +265,20 @@ def train_main(
     return 0
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="runs/latest", help="folder for checkpoint and metrics")
-    parser.add_argument(
-        "--resume",
-        default=None,
-        help='checkpoint to resume from, or "auto" for OUT/checkpoint.pt if present',
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a run already in --out (its checkpoint, metrics, weights and report)",
-    )
-    parser.add_argument("--device", default=None, help=DEVICE_HELP)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+# --------------------------------------------------------------------------- evaluate
 
 
-def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    """Evaluate a trained run (folder or checkpoint) and write a report."""
-    parser = argparse.ArgumentParser(
-        prog="explainaug evaluate",
-        description=plain_text(EVALUATE_DESCRIPTION),
-        formatter_class=HelpFormatter,
-    )
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``explainaug evaluate``."""
     parser.add_argument("run", help="run folder (with checkpoint.pt and run.json) or checkpoint")
     parser.add_argument(
         "--evaluators",
         nargs="+",
         default=None,
-        choices=EVALUATORS + OPTIONAL_EVALUATORS,
-        help="evaluators to run (default: all but shortcut, which needs a shapes run, and "
-        "localization where the data have no object masks)",
+        choices=tuple(EVALUATORS),
+        help="evaluators to run (default: all but those that need data of their own "
+        f"({', '.join(EVALUATORS.names(optional=True))}), and localization where the data "
+        "have no object masks)",
     )
     parser.add_argument(
         "--explainer",
@@ -154,9 +287,11 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         help="explainer(s) for the explanation evaluators (gradcam, scorecam, rise, ...; several "
         "are compared side by side), each with its own defaults on the run's CAM layer: "
         "--explainer gradcam gives every run the same ReLU'd Grad-CAM (default: the run's own, "
-        "with the CAM layer and ReLU it trained with, see run.json; ExCon's has no ReLU)",
+        "with the CAM layer and ReLU it trained with; ExCon's has no ReLU)",
     )
-    parser.add_argument("--corruptions", default="all", help='"all", "none" or comma-separated')
+    parser.add_argument(
+        "--corruptions", default="all", help='"all", "none" or comma-separated (default: all)'
+    )
     parser.add_argument(
         "--severities",
         type=int,
@@ -164,14 +299,14 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         default=[1, 2, 3, 4, 5],
         choices=range(1, 6),
         metavar="S",
-        help="corruption severities (1-5)",
+        help="corruption severities (1-5) (default: 1 2 3 4 5)",
     )
     parser.add_argument(
         "--eps",
         type=float,
         nargs="+",
         default=[2.0, 4.0, 8.0],
-        help="L-inf attack budgets in 1/255 units (FGSM and PGD)",
+        help="L-inf attack budgets in 1/255 units, FGSM and PGD (default: 2 4 8)",
     )
     parser.add_argument("--out", default=None, help="report folder (default: RUN/report)")
     parser.add_argument(
@@ -182,7 +317,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--dataset",
         default=None,
-        choices=dataset_names(),
+        choices=DATASETS.names(),
         help="test data of a run trained from Python with Trainer, or to replace the run's "
         "(default: the run's)",
     )
@@ -193,20 +328,21 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         help="image side for --dataset (folder, shapes) (default: the run's)",
     )
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    args = parser.parse_args(argv)
-    evaluators = list(args.evaluators or EVALUATORS)
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bars (default: shown)"
+    )
+
+
+def evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Evaluate a trained run (folder or checkpoint) and write a report."""
+    evaluators = list(args.evaluators or EVALUATORS.names(optional=False))
     _log_to_console()
     from explainaug._validation import check_device
+    from explainaug.build import load_shortcut_datasets, load_split
     from explainaug.data import DeviceLoader, make_loader
-    from explainaug.evaluate.report import EXPLANATION_EVALUATORS, report
-    from explainaug.experiment import (
-        REPORT_DIR,
-        explainer_options,
-        load_run,
-        load_shortcut_datasets,
-        load_test_dataset,
-    )
+    from explainaug.evaluate.report import report
+    from explainaug.runs import load_run
+    from explainaug.train.run_log import REPORT_DIR
 
     try:
         eps = _attack_budgets(args.eps)
@@ -219,47 +355,44 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             dataset=args.dataset,
             image_size=args.image_size,
         )
-        test_set = load_test_dataset(experiment, device)
+        test_set = load_split(experiment, "test", device)
         _check_classes(model, test_set, experiment.dataset, device)
-        cued_sets = load_shortcut_datasets(experiment) if "shortcut" in evaluators else ()
+        needs_cues = any(EVALUATORS[name].needs == "cues" for name in evaluators)
+        cued_sets = load_shortcut_datasets(experiment) if needs_cues else ()
     except (FileNotFoundError, ValueError, ImportError) as error:  # ImportError: timm missing
-        parser.exit(2, f"explainaug evaluate: error: {error}\n")
-    if "localization" in evaluators and getattr(test_set, "masks", None) is None:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    for name in [n for n in evaluators if EVALUATORS[n].needs == "masks"]:
+        if getattr(test_set, "masks", None) is not None:
+            continue
         if args.evaluators is not None:  # asked for by name
             parser.exit(
                 2,
-                f"explainaug evaluate: error: localization needs object masks; "
+                f"{parser.prog}: error: {name} needs object masks; "
                 f"{experiment.dataset} has none (use the shapes dataset)\n",
             )
-        evaluators.remove("localization")
-        print(
-            f"skipped localization: dataset {experiment.dataset!r} has no object masks (shapes has)"
-        )
+        evaluators.remove(name)
+        print(f"skipped {name}: dataset {experiment.dataset!r} has no object masks (shapes has)")
     out = (
         Path(args.out)
         if args.out
         else Path(args.run if Path(args.run).is_dir() else Path(args.run).parent) / REPORT_DIR
     )
     loader = make_loader(test_set, 256, shuffle=False, device=device, rank=0, world_size=1)
-    explainers = args.explainer or [experiment.explainer]
-    explainer = explainers[0] if len(explainers) == 1 else explainers
-    # By default the run's own explainer: its layer and ReLU as it trained. Named explainers
-    # keep their own defaults (Grad-CAM with ReLU) on the run's CAM layer.
-    options = explainer_options(experiment) if args.explainer is None else {}
     shortcut_loaders = tuple(
         DeviceLoader(cued, 256, shuffle=False, device=device, cue_masks=True) for cued in cued_sets
     )
     try:
-        if isinstance(explainer, str) and set(evaluators) & set(EXPLANATION_EVALUATORS):
-            # the report names the CAM layer a default resolves to
-            image = test_set[0][0][None].to(device)
-            options = _with_resolved_layer(explainer, options, model, image)
+        names = args.explainer or [experiment.explainer]
+        options = _explainer_options(names, args.explainer is None, model, experiment)
+        if len(names) == 1 and any(EVALUATORS[name].explains for name in evaluators):
+            # the report names the CAM layer a default resolves to, and Grad-CAM's ReLU
+            options = _stated_options(names[0], options, model, test_set[0][0][None].to(device))
         results = report(
             {experiment.method: model},
             loader,
             out,
             evaluators=evaluators,
-            explainer_factory=explainer,
+            explainer=names[0] if len(names) == 1 else names,
             explainer_options=options,
             corruptions=corruptions,
             severities=args.severities,
@@ -269,28 +402,41 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
         )
     except ValueError as error:  # bad names or values given on the command line
-        parser.exit(2, f"explainaug evaluate: error: {error}\n")
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
     return 0
 
 
-def _with_resolved_layer(
+def _explainer_options(
+    names: Sequence[str], own: bool, model: nn.Module, experiment: Experiment
+) -> dict[str, object]:
+    """The options the report builds the explainers with: the run's own explainer as it
+    trained (``explain.build.run_options``: its CAM layer and ReLU), or named explainers with
+    their own defaults on the run's CAM layer."""
+    from explainaug.explain.build import run_options
+
+    unknown = [name for name in names if name not in EXPLAINERS]
+    if unknown:
+        EXPLAINERS[unknown[0]]  # raises, listing the known names
+    if own:
+        return run_options(names[0], model, experiment.cam_layer)
+    return {"layer": experiment.cam_layer}
+
+
+def _stated_options(
     name: str, options: dict[str, object], model: nn.Module, image: torch.Tensor
 ) -> dict[str, object]:
-    """``options`` with ``layer`` set to the CAM layer explainer ``name`` uses on ``image``
-    (the model's default, checked by the explainer's probe: no explanation runs) when none is
-    given, and Grad-CAM's ``relu`` stated: the report then names what it explains with."""
-    from explainaug.catalog import LAYER_EXPLAINERS
-    from explainaug.explain import build_explainer
+    """``options`` with the CAM layer explainer ``name`` uses on ``image`` (the one resolver,
+    ``explain.cam_layer``, without explaining) and Grad-CAM's ReLU, so the report states them."""
+    from explainaug.explain import build_explainer, cam_layer
 
-    if name.lower() not in LAYER_EXPLAINERS or options.get("layer") is not None:
-        return options
+    if not EXPLAINERS[name].takes_layer:
+        return {key: value for key, value in options.items() if key != "layer"}
     explainer = build_explainer(name, model, **options)
-    cam = getattr(explainer, "gradcam", explainer)  # GuidedGradCAM explains through its Grad-CAM
-    resolved = {**options, "layer": cam.layer_for(image)}
-    if name.lower() == "gradcam":
-        resolved["relu"] = explainer.relu
-    return resolved
+    stated = {**options, "layer": cam_layer(model, options.get("layer"), example=image)}
+    if "relu" in inspect.signature(EXPLAINERS[name].load()).parameters:
+        stated["relu"] = explainer.relu
+    return stated
 
 
 def _attack_budgets(eps: Sequence[float]) -> list[float]:
@@ -343,71 +489,137 @@ def _check_classes(
         )
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Each option's default in its help, once: a help that states its own ``(default: ...)``
-    gets none added. The description keeps its paragraphs and examples."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.help and "(default:" in action.help:
-            return action.help
-        return super()._get_help_string(action)
+# ------------------------------------------------------------------------------- demo
 
 
-def _defaults_note(
-    message: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None
-) -> str:
-    """A note on the flags ``message`` names that the command line did not give: their value is
-    this command's default (a recipe's, say), which the user may not know they are using."""
-    unset = object()
-    actions = {option: action for action in parser._actions for option in action.option_strings}
-    # argparse leaves a destination already in the namespace alone unless the command line sets
-    # it: so a sentinel left there marks a flag not given (abbreviated and --no- forms count)
-    seen = parser.parse_args(argv, argparse.Namespace(**{a.dest: unset for a in parser._actions}))
-    notes = []
-    for flag in dict.fromkeys(re.findall(r"--[a-z][\w-]*", message)):
-        action = actions.get(flag)
-        if action is None or action.default is None or getattr(seen, action.dest) is not unset:
-            continue
-        notes.append(f"{flag} was not given: {action.default} is this command's default")
-    return f" ({'; '.join(notes)})" if notes else ""
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``explainaug demo``."""
+    parser.add_argument(
+        "--dataset",
+        choices=DATASETS.names(needs_root=False),
+        default="shapes",
+        help="shipped data to train on (digits has no object masks: no localization) "
+        "(default: shapes)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="seeds to run: mean and spread (default: 1)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=12, help="training epochs of every method (default: 12)"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS.names(),
+        default=None,
+        help="methods to compare (default: all)",
+    )
+    parser.add_argument(
+        "--train-size", type=int, default=2000, help="training images, shapes only (default: 2000)"
+    )
+    parser.add_argument("--out", default="report", help="report folder (default: report)")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bars (default: shown)"
+    )
+    parser.add_argument(
+        "--tables",
+        nargs="+",
+        choices=tuple(demo.TABLES),
+        default=["main"],
+        help="main: the comparison table; shortcut: the shortcut testbed (trains every method "
+        "again, on cued shapes) (default: main)",
+    )
 
 
-def in_flags(message: str) -> str:
-    """``message`` with each ``Experiment`` field of two or more words (``batch_size``) written as
-    its command-line flag (``--batch-size``); one-word names are the flags' own words already.
-
-    Example:
-        >>> in_flags("explain_warmup_epochs must be an int in [0, 1], got 50")
-        '--explain-warmup-epochs must be an int in [0, 1], got 50'
-        >>> in_flags("cannot read /runs/batch_size/a.pt or 'image_size'")
-        "cannot read /runs/batch_size/a.pt or 'image_size'"
-    """
-    from explainaug.settings import Experiment, field_flag
-
-    names = [field.name for field in dataclasses.fields(Experiment) if "_" in field.name]
-    # a name on its own: not part of a path, a file name, a quoted value or a longer word
-    pattern = r"(?<![\w./'\"-])(" + "|".join(names) + r")(?![\w./'\"-])"
-    return re.sub(pattern, lambda match: field_flag(match[1]), message)
-
-
-def plain_text(docstring: str, width: int = 79) -> str:
-    r"""A docstring as help text: RST markup removed (double backticks, ``::``, roles such as
-    ``:func:`name```), prose paragraphs refilled to ``width``, indented blocks kept as written.
-
-    Example:
-        >>> print(plain_text("Use ``--lr`` with :func:`run`. Examples::\n\n    run --lr 1"))
-        Use --lr with run. Examples:
-        <BLANKLINE>
-            run --lr 1
-    """
-    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", textwrap.dedent(docstring).strip().replace("``", ""))
-    paragraphs = []
-    for paragraph in text.replace("::", ":").split("\n\n"):
-        indented = paragraph.startswith(" ")
-        paragraphs.append(
-            paragraph if indented else textwrap.fill(" ".join(paragraph.split()), width)
+def demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the demo's tables (``explainaug demo``)."""
+    if args.seeds < 1 or args.epochs < 1 or args.train_size < 4:
+        parser.error("--seeds and --epochs must be >= 1, --train-size >= 4")
+    needs_shapes = [name for name in args.tables if demo.TABLES[name].cue_correlation is not None]
+    if needs_shapes and args.dataset != "shapes":
+        parser.error(f"--tables {needs_shapes[0]} needs --dataset shapes, got {args.dataset}")
+    for table in args.tables:
+        demo.run_table(
+            table,
+            args.dataset,
+            args.seeds,
+            args.epochs,
+            args.methods,
+            args.out,
+            args.device,
+            progress=not args.no_progress,
+            train_size=args.train_size,
         )
-    return "\n\n".join(paragraphs)
+    return 0
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``explainaug`` parser: one subcommand per command, each with its own flags.
+
+    Example:
+        >>> build_parser().parse_args(["evaluate", "runs/a"]).run
+        'runs/a'
+    """
+    parser = argparse.ArgumentParser(
+        prog="explainaug",
+        description="Explanation-aware training of image classifiers.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"explainaug {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name, summary, description, add, command in (
+        (
+            "demo",
+            "train and evaluate every method on data shipped with the install",
+            plain_text(demo.__doc__ or ""),
+            add_demo_arguments,
+            demo_command,
+        ),
+        (
+            "train",
+            "train one method on one dataset (checkpoint, metrics and run.json in --out)",
+            TRAIN_DESCRIPTION,
+            lambda sub: add_train_arguments(sub, Experiment()),
+            train_command,
+        ),
+        (
+            "evaluate",
+            "evaluate a trained run: accuracy, calibration, robustness, explanations",
+            EVALUATE_DESCRIPTION,
+            add_evaluate_arguments,
+            evaluate_command,
+        ),
+    ):
+        sub = commands.add_parser(
+            name, help=summary, description=description, formatter_class=HelpFormatter
+        )
+        add(sub)
+        sub.set_defaults(command=command, parser=sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``explainaug`` command; returns its exit code: 0, 2 for a usage or
+    setting error (one line on stderr), 130 (SIGINT) or 143 (SIGTERM) for an interrupted run.
+
+    Example:
+        >>> main(["--version"])
+        explainaug 0.1.0
+        0
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not hasattr(args, "command"):
+            parser.print_help()
+            return 0
+        return args.command(args, args.parser)
+    except SystemExit as exit_:  # argparse's --help, --version and errors, and parser.exit
+        return exit_.code if isinstance(exit_.code, int) else 1
 
 
 def _log_to_console() -> None:
@@ -427,50 +639,6 @@ def _default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-COMMANDS = {  # name: one-line description for `explainaug --help`
-    "demo": "train and evaluate every method on data shipped with the install",
-    "train": "train one method on one dataset (checkpoint, metrics and run.json in --out)",
-    "evaluate": "evaluate a trained run: accuracy, calibration, robustness, explanations",
-}
-USAGE = "usage: explainaug [-h] [--version] {demo,train,evaluate} [options]"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``explainaug`` command: dispatch to a command, or print help/version.
-
-    Example:
-        >>> main(["--version"])
-        explainaug 0.1.0
-        0
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"{USAGE}\n\nExplanation-aware training of image classifiers.\n\ncommands:")
-        for name, description in COMMANDS.items():
-            print(f"  {name:<10}{description}")
-        print("\noptions:\n  -h, --help  show this help (explainaug COMMAND -h: a command's help)")
-        print("  --version   print the version")
-        return 0
-    if argv[0] == "--version":
-        print(f"explainaug {__version__}")
-        return 0
-    commands = {"train": train_main, "evaluate": evaluate_main, "demo": _demo_main}
-    if argv[0] not in commands:
-        print(USAGE, file=sys.stderr)
-        print(
-            f"explainaug: error: unknown command {argv[0]!r} (choose from demo, train, evaluate)",
-            file=sys.stderr,
-        )
-        return 2
-    return commands[argv[0]](argv[1:])
-
-
-def _demo_main(argv: Sequence[str]) -> int:
-    from explainaug.demo import demo_main
-
-    return demo_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,72 +1,42 @@
 """``explainaug demo``: train every method on shipped data, evaluate them all, write a report.
 
 The demo trains CrossEntropy, SupCon, ExCon, EDDA and random-occlusion (EDDA's control) models on
-the synthetic ``shapes`` data (or scikit-learn's ``digits``), evaluates each (accuracy, calibration under the
-15 corruptions, FGSM/PGD robustness, cascading randomization, faithfulness and, on shapes,
-localization against the object masks) and writes ``report.md``, ``report.json`` and figures per
-seed, plus ``summary.md`` / ``summary.json`` with the mean and spread over seeds. Whatever the
-numbers show is reported as it is.
+the synthetic ``shapes`` data (or scikit-learn's ``digits``), evaluates each and writes
+``report.md``, ``report.json`` and figures per seed, plus ``summary.md`` / ``summary.json`` with
+the mean and spread over seeds and paired differences. Whatever the numbers show is reported as
+it is. Two tables (``TABLES``), one path (``run_table``):
 
-``--tables shortcut`` (``run_shortcut`` in Python) adds the shortcut testbed: every method trained on
-``shapes`` whose class cue agrees with the label 95% of the time, then evaluated on cue-aligned
-and cue-conflicting test images (accuracy, gap, share of Grad-CAM energy on cue and object), in
-``shortcut/``. It trains every method again (as long as the main table), so it is off by
-default.
+- ``main``: accuracy, calibration under the 15 corruptions, FGSM/PGD robustness, cascading
+  randomization, faithfulness and, on shapes, localization against the object masks.
+- ``shortcut``: every method trained on ``shapes`` whose class cue agrees with the label 95% of
+  the time, then evaluated on cue-aligned and cue-conflicting test images (accuracy, gap, share
+  of Grad-CAM energy on cue and object), in ``shortcut/``. It trains every method again.
+
+Importable without torch (what trains and evaluates imports it when it runs), so that
+``explainaug demo --help`` starts at once.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from explainaug.registry import EVALUATORS, METHODS, Headline
+from explainaug.settings import Experiment
 
-from explainaug.catalog import CONTRASTIVE_METHODS, METHODS, dataset_names
-from explainaug.cli import DEVICE_HELP, HelpFormatter, plain_text
-from explainaug.data import DeviceLoader
-from explainaug.evaluate.compare import paired_table
-from explainaug.evaluate.report import report
-from explainaug.experiment import Experiment, load_shortcut_datasets, load_test_dataset, run
+if TYPE_CHECKING:
+    from torch import nn
 
 DEMO_EPS = (1 / 255, 2 / 255, 4 / 255)
 DEMO_SEVERITIES = (1, 3, 5)
-
-PathStep = str | int | Callable[[Any], Any]
-Headlines = Sequence[tuple[str, tuple[PathStep, ...], bool]]
-
-# (column label, path into one model's results (a callable transforms), higher is better?)
-HEADLINES: Headlines = (
-    ("accuracy", ("accuracy", "top1"), True),
-    ("ECE", ("calibration", "clean", "ece"), False),
-    ("accuracy (corrupted)", ("calibration", "mean", "accuracy"), True),
-    ("ECE (corrupted)", ("calibration", "mean", "ece"), False),
-    ("FGSM 2/255", ("robustness", "adversarial", "fgsm", str(DEMO_EPS[1])), True),
-    ("PGD 2/255", ("robustness", "adversarial", "pgd", str(DEMO_EPS[1])), True),
-    ("avg drop %", ("faithfulness", "average_drop_pct"), False),
-    ("increase %", ("faithfulness", "increase_in_confidence_pct"), True),
-    ("deletion AUC", ("faithfulness", "deletion_auc"), False),
-    ("insertion AUC", ("faithfulness", "insertion_auc"), True),
-    ("salient drop", ("faithfulness", "salient_drop"), True),
-    ("non-salient change", ("faithfulness", "nonsalient_change"), False),
-    ("EBPG", ("localization", "ebpg"), True),
-    ("mIoU", ("localization", "miou"), True),
-    ("pointing game", ("localization", "pointing_game"), True),
-    # after the last randomization step: a rank correlation either way is dependence on the
-    # trained weights, so its size counts (0 = the maps no longer follow the weights)
-    (
-        "randomized Spearman magnitude",
-        ("randomization", "similarity", "spearman_abs", "mean", -1, abs),
-        False,
-    ),
-)
+CONTRASTIVE_LR = 0.035  # = 0.05 / 1.43: the step size of lr 0.05 at loss scale 1 (see below)
 
 # Paired comparisons the README's reading rests on: each method against its own control.
 PAIRS: tuple[tuple[str, str], ...] = (
@@ -77,17 +47,39 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("excon", "ce"),
 )
 
-SHORTCUT_CUE_CORRELATION = 0.95  # training data of the shortcut table
-SHORTCUT_HEADLINES: Headlines = (
-    ("accuracy (aligned)", ("shortcut", "aligned", "accuracy"), True),
-    ("accuracy (conflicting)", ("shortcut", "conflicting", "accuracy"), True),
-    ("gap", ("shortcut", "gap"), False),
-    ("cue share (aligned)", ("shortcut", "aligned", "cue_share"), False),
-    ("cue share (conflicting)", ("shortcut", "conflicting", "cue_share"), False),
-    ("object share (aligned)", ("shortcut", "aligned", "object_share"), True),
-    ("object share (conflicting)", ("shortcut", "conflicting", "object_share"), True),
-)
-CONTRASTIVE_LR = 0.035  # = 0.05 / 1.43: the step size of lr 0.05 at loss scale 1 (see below)
+
+@dataclass(frozen=True)
+class Table:
+    """One of the demo's tables: what its models train on and how they are evaluated.
+
+    Attributes:
+        folder: where it writes, inside ``--out`` ("" for the folder itself).
+        title: the heading of its ``summary.md``.
+        evaluators: the evaluators it runs (localization only where the data have masks).
+        cue_correlation: the training data's shortcut cue (None: no cue).
+    """
+
+    folder: str
+    title: str
+    evaluators: tuple[str, ...]
+    cue_correlation: float | None = None
+
+    def headlines(self, evaluators: Sequence[str] | None = None) -> tuple[Headline, ...]:
+        """The headline numbers of its evaluators (``registry.EVALUATORS``), in order."""
+        names = self.evaluators if evaluators is None else evaluators
+        return tuple(line for name in names for line in EVALUATORS[name].headlines)
+
+
+TABLES = {
+    "main": Table(
+        "",
+        "explainaug demo",
+        ("accuracy", "calibration", "robustness", "randomization", "faithfulness", "localization"),
+    ),
+    "shortcut": Table(
+        "shortcut", "explainaug shortcut testbed", ("shortcut",), cue_correlation=0.95
+    ),
+}
 
 
 def demo_experiment(
@@ -117,7 +109,7 @@ def demo_experiment(
         width=16,
         epochs=epochs,
         batch_size=64,
-        lr=CONTRASTIVE_LR if method in CONTRASTIVE_METHODS else 0.05,
+        lr=CONTRASTIVE_LR if METHODS[method].contrastive else 0.05,
         view_min_scale=0.6,
         linear_epochs=10,
         linear_lr=1.0,
@@ -128,7 +120,7 @@ def demo_experiment(
     ).validate()
 
 
-def headline(results: Mapping, path: Sequence[PathStep]) -> float | None:
+def headline(results: Mapping, path: Sequence[object]) -> float | None:
     """Follow ``path`` into nested results (a callable step transforms the value reached); None
     where a part is missing.
 
@@ -146,23 +138,25 @@ def headline(results: Mapping, path: Sequence[PathStep]) -> float | None:
 
 
 def summarize(
-    per_seed: Sequence[Mapping[str, Mapping]], headlines: Headlines = HEADLINES
+    per_seed: Sequence[Mapping[str, Mapping]], headlines: Sequence[Headline]
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Mean and (population) standard deviation over seeds of every headline number.
 
     Example:
         >>> runs = [{"ce": {"accuracy": {"top1": 0.8}}}, {"ce": {"accuracy": {"top1": 0.6}}}]
-        >>> summarize(runs)["ce"]["accuracy"]
+        >>> summarize(runs, TABLES["main"].headlines(["accuracy"]))["ce"]["accuracy"]
         {'mean': 0.7, 'std': 0.1, 'seeds': 2}
     """
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for name in per_seed[0]:
-        for label, path, _ in headlines:
-            values = [v for results in per_seed if (v := headline(results[name], path)) is not None]
+        for line in headlines:
+            values = [
+                v for results in per_seed if (v := headline(results[name], line.path)) is not None
+            ]
             if values:
                 mean = sum(values) / len(values)
                 std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-                summary.setdefault(name, {})[label] = {
+                summary.setdefault(name, {})[line.label] = {
                     "mean": round(mean, 6),
                     "std": round(std, 6),
                     "seeds": len(values),
@@ -171,57 +165,63 @@ def summarize(
 
 
 def summary_markdown(
-    summary: Mapping[str, Mapping[str, Mapping[str, float]]], headlines: Headlines = HEADLINES
+    summary: Mapping[str, Mapping[str, Mapping[str, float]]], headlines: Sequence[Headline]
 ) -> str:
     """The comparison table: one row per method, mean ± std over seeds, best value in bold.
 
     Example:
         >>> rows = {name: {"accuracy": {"mean": v, "std": 0.0, "seeds": 1}} for name, v in
         ...         [("ce", 0.9), ("edda", 0.8)]}
-        >>> "| ce | **0.900** |" in summary_markdown(rows)
+        >>> "| ce | **0.900** |" in summary_markdown(rows, TABLES["main"].headlines())
         True
     """
-    labels = [
-        label for label, _, _ in headlines if any(label in columns for columns in summary.values())
+    lines_shown = [
+        line for line in headlines if any(line.label in columns for columns in summary.values())
     ]
-    better = {label: higher for label, _, higher in headlines}
     best = {}
-    for label in labels:
-        means = [cols[label]["mean"] for cols in summary.values() if label in cols]
+    for line in lines_shown:
+        means = [cols[line.label]["mean"] for cols in summary.values() if line.label in cols]
         if len(set(means)) > 1:  # nothing is best where every method has the same value
-            best[label] = max(means) if better[label] else min(means)
-    lines = ["| method | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+            best[line.label] = max(means) if line.higher_is_better else min(means)
+    rows = [
+        "| method | " + " | ".join(line.label for line in lines_shown) + " |",
+        "|---" * (len(lines_shown) + 1) + "|",
+    ]
     for name, columns in summary.items():
         cells = []
-        for label in labels:
-            if label not in columns:
+        for line in lines_shown:
+            if line.label not in columns:
                 cells.append("n/a")
                 continue
-            mean, std, seeds = (columns[label][k] for k in ("mean", "std", "seeds"))
+            mean, std, seeds = (columns[line.label][k] for k in ("mean", "std", "seeds"))
             text = f"{mean:.3f}" + (f" ± {std:.3f}" if seeds > 1 else "")
-            cells.append(f"**{text}**" if mean == best.get(label) else text)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    higher = ", ".join(label for label in labels if better[label])
-    lower = ", ".join(label for label in labels if not better[label])
-    lines += [
+            cells.append(f"**{text}**" if mean == best.get(line.label) else text)
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    higher = ", ".join(line.label for line in lines_shown if line.higher_is_better)
+    lower = ", ".join(line.label for line in lines_shown if not line.higher_is_better)
+    rows += [
         "",
         f"Bold: the best mean; higher is better: {higher or '-'}; lower is better: {lower or '-'}.",
     ]
-    return "\n".join(lines)
+    return "\n".join(rows)
 
 
 def comparison_markdown(
-    per_seed: Sequence[Mapping[str, Mapping]], headlines: Headlines = HEADLINES
+    per_seed: Sequence[Mapping[str, Mapping]], headlines: Sequence[Headline]
 ) -> str:
     """Paired differences over seeds for ``PAIRS`` and every headline number (95% t-interval).
 
     Example:
         >>> runs = [{"edda": {"accuracy": {"top1": 0.8}}, "ce": {"accuracy": {"top1": 0.9}}}] * 2
-        >>> "| edda - ce | accuracy | -0.100 |" in comparison_markdown(runs)
+        >>> "| edda - ce | accuracy | -0.100 |" in comparison_markdown(
+        ...     runs, TABLES["main"].headlines(["accuracy"]))
         True
     """
+    from explainaug.evaluate.compare import paired_table
+
     metrics = [
-        (label, functools.partial(headline, path=path), higher) for label, path, higher in headlines
+        (line.label, functools.partial(headline, path=line.path), line.higher_is_better)
+        for line in headlines
     ]
     return paired_table(per_seed, PAIRS, metrics)
 
@@ -236,6 +236,8 @@ def train_all(
 ) -> dict[str, nn.Module]:
     """Train each named experiment into ``seed_dir/runs/<name>`` (a rerun replaces the demo's own
     runs); return the trained models by name."""
+    from explainaug.experiment import run
+
     models = {}
     for name, experiment in experiments.items():
         log(
@@ -253,11 +255,12 @@ def train_all(
     return models
 
 
-def run_demo(
+def run_table(
+    table: str = "main",
     dataset: str = "shapes",
     seeds: int = 1,
     epochs: int = 12,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,
     out: str | Path = "report",
     device: str | None = None,
     progress: bool = True,
@@ -266,33 +269,69 @@ def run_demo(
 ) -> dict:
     """Train and evaluate every method for each seed; write per-seed reports and the summary.
 
-    ``train_size`` sets the number of ``shapes`` training images (digits has a fixed size).
+    Args:
+        table: a name of ``TABLES`` (``"main"`` or ``"shortcut"``, which needs ``shapes``).
+        dataset: shipped data to train on (``shapes`` or ``digits``).
+        seeds: seeds 0 .. seeds - 1, each training every method.
+        epochs: training epochs of every method.
+        methods: names of ``registry.METHODS`` (default: all).
+        out: the report folder; the table writes into ``out/<table folder>``.
+        device: where to train and evaluate (default: CUDA if any, else the CPU).
+        progress: show progress bars.
+        train_size: the number of ``shapes`` training images (digits has a fixed size).
+        log: where progress lines go.
 
     Returns:
-        ``{"summary": ..., "seconds": ...}`` as written to ``out/summary.json``.
+        ``{"summary": ..., "seconds": ...}`` as written to ``summary.json``.
     """
+    import torch
+
+    from explainaug.build import load_shortcut_datasets, load_split
+    from explainaug.data import DeviceLoader
+    from explainaug.evaluate.report import report
+
+    spec = TABLES[table]
+    methods = list(methods or METHODS)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(out)
+    out = Path(out) / spec.folder
     started = time.perf_counter()
     per_seed = []
+    evaluators: list[str] = []
     for seed in range(seeds):
         seed_dir = out / f"seed{seed}"
         experiments = {
-            method: demo_experiment(method, dataset, seed, epochs, train_size) for method in methods
+            method: dataclasses.replace(
+                demo_experiment(method, dataset, seed, epochs, train_size),
+                cue_correlation=spec.cue_correlation,
+            ).validate()
+            for method in methods
         }
-        models = train_all(experiments, seed_dir, device, progress, log, f"[seed {seed}]")
-        test_set = load_test_dataset(demo_experiment(methods[0], dataset, seed, epochs, train_size))
-        loader = DeviceLoader(test_set, 256, shuffle=False, device=device)
-        evaluators = ["accuracy", "calibration", "robustness", "randomization", "faithfulness"]
-        if test_set.masks is not None:
-            evaluators.append("localization")
-        log(f"[seed {seed}] evaluating {len(models)} models: {', '.join(evaluators)}")
+        prefix = f"[{spec.folder + ' ' if spec.folder else ''}seed {seed}]"
+        models = train_all(experiments, seed_dir, device, progress, log, prefix)
+        experiment = experiments[methods[0]]
+        test_set = load_split(experiment, "test")
+        evaluators = [
+            name
+            for name in spec.evaluators
+            if EVALUATORS[name].needs != "masks" or test_set.masks is not None
+        ]
+        cued = (
+            tuple(
+                DeviceLoader(data, 256, shuffle=False, device=device, cue_masks=True)
+                for data in load_shortcut_datasets(experiment)
+            )
+            if any(EVALUATORS[name].needs == "cues" for name in evaluators)
+            else None
+        )
+        loader = cued[1] if cued else DeviceLoader(test_set, 256, shuffle=False, device=device)
+        log(f"{prefix} evaluating {len(models)} models: {', '.join(evaluators)}")
         results = report(
             models,
             loader,
             seed_dir,
             evaluators=evaluators,
-            explainer_factory="gradcam",
+            explainer=experiment.explainer,
+            shortcut_loaders=cued,
             corruptions="all",
             severities=DEMO_SEVERITIES,
             attack=("fgsm", "pgd"),
@@ -302,169 +341,41 @@ def run_demo(
             seed=seed,
         )
         per_seed.append(results["models"])
-    summary = summarize(per_seed)
+    headlines = spec.headlines(evaluators)
+    summary = summarize(per_seed, headlines)
     written = {
+        "table": table,
         "dataset": dataset,
-        "seeds": seeds,
-        "epochs": epochs,
-        "settings": dataclasses.asdict(demo_experiment(methods[0], dataset, 0, epochs, train_size)),
-        "summary": summary,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(written, indent=2))
-    table = summary_markdown(summary)
-    comparisons = comparison_markdown(per_seed)
-    (out / "summary.md").write_text(
-        f"# explainaug demo on {dataset}\n\n{seeds} seed(s), {epochs} epoch(s), "
-        f"{written['seconds']} s. Mean{' ± std' if seeds > 1 else ''} over seeds; best in bold. "
-        f"Per-seed reports: seed*/report.md.\n\n{table}\n\n"
-        "## Paired differences over seeds\n\nPer-seed differences between two methods trained "
-        "with the same seeds; a method is called better only when the 95% Student-t interval "
-        f"of the mean difference excludes 0.\n\n{comparisons}\n"
-    )
-    log(table)
-    log(f"done in {written['seconds']} s; report in {out}/")
-    return written
-
-
-def run_shortcut(
-    seeds: int = 3,
-    epochs: int = 12,
-    methods: Sequence[str] = METHODS,
-    out: str | Path = "report",
-    device: str | None = None,
-    progress: bool = True,
-    train_size: int = 2000,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """The shortcut table: each method trained on cued ``shapes`` (``SHORTCUT_CUE_CORRELATION``)
-    with the demo's settings, evaluated by ``explainaug.evaluate.shortcut`` on cue-aligned and
-    cue-conflicting test images, with Grad-CAM (the explainer ExCon and EDDA train with).
-
-    Writes ``out/shortcut/seed*/report.md`` (and json, figures: the saliency grid shows
-    conflicting images) and ``out/shortcut/summary.md`` / ``summary.json``.
-
-    Returns:
-        ``{"summary": ..., "seconds": ...}`` as written to ``out/shortcut/summary.json``.
-    """
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(out) / "shortcut"
-    started = time.perf_counter()
-    per_seed = []
-    for seed in range(seeds):
-        seed_dir = out / f"seed{seed}"
-        experiments = {
-            method: dataclasses.replace(
-                demo_experiment(method, "shapes", seed, epochs, train_size),
-                cue_correlation=SHORTCUT_CUE_CORRELATION,
-            ).validate()
-            for method in methods
-        }
-        models = train_all(experiments, seed_dir, device, progress, log, f"[shortcut seed {seed}]")
-        experiment = experiments[methods[-1]]
-        aligned, conflicting = load_shortcut_datasets(experiment)
-        log(f"[shortcut seed {seed}] evaluating {len(models)} models on aligned/conflicting cues")
-        results = report(
-            models,
-            DeviceLoader(conflicting, 256, shuffle=False, device=device),
-            seed_dir,
-            evaluators=["shortcut"],
-            explainer_factory=experiment.explainer,
-            shortcut_loaders=tuple(
-                DeviceLoader(data, 256, shuffle=False, device=device, cue_masks=True)
-                for data in (aligned, conflicting)
-            ),
-            grid_images=8,
-            progress=progress,
-            seed=seed,
-        )
-        per_seed.append(results["models"])
-    summary = summarize(per_seed, SHORTCUT_HEADLINES)
-    written = {
         "seeds": seeds,
         "epochs": epochs,
         "settings": dataclasses.asdict(experiment),
         "summary": summary,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(written, indent=2))
-    table = summary_markdown(summary, SHORTCUT_HEADLINES)
-    comparisons = comparison_markdown(per_seed, SHORTCUT_HEADLINES)
-    (out / "summary.md").write_text(
-        f"# explainaug shortcut testbed\n\nTrained on shapes whose cue shows the image's class "
-        f"with probability {SHORTCUT_CUE_CORRELATION}; tested on cue-aligned and cue-conflicting "
-        f"images. {seeds} seed(s), {epochs} epoch(s), {written['seconds']} s. "
-        f"Mean{' ± std' if seeds > 1 else ''} over seeds; best in bold; shares of Grad-CAM "
-        f"energy (a uniform map puts {_cue_area(per_seed):.3f} on the cue). Per-seed reports: "
-        f"seed*/report.md.\n\n{table}\n\n## Paired differences over seeds\n\n"
-        f"A method is called better only when the 95% Student-t interval of the mean "
-        f"difference excludes 0.\n\n{comparisons}\n"
+    text = summary_markdown(summary, headlines)
+    comparisons = comparison_markdown(per_seed, headlines)
+    setting = (
+        f"Trained on {dataset} whose cue shows the image's class with probability "
+        f"{spec.cue_correlation}; tested on cue-aligned and cue-conflicting images; shares of "
+        f"Grad-CAM energy (a uniform map puts {_cue_area(per_seed):.3f} on the cue). "
+        if spec.cue_correlation is not None
+        else f"Trained and tested on {dataset}. "
     )
-    log(table)
-    log(f"shortcut table done in {written['seconds']} s; report in {out}/")
+    (out / "summary.md").write_text(
+        f"# {spec.title}\n\n{setting}{seeds} seed(s), {epochs} epoch(s), {written['seconds']} s. "
+        f"Mean{' ± std' if seeds > 1 else ''} over seeds; best in bold. "
+        f"Per-seed reports: seed*/report.md.\n\n{text}\n\n"
+        "## Paired differences over seeds\n\nPer-seed differences between two methods trained "
+        "with the same seeds; a method is called better only when the 95% Student-t interval "
+        f"of the mean difference excludes 0.\n\n{comparisons}\n"
+    )
+    log(text)
+    log(f"{spec.title} done in {written['seconds']} s; report in {out}/")
     return written
 
 
 def _cue_area(per_seed: Sequence[Mapping[str, Mapping]]) -> float:
     """The cue's share of the image area (the same test images for every model and seed)."""
     return next(iter(per_seed[0].values()))["shortcut"]["aligned"]["cue_area"]
-
-
-def demo_main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry of ``explainaug demo``."""
-    parser = argparse.ArgumentParser(
-        prog="explainaug demo", description=plain_text(__doc__), formatter_class=HelpFormatter
-    )
-    parser.add_argument(
-        "--dataset",
-        choices=dataset_names(needs_root=False),
-        default="shapes",
-        help="shipped data to train on (digits has no object masks: no localization)",
-    )
-    parser.add_argument("--seeds", type=int, default=1, help="seeds to run (mean and spread)")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs of every method")
-    parser.add_argument(
-        "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to compare"
-    )
-    parser.add_argument(
-        "--train-size", type=int, default=2000, help="training images (shapes only)"
-    )
-    parser.add_argument("--out", default="report", help="report folder")
-    parser.add_argument("--device", default=None, help=DEVICE_HELP)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument(
-        "--tables",
-        nargs="+",
-        choices=("main", "shortcut"),
-        default=["main"],
-        help="main: the comparison table; shortcut: the shortcut testbed (trains every method "
-        "again, on cued shapes)",
-    )
-    args = parser.parse_args(argv)
-    if args.seeds < 1 or args.epochs < 1 or args.train_size < 4:
-        parser.error("--seeds and --epochs must be >= 1, --train-size >= 4")
-    if "shortcut" in args.tables and args.dataset != "shapes":
-        parser.error(f"--tables shortcut needs --dataset shapes, got {args.dataset}")
-    if "main" in args.tables:
-        run_demo(
-            args.dataset,
-            args.seeds,
-            args.epochs,
-            args.methods,
-            args.out,
-            args.device,
-            progress=not args.no_progress,
-            train_size=args.train_size,
-        )
-    if "shortcut" in args.tables:
-        run_shortcut(
-            args.seeds,
-            args.epochs,
-            args.methods,
-            args.out,
-            args.device,
-            progress=not args.no_progress,
-            train_size=args.train_size,
-        )
-    return 0

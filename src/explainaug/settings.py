@@ -1,370 +1,431 @@
-"""The settings of a training run (:class:`Experiment`) and their command-line flags.
+"""The settings of a training run: :class:`Experiment`, one declaration per setting.
 
-Importable without torch, so that ``explainaug train --help`` and the recipes' ``--help`` start
-at once; ``explainaug.experiment`` builds and runs what the settings describe.
+Each field is declared once with :func:`setting`: its default, help text, allowed values,
+bounds and command-line flag. ``Experiment.validate`` checks every field against its
+declaration and raises :class:`SettingError` naming the field; the command line builds its
+flags from the same declarations and names the flag instead. Importable without torch, so that
+``explainaug train --help`` and the recipes' ``--help`` start at once.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> add_experiment_arguments(parser, Experiment(method="edda"))
-    >>> experiment_from_args(parser.parse_args(["--epochs", "3"])).epochs
-    3
+    >>> Experiment(method="edda", epochs=2).validate().method
+    'edda'
+    >>> Experiment(amp="fp8").validate()
+    Traceback (most recent call last):
+    ...
+    explainaug.settings.SettingError: amp must be one of auto, bf16, fp16, none, got 'fp8'
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import inspect
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from explainaug.catalog import (
-    CONTRASTIVE_METHODS,
-    CONTROL_TARGETS,
-    DATASETS,
-    LINEAR_HEADS,
-    METHODS,
-    SALIENT_TARGETS,
-    check_model_name,
-    dataset_names,
-    explainer_names,
-    model_names,
-)
+from explainaug.registry import DATASETS, EXPLAINERS, METHODS, check_model_name, model_names
+
+SALIENT_TARGETS = ("uniform", "smooth", "background", "hinge", "label")
+"""EDDA's targets for salient occlusions (see ``losses.EDDALoss``)."""
+
+CONTROL_TARGETS = ("label", "edda")
+"""Targets of the random-occlusion control's occluded views."""
+
+LINEAR_HEADS = ("alternating", "online")
+"""How SupCon/ExCon train their linear head (see ``train.SupCon``)."""
+
+AMP_MODES = ("auto", "bf16", "fp16", None)
+"""Mixed-precision modes (None: full precision)."""
+
+Choices = Sequence[Any] | Callable[[], Sequence[Any]]
+
+
+class SettingError(ValueError):
+    """A setting holds a value its declaration does not allow.
+
+    ``str(error)`` names the field (``epochs must be ...``); :meth:`render` names it another way
+    (the command line: ``--epochs must be ...``). Other settings the message mentions are
+    written as ``{name}`` in ``problem`` and named the same way.
+
+    Example:
+        >>> error = SettingError("batch_size", "must be >= {epochs}")
+        >>> str(error), error.render(lambda name: "--" + name.replace("_", "-"))
+        ('batch_size must be >= epochs', '--batch-size must be >= --epochs')
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(self.render(lambda name: name))
+
+    def render(self, name: Callable[[str], str]) -> str:
+        """The message with every setting named by ``name(field)``."""
+        known = settings_fields()
+        problem = re.sub(
+            r"\{(\w+)\}",
+            lambda match: name(match[1]) if match[1] in known else match[0],
+            self.problem,
+        )
+        return f"{name(self.field)} {problem}"
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: Choices | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+    flag: str | None = None,
+) -> Any:
+    """Declare a field of :class:`Experiment`: its default, help, allowed values and flag.
+
+    Args:
+        default: the default value.
+        help: one or more sentences; the command line's ``--help`` prints them.
+        choices: the allowed values, or a function giving them (a registry's names).
+        low: smallest allowed number (a bound may be the name of another field, in braces).
+        high: largest allowed number.
+        open_low: ``low`` itself is not allowed.
+        open_high: ``high`` itself is not allowed.
+        flag: the command-line flag; default ``--field-name``.
+
+    Example:
+        >>> setting(3, "epochs", low=1).metadata["low"]
+        1
+    """
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "low": low,
+        "high": high,
+        "open_low": open_low,
+        "open_high": open_high,
+        "flag": flag,
+    }
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass
 class Experiment:
-    """Everything that defines a training run.
+    """Everything that defines a training run: method, data, model, schedule and reporting.
 
-    Attributes:
-        method: ``ce`` (cross-entropy), ``supcon``, ``excon``, ``edda`` or
-            ``random-occlusion`` (EDDA's control: the same occlusions at random places).
-        dataset: ``shapes`` and ``digits`` ship with the package; ``cifar100``,
-            ``tiny-imagenet`` and ``folder`` (your images in ImageFolder layout) read their
-            files from ``data_root``.
-        data_root: folder holding ``cifar-100-python``, ``tiny-imagenet-200`` or, for
-            ``folder``, ``train/<class>/*`` (and optionally ``val/<class>/*``).
-        download: download CIFAR-100 into ``data_root`` when missing.
-        model: ``small-cnn``, ``resnet18``, ``resnet50``, ``torchvision:NAME`` or
-            ``timm:NAME`` (randomly initialised, or from ``weights``).
-        weights: a local state dict for a ``torchvision:``/``timm:`` model (any head size).
-        model_output: for a library model that returns several outputs (a tuple or dict, as
-            GoogLeNet in train mode), the index (``0``) or key of its logits.
-        width: channels of the model's first stage (64 for the papers' ResNets).
-        epochs: training epochs.
-        batch_size: images per optimisation step, the global batch: under ``torchrun`` each of
-            N processes takes ``batch_size / N`` (it must divide evenly), so a run means the
-            same on any number of GPUs (the official 256 on CIFAR-100 and 128 on Tiny ImageNet).
-        lr: base learning rate (cosine schedule down to lr * 1e-3); None takes 0.5 for the
-            contrastive methods (SupCon/ExCon recipe) and 0.1 for the others.
-        weight_decay: SGD weight decay.
-        lr_warmup_epochs: epochs of linear learning-rate warm-up.
-        temperature: contrastive temperature (SupCon, ExCon).
-        base_temperature: the contrastive loss is scaled by ``temperature`` /
-            ``base_temperature``; 0.07 as SupContrast and the official ExCon code (x1.43 at
-            temperature 0.1). Make it equal to ``temperature`` for scale 1
-            (pytorch-metric-learning's convention, this package's default before the reference
-            scale).
-        gather_distributed: under ``torchrun``, SupCon/ExCon contrast each anchor against the
-            whole global batch (every process's rows); False contrasts within each process.
-        view_min_scale: smallest crop area of the contrastive views (SupContrast: 0.2).
-        explain_warmup_epochs: epochs before ExCon/EDDA start using explanations. The official
-            ExCon loop masks from its ``exp_epochs``-th 1-based epoch, so the official code's
-            --exp_epochs 50 is 49 here (the CIFAR-100 recipe's value).
-        explainer: the explainer ExCon/EDDA train with (Grad-CAM, as both papers); any
-            explainer name of the package.
-        cam_layer: the backbone's CAM layer (dotted name), which ExCon/EDDA train with and
-            ``explainaug evaluate`` explains with, for every method; None (``none`` on the
-            command line) = the model's default, its last stage, or the last layer with a spatial map where the last stage
-            pools the images to 1x1.
-        occlusion_ratio: fraction of pixels EDDA and its random-occlusion control occlude.
-        salient_target: EDDA's target for views whose salient pixels are occluded (their
-            confidence should drop): ``uniform`` (maximum entropy), ``smooth`` (a smoothed
-            label), ``background`` (an extra class), ``hinge`` (below the clean confidence by a
-            margin) or ``label`` (no opposing target). With ``background`` the model trains
-            ``K + 1`` logits (the last is "background"); after training it answers with the
-            ``K`` real classes only, so every evaluation ignores the extra logit.
-        control_targets: targets of the random-occlusion control's two occluded views:
-            ``label`` (both keep the label: a plain occlusion augmentation, the fair control)
-            or ``edda`` (the ablation with EDDA's opposing targets: the second view gets
-            ``salient_target``, although both views are identically distributed).
-        linear_head: how the contrastive methods (SupCon, ExCon) train their linear head:
-            ``alternating`` (the official SupContrast/ExCon loop: after every contrastive
-            epoch, one cross-entropy epoch of the head on detached features; that head is
-            ExCon's probe) or ``online`` (a probe trained in every contrastive step on the
-            detached features of all views, masked ones included).
-        head_augment: random resized crop (scale 0.2-1) and flip of the head epoch's images, as
-            the official classifier loader on CIFAR-100 (the Tiny ImageNet recipe turns it
-            off, as the official code).
-        linear_epochs: epochs of a final linear evaluation of contrastive encoders (a fresh
-            linear classifier on frozen features of the un-augmented training images replaces
-            the trained head); 0 keeps the head.
-        linear_lr: learning rate of that linear evaluation (cosine schedule).
-        report_best_epoch: also test after every epoch and report the best test accuracy over
-            epochs (printed, and in results.json as best_test_accuracy_over_epochs), as the
-            official scripts do. That selects the epoch on the test set (optimistic); the test
-            accuracy reported first stays the final epoch's.
-        augment: random crop (padding 4) and flip for the classification methods.
-        amp: mixed precision: ``auto`` is bf16 on CUDA (fp16 where bf16 is unsupported) and
-            full precision on the CPU; ``bf16`` and ``fp16`` force a type on CUDA; ``none``
-            (None in Python) is full precision.
-        seed: seed of weights, data order and augmentations.
-        tensorboard: also write TensorBoard events (needs the tensorboard extra:
-            pip install 'explainaug[tensorboard]'); every run writes metrics.csv and
-            results.json (the final test accuracy).
-        train_size: shapes only: images of the synthetic ``shapes`` training set (its test set
-            is a quarter); other datasets use all their images.
-        image_size: side of the ``shapes`` images; ``folder`` images are resized and
-            center-cropped to it.
-        cue_correlation: None, or plant the shortcut cue of ``shapes`` in both splits: the
-            probability in [0, 1] that an image's cue shows its own class (see ``shapes``).
-
-    The descriptions are the command's help too: a field in double backticks reads as its
-    flag there (``data_root`` as ``--data``).
+    Each field's declaration (``setting(...)``) documents it; ``explainaug train --help`` prints
+    the same text. ``validate()`` checks every field.
 
     Example:
-        >>> Experiment(method="edda", epochs=2).validate().method
-        'edda'
+        >>> Experiment(method="supcon").learning_rate  # the method's default when lr is None
+        0.5
     """
 
-    method: str = "ce"
-    dataset: str = "shapes"
-    data_root: str | None = None
-    download: bool = False
-    model: str = "small-cnn"
-    weights: str | None = None
-    model_output: str | None = None
-    width: int = 16
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float | None = None
-    weight_decay: float = 5e-4
-    lr_warmup_epochs: int = 0
-    temperature: float = 0.1
-    base_temperature: float = 0.07
-    gather_distributed: bool = True
-    view_min_scale: float = 0.2
-    explain_warmup_epochs: int = 0
-    explainer: str = "gradcam"
-    cam_layer: str | None = None
-    occlusion_ratio: float = 0.2
-    salient_target: str = "uniform"
-    control_targets: str = "label"
-    linear_head: str = "alternating"
-    head_augment: bool = True
-    linear_epochs: int = 0
-    linear_lr: float = 1.0
-    report_best_epoch: bool = False
-    augment: bool = True
-    amp: str | None = "auto"
-    seed: int = 0
-    tensorboard: bool = False
-    train_size: int = 2000
-    image_size: int = 32
-    cue_correlation: float | None = None
+    method: str = setting(
+        "ce",
+        "training method: ce (cross-entropy), supcon, excon, edda or random-occlusion (EDDA's "
+        "control: the same occlusions at random places), and any registered method",
+        choices=METHODS.names,
+    )
+    dataset: str = setting(
+        "shapes",
+        "shapes and digits ship with the package; cifar100, tiny-imagenet and folder (your "
+        "images in ImageFolder layout) read their files from --data",
+        choices=DATASETS.names,
+    )
+    data_root: str | None = setting(
+        None,
+        "dataset folder: it holds cifar-100-python, tiny-imagenet-200 or, for folder, "
+        "train/<class>/* (and optionally val/<class>/*)",
+        flag="--data",
+    )
+    download: bool = setting(False, "download CIFAR-100 into --data when missing")
+    model: str = setting(
+        "small-cnn",
+        "small-cnn, resnet18, resnet50, torchvision:NAME or timm:NAME (library models start "
+        "from random weights, or from --weights)",
+    )
+    weights: str | None = setting(
+        None, "a local state dict for a torchvision:/timm: model (any head size)"
+    )
+    model_output: str | None = setting(
+        None,
+        "for a library model with several outputs (a tuple or dict, as GoogLeNet in train "
+        "mode), the index (0) or key of its logits",
+    )
+    width: int = setting(
+        16, "channels of the model's first stage (64 for the papers' ResNets)", low=1
+    )
+    epochs: int = setting(10, "training epochs", low=1)
+    batch_size: int = setting(
+        128,
+        "the global batch: images per step over all processes, split evenly under torchrun "
+        "(each of N processes takes batch-size / N), so a run means the same on any number of "
+        "GPUs (the official 256 on CIFAR-100, 128 on Tiny ImageNet)",
+        low=1,
+    )
+    lr: float | None = setting(
+        None,
+        "base learning rate (cosine schedule down to lr * 1e-3); none takes the method's "
+        "default: 0.5 for the contrastive methods (SupCon/ExCon recipe), 0.1 for the others",
+        low=0,
+        open_low=True,
+    )
+    weight_decay: float = setting(5e-4, "SGD weight decay", low=0)
+    lr_warmup_epochs: int = setting(
+        0, "epochs of linear learning-rate warm-up", low=0, high="{epochs}"
+    )
+    temperature: float = setting(
+        0.1, "contrastive temperature (SupCon, ExCon)", low=0, open_low=True
+    )
+    base_temperature: float = setting(
+        0.07,
+        "the contrastive loss is scaled by temperature / base-temperature; 0.07 as SupContrast "
+        "and the official ExCon code (x1.43 at temperature 0.1); equal to the temperature for "
+        "scale 1 (pytorch-metric-learning's convention)",
+        low=0,
+        open_low=True,
+    )
+    gather_distributed: bool = setting(
+        True,
+        "under torchrun, SupCon/ExCon contrast each anchor against the whole global batch, as "
+        "on one GPU; --no-gather-distributed contrasts within each process's share",
+    )
+    view_min_scale: float = setting(
+        0.2,
+        "smallest crop area of the contrastive views (SupContrast: 0.2)",
+        low=0,
+        high=1,
+        open_low=True,
+    )
+    explain_warmup_epochs: int = setting(
+        0,
+        "epochs before ExCon/EDDA start using explanations; the official ExCon loop masks from "
+        "its exp_epochs-th 1-based epoch, so its --exp_epochs 50 is 49 here (the CIFAR-100 "
+        "recipe's value)",
+        low=0,
+        high="{epochs}",
+    )
+    explainer: str = setting(
+        "gradcam",
+        "the explainer ExCon/EDDA train with (Grad-CAM, as both papers) and explainaug "
+        "evaluate explains with by default",
+        choices=EXPLAINERS.names,
+    )
+    cam_layer: str | None = setting(
+        None,
+        "the backbone's CAM layer (dotted name), which ExCon/EDDA train with and explainaug "
+        "evaluate explains with, for every method; none: the model's default (its last stage, "
+        "or the last layer with a spatial map where the last stage pools the images to 1x1)",
+    )
+    occlusion_ratio: float = setting(
+        0.2,
+        "fraction of pixels EDDA and its random-occlusion control occlude",
+        low=0,
+        high=1,
+        open_low=True,
+        open_high=True,
+    )
+    salient_target: str = setting(
+        "uniform",
+        "EDDA's target for views whose salient pixels are occluded (their confidence should "
+        "drop): uniform (maximum entropy), smooth (a smoothed label), background (an extra "
+        "class, K + 1 logits in training; evaluation sees the K real classes), hinge (below the "
+        "clean confidence by a margin) or label (no opposing target)",
+        choices=SALIENT_TARGETS,
+    )
+    control_targets: str = setting(
+        "label",
+        "targets of the random-occlusion control's two occluded views: label (both keep the "
+        "label: the fair control) or edda (the ablation with EDDA's opposing targets: the "
+        "second view gets --salient-target)",
+        choices=CONTROL_TARGETS,
+    )
+    linear_head: str = setting(
+        "alternating",
+        "how SupCon/ExCon train their linear head: alternating (the official loop: after every "
+        "contrastive epoch, one cross-entropy epoch of the head on detached features; that head "
+        "is ExCon's probe) or online (a probe trained in every contrastive step)",
+        choices=LINEAR_HEADS,
+    )
+    head_augment: bool = setting(
+        True,
+        "random resized crop (scale 0.2-1) and flip of the head epoch's images, as the official "
+        "classifier loader on CIFAR-100 (the Tiny ImageNet recipe turns it off)",
+    )
+    linear_epochs: int = setting(
+        0,
+        "epochs of a final linear evaluation of contrastive encoders (a fresh linear classifier "
+        "on frozen features of the un-augmented training images replaces the trained head); 0 "
+        "keeps the head",
+        low=0,
+    )
+    linear_lr: float = setting(
+        1.0, "learning rate of that linear evaluation (cosine schedule)", low=0, open_low=True
+    )
+    report_best_epoch: bool = setting(
+        False,
+        "also test after every epoch and report the best test accuracy over epochs, as the "
+        "official scripts do (model selection on the test set: optimistic); the accuracy "
+        "reported first stays the final epoch's",
+    )
+    augment: bool = setting(True, "random crop (padding 4) and flip for the classification methods")
+    amp: str | None = setting(
+        "auto",
+        "mixed precision: auto is bf16 on CUDA (fp16 where bf16 is unsupported) and full "
+        "precision on the CPU; bf16 and fp16 force a type on CUDA; none is full precision",
+        choices=AMP_MODES,
+    )
+    seed: int = setting(0, "seed of weights, data order and augmentations", low=0, high=2**32 - 1)
+    tensorboard: bool = setting(
+        False,
+        "also write TensorBoard events (needs the tensorboard extra: pip install "
+        "'explainaug[tensorboard]'); every run writes metrics.csv and results.json",
+    )
+    train_size: int = setting(
+        2000,
+        "shapes only: images of its training set (its test set is a quarter); other datasets "
+        "use all their images",
+        low=1,
+    )
+    image_size: int = setting(
+        32,
+        "side of the shapes images; folder images are resized and center-cropped to it",
+        low=1,
+    )
+    cue_correlation: float | None = setting(
+        None,
+        "shapes only: plant the shortcut cue in both splits, showing the image's own class "
+        "with this probability in [0, 1] (none: no cue)",
+        low=0,
+        high=1,
+    )
 
     def validate(self) -> Experiment:
-        """Check the settings; return ``self``. Raises ``ValueError`` naming the bad field."""
-        # imported here: _validation needs torch, which --help must not import
-        from explainaug._validation import (
-            check_count,
-            check_fraction,
-            check_interval,
-            check_positive,
-        )
+        """Check every setting against its declaration; return ``self``.
 
-        for field, allowed in (
-            ("method", METHODS),
-            ("dataset", dataset_names()),
-            ("explainer", explainer_names()),
-            ("linear_head", LINEAR_HEADS),
-            ("control_targets", CONTROL_TARGETS),
-        ):
-            if getattr(self, field) not in allowed:
-                raise ValueError(
-                    f"unknown {field} {getattr(self, field)!r}; choose one of {allowed}"
-                )
-        check_model_name(self.model)
+        Raises:
+            SettingError: a value of the wrong type, outside its bounds or choices, or two
+                settings that contradict each other (the message names the field).
+        """
+        for declared in dataclasses.fields(self):
+            check_setting(declared, getattr(self, declared.name), self)
+        try:
+            check_model_name(self.model)
+        except ValueError:
+            raise SettingError(
+                "model", f"must be one of {', '.join(model_names())}, got {self.model!r}"
+            ) from None
         if DATASETS[self.dataset].needs_root and not self.data_root:
-            raise ValueError(
-                f"dataset {self.dataset!r} needs a data folder (--data): "
-                f"{DATASETS[self.dataset].summary}"
+            raise SettingError(
+                "data_root",
+                f"is needed by dataset {self.dataset!r} ({DATASETS[self.dataset].summary})",
             )
-        for field in ("width", "epochs", "batch_size", "train_size", "image_size"):
-            check_count(getattr(self, field), field)
-        check_count(
-            self.explain_warmup_epochs, "explain_warmup_epochs", minimum=0, maximum=self.epochs
-        )
-        if self.lr is not None:
-            check_positive(self.lr, "lr")
-        if not 0 <= self.weight_decay < math.inf:
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must lie in [0, 2**32 - 1], got {self.seed}")
-        check_count(self.linear_epochs, "linear_epochs", minimum=0)
-        check_positive(self.linear_lr, "linear_lr")
-        check_positive(self.temperature, "temperature")
-        check_positive(self.base_temperature, "base_temperature")
-        check_interval(self.view_min_scale, "view_min_scale", 0, 1, include_low=False)
-        check_fraction(self.occlusion_ratio, "occlusion_ratio")
-        if self.cue_correlation is not None:
-            if self.dataset != "shapes":
-                raise ValueError(
-                    f"cue_correlation needs the shapes dataset, got dataset {self.dataset!r}"
-                )
-            check_fraction(self.cue_correlation, "cue_correlation", closed=True)
+        if self.cue_correlation is not None and self.dataset != "shapes":
+            raise SettingError(
+                "cue_correlation", f"needs the shapes dataset, got dataset {self.dataset!r}"
+            )
         return self
 
     @property
     def learning_rate(self) -> float:
         """``lr``, or the method's default when ``lr`` is None."""
-        if self.lr is not None:
-            return self.lr
-        return 0.5 if self.contrastive else 0.1
+        return self.lr if self.lr is not None else METHODS[self.method].lr
 
     @property
     def contrastive(self) -> bool:
         """True for methods that train a ``ContrastiveModel`` (SupCon, ExCon)."""
-        return self.method in CONTRASTIVE_METHODS
+        return METHODS[self.method].contrastive
 
 
-ARGUMENT_HELP = {
-    "batch_size": "the global batch: images per step over all processes, split evenly under "
-    "torchrun, so a run means the same on any number of GPUs (default: %(default)s)",
-    "gather_distributed": "under torchrun, SupCon/ExCon contrast each anchor against the whole "
-    "global batch, as on one GPU (default); --no-gather-distributed contrasts within each "
-    "process's share",
-}
+def check_setting(declared: dataclasses.Field, value: Any, experiment: Experiment) -> None:
+    """Check one field's ``value`` against its declaration (type, choices, bounds).
 
-
-def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: Experiment) -> None:
-    """Add one ``--option`` per ``Experiment`` field, with ``defaults`` as default values and the
-    field's description (from the ``Experiment`` docstring) as help."""
-    helps = {**field_help(), **ARGUMENT_HELP}
-    choices = {
-        "method": METHODS,
-        "dataset": dataset_names(),
-        "salient_target": SALIENT_TARGETS,
-        "explainer": explainer_names(),
-        "linear_head": LINEAR_HEADS,
-        "control_targets": CONTROL_TARGETS,
-    }
-    for field in dataclasses.fields(Experiment):
-        flag = field_flag(field.name)
-        default = getattr(defaults, field.name)
-        if field.name == "data_root":
-            parser.add_argument(
-                flag,
-                dest="data_root",
-                default=default,
-                help="dataset folder (cifar100, tiny-imagenet, folder: DIR/train/<class>/*)",
-            )
-        elif isinstance(default, bool):
-            parser.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=default,
-                help=helps.get(field.name),
-            )
-        elif field.name == "amp":
-            parser.add_argument(
-                flag,
-                default=default or "none",
-                choices=("auto", "bf16", "fp16", "none"),
-                help=helps.get(field.name),
-            )
-        elif field.name == "model":
-            parser.add_argument(
-                flag,
-                default=default,
-                help=f"one of {', '.join(model_names())} (library models start from random "
-                "weights, or from --weights)",
-            )
-        elif field.name == "weights":
-            parser.add_argument(
-                flag, default=default, help="local state dict file for a torchvision:/timm: model"
-            )
-        elif field.name == "lr":
-            parser.add_argument(
-                flag,
-                default=default,
-                type=float,
-                help="base learning rate (None: 0.5 contrastive, 0.1 otherwise)",
-            )
-        elif field.name == "cue_correlation":
-            parser.add_argument(
-                flag,
-                default=default,
-                type=float,
-                help="shapes only: plant a class cue, aligned with this probability (default: none)",
-            )
-        else:
-            kind = {int: int, float: float}.get(type(default), str)
-            if kind is str and "None" in str(field.type):
-                kind = optional_text  # "none" gives the field's None back (its documented meaning)
-            parser.add_argument(
-                flag,
-                default=default,
-                type=kind,
-                choices=choices.get(field.name),
-                help=helps.get(field.name),
-            )
-
-
-def optional_text(value: str) -> str | None:
-    """A command-line value of an optional text setting: ``none``, ``None`` or empty is None.
+    Bounds in braces name another field of ``experiment`` (``high="{epochs}"``).
 
     Example:
-        >>> optional_text("none"), optional_text("layer3")
-        (None, 'layer3')
+        >>> field = {f.name: f for f in dataclasses.fields(Experiment)}["epochs"]
+        >>> check_setting(field, 0, Experiment())
+        Traceback (most recent call last):
+        ...
+        explainaug.settings.SettingError: epochs must be an int >= 1, got 0
     """
-    return None if value in ("", "none", "None") else value
+    name, meta = declared.name, declared.metadata
+    kind, optional = setting_type(declared)
+    if value is None and optional:
+        return
+    choices = meta["choices"]
+    if choices is not None:
+        allowed = tuple(choices() if callable(choices) else choices)
+        if value not in allowed:
+            shown = ", ".join("none" if choice is None else str(choice) for choice in allowed)
+            raise SettingError(name, f"must be one of {shown}, got {value!r}")
+        return
+    if kind is bool:
+        right_type = isinstance(value, bool)
+    elif kind is str:
+        right_type = isinstance(value, str)
+    else:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        right_type = number and (kind is float or isinstance(value, int))
+        right_type = right_type and math.isfinite(value)
+    if not right_type:
+        expected = {int: "an int", float: "a finite number", bool: "True or False"}
+        text = ("none or " if optional else "") + expected.get(kind, "a string")
+        raise SettingError(name, f"must be {text}{_bounds(meta, experiment)}, got {value!r}")
+    if kind not in (int, float):
+        return
+    low, high = (_bound(meta[key], experiment) for key in ("low", "high"))
+    too_low = low is not None and (value <= low if meta["open_low"] else value < low)
+    too_high = high is not None and (value >= high if meta["open_high"] else value > high)
+    if too_low or too_high:
+        expected = "an int" if kind is int else "a number"
+        raise SettingError(name, f"must be {expected}{_bounds(meta, experiment)}, got {value!r}")
 
 
-def field_flag(name: str) -> str:
-    """The command-line flag of the ``Experiment`` field ``name``.
+def _bound(bound: float | str | None, experiment: Experiment) -> float | None:
+    if isinstance(bound, str):
+        return getattr(experiment, bound.strip("{}"))
+    return bound
+
+
+def _bounds(meta: Any, experiment: Experiment) -> str:
+    """The allowed range as text (``" >= 1"``, ``" in [0, {epochs} = 10]"``)."""
+    low, high = (
+        f"{bound} = {_bound(bound, experiment)}" if isinstance(bound, str) else bound
+        for bound in (meta["low"], meta["high"])
+    )
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f" {'>' if meta['open_low'] else '>='} {low}"
+    return f" in {'(' if meta['open_low'] else '['}{low}, {high}{')' if meta['open_high'] else ']'}"
+
+
+def setting_type(declared: dataclasses.Field) -> tuple[type, bool]:
+    """A field's value type and whether it may be None, from its annotation.
 
     Example:
-        >>> field_flag("batch_size"), field_flag("data_root")
+        >>> fields = {f.name: f for f in dataclasses.fields(Experiment)}
+        >>> setting_type(fields["lr"]), setting_type(fields["epochs"])
+        ((<class 'float'>, True), (<class 'int'>, False))
+    """
+    annotation = str(declared.type)
+    optional = annotation.endswith("| None")
+    base = annotation.removesuffix("| None").strip()
+    return {"int": int, "float": float, "bool": bool, "str": str}[base], optional
+
+
+def settings_fields() -> dict[str, dataclasses.Field]:
+    """The declared fields of :class:`Experiment`, by name, in declaration order."""
+    return {declared.name: declared for declared in dataclasses.fields(Experiment)}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of the setting ``name`` (``--data`` for ``data_root``).
+
+    Example:
+        >>> flag("batch_size"), flag("data_root")
         ('--batch-size', '--data')
     """
-    return "--data" if name == "data_root" else "--" + name.replace("_", "-")
-
-
-def field_help() -> dict[str, str]:
-    """Each ``Experiment`` field's description, one line, from the class docstring, as help
-    text: markup removed, another field named in double backticks read as its flag.
-
-    Example:
-        >>> field_help()["epochs"]
-        'training epochs.'
-        >>> field_help()["download"]
-        'download CIFAR-100 into --data when missing.'
-    """
-    section = inspect.cleandoc(Experiment.__doc__ or "").split("Attributes:\n", 1)[-1]
-    helps: dict[str, str] = {}
-    name = None
-    for line in section.split("\n\n", 1)[0].splitlines():
-        entry = re.fullmatch(r"    (\w+): (.*)", line)
-        if entry:
-            name = entry[1]
-            helps[name] = entry[2]
-        elif name is not None:
-            helps[name] += " " + line.strip()
-    fields = {field.name for field in dataclasses.fields(Experiment)}
-
-    def as_flag(literal: re.Match[str]) -> str:
-        return field_flag(literal[1]) if literal[1] in fields else literal[1]
-
-    return {
-        key: re.sub(r"``([^`]+)``", as_flag, text).replace("%", "%%") for key, text in helps.items()
-    }
-
-
-def experiment_from_args(args: argparse.Namespace) -> Experiment:
-    """Collect the ``Experiment`` fields from parsed arguments."""
-    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Experiment)}
-    settings["amp"] = None if settings["amp"] == "none" else settings["amp"]
-    return Experiment(**settings)
+    return settings_fields()[name].metadata["flag"] or "--" + name.replace("_", "-")

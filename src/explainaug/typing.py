@@ -18,15 +18,30 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
 Target = int | Tensor | None
 """Which class to explain: ``LongTensor[B]``, one int for the batch, or None (the prediction)."""
 
-Batch = tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor] | list[Tensor]
-"""A loader's batch: ``(x, y)`` or ``(x, y, masks)``, images in [0, 1]."""
+
+class Batch(NamedTuple):
+    """A loader's batch, unpacked (``explainaug._shared.unpack_batch``): loaders yield
+    ``(x, y)``, ``(x, y, masks)`` or ``(x, y, masks, cue_masks)``.
+
+    Attributes:
+        images: float ``[B, C, H, W]`` in [0, 1] (models normalise inside).
+        labels: integer class labels ``[B]``.
+        masks: the objects' masks ``[B, 1, H, W]`` (bool), where the data have them.
+        cue_masks: the shortcut cue's masks ``[B, 1, H, W]`` (bool), where the data have them.
+    """
+
+    images: Tensor
+    labels: Tensor
+    masks: Tensor | None = None
+    cue_masks: Tensor | None = None
+
 
 Metrics = dict[str, Tensor]
 """Scalar tensors a training step reports (no host syncs)."""

@@ -111,7 +111,7 @@ def test_a_batch_larger_than_the_data_with_drop_last_is_refused_by_both_loaders(
         [tmp_path / f"{i}.png" for i in range(6)], [0] * 6, mean=(0.5,), std=(0.25,), classes=["a"]
     )  # decoded by DataLoader workers: nothing is read before the first batch
     for data in (ImageTensorDataset(*make_data(6)), files):
-        with pytest.raises(ValueError, match="batch_size=8 is larger than the 6 images"):
+        with pytest.raises(ValueError, match="a batch of 8 is larger than the 6 images"):
             make_loader(data, 8, drop_last=True, device="cpu", num_workers=0)
         with pytest.raises(ValueError, match="3 images per process"):
             make_loader(data, 4, drop_last=True, device="cpu", rank=1, world_size=2, num_workers=0)

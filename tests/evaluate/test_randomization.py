@@ -12,7 +12,6 @@ from explainaug.evaluate.randomization import (
     group_layers,
     model_randomization,
     sanity_maps,
-    train_on_permuted_labels,
 )
 from explainaug.explain import Explainer, GradCAM, Saliency
 from explainaug.models import SmallCNN
@@ -181,22 +180,6 @@ def test_data_randomization_same_model_is_one(images: Tensor) -> None:
     assert different["similarity"]["spearman_abs"]["mean"] < 0.9
 
 
-def test_train_on_permuted_labels_memorises_and_is_deterministic() -> None:
-    x = torch.rand(16, 3, 4, 4, generator=torch.Generator().manual_seed(0))
-    loader = [(x[:8], torch.arange(8) % 2), (x[8:], torch.arange(8) % 2)]
-
-    def make() -> nn.Module:
-        return nn.Sequential(nn.Flatten(), nn.Linear(48, 32), nn.ReLU(), nn.Linear(32, 2))
-
-    model, accuracy = train_on_permuted_labels(make, loader, epochs=30, lr=3e-2, batch_size=16)
-    assert accuracy >= 0.95
-    again, _ = train_on_permuted_labels(make, loader, epochs=30, lr=3e-2, batch_size=16)
-    assert all(
-        torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(), strict=False)
-    )
-    assert not model.training
-
-
 def test_bad_inputs_raise(images: Tensor) -> None:
     model = SmallCNN(num_classes=3, width=4)
     with pytest.raises(ValueError, match="mode"):
@@ -209,8 +192,6 @@ def test_bad_inputs_raise(images: Tensor) -> None:
         model_randomization(model, Saliency, images, similarity=("pearson",))
     with pytest.raises(ValueError, match="different model|model it is given"):
         model_randomization(model, lambda _: Saliency(model), images)
-    with pytest.raises(ValueError, match="empty"):
-        train_on_permuted_labels(lambda: SmallCNN(num_classes=2, width=4), [], epochs=1)
 
     class Custom(nn.Module):
         def __init__(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from explainaug.evaluate.randomization import model_randomization
-from explainaug.evaluate.report import report, resolve_explainer_factory
+from explainaug.evaluate.report import explainer_factory, report
 from explainaug.evaluate.report_writer import markdown, to_plain
 from explainaug.explain import GradCAM, Saliency
 from explainaug.models import SmallCNN
@@ -37,7 +37,7 @@ def test_report_two_models_all_evaluators(tmp_path: Path, loader: list) -> None:
         models,
         loader,
         tmp_path,
-        explainer_factory=Saliency,
+        explainer=Saliency,
         corruptions=("gaussian_noise",),
         severities=(1, 3),
         attack="fgsm",
@@ -92,13 +92,13 @@ def test_report_accepts_explainer_name_and_single_model(tmp_path: Path, loader: 
         loader,
         tmp_path,
         evaluators=("localization",),
-        explainer_factory="gradcam",
+        explainer="gradcam",
         grid_images=0,
         progress=False,
     )
     assert set(result["models"]) == {"model"}
     assert result["figures"] == []
-    assert type(resolve_explainer_factory("GradCAM")(SmallCNN(num_classes=3, width=4))) is GradCAM
+    assert type(explainer_factory("GradCAM")(SmallCNN(num_classes=3, width=4))) is GradCAM
 
 
 def test_json_values_are_plain() -> None:
@@ -119,12 +119,10 @@ def test_bad_inputs_raise(tmp_path: Path, loader: list) -> None:
     model = SmallCNN(num_classes=3, width=4)
     with pytest.raises(ValueError, match="evaluators"):
         report({"m": model}, loader, tmp_path, evaluators=("speed",))
-    with pytest.raises(ValueError, match="explainer_factory"):
+    with pytest.raises(ValueError, match="explainer="):
         report({"m": model}, loader, tmp_path, evaluators=("faithfulness",))
     with pytest.raises(ValueError, match="unknown explainer"):
-        report(
-            {"m": model}, loader, tmp_path, evaluators=("faithfulness",), explainer_factory="lime"
-        )
+        report({"m": model}, loader, tmp_path, evaluators=("faithfulness",), explainer="lime")
     with pytest.raises(ValueError, match="non-empty"):
         report({}, loader, tmp_path)
     with pytest.raises(ValueError, match="no batches"):
@@ -135,7 +133,7 @@ def test_bad_inputs_raise(tmp_path: Path, loader: list) -> None:
             [(x, y) for x, y, _ in loader],
             tmp_path,
             evaluators=("localization",),
-            explainer_factory=Saliency,
+            explainer=Saliency,
             progress=False,
         )
 
@@ -152,7 +150,7 @@ def test_report_randomization_compares_signed_gradients(tmp_path: Path, loader: 
         loader,
         tmp_path,
         evaluators=("randomization",),
-        explainer_factory="saliency",
+        explainer="saliency",
         similarity=names,
         grid_images=0,
         progress=False,
@@ -178,14 +176,12 @@ def test_report_compares_several_explainers_on_one_model(tmp_path: Path, loader:
     torch.manual_seed(0)
     model = SmallCNN(num_classes=3, width=4).eval()
     options = {"evaluators": ("accuracy", "localization"), "grid_images": 2, "progress": False}
-    both = report(
-        model, loader, tmp_path / "both", explainer_factory=["gradcam", "scorecam"], **options
-    )
+    both = report(model, loader, tmp_path / "both", explainer=["gradcam", "scorecam"], **options)
     assert set(both["models"]) == {"model", "model [gradcam]", "model [scorecam]"}
     assert set(both["models"]["model"]) == {"accuracy"}
     # Each explainer's row is what a report with that explainer alone gives.
     for name in ("gradcam", "scorecam"):
-        alone = report(model, loader, tmp_path / name, explainer_factory=name, **options)
+        alone = report(model, loader, tmp_path / name, explainer=name, **options)
         assert (
             both["models"][f"model [{name}]"]["localization"]
             == alone["models"]["model"]["localization"]
@@ -196,16 +192,14 @@ def test_report_compares_several_explainers_on_one_model(tmp_path: Path, loader:
     accuracy = text.split("## Accuracy")[1].split("##")[0]
     assert "| model |" in accuracy and "[gradcam]" not in accuracy
     assert "saliency_grid.png" in both["figures"]
-    labelled = report(
-        model, loader, tmp_path / "labelled", explainer_factory={"cam": GradCAM}, **options
-    )
+    labelled = report(model, loader, tmp_path / "labelled", explainer={"cam": GradCAM}, **options)
     assert set(labelled["models"]) == {"model", "model [cam]"}
     assert both["settings"]["explainer"] == {
         "gradcam": {"name": "gradcam"},
         "scorecam": {"name": "scorecam"},
     }
     with pytest.raises(ValueError, match="at least one explainer"):
-        report(model, loader, tmp_path / "none", explainer_factory=[], **options)
+        report(model, loader, tmp_path / "none", explainer=[], **options)
 
 
 def test_a_one_shot_iterator_is_refused_up_front(tmp_path) -> None:

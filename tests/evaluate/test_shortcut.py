@@ -132,7 +132,7 @@ def test_report_writes_the_shortcut_table_and_figure(tmp_path) -> None:
         plain,
         tmp_path,
         evaluators=("accuracy", "shortcut"),
-        explainer_factory="gradcam",
+        explainer="gradcam",
         shortcut_loaders=(aligned, conflicting),
         grid_images=0,
         progress=False,
@@ -153,6 +153,4 @@ def test_report_writes_the_shortcut_table_and_figure(tmp_path) -> None:
     ] + [direct["gap"], direct["aligned"]["cue_area"]]
     assert "| cnn | " + " | ".join(f"{value:.4f}" for value in row) + " |" in text
     with pytest.raises(ValueError, match="shortcut evaluator needs shortcut_loaders"):
-        report(
-            {"cnn": model}, plain, tmp_path, evaluators=("shortcut",), explainer_factory="gradcam"
-        )
+        report({"cnn": model}, plain, tmp_path, evaluators=("shortcut",), explainer="gradcam")

@@ -306,7 +306,7 @@ def test_bad_input_raises_a_clear_error(make_explainer, make_cnn, images, labels
 
 @pytest.mark.parametrize("name", ["saliency", "gradcam", "integratedgradients"])
 def test_images_of_another_dtype_than_the_model_are_a_type_error(name):
-    from explainaug.explain.registry import build_explainer
+    from explainaug.explain import build_explainer
     from explainaug.models import SmallCNN
 
     explainer = build_explainer(name, SmallCNN(num_classes=3, width=4).eval())

@@ -16,13 +16,15 @@ def hand_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def test_hand_worked_background_only_in_denominators() -> None:
     features, labels, background = hand_case()
-    loss = ExConLoss(temperature=1.0)(features, labels, background)
+    loss = ExConLoss(temperature=1.0, base_temperature=None)(features, labels, background)
     # anchors 0 and 1: positive is each other (dot 1); denominator: the other class-0 row (e^1),
     # the class-1 row (e^0) and the background row (e^-1). Row 2 has no positive; row 3 is
     # background, never an anchor, and not a positive of rows 0 and 1 despite its label 0.
     expected = math.log(math.e + 1 + math.exp(-1)) - 1
     assert loss.item() == pytest.approx(expected, rel=1e-12)
-    without_background = SupConLoss(temperature=1.0)(features[:3], labels[:3])
+    without_background = SupConLoss(temperature=1.0, base_temperature=None)(
+        features[:3], labels[:3]
+    )
     assert without_background.item() == pytest.approx(math.log(math.e + 1) - 1, rel=1e-12)
 
 

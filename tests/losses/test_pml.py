@@ -51,7 +51,7 @@ def test_excon_with_pml_supcon_equals_excon_with_the_package_loss(with_backgroun
     background_labels = y[:2] if with_background else None
     results = []
     for loss in (ExConLoss(TAU, base_temperature=TAU), pml.SupConLoss(temperature=TAU)):
-        method = ExCon(loss=loss, warmup_epochs=0)
+        method = ExCon(loss=loss, explain_warmup_epochs=0)
         total, metrics = method.contrastive_step(model, images, y, 2, background_labels)
         results.append(metrics["contrastive_loss"])
     torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)

@@ -36,7 +36,7 @@ def test_matches_pytorch_metric_learning_and_supcontrast(views: int, temperature
     generator = torch.Generator().manual_seed(views)
     features = torch.randn(12, views, 16, generator=generator, dtype=torch.float64)
     labels = torch.tensor([0, 1, 2] * 4)
-    ours = SupConLoss(temperature=temperature)(features, labels)
+    ours = SupConLoss(temperature=temperature, base_temperature=None)(features, labels)
 
     flat = torch.cat(features.unbind(1))
     pml = PMLSupConLoss(temperature=temperature)(flat, labels.repeat(views))
@@ -58,7 +58,9 @@ def test_flat_rows_equal_view_form() -> None:
 def test_gradients_match_pytorch_metric_learning() -> None:
     features = torch.randn(8, 2, 5, dtype=torch.float64, requires_grad=True)
     labels = torch.tensor([0, 1, 0, 1, 2, 2, 3, 3])
-    (ours,) = torch.autograd.grad(SupConLoss(0.1)(features, labels), features)
+    (ours,) = torch.autograd.grad(
+        SupConLoss(0.1, base_temperature=None)(features, labels), features
+    )
     pml_loss = PMLSupConLoss(temperature=0.1)(torch.cat(features.unbind(1)), labels.repeat(2))
     (theirs,) = torch.autograd.grad(pml_loss, features)
     torch.testing.assert_close(ours, theirs)
@@ -68,11 +70,13 @@ def test_gradients_match_pytorch_metric_learning() -> None:
 def test_finite_in_low_precision_at_small_temperature(dtype: torch.dtype) -> None:
     features = torch.randn(16, 2, 32).to(dtype).requires_grad_()
     labels = torch.arange(16) % 4
-    loss = SupConLoss(temperature=0.01)(features, labels)
+    loss = SupConLoss(temperature=0.01, base_temperature=None)(features, labels)
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(features.grad).all()
-    reference = SupConLoss(temperature=0.01)(features.detach().double(), labels)
+    reference = SupConLoss(temperature=0.01, base_temperature=None)(
+        features.detach().double(), labels
+    )
     torch.testing.assert_close(loss.double(), reference, rtol=2e-2, atol=2e-2)
 
 
@@ -92,7 +96,7 @@ def test_anchors_without_positive_are_left_out_of_the_mean() -> None:
     logits.fill_diagonal_(float("-inf"))
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     expected = -(log_prob[0, 1] + log_prob[1, 0]) / 2
-    torch.testing.assert_close(SupConLoss(0.1)(features, labels), expected)
+    torch.testing.assert_close(SupConLoss(0.1, None)(features, labels), expected)
 
 
 def test_single_class_follows_supcontrast() -> None:
@@ -101,7 +105,7 @@ def test_single_class_follows_supcontrast() -> None:
     # because its pair reducer finds no negative pair. We follow SupContrast and document it.
     features = torch.randn(6, 2, 4, dtype=torch.float64)
     labels = torch.zeros(6, dtype=torch.long)
-    ours = SupConLoss(0.1)(features, labels)
+    ours = SupConLoss(0.1, None)(features, labels)
     torch.testing.assert_close(ours, supcontrast_reference(features, labels, 0.1, 0.1))
     assert ours > 0
 

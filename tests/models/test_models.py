@@ -2,6 +2,7 @@ import pytest
 import torch
 import torchvision
 
+from explainaug.explain import cam_layer
 from explainaug.models import ContrastiveModel, Normalize, SmallCNN, resnet18, resnet50
 
 
@@ -83,7 +84,7 @@ def test_contrastive_model_heads() -> None:
     model = ContrastiveModel(
         SmallCNN(num_classes=None, width=4), feat_dim=16, proj_dim=8, num_classes=5
     )
-    assert model.default_cam_layer == "encoder.block3"
+    assert cam_layer(model) == "encoder.block3"
     x = torch.rand(3, 3, 32, 32)
     features = model.features(x)
     projection = model.project(features)

@@ -48,12 +48,13 @@ def test_trainer_run_logs_and_evaluates_from_the_cli(tmp_path, write_image_folde
     assert [float(row["val_accuracy"]) for row in rows] == [r["val_accuracy"] for r in history]
     description = json.loads((out / "run.json").read_text())
     assert description["model"]["name"] == "torchvision:resnet18"
-    assert description["num_classes"] == 3 and description["method"] == "EDDA"
-    assert description["explainer"] == {"name": "gradcam", "layer": "layer2", "relu": True}
+    settings = description["settings"]
+    assert description["num_classes"] == 3 and settings["method"] == "edda"
+    assert (settings["explainer"], settings["cam_layer"]) == ("gradcam", "layer2")
+    assert "dataset" not in settings  # the Trainer knows no data: evaluate asks for it
 
     evaluate = ["evaluate", str(out), "--evaluators", "accuracy", "faithfulness", "--device", "cpu"]
-    with pytest.raises(SystemExit):
-        main(evaluate)
+    assert main(evaluate) == 2
     assert "names no data" in capsys.readouterr().err
     data = ["--dataset", "folder", "--data", str(root), "--image-size", "16"]
     assert main(evaluate + data + ["--out", str(tmp_path / "report")]) == 0
@@ -86,7 +87,9 @@ def test_a_wrapped_classifier_keeps_its_spec_and_evaluates_from_the_cli(
     train = image_folder(root, "train", size=16)
     model = build_model("small-cnn", train.num_classes, width=4, mean=train.mean, std=train.std)
     out = tmp_path / "run"
-    trainer = Trainer(model, ExCon(warmup_epochs=0), epochs=1, lr=0.01, out_dir=out, progress=False)
+    trainer = Trainer(
+        model, ExCon(explain_warmup_epochs=0), epochs=1, lr=0.01, out_dir=out, progress=False
+    )
     trainer.fit(make_loader(train, 6, device="cpu"))
     spec = json.loads((out / "run.json").read_text())["model"]
     assert spec["name"] == "small-cnn" and spec["contrastive"] is True
@@ -108,12 +111,11 @@ def test_a_model_from_elsewhere_is_named_as_such(tmp_path, write_image_folder, c
     train = image_folder(root, "train", size=16)
     model = SmallCNN(num_classes=train.num_classes, width=4)  # not from build_model: no spec
     out = tmp_path / "run"
-    Trainer(model, ExCon(warmup_epochs=0), epochs=1, lr=0.01, out_dir=out, progress=False).fit(
-        make_loader(train, 6, device="cpu")
-    )
+    Trainer(
+        model, ExCon(explain_warmup_epochs=0), epochs=1, lr=0.01, out_dir=out, progress=False
+    ).fit(make_loader(train, 6, device="cpu"))
     data = ["--dataset", "folder", "--data", str(root), "--image-size", "16", "--device", "cpu"]
-    with pytest.raises(SystemExit):
-        main(["evaluate", str(out), *data])
+    assert main(["evaluate", str(out), *data]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "records no model spec: the model was not built by explainaug.models.build_model" in err
 
@@ -122,7 +124,7 @@ def test_a_trainer_run_with_a_probed_layer_and_a_background_class_evaluates(tmp_
     """From Python: EDDA with the background target (K + 1 outputs) on torchvision's ResNet-18 at
     16 px, whose default layer4 is 1x1 (the probe moves the CAM to layer2). run.json must let
     `explainaug evaluate` rebuild the K-class model and explain the layer that trained."""
-    from explainaug.data.registry import load_dataset
+    from explainaug.data.load import load_dataset
     from explainaug.losses import EDDALoss
 
     train = load_dataset("shapes", "train", size=16, train_size=16)
@@ -133,10 +135,10 @@ def test_a_trainer_run_with_a_probed_layer_and_a_background_class_evaluates(tmp_
     Trainer(model, method, epochs=1, lr=0.01, out_dir=out, progress=False).fit(
         make_loader(train, 8, device="cpu")
     )
-    assert method._explainer.layer_name == "layer2"
+    assert method.live_explainer.layer_name == "layer2"
     description = json.loads((out / "run.json").read_text())
     assert description["real_classes"] == 4 and description["num_classes"] == 5
-    assert description["explainer"]["layer"] in (None, "layer2")  # None: probed again
+    assert description["settings"]["cam_layer"] is None  # the default: probed again, the same way
     data = ["--dataset", "shapes", "--image-size", "16", "--device", "cpu", "--no-progress"]
     report = tmp_path / "report"
     evaluators = ["--evaluators", "accuracy", "faithfulness"]

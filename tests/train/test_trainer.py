@@ -41,13 +41,13 @@ def train(make_cnn, make_loader, out_dir, stop_at=None, resume=None, epochs=3, i
     torch.manual_seed(123)  # the model is built seeded; this must not matter for the result
     model = make_cnn()
     # random occlusions draw from the global RNG every step, so a wrong RNG restore shows up
-    method = SignalAt(inner() if inner else RandomOcclusionControl(salient_ratio=0.3), stop_at)
+    method = SignalAt(inner() if inner else RandomOcclusionControl(occlusion_ratio=0.3), stop_at)
     trainer = Trainer(
         model,
         method,
         epochs=epochs,
         lr=0.05,
-        warmup_epochs=1,
+        lr_warmup_epochs=1,
         out_dir=out_dir,
         resume=resume,
         progress=False,
@@ -205,7 +205,7 @@ def test_learning_rate_follows_schedule(make_cnn, make_loader):
             seen.append(trainer.optimizer.param_groups[0]["lr"])
             return super().training_step(model, batch, epoch)
 
-    trainer = Trainer(model, Recording(), epochs=2, lr=0.1, warmup_epochs=1, progress=False)
+    trainer = Trainer(model, Recording(), epochs=2, lr=0.1, lr_warmup_epochs=1, progress=False)
     trainer.fit(make_loader())
     from explainaug.train import lr_factor
 
@@ -244,7 +244,7 @@ def test_unknown_amp_mode(make_cnn):
     "kwargs, match",
     [
         (dict(epochs=0), "epochs"),
-        (dict(epochs=2, warmup_epochs=3), "warmup_epochs"),
+        (dict(epochs=2, lr_warmup_epochs=3), "lr_warmup_epochs"),
         (dict(epochs=1, resume="auto"), "out_dir"),
     ],
 )
@@ -261,11 +261,15 @@ def test_method_must_be_a_method(make_cnn):
 @pytest.mark.parametrize(
     "batch, error, match",
     [
-        ((torch.rand(2, 3, 16, 16),), TypeError, r"tuple \(x, y\)"),
-        (torch.rand(2, 3, 16, 16), TypeError, "tuple"),
+        ((torch.rand(2, 3, 16, 16),), ValueError, r"tuple \(x, y\)"),
+        (torch.rand(2, 3, 16, 16), ValueError, "tuple"),
         ((torch.rand(3, 16, 16), torch.tensor([0, 1])), ValueError, r"\[B, C, H, W\]"),
-        ((torch.rand(2, 3, 16, 16), torch.tensor([0.0, 1.0])), ValueError, "integer"),
-        ((torch.rand(2, 3, 16, 16), torch.tensor([0, 1, 1])), ValueError, "2 images but 3 labels"),
+        ((torch.rand(2, 3, 16, 16), torch.tensor([0.0, 1.0])), TypeError, "integer"),
+        (
+            (torch.rand(2, 3, 16, 16), torch.tensor([0, 1, 1])),
+            ValueError,
+            r"shape \[2\] to match the images",
+        ),
         ((torch.rand(2, 3, 16, 16) * 255, torch.tensor([0, 1])), ValueError, r"\[0, 1\]"),
     ],
 )

@@ -17,7 +17,7 @@ from explainaug.augment.fills import Fill
 from explainaug.augment.random_occlusion import RandomOcclusion
 from explainaug.augment.saliency_mask import SaliencyMask
 from explainaug.augment.saliency_occlusion import SaliencyOcclusion
-from explainaug.augment.views import Views, supcon_views
+from explainaug.augment.views import Views, crop_flip, resized_crop_flip, supcon_views
 
 __all__ = [
     "Fill",
@@ -29,5 +29,7 @@ __all__ = [
     "SaliencyMask",
     "SaliencyOcclusion",
     "Views",
+    "crop_flip",
+    "resized_crop_flip",
     "supcon_views",
 ]

@@ -124,3 +124,31 @@ def supcon_views(
         K.RandomGrayscale(p=0.2),
     )
     return Views(pipeline, n_views, rgb=True, check_values=check_values)
+
+
+def crop_flip(size: int | tuple[int, int]) -> nn.Module:
+    """Random crop with zero padding of an eighth of the side, and horizontal flip: the
+    classification methods' augmentation (the CIFAR standard, padding 4 at 32 px).
+
+    Example:
+        >>> crop_flip(32)(torch.rand(4, 3, 32, 32)).shape
+        torch.Size([4, 3, 32, 32])
+    """
+    size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return K.AugmentationSequential(
+        K.RandomCrop(size, padding=min(size) // 8), K.RandomHorizontalFlip()
+    )
+
+
+def resized_crop_flip(size: int | tuple[int, int]) -> nn.Module:
+    """Random resized crop (scale 0.2-1) and horizontal flip: the official ExCon classifier
+    loader's augmentation on CIFAR-100, for the linear head's epoch.
+
+    Example:
+        >>> resized_crop_flip(16)(torch.rand(4, 3, 16, 16)).shape
+        torch.Size([4, 3, 16, 16])
+    """
+    size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return K.AugmentationSequential(
+        K.RandomResizedCrop(size, scale=(0.2, 1.0)), K.RandomHorizontalFlip()
+    )

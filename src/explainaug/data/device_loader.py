@@ -163,7 +163,7 @@ def _check_batch_fits(
     where = "of the dataset" if world_size == 1 else f"per process ({world_size} processes)"
     if samples_per_rank < batch_size:
         raise ValueError(
-            f"batch_size={batch_size} is larger than the {samples_per_rank} images {where}, "
+            f"a batch of {batch_size} is larger than the {samples_per_rank} images {where}, "
             f"so no full batch is left to train on; use a batch size of at most {samples_per_rank}"
         )
     left_out = samples_per_rank % batch_size

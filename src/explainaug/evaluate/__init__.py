@@ -23,11 +23,7 @@ from explainaug.evaluate.calibration import (
 from explainaug.evaluate.compare import paired_difference, paired_table
 from explainaug.evaluate.faithfulness import faithfulness
 from explainaug.evaluate.localization import localization
-from explainaug.evaluate.randomization import (
-    data_randomization,
-    model_randomization,
-    train_on_permuted_labels,
-)
+from explainaug.evaluate.randomization import data_randomization, model_randomization
 from explainaug.evaluate.report import report
 from explainaug.evaluate.robustness import fgsm, pgd, robustness
 from explainaug.evaluate.shortcut import shortcut
@@ -54,5 +50,4 @@ __all__ = [
     "report",
     "shortcut",
     "ssim",
-    "train_on_permuted_labels",
 ]

@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-from explainaug._shared import eval_mode
-from explainaug._validation import check_images, check_labels
-
-Batch = tuple[Tensor, Tensor, Tensor | None]
+from explainaug._shared import eval_mode, unpack_batch
+from explainaug._validation import check_labels
+from explainaug.typing import Batch
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -35,53 +34,34 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def unpack_batch(batch: object) -> Batch:
-    """Split a batch ``(x, y)`` or ``(x, y, masks)`` into ``(x, y, masks or None)``, checked.
-
-    Example:
-        >>> x, y, masks = unpack_batch((torch.zeros(2, 3, 4, 4), torch.tensor([0, 1])))
-        >>> masks is None
-        True
-    """
-    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
-        kind = type(batch).__name__
-        size = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
-        raise ValueError(f"a batch must be (x, y) or (x, y, masks), got a {kind}{size}")
-    x = check_images(batch[0], "x", finite=False)
-    y = check_labels(batch[1], x.shape[0], name="y")
-    masks = batch[2] if len(batch) == 3 else None
-    if masks is not None and (not isinstance(masks, Tensor) or masks.shape[0] != x.shape[0]):
-        got = tuple(masks.shape) if isinstance(masks, Tensor) else type(masks).__name__
-        raise ValueError(f"masks must be a tensor with batch size {x.shape[0]}, got {got}")
-    return x, y, masks
-
-
-def iterate_batches(loader: Iterable, device: torch.device) -> Iterator[Batch]:
-    """Yield the loader's batches as ``(x, y, masks or None)`` on ``device``.
+def iterate_batches(
+    loader: Iterable, device: torch.device, name: str = "loader"
+) -> Iterator[Batch]:
+    """Yield the loader's batches (``_shared.unpack_batch``) on ``device``.
 
     Raises:
         ValueError: a batch is malformed, or the loader yields no batch at all.
 
     Example:
         >>> loader = [(torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]))]
-        >>> [x.shape[0] for x, _, _ in iterate_batches(loader, torch.device("cpu"))]
+        >>> [batch.images.shape[0] for batch in iterate_batches(loader, torch.device("cpu"))]
         [2]
     """
     if not isinstance(loader, Iterable):
         raise TypeError(
-            f"loader must be an iterable of (x, y[, masks]) batches, got {type(loader).__name__}"
+            f"{name} must be an iterable of (x, y[, masks]) batches, got {type(loader).__name__}"
         )
     empty = True
     for batch in loader:
         empty = False
-        x, y, masks = unpack_batch(batch)
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, dtype=torch.long, non_blocking=True)
-        if masks is not None:
-            masks = masks.to(device, non_blocking=True)
-        yield x, y, masks
+        x, y, *masks = unpack_batch(batch)
+        yield Batch(
+            x.to(device, non_blocking=True),
+            y.to(device, dtype=torch.long, non_blocking=True),
+            *(None if mask is None else mask.to(device, non_blocking=True) for mask in masks),
+        )
     if empty:
-        raise ValueError("the loader yielded no batches; evaluation needs at least one sample")
+        raise ValueError(f"{name} yielded no batches; evaluation needs at least one sample")
 
 
 def predict(
@@ -116,7 +96,7 @@ def predict(
     all_logits: list[Tensor] = []
     all_labels: list[Tensor] = []
     with eval_mode(model), torch.no_grad():
-        for x, y, _ in iterate_batches(loader, device):
+        for x, y, *_ in iterate_batches(loader, device):
             if transform is not None:
                 x = transform(x)
             logits = model(x)
@@ -133,3 +113,21 @@ def predict(
     if not bool(torch.isfinite(logits).all()):
         raise ValueError("the model returned NaN or infinite logits")
     return logits, labels
+
+
+def first_images(loader: Iterable, n: int, device: torch.device) -> Tensor:
+    """The first ``n`` images of a loader (fewer if it holds fewer), on ``device``.
+
+    Example:
+        >>> loader = [(torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.long))] * 2
+        >>> first_images(loader, 4, torch.device("cpu")).shape
+        torch.Size([4, 1, 2, 2])
+    """
+    taken: list[Tensor] = []
+    total = 0
+    for x, *_ in iterate_batches(loader, device):
+        taken.append(x[: n - total])
+        total += taken[-1].shape[0]
+        if total >= n:
+            break
+    return torch.cat(taken)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from explainaug.evaluate._predict import predict
+
+if TYPE_CHECKING:
+    from explainaug.evaluate.report import Job
 
 
 def topk_correct(logits: Tensor, labels: Tensor, topk: Sequence[int]) -> dict[int, Tensor]:
@@ -29,7 +33,12 @@ def topk_correct(logits: Tensor, labels: Tensor, topk: Sequence[int]) -> dict[in
 
 
 def accuracy(
-    model: nn.Module, loader: Iterable, topk: Sequence[int] = (1, 5), per_class: bool = True
+    model: nn.Module,
+    loader: Iterable,
+    topk: Sequence[int] = (1, 5),
+    per_class: bool = True,
+    *,
+    extra_logits: int = 0,
 ) -> dict:
     """Top-k accuracy and per-class top-1 accuracy of ``model`` over ``loader``.
 
@@ -41,6 +50,8 @@ def accuracy(
         loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches.
         topk: the k values to report; those larger than the number of classes are skipped.
         per_class: also report the top-1 accuracy of each class.
+        extra_logits: trailing outputs that are not classes (a model trained with EDDA's
+            background class, see ``train.Method.extra_logits``): never counted as predictions.
 
     Returns:
         ``{"top1": float, "top5": float, ..., "count": int}`` plus, when ``per_class``,
@@ -53,14 +64,21 @@ def accuracy(
         >>> sorted(accuracy(model, loader, topk=(1,)))
         ['class_counts', 'count', 'per_class', 'top1']
     """
-    valid_k = (
-        [isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk]
-        if isinstance(topk, Sequence)
-        else []
-    )
-    if not valid_k or not all(valid_k):
-        raise ValueError(f"topk must be a non-empty sequence of integers >= 1, got {topk!r}")
+    _check_topk(topk)
     logits, labels = predict(model, loader)
+    return accuracy_of(logits[:, : logits.shape[1] - extra_logits], labels, topk, per_class)
+
+
+def accuracy_of(
+    logits: Tensor, labels: Tensor, topk: Sequence[int] = (1, 5), per_class: bool = True
+) -> dict:
+    """:func:`accuracy` of predictions already made: ``logits [N, classes]``, ``labels [N]``.
+
+    Example:
+        >>> accuracy_of(torch.tensor([[2.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 0]), (1,))["top1"]
+        0.5
+    """
+    _check_topk(topk)
     count = labels.shape[0]
     hits_at_k = topk_correct(logits, labels, topk)
     result: dict = {f"top{k}": float(hits.float().mean()) for k, hits in hits_at_k.items()}
@@ -76,3 +94,18 @@ def accuracy(
         ]
         result["class_counts"] = class_counts.tolist()
     return result
+
+
+def _check_topk(topk: object) -> None:
+    valid_k = (
+        [isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk]
+        if isinstance(topk, Sequence)
+        else []
+    )
+    if not valid_k or not all(valid_k):
+        raise ValueError(f"topk must be a non-empty sequence of integers >= 1, got {topk!r}")
+
+
+def run_in_report(job: Job) -> dict:
+    """The ``accuracy`` evaluator of ``evaluate.report``: from the shared clean predictions."""
+    return accuracy_of(*job.clean_predictions())

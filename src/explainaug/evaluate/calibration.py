@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,9 @@ from torch import Tensor, nn
 from explainaug._validation import check_count, check_labels, check_positive, check_tensor
 from explainaug.data.corruptions import CORRUPTIONS, corrupt
 from explainaug.evaluate._predict import model_device, predict
+
+if TYPE_CHECKING:
+    from explainaug.evaluate.report import Job
 
 Corruptions = str | Sequence[str] | None
 Temperature = float | str | None
@@ -266,6 +269,8 @@ def calibration(
     temperature: Temperature = None,
     val_loader: Iterable | None = None,
     seed: int = 0,
+    *,
+    clean: tuple[Tensor, Tensor] | None = None,
 ) -> CalibrationResult:
     """Calibration metrics on clean data and, optionally, on every corruption x severity cell.
 
@@ -284,6 +289,8 @@ def calibration(
             (temperature scaling, Guo et al. 2017). Logits are divided by T before every metric.
         val_loader: clean iid validation batches, used only with ``temperature="fit"``.
         seed: seed of the corruption noise.
+        clean: the model's ``(logits, labels)`` on ``loader`` when already computed
+            (``evaluate._predict.predict``), so the clean pass is not run again.
 
     Returns:
         ``{"temperature": T, "clean": metrics}`` where metrics is ``{"accuracy", "ece", "nll",
@@ -310,7 +317,7 @@ def calibration(
     scale = _resolve_temperature(model, temperature, val_loader)
     result: CalibrationResult = {
         "temperature": scale,
-        "clean": _metrics(*predict(model, loader), scale, n_bins),
+        "clean": _metrics(*(clean or predict(model, loader)), scale, n_bins),
     }
     if not names:
         return result
@@ -329,3 +336,17 @@ def calibration(
         for key in ("accuracy", "ece", "nll", "brier")
     }
     return result
+
+
+def run_in_report(job: Job) -> CalibrationResult:
+    """The ``calibration`` evaluator of ``evaluate.report``: clean metrics from the shared
+    clean predictions, then the corruption cells."""
+    options = job.options
+    return calibration(
+        job.model,
+        job.loader,
+        corruptions=options.corruptions,
+        severities=options.severities,
+        seed=options.seed,
+        clean=job.clean_predictions(),
+    )

@@ -35,7 +35,7 @@ the model in chunks of ``batch_size``; there are no loops over images.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,9 @@ from explainaug.evaluate._maps import (
 from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.explain import Explainer
 from explainaug.models.normalize import model_mean
+
+if TYPE_CHECKING:
+    from explainaug.evaluate.report import Job
 
 FillOption = FillSpec | Sequence[float]
 
@@ -270,7 +273,7 @@ def faithfulness(
     generator = seeded_generator(seed, device)
     clean, perturbed = [], []
     with eval_mode(model):
-        for x, labels, _ in tqdm(
+        for x, labels, *_ in tqdm(
             iterate_batches(loader, device), desc="faithfulness", disable=not progress, leave=False
         ):
             with torch.no_grad():
@@ -304,3 +307,12 @@ def faithfulness(
         "fill": fill if isinstance(fill, str) else torch.as_tensor(fill).flatten().tolist(),
         "n_images": int(y_clean.shape[0]),
     }
+
+
+def run_in_report(job: Job) -> dict:
+    """The ``faithfulness`` evaluator of ``evaluate.report``."""
+    assert job.explainer is not None
+    options = {"seed": job.options.seed, **job.options.faithfulness_options}
+    return faithfulness(
+        job.model, job.explainer(job.model), job.loader, progress=job.options.progress, **options
+    )

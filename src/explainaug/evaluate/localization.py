@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +42,9 @@ from explainaug.evaluate._maps import (
 )
 from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.explain import Explainer
+
+if TYPE_CHECKING:
+    from explainaug.evaluate.report import Job
 
 POINTING_TOLERANCE = 15 / 224
 """TorchRay's pointing-game tolerance, 15 pixels, as a fraction of its 224-pixel input side."""
@@ -209,7 +212,7 @@ def localization(
     scores: dict[str, list[Tensor]] = {}
     size = (0, 0)
     with eval_mode(model):
-        for x, y, masks in tqdm(
+        for x, y, masks, _ in tqdm(
             iterate_batches(loader, device), desc="localization", disable=not progress, leave=False
         ):
             flat_masks = check_masks(masks, x)
@@ -233,3 +236,16 @@ def localization(
         "pointing_tolerance_pixels": pointing_tolerance * min(size),
         "n_images": len(torch.cat(scores["ebpg"])),
     }
+
+
+def run_in_report(job: Job) -> dict:
+    """The ``localization`` evaluator of ``evaluate.report`` (on ``job.mask_loader`` if given)."""
+    assert job.explainer is not None
+    loader = job.mask_loader if job.mask_loader is not None else job.loader
+    return localization(
+        job.model,
+        job.explainer(job.model),
+        loader,
+        seed=job.options.seed,
+        progress=job.options.progress,
+    )

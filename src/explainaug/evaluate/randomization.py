@@ -26,18 +26,21 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 from torch import Tensor, nn
 
 from explainaug._shared import preserved_model_state, upsample
-from explainaug._validation import check_count, check_images, check_labels, check_positive
-from explainaug.evaluate._predict import model_device
+from explainaug._validation import check_count, check_images, check_labels
+from explainaug.evaluate._predict import first_images, model_device
 from explainaug.evaluate.similarity import SIMILARITIES, check_similarity_names, compare_maps
 from explainaug.explain import Explainer
+from explainaug.typing import ExplainerFactory
 
-MakeExplainer = Callable[[nn.Module], Explainer]
+if TYPE_CHECKING:
+    from explainaug.evaluate.report import Job
+
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
@@ -254,7 +257,7 @@ def _random_control(
 
 def model_randomization(
     model: nn.Module,
-    explainer_factory: MakeExplainer,
+    explainer: ExplainerFactory,
     x: Tensor,
     target: Tensor | None = None,
     *,
@@ -269,7 +272,7 @@ def model_randomization(
     Args:
         model: the trained classifier; never modified (the test works on a deep copy in eval
             mode).
-        explainer_factory: builds the explainer for a model, e.g.
+        explainer: builds the explainer of a model (an explainer class or a callable), e.g.
             ``lambda m: GradCAM(m, layer="layer4")``. Gradient methods should be built signed
             (``Saliency(m, abs=False)``) so that the signed Spearman differs from the ABS one (see ``sanity_maps``).
         x: images ``[B, C, H, W]`` in [0, 1].
@@ -305,15 +308,13 @@ def model_randomization(
     device = model_device(work)
     modules = dict(work.named_modules())
     steps = list(reversed(group_layers(forward_order(work, x), modules, group_depth)))
-    explainer = explainer_factory(work)
-    if getattr(explainer, "model", work) is not work:
-        raise ValueError(
-            "explainer_factory(model) must return an explainer of the model it is given"
-        )
+    built = explainer(work)
+    if getattr(built, "model", work) is not work:
+        raise ValueError("explainer(model) must return an built of the model it is given")
     if target is None:
         with torch.no_grad():
             target = work(x).argmax(dim=1)
-    original = sanity_maps(explainer, x, target)
+    original = sanity_maps(built, x, target)
     curves: dict[str, SimilarityCurve] = {
         name: {"mean": [], "std": [], "undefined": []} for name in names
     }
@@ -324,7 +325,7 @@ def model_randomization(
         if mode == "independent":
             saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in step_modules]
         _reset_seeded(step_modules, step_seed, device)
-        randomized = sanity_maps(explainer, x, target)
+        randomized = sanity_maps(built, x, target)
         for name, score in compare_maps(original, randomized, names).items():
             for key, value in summarize(score).items():
                 curves[name][key].append(value)
@@ -346,7 +347,7 @@ def model_randomization(
 def data_randomization(
     model_true: nn.Module,
     model_random_labels: nn.Module,
-    explainer_factory: MakeExplainer,
+    explainer: ExplainerFactory,
     x: Tensor,
     target: Tensor | None = None,
     *,
@@ -361,8 +362,8 @@ def data_randomization(
     Args:
         model_true: trained on the true labels.
         model_random_labels: the same architecture trained on permuted labels
-            (``train_on_permuted_labels``).
-        explainer_factory: builds the explainer for a model.
+            (``explainaug.train.train_on_permuted_labels``).
+        explainer: builds the explainer of a model (an explainer class or a callable).
         x: images ``[B, C, H, W]`` in [0, 1].
         target: the classes to explain for both models;
             ``None``: each model's own predictions.
@@ -387,12 +388,12 @@ def data_randomization(
         if not isinstance(model, nn.Module):
             raise TypeError(f"models must be torch.nn.Module, got {type(model).__name__}")
         work = copy.deepcopy(model).eval().to(x.device)
-        explainer = explainer_factory(work)
+        built = explainer(work)
         explained = target
         if explained is None:
             with torch.no_grad():
                 explained = work(x).argmax(dim=1)
-        maps.append(sanity_maps(explainer, x, explained))
+        maps.append(sanity_maps(built, x, explained))
     scores = compare_maps(maps[0], maps[1], names)
     result: DataRandomizationResult = {
         "n_images": int(x.shape[0]),
@@ -403,73 +404,17 @@ def data_randomization(
     return result
 
 
-def train_on_permuted_labels(
-    make_model: Callable[[], nn.Module],
-    loader: Iterable,
-    epochs: int,
-    *,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    batch_size: int = 128,
-    seed: int = 0,
-    device: torch.device | str | None = None,
-) -> tuple[nn.Module, float]:
-    """Train a fresh model on the loader's images with labels permuted across the dataset.
-
-    The loader is read once into memory (meant for the small subsets this test uses); the
-    labels of all images are shuffled with a fixed permutation (``seed``), so each image keeps
-    one random label for the whole training, as in Adebayo et al. Training uses Adam on
-    mini-batches of ``batch_size``, shuffled each epoch by the same seed; the paper trains until
-    train accuracy exceeds 95%, so pick ``epochs`` accordingly and check the returned accuracy.
-
-    Args:
-        make_model: builds an untrained model (same architecture as the model under test).
-        loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches, images in [0, 1].
-        epochs: passes over the data.
-        lr, weight_decay: Adam's settings.
-        batch_size: mini-batch size.
-        seed: seeds the permutation, the shuffling and the model's initialisation.
-        device: where to train; default the model's device.
-
-    Returns:
-        ``(model in eval mode, accuracy on the permuted training labels)``.
-
-    Example:
-        >>> from explainaug.models import SmallCNN
-        >>> data = [(torch.rand(8, 3, 16, 16), torch.arange(8) % 2)]
-        >>> model, accuracy = train_on_permuted_labels(
-        ...     lambda: SmallCNN(num_classes=2, width=4), data, epochs=1)
-        >>> model.training, accuracy * 8 == round(accuracy * 8)  # eval mode; a count of 8
-        (False, True)
-    """
-    check_count(epochs, "epochs")
-    check_positive(lr, "lr")
-    images, labels = [], []
-    for batch in loader:
-        images.append(check_images(batch[0]).detach().cpu())
-        labels.append(check_labels(batch[1], batch[0].shape[0]).cpu())
-    if not images:
-        raise ValueError("loader is empty: train_on_permuted_labels needs at least one batch")
-    x_all, y_all = torch.cat(images), torch.cat(labels).long()
-    generator = torch.Generator().manual_seed(seed)
-    y_all = y_all[torch.randperm(len(y_all), generator=generator)]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = make_model()
-    device = torch.device(device) if device is not None else model_device(model)
-    model = model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(epochs):
-        for index in torch.randperm(len(y_all), generator=generator).split(batch_size):
-            inputs, targets = x_all[index].to(device), y_all[index].to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(inputs), targets).backward()
-            optimizer.step()
-    model.eval()
-    correct = torch.zeros((), device=device)
-    with torch.no_grad():
-        for index in torch.arange(len(y_all)).split(batch_size):
-            predictions = model(x_all[index].to(device)).argmax(dim=1)
-            correct += (predictions == y_all[index].to(device)).sum()
-    return model, float(correct) / len(y_all)
+def run_in_report(job: Job) -> dict:
+    """The ``randomization`` evaluator of ``evaluate.report``: cascading (or independent)
+    model randomization of the signed explainer on the loader's first images."""
+    options = job.options
+    assert job.signed_explainer is not None
+    x = first_images(job.loader, options.randomization_images, model_device(job.model))
+    return model_randomization(
+        job.model,
+        job.signed_explainer,
+        x,
+        mode=options.randomization_mode,
+        similarity=options.similarity,
+        seed=options.seed,
+    )

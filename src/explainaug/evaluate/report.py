@@ -1,75 +1,114 @@
 """Run the evaluators for one or more models and write a comparison report.
 
 ``report`` is the one call a command line needs: models by name, a test loader (images float in
-[0, 1]), the evaluators to run and an output folder. Metric code lives in the evaluator modules;
-formatting lives in ``report_writer``.
+[0, 1]), the evaluators to run and an output folder. Each evaluator is an entry of
+``registry.EVALUATORS``: its ``run_in_report(job)`` runs it on one model (a :class:`Job`), its
+table, figure and headline numbers are named there too. Metric code lives in the evaluator
+modules; formatting lives in ``report_writer``.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from explainaug._shared import eval_mode
-from explainaug.catalog import EVALUATORS, OPTIONAL_EVALUATORS, SIGNED_OPTIONS, explainer_names
-from explainaug.evaluate._predict import iterate_batches, model_device
-from explainaug.evaluate.accuracy import accuracy
-from explainaug.evaluate.calibration import calibration
-from explainaug.evaluate.faithfulness import faithfulness
-from explainaug.evaluate.localization import localization
-from explainaug.evaluate.randomization import model_randomization
+from explainaug.evaluate._predict import first_images, model_device, predict
 from explainaug.evaluate.report_writer import write_report
-from explainaug.evaluate.robustness import robustness
-from explainaug.evaluate.shortcut import shortcut
 from explainaug.evaluate.similarity import SIMILARITIES
-from explainaug.explain import Explainer
-from explainaug.explain.registry import build_explainer
+from explainaug.explain import build_explainer
+from explainaug.registry import EVALUATORS, EXPLAINERS
+from explainaug.typing import ExplainerFactory
 
-EXPLANATION_EVALUATORS = ("randomization", "faithfulness", "localization", "shortcut")
-ExplainerSpec = str | Callable[[nn.Module], Explainer] | None
-ExplainerSpecs = ExplainerSpec | Sequence[str] | Mapping[str, ExplainerSpec]
+Explainers = str | ExplainerFactory | Sequence[str] | Mapping[str, str | ExplainerFactory] | None
 
 
-def resolve_explainer_factory(
-    spec: ExplainerSpec, *, signed: bool = False, **options: object
-) -> Callable[[nn.Module], Explainer]:
-    """A factory ``model -> Explainer`` from a callable or a name of the explainer registry.
+@dataclass(frozen=True)
+class ReportOptions:
+    """The evaluators' options of one report (see :func:`report` for each)."""
 
-    Names are matched case-insensitively (``"gradcam"`` -> ``GradCAM``); the explainer is built
-    with ``options`` (e.g. ``layer=``, ``relu=``) over its defaults (e.g. the model's
-    ``default_cam_layer``). ``signed`` builds the method's signed variant (the signed gradient
-    of ``"saliency"``, see ``catalog.SIGNED_OPTIONS``), which the randomization sanity checks
-    need for their no-ABS Spearman; a callable is returned as it is.
+    corruptions: str | Sequence[str] | None = None
+    severities: Sequence[int] = (1, 2, 3, 4, 5)
+    attack: str | Sequence[str] = "pgd"
+    eps: Sequence[float] = (2 / 255, 4 / 255, 8 / 255)
+    randomization_mode: str = "cascading"
+    randomization_images: int = 200
+    similarity: Sequence[str] = tuple(SIMILARITIES)
+    faithfulness_options: Mapping[str, object] = field(default_factory=dict)
+    progress: bool = True
+    seed: int = 0
+
+
+@dataclass
+class Job:
+    """What one evaluator gets to evaluate one model (with one explainer).
+
+    Attributes:
+        model: the classifier (images in [0, 1]).
+        loader: the test batches (re-iterable).
+        options: the report's options.
+        explainer: builds the explainer of a model (explanation evaluators only).
+        signed_explainer: builds its signed variant (the randomization sanity checks).
+        mask_loader: batches with object masks for localization (default ``loader``).
+        shortcut_loaders: the cue-aligned and cue-conflicting loaders of ``shortcut``.
+    """
+
+    model: nn.Module
+    loader: Iterable
+    options: ReportOptions
+    explainer: ExplainerFactory | None = None
+    signed_explainer: ExplainerFactory | None = None
+    mask_loader: Iterable | None = None
+    shortcut_loaders: tuple[Iterable, Iterable] | None = None
+    _clean: list[tuple[Tensor, Tensor]] = field(default_factory=list, repr=False)
+
+    def clean_predictions(self) -> tuple[Tensor, Tensor]:
+        """The model's ``(logits, labels)`` on the clean test set: computed once per model and
+        shared by the evaluators that need them (accuracy, calibration)."""
+        if not self._clean:
+            self._clean.append(predict(self.model, self.loader))
+        return self._clean[0]
+
+
+def explainer_factory(
+    spec: str | ExplainerFactory | None, *, signed: bool = False, **options: object
+) -> ExplainerFactory:
+    """A factory ``model -> Explainer`` from a callable or a name of ``registry.EXPLAINERS``.
+
+    Names are matched case-insensitively (``"GradCAM"``); the explainer is built with
+    ``options`` (e.g. ``layer=``, ``relu=``) over its defaults. ``signed`` builds the method's
+    signed variant (the signed gradient of ``"saliency"``, see ``ExplainerEntry.signed``),
+    which the randomization sanity checks need for their no-ABS Spearman; a callable is
+    returned as it is.
 
     Example:
         >>> from explainaug.models import SmallCNN
-        >>> resolve_explainer_factory("saliency")(SmallCNN(num_classes=4, width=4))
+        >>> explainer_factory("saliency")(SmallCNN(num_classes=4, width=4))
         Saliency(SmallCNN)
-        >>> resolve_explainer_factory("saliency", signed=True)(SmallCNN(num_classes=4)).abs
+        >>> explainer_factory("saliency", signed=True)(SmallCNN(num_classes=4)).abs
         False
     """
     if callable(spec):
         return spec
     if not isinstance(spec, str):
         raise ValueError(
-            "explainer_factory is needed for randomization, faithfulness and "
-            "localization: pass a callable model -> Explainer or a class name"
+            "an explainer is needed for randomization, faithfulness, localization and "
+            "shortcut: pass explainer= as a registry name or a callable model -> Explainer"
         )
-    if spec.lower() not in explainer_names():
-        raise ValueError(
-            f"unknown explainer {spec!r}; choose one of {', '.join(explainer_names())}"
-        )
+    entry = EXPLAINERS[spec]
     if signed:
-        options = {**options, **SIGNED_OPTIONS.get(spec.lower(), {})}
+        options = {**options, **entry.signed}
     return functools.partial(build_explainer, spec, **options)
 
 
-def describe_explainer(spec: ExplainerSpec, *, signed: bool = False, **options: object) -> object:
+def describe_explainer(
+    spec: str | ExplainerFactory | None, *, signed: bool = False, **options: object
+) -> object:
     """How the report builds its explainer, for its settings: ``{"name", **options}`` for a
     registry name (with the signed options when ``signed``), the callable's name otherwise.
 
@@ -78,13 +117,13 @@ def describe_explainer(spec: ExplainerSpec, *, signed: bool = False, **options: 
         {'name': 'gradcam', 'layer': 'layer2', 'relu': False}
     """
     if isinstance(spec, str):
-        signed_options = SIGNED_OPTIONS.get(spec.lower(), {}) if signed else {}
+        signed_options = EXPLAINERS[spec].signed if signed else {}
         return {"name": spec.lower(), **options, **signed_options}
     return getattr(spec, "__name__", repr(spec)) if spec is not None else None
 
 
-def labelled_explainers(specs: ExplainerSpecs) -> dict[str | None, ExplainerSpec]:
-    """One explainer spec (label ``None``) or several by label, to compare them on one model.
+def labelled_explainers(specs: Explainers) -> dict[str | None, str | ExplainerFactory | None]:
+    """One explainer (label ``None``) or several by label, to compare them on one model.
 
     A list of registry names or a ``{label: name or factory}`` dict gives several.
 
@@ -99,26 +138,8 @@ def labelled_explainers(specs: ExplainerSpecs) -> dict[str | None, ExplainerSpec
     else:
         return {None: specs}
     if not labelled:
-        raise ValueError("explainer_factory must name at least one explainer, got none")
+        raise ValueError("explainer must name at least one explainer, got none")
     return labelled
-
-
-def first_images(loader: Iterable, n: int, device: torch.device) -> Tensor:
-    """The first ``n`` images of a loader (fewer if it holds fewer), on ``device``.
-
-    Example:
-        >>> loader = [(torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.long))] * 2
-        >>> first_images(loader, 4, torch.device("cpu")).shape
-        torch.Size([4, 1, 2, 2])
-    """
-    taken: list[Tensor] = []
-    total = 0
-    for x, _, _ in iterate_batches(loader, device):
-        taken.append(x[: n - total])
-        total += taken[-1].shape[0]
-        if total >= n:
-            break
-    return torch.cat(taken)
 
 
 def _check_models(models: Mapping[str, nn.Module] | nn.Module) -> dict[str, nn.Module]:
@@ -132,12 +153,13 @@ def _check_models(models: Mapping[str, nn.Module] | nn.Module) -> dict[str, nn.M
     return dict(models)
 
 
-def _check_evaluators(evaluators: Sequence[str] | str) -> tuple[str, ...]:
+def _check_evaluators(evaluators: Sequence[str] | str | None) -> tuple[str, ...]:
+    if evaluators is None:
+        return EVALUATORS.names(optional=False)
     chosen = (evaluators,) if isinstance(evaluators, str) else tuple(evaluators)
-    known = EVALUATORS + OPTIONAL_EVALUATORS
-    unknown = [name for name in chosen if name not in known]
+    unknown = [name for name in chosen if name not in EVALUATORS]
     if unknown or not chosen:
-        raise ValueError(f"evaluators must name some of {list(known)}, got {list(chosen)}")
+        raise ValueError(f"evaluators must name some of {list(EVALUATORS)}, got {list(chosen)}")
     return chosen
 
 
@@ -146,9 +168,9 @@ def report(
     loader: Iterable,
     out_dir: str | Path,
     *,
-    evaluators: Sequence[str] | str = EVALUATORS,
-    explainer_factory: ExplainerSpecs = None,
-    explainer_options: dict | None = None,
+    evaluators: Sequence[str] | str | None = None,
+    explainer: Explainers = None,
+    explainer_options: Mapping[str, object] | None = None,
     mask_loader: Iterable | None = None,
     shortcut_loaders: tuple[Iterable, Iterable] | None = None,
     corruptions: str | Sequence[str] | None = None,
@@ -158,7 +180,7 @@ def report(
     randomization_mode: str = "cascading",
     randomization_images: int = 200,
     similarity: Sequence[str] = tuple(SIMILARITIES),
-    faithfulness_options: dict | None = None,
+    faithfulness_options: Mapping[str, object] | None = None,
     grid_images: int = 8,
     progress: bool = True,
     seed: int = 0,
@@ -170,15 +192,16 @@ def report(
             in [0, 1]. Each runs in eval mode; modes are restored.
         loader: test batches ``(x, y)`` or ``(x, y, masks)``; re-iterable (a DataLoader or list).
         out_dir: folder for the report (created if missing).
-        evaluators: any of ``EVALUATORS`` and ``OPTIONAL_EVALUATORS``.
-        explainer_factory: ``model -> Explainer`` or an explainer class name (``"gradcam"``);
-            needed for randomization, faithfulness and localization. A name builds the signed
-            variant for randomization (the signed gradient for ``"saliency"``, so the no-ABS
-            Spearman sees signs); a callable is used as given everywhere. A list of names or a
+        evaluators: names of ``registry.EVALUATORS``; None runs every evaluator that is not
+            optional (``shortcut`` needs data of its own).
+        explainer: a registry name (``"gradcam"``) or a callable ``model -> Explainer``;
+            needed by the explanation evaluators. A name builds the signed variant for
+            randomization (the signed gradient for ``"saliency"``, so the no-ABS Spearman sees
+            signs); a callable is used as given everywhere. A list of names or a
             ``{label: name or factory}`` dict compares several explainers on each model: their
             explanation results and maps get one row each, ``"model [label]"``.
         explainer_options: constructor options for every explainer given by name (``layer=``,
-            ``relu=``, e.g. the training run's; see ``explainaug.experiment.explainer_options``).
+            ``relu=``, e.g. the training run's; see ``explain.build.run_options``).
         mask_loader: batches ``(x, y, masks)`` for localization; default ``loader``.
         shortcut_loaders: ``(aligned, conflicting)`` loaders of ``(x, y, masks, cue_masks)``
             batches, needed by the ``"shortcut"`` evaluator (see ``shortcut``).
@@ -214,22 +237,35 @@ def report(
             "loader must be re-iterable (a DataLoader or a list): every evaluator and model "
             f"runs over it again, got a {type(loader).__name__}"
         )
-    if "shortcut" in chosen and (
+    needs_cues = [name for name in chosen if EVALUATORS[name].needs == "cues"]
+    if needs_cues and (
         not isinstance(shortcut_loaders, (tuple, list)) or len(shortcut_loaders) != 2
     ):
         raise ValueError(
-            "the shortcut evaluator needs shortcut_loaders=(aligned_loader, conflicting_loader), "
-            f"got {shortcut_loaders!r}"
+            f"the {needs_cues[0]} evaluator needs shortcut_loaders=(aligned_loader, "
+            f"conflicting_loader), got {shortcut_loaders!r}"
         )
-    explains = any(name in EXPLANATION_EVALUATORS for name in chosen)
-    options = explainer_options or {}
-    specs = labelled_explainers(explainer_factory)
-    factories: dict[str | None, tuple[Callable, Callable]] = {}
-    if explains or explainer_factory is not None:
+    options = ReportOptions(
+        corruptions=corruptions,
+        severities=tuple(severities),
+        attack=attack,
+        eps=tuple(eps),
+        randomization_mode=randomization_mode,
+        randomization_images=randomization_images,
+        similarity=tuple(similarity),
+        faithfulness_options=dict(faithfulness_options or {}),
+        progress=progress,
+        seed=seed,
+    )
+    built = dict(explainer_options or {})
+    specs = labelled_explainers(explainer)
+    explains = any(EVALUATORS[name].explains for name in chosen)
+    factories: dict[str | None, tuple[ExplainerFactory, ExplainerFactory]] = {}
+    if explains or explainer is not None:
         factories = {
             label: (
-                resolve_explainer_factory(spec, **options),
-                resolve_explainer_factory(spec, signed=True, **options),
+                explainer_factory(spec, **built),
+                explainer_factory(spec, signed=True, **built),
             )
             for label, spec in specs.items()
         }
@@ -242,49 +278,29 @@ def report(
         "randomization_mode": randomization_mode,
         "randomization_images": randomization_images,
         "similarity": list(similarity),
-        "faithfulness_options": faithfulness_options or {},
+        "faithfulness_options": dict(faithfulness_options or {}),
         "seed": seed,
         "explainer": _by_label(
-            {label: describe_explainer(spec, **options) for label, spec in specs.items()}
+            {label: describe_explainer(spec, **built) for label, spec in specs.items()}
         ),
         "randomization_explainer": _by_label(
-            {
-                label: describe_explainer(spec, signed=True, **options)
-                for label, spec in specs.items()
-            }
+            {label: describe_explainer(spec, signed=True, **built) for label, spec in specs.items()}
         ),
     }
+    jobs = []
+    for name, model in models.items():
+        shared: list[tuple[Tensor, Tensor]] = []  # the model's clean predictions, once
+        for evaluator in chosen:
+            labels = factories if EVALUATORS[evaluator].explains else {None: (None, None)}
+            for label, (factory, signed) in labels.items():
+                job = Job(model, loader, options, factory, signed, mask_loader, shortcut_loaders)
+                job._clean = shared
+                jobs.append((_row(name, label), evaluator, job))
     per_model: dict[str, dict] = {}
+    for row, evaluator, job in tqdm(jobs, desc="report", disable=not progress):
+        per_model.setdefault(row, {})[evaluator] = EVALUATORS[evaluator].load()(job)
     maps: dict[str, Tensor] = {}
     images = None
-    jobs = [
-        (name, evaluator, label)
-        for name in models
-        for evaluator in chosen
-        for label in (factories if evaluator in EXPLANATION_EVALUATORS else [None])
-    ]
-    for name, evaluator, label in tqdm(jobs, desc="report", disable=not progress):
-        model = models[name]
-        factory, sanity_factory = factories.get(label, (None, None))
-        per_model.setdefault(_row(name, label), {})[evaluator] = _run(
-            evaluator,
-            model,
-            loader,
-            factory,
-            sanity_factory,
-            mask_loader=mask_loader,
-            shortcut_loaders=shortcut_loaders,
-            corruptions=corruptions,
-            severities=severities,
-            attack=attack,
-            eps=eps,
-            randomization_mode=randomization_mode,
-            randomization_images=randomization_images,
-            similarity=similarity,
-            faithfulness_options=faithfulness_options or {},
-            progress=progress,
-            seed=seed,
-        )
     if factories and grid_images > 0:
         for name, model in models.items():
             x = first_images(loader, grid_images, model_device(model))
@@ -309,47 +325,3 @@ def _row(model_name: str, explainer_label: str | None) -> str:
 def _by_label(described: dict[str | None, object]) -> object:
     """Settings entry: the one description, or ``{label: description}`` for several."""
     return described[None] if list(described) == [None] else described
-
-
-def _run(
-    evaluator: str,
-    model: nn.Module,
-    loader: Iterable,
-    factory: Callable[[nn.Module], Explainer] | None,
-    sanity_factory: Callable[[nn.Module], Explainer] | None,
-    *,
-    mask_loader: Iterable | None,
-    shortcut_loaders: tuple[Iterable, Iterable] | None,
-    corruptions: str | Sequence[str] | None,
-    severities: Sequence[int],
-    attack: str | Sequence[str],
-    eps: Sequence[float],
-    randomization_mode: str,
-    randomization_images: int,
-    similarity: Sequence[str],
-    faithfulness_options: dict,
-    progress: bool,
-    seed: int,
-) -> dict:
-    """Run one evaluator on one model (``sanity_factory``: the signed explainer of randomization)."""
-    if evaluator == "accuracy":
-        return accuracy(model, loader)
-    if evaluator == "calibration":
-        return calibration(model, loader, corruptions=corruptions, severities=severities, seed=seed)
-    if evaluator == "robustness":
-        return robustness(model, loader, attack=attack, eps=eps, seed=seed)
-    assert factory is not None and sanity_factory is not None
-    if evaluator == "randomization":
-        x = first_images(loader, randomization_images, model_device(model))
-        return model_randomization(
-            model, sanity_factory, x, mode=randomization_mode, similarity=similarity, seed=seed
-        )
-    explainer = factory(model)
-    if evaluator == "faithfulness":
-        options = {"seed": seed, **faithfulness_options}
-        return faithfulness(model, explainer, loader, progress=progress, **options)
-    if evaluator == "shortcut":
-        assert shortcut_loaders is not None
-        return shortcut(model, explainer, *shortcut_loaders, progress=progress)
-    masked = mask_loader if mask_loader is not None else loader
-    return localization(model, explainer, masked, seed=seed, progress=progress)

@@ -2,7 +2,9 @@
 
 Only formatting lives here: the functions take the plain results dictionary that
 ``explainaug.evaluate.report`` builds (``{"settings": ..., "models": {name: {evaluator:
-result}}}``) and never run a model. Figures use matplotlib's object API with the Agg canvas, so
+result}}}``) and never run a model. Each evaluator's entry in ``registry.EVALUATORS`` names its
+table (``results by model -> Markdown or None``) and figure (``results by model, folder -> PNG
+names``) among the functions below. Figures use matplotlib's object API with the Agg canvas, so
 no display or global backend is touched.
 """
 
@@ -19,6 +21,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from explainaug.evaluate.shortcut import SHORTCUT_SETS
+from explainaug.registry import EVALUATORS, resolve
 
 
 def to_plain(value: object) -> object:
@@ -58,7 +61,7 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def _scalar_table(models: Mapping[str, Mapping], evaluator: str) -> str | None:
+def scalar_table(models: Mapping[str, Mapping], evaluator: str) -> str | None:
     """A table of an evaluator's top-level numbers, one row per model."""
     keys: list[str] = []
     for results in models.values():
@@ -75,7 +78,18 @@ def _scalar_table(models: Mapping[str, Mapping], evaluator: str) -> str | None:
     return _table(["model"] + keys, rows)
 
 
-def _calibration_table(models: Mapping[str, Mapping]) -> str | None:
+def accuracy_table(models: Mapping[str, Mapping]) -> str | None:
+    """The accuracy numbers, one row per model."""
+    return scalar_table(models, "accuracy")
+
+
+def localization_table(models: Mapping[str, Mapping]) -> str | None:
+    """The localization numbers, one row per model."""
+    return scalar_table(models, "localization")
+
+
+def calibration_table(models: Mapping[str, Mapping]) -> str | None:
+    """Temperature, clean accuracy/ECE/NLL/Brier and the mean over corruptions, per model."""
     rows = []
     for name, results in models.items():
         cal = results.get("calibration")
@@ -98,7 +112,8 @@ def _calibration_table(models: Mapping[str, Mapping]) -> str | None:
     return _table(header, rows) if rows else None
 
 
-def _robustness_table(models: Mapping[str, Mapping]) -> str | None:
+def robustness_table(models: Mapping[str, Mapping]) -> str | None:
+    """Clean and adversarial accuracy at each attack and budget, per model."""
     columns: list[tuple[str, str]] = []
     for results in models.values():
         for attack, by_eps in results.get("robustness", {}).get("adversarial", {}).items():
@@ -115,7 +130,8 @@ def _robustness_table(models: Mapping[str, Mapping]) -> str | None:
     return _table(header, rows) if rows else None
 
 
-def _randomization_table(models: Mapping[str, Mapping]) -> str | None:
+def randomization_table(models: Mapping[str, Mapping]) -> str | None:
+    """Similarity to the original maps after the first and the last randomization step."""
     rows = []
     for name, results in models.items():
         result = results.get("randomization")
@@ -138,9 +154,9 @@ def _randomization_table(models: Mapping[str, Mapping]) -> str | None:
     return f"{_table(header, rows)}\n\nImages per model: {used}{note}."
 
 
-def _faithfulness_table(models: Mapping[str, Mapping]) -> str | None:
+def faithfulness_table(models: Mapping[str, Mapping]) -> str | None:
     """The faithfulness numbers, then the colour each model's removed pixels were filled with."""
-    table = _scalar_table(models, "faithfulness")
+    table = scalar_table(models, "faithfulness")
     fills = {
         name: results["faithfulness"]["fill"]
         for name, results in models.items()
@@ -169,7 +185,8 @@ _SHORTCUT_COLUMNS = (
 )
 
 
-def _shortcut_table(models: Mapping[str, Mapping]) -> str | None:
+def shortcut_table(models: Mapping[str, Mapping]) -> str | None:
+    """Accuracy and saliency shares on cue-aligned and cue-conflicting images, per model."""
     rows = []
     for name, results in models.items():
         result = results.get("shortcut")
@@ -195,21 +212,12 @@ def markdown(results: Mapping) -> str:
     if settings:
         sections += ["## Settings", ""] + [f"- {key}: {value}" for key, value in settings.items()]
         sections.append("")
-    tables = {
-        "Accuracy": _scalar_table(models, "accuracy"),
-        "Calibration": _calibration_table(models),
-        "Robustness (adversarial accuracy)": _robustness_table(models),
-        "Randomization sanity check (similarity to the original maps)": _randomization_table(
-            models
-        ),
-        "Faithfulness": _faithfulness_table(models),
-        "Localization": _scalar_table(models, "localization"),
-        "Shortcut (cue-aligned vs cue-conflicting test images; shares of saliency energy, "
-        "cue area = a uniform map's cue share)": _shortcut_table(models),
-    }
-    for title, table in tables.items():
+    for name, entry in EVALUATORS.items():
+        if entry.table is None or not any(name in per_model for per_model in models.values()):
+            continue
+        table = resolve(entry.table)(models)
         if table is not None:
-            sections += [f"## {title}", "", table, ""]
+            sections += [f"## {entry.title}", "", table, ""]
     figures = results.get("figures", [])
     if figures:
         sections += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
@@ -221,6 +229,15 @@ def _save(figure: Figure, path: Path) -> str:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     return path.name
+
+
+def calibration_figures(models: Mapping[str, Mapping], out_dir: Path) -> list[str]:
+    """The reliability diagrams and the accuracy/ECE-vs-severity curves."""
+    return [
+        name
+        for name in (_reliability_figure(models, out_dir), _severity_figure(models, out_dir))
+        if name is not None
+    ]
 
 
 def _reliability_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None:
@@ -292,10 +309,10 @@ def _severity_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None
     return _save(figure, out_dir / "calibration_vs_severity.png")
 
 
-def _robustness_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None:
+def robustness_figure(models: Mapping[str, Mapping], out_dir: Path) -> list[str]:
     entries = {name: r["robustness"] for name, r in models.items() if "robustness" in r}
     if not entries:
-        return None
+        return []
     figure = Figure(figsize=(5, 4))
     axes = figure.add_subplot(1, 1, 1)
     for name, result in entries.items():
@@ -309,13 +326,13 @@ def _robustness_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | No
             )
     axes.set(xlabel="eps (x/255)", ylabel="accuracy", title="adversarial accuracy")
     axes.legend()
-    return _save(figure, out_dir / "robustness.png")
+    return [_save(figure, out_dir / "robustness.png")]
 
 
-def _randomization_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None:
+def randomization_figure(models: Mapping[str, Mapping], out_dir: Path) -> list[str]:
     entries = {name: r["randomization"] for name, r in models.items() if "randomization" in r}
     if not entries:
-        return None
+        return []
     metrics = list(next(iter(entries.values()))["similarity"])
     figure = Figure(figsize=(4.5 * len(metrics), 4.5))
     for index, metric in enumerate(metrics):
@@ -337,13 +354,13 @@ def _randomization_figure(models: Mapping[str, Mapping], out_dir: Path) -> str |
             ylabel="similarity to original",
         )
         axes.legend(fontsize=7)
-    return _save(figure, out_dir / "randomization.png")
+    return [_save(figure, out_dir / "randomization.png")]
 
 
-def _faithfulness_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None:
+def faithfulness_figure(models: Mapping[str, Mapping], out_dir: Path) -> list[str]:
     entries = {name: r["faithfulness"] for name, r in models.items() if "faithfulness" in r}
     if not entries:
-        return None
+        return []
     figure = Figure(figsize=(9, 4))
     for index, kind in enumerate(("deletion", "insertion")):
         axes = figure.add_subplot(1, 2, index + 1)
@@ -356,14 +373,14 @@ def _faithfulness_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | 
             )
         axes.set(xlabel="fraction of pixels", ylabel="probability of the class", title=kind)
         axes.legend()
-    return _save(figure, out_dir / "deletion_insertion.png")
+    return [_save(figure, out_dir / "deletion_insertion.png")]
 
 
-def _shortcut_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None:
+def shortcut_figure(models: Mapping[str, Mapping], out_dir: Path) -> list[str]:
     """Grouped bars per model: accuracy, cue share and object share, aligned vs conflicting."""
     entries = {name: r["shortcut"] for name, r in models.items() if "shortcut" in r}
     if not entries:
-        return None
+        return []
     figure = Figure(figsize=(4.5 * len(_SHORTCUT_COLUMNS), 4))
     positions = np.arange(len(entries))
     width = 0.8 / len(SHORTCUT_SETS)
@@ -381,7 +398,7 @@ def _shortcut_figure(models: Mapping[str, Mapping], out_dir: Path) -> str | None
         axes.set_title(label)
         axes.set_ylim(0, 1 if key == "accuracy" else None)  # shares: room to see them
         axes.legend(fontsize=7)
-    return _save(figure, out_dir / "shortcut.png")
+    return [_save(figure, out_dir / "shortcut.png")]
 
 
 def _saliency_grid(images: np.ndarray, maps: Mapping[str, np.ndarray], out_dir: Path) -> str:
@@ -432,16 +449,14 @@ def write_report(
     plain = to_plain(results)
     models = plain["models"]
     figures = [
-        _reliability_figure(models, out),
-        _severity_figure(models, out),
-        _robustness_figure(models, out),
-        _randomization_figure(models, out),
-        _faithfulness_figure(models, out),
-        _shortcut_figure(models, out),
+        figure
+        for name, entry in EVALUATORS.items()
+        if entry.figure is not None and any(name in per_model for per_model in models.values())
+        for figure in resolve(entry.figure)(models, out)
     ]
     if images is not None and maps:
         figures.append(_saliency_grid(images, maps, out))
-    plain["figures"] = [name for name in figures if name is not None]
+    plain["figures"] = figures
     (out / "report.json").write_text(json.dumps(plain, indent=2, allow_nan=False))
     (out / "report.md").write_text(markdown(plain))
     return plain

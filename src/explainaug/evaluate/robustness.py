@@ -15,7 +15,7 @@ and watch for gradient masking: FGSM beating PGD, or accuracy not reaching 0 as 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,9 @@ from torch import Tensor, nn
 from explainaug._shared import eval_mode
 from explainaug._validation import check_count, check_images, check_labels, check_positive
 from explainaug.evaluate._predict import iterate_batches, model_device
+
+if TYPE_CHECKING:
+    from explainaug.evaluate.report import Job
 
 ATTACKS = ("fgsm", "pgd")
 AttackSpec = str | Sequence[str]
@@ -240,7 +243,7 @@ def robustness(
     robust_correct = {(name, radius): clean_correct.clone() for name in names for radius in radii}
     count = 0
     with eval_mode(model):
-        for x, y, _ in iterate_batches(loader, device):
+        for x, y, *_ in iterate_batches(loader, device):
             x, y = _check_attack_inputs(model, x, y)
             with torch.no_grad():
                 correct = model(x).argmax(dim=1) == y
@@ -258,3 +261,11 @@ def robustness(
     for (name, radius), hits in robust_correct.items():
         adversarial[name][radius] = int(hits) / count
     return {"clean": int(clean_correct) / count, "count": count, "adversarial": adversarial}
+
+
+def run_in_report(job: Job) -> dict:
+    """The ``robustness`` evaluator of ``evaluate.report``."""
+    options = job.options
+    return robustness(
+        job.model, job.loader, attack=options.attack, eps=options.eps, seed=options.seed
+    )

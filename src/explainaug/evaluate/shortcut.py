@@ -17,6 +17,7 @@ test set, ``p=0`` the conflicting one, and ``DeviceLoader(..., cue_masks=True)``
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -29,9 +30,12 @@ from explainaug.evaluate._maps import (
     explain_flat,
     explained_classes,
 )
-from explainaug.evaluate._predict import model_device, unpack_batch
+from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.evaluate.localization import check_masks, energy_share
 from explainaug.explain import Explainer
+
+if TYPE_CHECKING:
+    from explainaug.evaluate.report import Job
 
 SHORTCUT_SETS = ("aligned", "conflicting")
 
@@ -45,23 +49,13 @@ def _cued_batches(
             f"{name} must be an iterable of (x, y, masks, cue_masks) batches, "
             f"got {type(loader).__name__}"
         )
-    empty = True
-    for batch in loader:
-        empty = False
-        if not isinstance(batch, (tuple, list)) or len(batch) != 4:
-            size = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
+    for x, y, masks, cue_masks in iterate_batches(loader, device, name):
+        if masks is None or cue_masks is None:
             raise ValueError(
                 f"{name} must yield (x, y, masks, cue_masks) batches (DeviceLoader(..., "
-                f"cue_masks=True)), got a {type(batch).__name__}{size}"
+                "cue_masks=True))"
             )
-        x, y, masks = unpack_batch(batch[:3])
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, dtype=torch.long, non_blocking=True)
-        masks = check_masks(masks.to(device, non_blocking=True), x)
-        cue_masks = check_masks(batch[3].to(device, non_blocking=True), x)
-        yield x, y, masks, cue_masks
-    if empty:
-        raise ValueError(f"{name} yielded no batches; evaluation needs at least one sample")
+        yield x, y, check_masks(masks, x), check_masks(cue_masks, x)
 
 
 def _measure(
@@ -152,3 +146,11 @@ def shortcut(
         }
     result["gap"] = result["aligned"]["accuracy"] - result["conflicting"]["accuracy"]
     return result
+
+
+def run_in_report(job: Job) -> dict:
+    """The ``shortcut`` evaluator of ``evaluate.report``, on ``job.shortcut_loaders``."""
+    assert job.explainer is not None and job.shortcut_loaders is not None
+    return shortcut(
+        job.model, job.explainer(job.model), *job.shortcut_loaders, progress=job.options.progress
+    )

@@ -6,7 +6,8 @@ returns the raw attribution in Captum's conventions.
 """
 
 from explainaug._shared import minmax_normalize, upsample
-from explainaug.explain._base import Explainer, resolve_layer
+from explainaug.explain._base import Explainer
+from explainaug.explain.build import build_explainer, run_explainer
 from explainaug.explain.cam import CAM, GradientCAM
 from explainaug.explain.eigencam import EigenCAM
 from explainaug.explain.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
@@ -15,9 +16,9 @@ from explainaug.explain.guided_backprop import GuidedBackprop
 from explainaug.explain.guided_gradcam import GuidedGradCAM
 from explainaug.explain.integrated_gradcam import IntegratedGradCAM
 from explainaug.explain.integrated_gradients import IntegratedGradients
+from explainaug.explain.layers import cam_layer, cam_relu, resolve_layer
 from explainaug.explain.occlusion import Occlusion
 from explainaug.explain.otsu import otsu_threshold
-from explainaug.explain.registry import build_explainer, explainer_names
 from explainaug.explain.rise import RISE
 from explainaug.explain.scorecam import ScoreCAM
 from explainaug.explain.sise import SISE, AdaSISE
@@ -46,7 +47,9 @@ __all__ = [
     "Saliency",
     "SmoothGrad",
     "build_explainer",
-    "explainer_names",
+    "cam_layer",
+    "cam_relu",
+    "run_explainer",
     "minmax_normalize",
     "otsu_threshold",
     "resolve_layer",

@@ -19,14 +19,11 @@ from torch import Tensor, nn
 from explainaug._shared import upsample
 from explainaug.explain._base import (
     Explainer,
-    LayerSpec,
     captured_outputs,
     check_target_range,
     class_scores,
-    default_layer,
-    last_feature_layer,
-    resolve_layer,
 )
+from explainaug.explain.layers import LayerSpec, cam_layer, resolve_layer
 
 Reshape = Callable[[Tensor], Tensor] | str | None
 
@@ -137,7 +134,7 @@ class CAM(Explainer):
     Args:
         model: classifier returning logits ``[B, classes]``.
         layer: module or dotted name whose output is explained. ``None``: the model's
-            ``default_cam_layer``, a timm model's last feature module (see ``default_layer``),
+            ``default_cam_layer``, a timm model's last feature module (``explain.layers.cam_layer`` decides),
             else the last module with a 4-D output before global pooling; checked by one probe
             on the first call, which moves to the last layer with a spatial map where the
             default pools the images to 1x1 (``last_feature_layer``). A given layer with 1x1
@@ -161,11 +158,8 @@ class CAM(Explainer):
     ) -> None:
         super().__init__(model, check_values=check_values)
         self.reshape = check_reshape(reshape)
-        spec = default_layer(model, layer)
-        self.layer_name: str | None = None
-        self.layer: nn.Module | None = None
-        if spec is not None:
-            self.layer_name, self.layer = resolve_layer(model, spec)
+        self.layer_name = cam_layer(model, layer)
+        self.layer = None if self.layer_name is None else resolve_layer(model, self.layer_name)[1]
         #: Whether the layer was given (else the model's default, checked on the first call).
         self.layer_given = layer is not None
         self._probed = self.layer_given
@@ -189,8 +183,8 @@ class CAM(Explainer):
         call: without a known default, or where the default pools the images to 1x1, the last
         layer with a spatial map (``last_feature_layer``)."""
         if not self._probed:
-            name = last_feature_layer(self.model, inputs[:1].detach(), preferred=self.layer_name)
-            self.layer_name, self.layer = resolve_layer(self.model, name)
+            self.layer_name = cam_layer(self.model, example=inputs)
+            self.layer = resolve_layer(self.model, self.layer_name)[1]
             self._probed = True
         assert self.layer is not None
         return self.layer

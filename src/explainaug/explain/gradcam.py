@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from explainaug._shared import upsample
-from explainaug.explain._base import LayerSpec
 from explainaug.explain.cam import GradientCAM, Reshape
+from explainaug.explain.layers import LayerSpec
 
 
 def gradcam_map(activations: Tensor, gradients: Tensor) -> Tensor:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from explainaug.explain._base import Explainer, LayerSpec
+from explainaug.explain._base import Explainer
 from explainaug.explain.cam import Reshape
 from explainaug.explain.gradcam import GradCAM, gradcam_map
 from explainaug.explain.guided_backprop import GuidedBackprop
+from explainaug.explain.layers import LayerSpec
 
 
 class GuidedGradCAM(Explainer):

@@ -16,9 +16,9 @@ from torch import Tensor, nn
 
 from explainaug._shared import image_step_chunks
 from explainaug._validation import check_count
-from explainaug.explain._base import LayerSpec
 from explainaug.explain.cam import Reshape
 from explainaug.explain.gradcam import GradCAM, gradcam_map
+from explainaug.explain.layers import LayerSpec
 
 
 class IntegratedGradCAM(GradCAM):

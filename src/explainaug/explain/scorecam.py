@@ -14,8 +14,9 @@ from torch import Tensor, nn
 
 from explainaug._shared import minmax_normalize, upsample
 from explainaug._validation import check_count
-from explainaug.explain._base import LayerSpec, class_scores
+from explainaug.explain._base import class_scores
 from explainaug.explain.cam import CAM, Reshape
+from explainaug.explain.layers import LayerSpec
 
 VARIANTS = ("paper", "pytorch-grad-cam")
 

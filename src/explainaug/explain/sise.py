@@ -24,18 +24,16 @@ from contextlib import ExitStack
 import torch
 from torch import Tensor, nn
 
-from explainaug._shared import eval_mode, minmax_normalize, upsample
+from explainaug._shared import eval_mode, minmax_normalize, preserved_model_state, upsample
 from explainaug._validation import check_count
 from explainaug.explain._base import (
     Explainer,
-    LayerSpec,
     captured_outputs,
     check_target_range,
     class_scores,
-    preserved_model_state,
-    resolve_layer,
 )
 from explainaug.explain.cam import Reshape, as_feature_maps, check_reshape
+from explainaug.explain.layers import LayerSpec, resolve_layer
 from explainaug.explain.otsu import bin_counts, otsu_split, rows_otsu_threshold
 
 SCORES = ("probability", "logit")

@@ -11,11 +11,12 @@ Captum's ``IntegratedGradients`` and this package's IG and IG-CAM (Captum's
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from explainaug._shared import image_step_chunks
 from explainaug._validation import check_count, check_positive
 from explainaug.explain._base import Explainer
+from explainaug.explain.gradient import Saliency
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
@@ -118,3 +119,17 @@ class SmoothGrad(Explainer):
             f"SmoothGrad({self.explainer!r}, nt_samples={self.nt_samples}, "
             f"stdev_spread={self.stdev_spread}, nt_type={self.nt_type!r})"
         )
+
+
+def smoothgrad(model: nn.Module, **options: object) -> SmoothGrad:
+    """SmoothGrad of a plain gradient of ``model``: the registry's ``"smoothgrad"`` (``abs=`` and
+    ``check_values=`` go to the gradient too).
+
+    Example:
+        >>> from explainaug.models import SmallCNN
+        >>> smoothgrad(SmallCNN(num_classes=4, width=4), nt_samples=4).nt_samples
+        4
+    """
+    check_values = bool(options.pop("check_values", True))
+    gradient = Saliency(model, abs=bool(options.pop("abs", True)), check_values=check_values)
+    return SmoothGrad(gradient, check_values=check_values, **options)

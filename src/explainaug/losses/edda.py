@@ -13,7 +13,7 @@ from explainaug._validation import (
     check_nonnegative,
     check_tensor,
 )
-from explainaug.catalog import SALIENT_TARGETS
+from explainaug.settings import SALIENT_TARGETS
 
 
 class EDDALoss(nn.Module):

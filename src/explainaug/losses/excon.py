@@ -7,6 +7,7 @@ from torch import Tensor
 
 from explainaug._validation import check_tensor
 from explainaug.losses.supcon import (
+    BASE_TEMPERATURE,
     SupConLoss,
     check_finite_features,
     flatten_views,
@@ -43,12 +44,18 @@ class ExConLoss(SupConLoss):
     def __init__(
         self,
         temperature: float = 0.1,
-        base_temperature: float | None = None,
+        base_temperature: float | None = BASE_TEMPERATURE,
+        *,
         background_anchor: bool = False,
-        gather_distributed: bool = False,
+        gather_distributed: bool = True,
         check_values: bool = True,
     ) -> None:
-        super().__init__(temperature, base_temperature, gather_distributed, check_values)
+        super().__init__(
+            temperature,
+            base_temperature,
+            gather_distributed=gather_distributed,
+            check_values=check_values,
+        )
         self.background_anchor = background_anchor
 
     def forward(self, features: Tensor, labels: Tensor, background: Tensor) -> Tensor:  # type: ignore[override]

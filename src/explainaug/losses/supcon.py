@@ -136,19 +136,24 @@ def check_finite_features(features: Tensor, name: str = "features") -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
+BASE_TEMPERATURE = 0.07
+"""SupContrast's and the official ExCon code's loss scale ``temperature / 0.07``."""
+
+
 class SupConLoss(nn.Module):
     """Supervised contrastive loss over several views per image.
 
-    Equals pytorch-metric-learning's ``SupConLoss`` on ``torch.cat(views)`` and
-    SupContrast's loss with ``contrast_mode="all"`` (when ``base_temperature == temperature``).
+    Equals SupContrast's loss with ``contrast_mode="all"`` and, with ``base_temperature=None``
+    (no rescaling), pytorch-metric-learning's ``SupConLoss`` on ``torch.cat(views)``.
 
     Args:
         temperature: softmax temperature (0.1 in SupCon/ExCon).
-        base_temperature: SupContrast's rescaling, loss *= temperature / base_temperature;
-            None means no rescaling (pytorch-metric-learning's convention). The official
-            SupContrast/ExCon code uses 0.07.
-        gather_distributed: contrast against the features of every process (see
-            ``supervised_contrastive``).
+        base_temperature: SupContrast's rescaling, loss *= temperature / base_temperature; 0.07
+            as the official SupContrast/ExCon code; None means no rescaling
+            (pytorch-metric-learning's convention).
+        gather_distributed: under ``torchrun``, contrast against the features of every process
+            (the global batch, as one process would; see ``supervised_contrastive``); outside a
+            process group it changes nothing.
         check_values: check features for NaN/inf on each call (one host-device sync).
 
     Shape:
@@ -164,8 +169,9 @@ class SupConLoss(nn.Module):
     def __init__(
         self,
         temperature: float = 0.1,
-        base_temperature: float | None = None,
-        gather_distributed: bool = False,
+        base_temperature: float | None = BASE_TEMPERATURE,
+        *,
+        gather_distributed: bool = True,
         check_values: bool = True,
     ) -> None:
         super().__init__()

@@ -21,7 +21,9 @@ class ContrastiveModel(nn.Module):
         feat_dim: encoder output size.
         proj_dim: projection size (128 in SupCon/ExCon).
         num_classes: classifier outputs.
-        cam_layer: dotted name of the default CAM layer, relative to this model.
+
+    Its CAM layer is its encoder's default (``explain.layers.cam_layer``); the encoder's own layer
+    names work on the wrapper (``"block3"`` for ``"encoder.block3"``).
 
     Example:
         >>> from explainaug.models import resnet18
@@ -36,7 +38,6 @@ class ContrastiveModel(nn.Module):
         feat_dim: int,
         proj_dim: int = 128,
         num_classes: int = 100,
-        cam_layer: str | None = None,
     ) -> None:
         super().__init__()
         # what the encoder outputs: timm's head_hidden_size where a head layer follows pooling
@@ -50,10 +51,6 @@ class ContrastiveModel(nn.Module):
             nn.Linear(feat_dim, feat_dim), nn.ReLU(), nn.Linear(feat_dim, proj_dim)
         )
         self.classifier = nn.Linear(feat_dim, num_classes)
-        if cam_layer is None:
-            inner = getattr(encoder, "default_cam_layer", None)
-            cam_layer = f"encoder.{inner}" if inner else None
-        self.default_cam_layer = cam_layer
 
     @classmethod
     def from_classifier(cls, model: nn.Module, proj_dim: int = 128) -> ContrastiveModel:
@@ -91,19 +88,3 @@ class ContrastiveModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.encoder(x))
-
-
-def qualify_layer(model: nn.Module, name: str) -> str:
-    """``name`` as a dotted module path of ``model``: unchanged when it is one, else prefixed
-    with ``encoder.`` when it names a layer of a :class:`ContrastiveModel`'s encoder (so the
-    backbone's own layer names work on the wrapped model).
-
-    Example:
-        >>> from explainaug.models import SmallCNN
-        >>> qualify_layer(ContrastiveModel(SmallCNN(None, width=4), 16, 8, 2), "block3")
-        'encoder.block3'
-    """
-    modules = dict(model.named_modules())
-    if name not in modules and isinstance(model, ContrastiveModel) and f"encoder.{name}" in modules:
-        return f"encoder.{name}"
-    return name

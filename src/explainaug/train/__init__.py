@@ -1,5 +1,6 @@
 """Training: a thin loop (AMP, DDP via torchrun, atomic checkpoints, exact resume) and one class
-per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl), plus linear evaluation.
+per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl), plus linear evaluation
+and the permuted-label training of the data randomization test.
 """
 
 from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
@@ -13,6 +14,7 @@ from explainaug.train.methods import (
     RandomOcclusionControl,
     SupCon,
 )
+from explainaug.train.permuted_labels import train_on_permuted_labels
 from explainaug.train.schedule import lr_factor
 from explainaug.train.trainer import Trainer
 
@@ -30,4 +32,5 @@ __all__ = [
     "load_checkpoint",
     "lr_factor",
     "save_checkpoint",
+    "train_on_permuted_labels",
 ]

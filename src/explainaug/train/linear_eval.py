@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from explainaug._shared import eval_mode
+from explainaug._shared import eval_mode, unpack_batch
 from explainaug._validation import check_count
-from explainaug.train.methods.base import split_batch
 from explainaug.train.schedule import lr_factor
 
 
@@ -69,7 +68,7 @@ def linear_eval(
     with eval_mode(encoder):
 
         def features_of(batch: object) -> tuple[Tensor, Tensor]:
-            x, y = split_batch(batch)
+            x, y, *_ = unpack_batch(batch)
             with torch.no_grad():
                 return embed(x.to(device)).flatten(1).float(), y.to(device)
 

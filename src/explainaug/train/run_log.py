@@ -12,9 +12,15 @@ from typing import Any
 
 from torch import nn
 
-RUN_FILE = "run.json"
-CSV_FILE = "metrics.csv"
+# The files of a run folder (``--out``), written by the Trainer and ``explainaug train``.
+RUN_FILE = "run.json"  # how to rebuild and explain the model (``run_description``)
+CHECKPOINT_FILE = "checkpoint.pt"  # model, optimizer, position, RNG states: exact resume
+LOG_FILE = "metrics.jsonl"  # step and epoch records
+CSV_FILE = "metrics.csv"  # one row per epoch
 TENSORBOARD_DIR = "tensorboard"
+WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
+RESULTS_FILE = "results.json"  # the final test accuracy
+REPORT_DIR = "report"  # where ``explainaug evaluate`` writes by default
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
@@ -82,12 +88,17 @@ class TensorBoardLog:
         self.writer.flush()
 
 
-def run_description(model: nn.Module, method: Any) -> dict[str, Any]:
-    """What evaluation needs to rebuild and explain a trained model: the model spec (from
-    ``explainaug.models.build_model``; None for other models), its outputs (``num_classes``)
-    and real classes (without the method's ``extra_logits``), the method and the explainer its
-    training used (registry name, layer, options). A default CAM layer is recorded as None: it
-    is chosen again, the same way, for the same images.
+def run_description(model: nn.Module, method: Any, seed: int) -> dict[str, Any]:
+    """What evaluation needs to rebuild and explain a trained model, in ``run.json``'s layout:
+
+    - ``settings``: the run's settings, by the names of ``explainaug.settings.Experiment``
+      (``explainaug train`` records all of them; the Trainer records those it knows: the
+      method's registry name, the model, the explainer its training used and its CAM layer as
+      given, None for the model's default, chosen again the same way);
+    - ``model``: the model spec (from ``explainaug.models.build_model``; None for other
+      models), which rebuilds it;
+    - ``num_classes``: its outputs, and ``real_classes``: the dataset's classes (without the
+      method's ``extra_logits``).
 
     Example:
         >>> from explainaug.models import build_model
@@ -95,37 +106,46 @@ def run_description(model: nn.Module, method: Any) -> dict[str, Any]:
         >>> method = EDDA(cam_layer="block2")
         >>> model = build_model("small-cnn", 3, width=4)
         >>> method.setup(model)
-        >>> description = run_description(model, method)
-        >>> description["num_classes"], description["explainer"]
-        (3, {'name': 'gradcam', 'layer': 'block2', 'relu': True})
+        >>> description = run_description(model, method, seed=0)
+        >>> description["num_classes"], description["settings"]["cam_layer"]
+        (3, 'block2')
     """
-    from explainaug.catalog import EXPLAINERS, resolve
+    from explainaug.registry import METHODS
+    from explainaug.train.methods.base import explainer_record
 
     spec = getattr(model, "model_spec", None)
-    explainer = getattr(method, "_explainer", None)
-    settings = None
+    names = [name for name, entry in METHODS.items() if entry.load() is type(method)]
+    settings: dict[str, Any] = {"method": names[0] if names else type(method).__name__}
+    settings["seed"] = seed
+    if spec is not None:
+        output = spec["output"]
+        settings.update(
+            model=spec["name"],
+            width=spec["width"],
+            model_output=None if output is None else str(output),
+        )
+    explainer = explainer_record(method.live_explainer)
     if explainer is not None:
-        names = [name for name, where in EXPLAINERS.items() if resolve(where) is type(explainer)]
-        settings = {"name": names[0] if names else type(explainer).__name__}
-        if hasattr(explainer, "layer_name"):
-            settings["layer"] = explainer.layer_name if explainer.layer_given else None
-        if hasattr(explainer, "relu"):
-            settings["relu"] = explainer.relu
+        settings.update(explainer=explainer["name"], cam_layer=explainer.get("layer"))
     num_classes = None if spec is None else spec["num_classes"]
     return {
+        "settings": settings,
         "model": spec,
         "num_classes": num_classes,
         "real_classes": None if num_classes is None else num_classes - method.extra_logits,
-        "method": type(method).__name__,
-        "explainer": settings,
     }
 
 
 def update_description(out_dir: str | Path, description: dict[str, Any]) -> None:
-    """Merge ``description`` into ``out_dir/run.json`` (keeping keys it does not set)."""
+    """Merge ``description`` into ``out_dir/run.json``, keeping what it does not set. The
+    ``settings`` are merged one by one, those already recorded kept: ``explainaug train``
+    records every setting as given before the Trainer adds what it knows (its CAM layer, say,
+    as resolved), and a resumed run's settings stay as they were."""
     path = Path(out_dir) / RUN_FILE
     existing = json.loads(path.read_text()) if path.is_file() else {}
+    settings = {**description.get("settings", {}), **existing.get("settings", {})}
     existing.update({k: v for k, v in description.items() if v is not None or k not in existing})
+    existing["settings"] = settings
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(f"{path}.tmp")
     temporary.write_text(json.dumps(existing, indent=2))

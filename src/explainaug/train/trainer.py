@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from explainaug._shared import eval_mode
+from explainaug._shared import unpack_batch
 from explainaug._validation import check_count, check_images, check_labels
 from explainaug.distributed import (
     DistributedContext,
@@ -29,6 +29,7 @@ from explainaug.distributed import (
     global_sum,
     setup_distributed,
 )
+from explainaug.evaluate.accuracy import accuracy
 from explainaug.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
@@ -36,9 +37,11 @@ from explainaug.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from explainaug.train.methods.base import Method, split_batch
+from explainaug.train.methods.base import Method
 from explainaug.train.run_log import (
+    CHECKPOINT_FILE,
     CSV_FILE,
+    LOG_FILE,
     TensorBoardLog,
     epoch_line,
     run_description,
@@ -49,8 +52,6 @@ from explainaug.train.schedule import lr_factor
 
 AMP_MODES = ("auto", "bf16", "fp16", None)
 logger = logging.getLogger("explainaug")
-CHECKPOINT_NAME = "checkpoint.pt"
-LOG_FILE = "metrics.jsonl"
 
 
 @dataclass
@@ -93,7 +94,7 @@ class Trainer:
     """Train ``model`` with ``method`` for ``epochs`` epochs.
 
     - **Schedule**: SGD (unless ``optimizer`` is given), learning rate set every iteration:
-      linear warm-up over ``warmup_epochs``, then cosine decay to ``lr * final_lr_ratio``
+      linear warm-up over ``lr_warmup_epochs``, then cosine decay to ``lr * final_lr_ratio``
       (SupContrast). A given optimizer keeps its groups' learning rates as the base rates.
     - **Mixed precision**: ``amp="auto"`` uses bf16 autocast on CUDA (fp16 with a
       ``GradScaler`` where bf16 is unsupported) and full precision on the CPU; ``"bf16"`` and
@@ -109,7 +110,7 @@ class Trainer:
       with ``weights_only=True``. They hold model, optimizer and scaler states, the position
       (epoch, step in epoch, global step), every rank's RNG states (torch, CUDA, numpy,
       Python) at that step and at the start of its epoch, the epoch's metric sums and the
-      history. ``resume`` (a path, or ``"auto"`` for ``out_dir/checkpoint.pt`` if present)
+      history, and the method's ``state_dict()``. ``resume`` (a path, or ``"auto"`` for ``out_dir/checkpoint.pt`` if present)
       continues exactly: the loader's epoch order is rebuilt from the epoch-start RNG state and
       ``set_epoch``, consumed batches are skipped, then the step's RNG state is restored, so a
       resumed deterministic run equals the uninterrupted one.
@@ -138,7 +139,7 @@ class Trainer:
         lr: base learning rate of the default SGD.
         momentum: SGD momentum.
         weight_decay: SGD weight decay (1e-4 as SupContrast/ExCon).
-        warmup_epochs: epochs of linear learning-rate warm-up.
+        lr_warmup_epochs: epochs of linear learning-rate warm-up.
         final_lr_ratio: learning rate at the end, relative to the base rate.
         amp: ``"auto"``, ``"bf16"``, ``"fp16"`` or None.
         out_dir: where checkpoints and metrics go; None writes no files.
@@ -173,7 +174,7 @@ class Trainer:
         lr: float = 0.1,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
-        warmup_epochs: int = 0,
+        lr_warmup_epochs: int = 0,
         final_lr_ratio: float = 1e-3,
         amp: str | None = "auto",
         out_dir: str | Path | None = None,
@@ -199,7 +200,7 @@ class Trainer:
             ("log_every", log_every),
         ):
             check_count(value, name)
-        check_count(warmup_epochs, "warmup_epochs", minimum=0, maximum=epochs)
+        check_count(lr_warmup_epochs, "lr_warmup_epochs", minimum=0, maximum=epochs)
         if amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
         if resume == "auto" and out_dir is None:
@@ -218,7 +219,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.method = method
         self.epochs = epochs
-        self.warmup_epochs = warmup_epochs
+        self.lr_warmup_epochs = lr_warmup_epochs
         self.final_lr_ratio = final_lr_ratio
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.resume = resume
@@ -261,7 +262,7 @@ class Trainer:
     @property
     def checkpoint_path(self) -> Path | None:
         """``out_dir/checkpoint.pt`` (None without ``out_dir``)."""
-        return None if self.out_dir is None else self.out_dir / CHECKPOINT_NAME
+        return None if self.out_dir is None else self.out_dir / CHECKPOINT_FILE
 
     def request_stop(self) -> None:
         """Ask the loop to checkpoint and return at the next step boundary (what SIGTERM does)."""
@@ -286,13 +287,15 @@ class Trainer:
         if steps_per_epoch < 1:
             raise ValueError("train_loader yields no batches")
         self._total_steps = self.epochs * steps_per_epoch
-        self._warmup_steps = self.warmup_epochs * steps_per_epoch
+        self._warmup_steps = self.lr_warmup_epochs * steps_per_epoch
         self.interrupted = False
         self._stop_requested = False
 
         position = self._restore()
         if self.out_dir is not None and self.context.is_main:
-            update_description(self.out_dir, run_description(self.model, self.method))
+            update_description(self.out_dir, run_description(self.model, self.method, self.seed))
+        if position.global_step == 0:
+            self.method.begin(self.model, train_loader)
         handlers = self._install_signal_handlers()
         try:
             return self._train(train_loader, val_loader, steps_per_epoch, position)
@@ -439,26 +442,16 @@ class Trainer:
             self._global_step += 1
         return loss.detach(), metrics
 
-    @torch.no_grad()
     def evaluate(self, loader: Iterable) -> float:
-        """Top-1 accuracy of ``model(x)`` over ``loader`` (all processes' shards together), over
-        the real classes (``method.extra_logits`` excluded)."""
-        totals = torch.zeros(2, device=self.device)
-        autocast = (
-            torch.autocast("cuda", dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
+        """Top-1 accuracy (``evaluate.accuracy``) of ``model(x)`` over ``loader``, all processes'
+        shards together, over the real classes (``method.extra_logits`` excluded)."""
+        result = accuracy(
+            self.model, loader, topk=(1,), per_class=False, extra_logits=self.method.extra_logits
         )
-        with eval_mode(self.model):
-            for batch in loader:
-                x, y = split_batch(_to_device(batch, self.device))
-                with autocast:
-                    logits = self.method.class_logits(self.model(x))
-                totals[0] += (logits.argmax(dim=1) == y).sum()
-                totals[1] += y.shape[0]
+        totals = torch.tensor(
+            [result["top1"] * result["count"], result["count"]], device=self.device
+        )
         correct, seen = global_sum(totals).tolist()
-        if seen == 0:
-            raise ValueError("val_loader yields no images")
         return correct / seen
 
     # ------------------------------------------------------------------ metrics and logging
@@ -539,6 +532,7 @@ class Trainer:
             "sums": sums_all,
             "counts": counts_all,
             "elapsed": elapsed,
+            "method": self.method.state_dict(),
         }
         save_checkpoint(state, self.checkpoint_path)
 
@@ -571,6 +565,7 @@ class Trainer:
                 f"the same number (got {self.context.world_size}) to reproduce the run"
             )
         restore_rng_state(state["rng"][rank], self.device)
+        self.method.load_state_dict(state["method"])
         sums, counts = state["sums"], state["counts"]
         return ResumePosition(
             epoch=state["epoch"],
@@ -660,7 +655,7 @@ def _to_cpu(state: Any) -> Any:
 
 def _check_batch_values(batch: Any) -> None:
     """Full checks of the first batch of a run (a few host syncs, once)."""
-    x, y = split_batch(batch)
+    x, y, *_ = unpack_batch(batch)
     check_images(x, "batch images")
     check_labels(y, x.shape[0], name="batch labels")
     low, high = float(x.amin()), float(x.amax())

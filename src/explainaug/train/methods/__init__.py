@@ -1,6 +1,6 @@
 """Training methods: one class per method, all with ``training_step(model, batch, epoch)``."""
 
-from explainaug.train.methods.base import Method, OcclusionAlignment, split_batch
+from explainaug.train.methods.base import Method, OcclusionAlignment
 from explainaug.train.methods.cross_entropy import CrossEntropy
 from explainaug.train.methods.edda import EDDA
 from explainaug.train.methods.excon import ExCon
@@ -15,5 +15,4 @@ __all__ = [
     "OcclusionAlignment",
     "RandomOcclusionControl",
     "SupCon",
-    "split_batch",
 ]

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from explainaug._shared import is_contrastive, unpack_batch
 from explainaug._validation import check_count
-from explainaug.explain import GradCAM
+from explainaug.explain import Explainer, run_explainer
 from explainaug.losses import EDDALoss
-from explainaug.models.normalize import model_mean  # noqa: F401  (shared with evaluate)
-from explainaug.typing import Batch, BatchAugment, ExplainerLike, Metrics
+from explainaug.typing import BatchAugment, ExplainerLike, Metrics
 
 
 class Method(ABC):
     """One training method: turns a batch into a loss for the model being trained.
 
-    ``Trainer`` calls ``setup(model)`` once with the unwrapped model (never the DDP wrapper),
-    then ``training_step(model, batch, epoch)`` for every batch, inside autocast and, under
-    DDP, inside the wrapper's forward so gradients are synchronised. Steps return tensors
-    only: no ``.item()`` or other host syncs.
+    A method takes, as keyword arguments, the settings of
+    :class:`~explainaug.settings.Experiment` it uses (by their names), so building one from
+    settings is a registry lookup plus keywords; parts such as an explainer stay optional
+    overrides for Python users.
+
+    ``Trainer`` calls ``prepare(model)`` and ``setup(model)`` once with the unwrapped model (never
+    the DDP wrapper), ``begin(model, loader)`` before the first epoch of a fresh run (not on
+    resume), then ``training_step(model, batch, epoch)`` for every batch, inside autocast and,
+    under DDP, inside the wrapper's forward so gradients are synchronised. Steps return tensors
+    only: no ``.item()`` or other host syncs. What ``state_dict()`` returns is checkpointed and
+    given back to ``load_state_dict`` on resume.
 
     A method with ``alternating_head = True`` also gets, after each epoch, one epoch of
     ``head_step(model, batch, epoch)`` over the same loader, optimised by the same optimizer at
@@ -31,6 +39,10 @@ class Method(ABC):
 
     #: Whether the Trainer runs an epoch of ``head_step`` after every training epoch.
     alternating_head: bool = False
+
+    #: The explainer of the live model the method trains with (built by ``setup``; None for
+    #: methods without explanations). ``run.json`` records it, ``explainaug evaluate`` uses it.
+    live_explainer: ExplainerLike | None = None
 
     #: Outputs the model trains beyond the dataset's classes (EDDA's "background" column,
     #: the last): no accuracy counts them as predictions.
@@ -48,17 +60,29 @@ class Method(ABC):
     def setup(self, model: nn.Module) -> None:  # noqa: B027 (optional hook)
         """Check that ``model`` suits the method and build what depends on it (explainers)."""
 
+    def begin(self, model: nn.Module, loader: Iterable) -> None:  # noqa: B027 (optional hook)
+        """Once before the first epoch of a fresh run, with the training loader (e.g. to scale
+        a loss from one pass over the data)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the method learned during the run (tensors, numbers), for checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """Restore what :meth:`state_dict` returned."""
+
     @abstractmethod
-    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
+    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
         """Return ``(loss, metrics)``: a scalar loss with a graph and scalar metric tensors.
 
         Args:
             model: the model being trained (unwrapped, in train mode).
-            batch: ``(x, y)`` or ``(x, y, masks)`` with images in [0, 1] on the model's device.
+            batch: ``(x, y)``, ``(x, y, masks)`` or ``(x, y, masks, cue_masks)``, images in
+                [0, 1] on the model's device (see ``explainaug._shared.unpack_batch``).
             epoch: the current epoch (0-based), for warm-up schedules.
         """
 
-    def head_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
+    def head_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
         """One step of the per-epoch head phase (only for ``alternating_head`` methods)."""
         raise NotImplementedError(f"{type(self).__name__} has no head phase")
 
@@ -66,40 +90,45 @@ class Method(ABC):
         return f"{type(self).__name__}()"
 
 
-def split_batch(batch: object) -> tuple[Tensor, Tensor]:
-    """Return ``(x, y)`` from a ``(x, y)`` or ``(x, y, masks)`` batch; shape checks only (no sync).
+class LazyAugment:
+    """An augmentation given as a module, or as True for a default built for the image size of
+    the first batch (``make(size)``); False or None for none.
 
     Example:
-        >>> x, y = split_batch((torch.zeros(2, 3, 8, 8), torch.tensor([0, 1])))
-        >>> x.shape, y.tolist()
-        (torch.Size([2, 3, 8, 8]), [0, 1])
+        >>> from explainaug.augment import crop_flip
+        >>> augment = LazyAugment(True, crop_flip)
+        >>> augment(torch.rand(2, 3, 16, 16)).shape
+        torch.Size([2, 3, 16, 16])
     """
-    if (
-        not isinstance(batch, Sequence)
-        or isinstance(batch, (str, bytes))
-        or len(batch) not in (2, 3)
-    ):
-        kind = type(batch).__name__
-        size = f" of length {len(batch)}" if isinstance(batch, Sequence) else ""
-        raise TypeError(f"a batch must be a tuple (x, y) or (x, y, masks), got a {kind}{size}")
-    x, y = batch[0], batch[1]
-    if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
-        got = (
-            f"shape {tuple(x.shape)}, dtype {x.dtype}"
-            if isinstance(x, Tensor)
-            else type(x).__name__
-        )
-        raise ValueError(f"batch images must be a float tensor [B, C, H, W] in [0, 1], got {got}")
-    if not isinstance(y, Tensor) or y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        got = (
-            f"shape {tuple(y.shape)}, dtype {y.dtype}"
-            if isinstance(y, Tensor)
-            else type(y).__name__
-        )
-        raise ValueError(f"batch labels must be an integer tensor [B], got {got}")
-    if y.shape[0] != x.shape[0]:
-        raise ValueError(f"batch has {x.shape[0]} images but {y.shape[0]} labels")
-    return x, y
+
+    def __init__(
+        self, augment: bool | BatchAugment | None, make: Callable[[int], BatchAugment]
+    ) -> None:
+        if not (augment is None or isinstance(augment, bool) or callable(augment)):
+            raise TypeError(
+                f"augment must be True, False, None or a callable, got {type(augment).__name__}"
+            )
+        self.given = augment
+        self.make = make
+        self._built: BatchAugment | None = augment if callable(augment) else None
+
+    def for_size(self, size: int) -> BatchAugment | None:
+        """The augmentation of images of side ``size`` (None: none); built once.
+
+        Example:
+            >>> LazyAugment(False, lambda size: None).for_size(32) is None
+            True
+        """
+        if self.given is True and self._built is None:
+            self._built = self.make(size)
+        return self._built
+
+    def __call__(self, x: Tensor) -> Tensor:
+        augment = self.for_size(x.shape[-1])
+        return x if augment is None else augment(x)
+
+    def __repr__(self) -> str:
+        return repr(self.given)
 
 
 def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
@@ -120,48 +149,77 @@ def require_contrastive(model: nn.Module, method: str) -> None:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
         >>> require_contrastive(ContrastiveModel(SmallCNN(None, width=4), 16, 8, 3), "SupCon")
     """
-    missing = [
-        name
-        for name in ("features", "project", "classify")
-        if not callable(getattr(model, name, None))
-    ]
-    if missing:
+    if not is_contrastive(model):
+        missing = [
+            name
+            for name in ("features", "project", "classify")
+            if not callable(getattr(model, name, None))
+        ]
         raise TypeError(
             f"{method} needs a contrastive model with features/project/classify (e.g. "
             f"explainaug.models.ContrastiveModel); {type(model).__name__} lacks {missing}"
         )
 
 
-def live_explainer(
-    explainer: ExplainerLike | None,
-    model: nn.Module,
-    method: str,
-    relu: bool = True,
-    layer: str | None = None,
+def build_live_explainer(
+    explainer: str | ExplainerLike, model: nn.Module, method: str, cam_layer: str | None
 ) -> ExplainerLike:
-    """The explainer to use on ``model``: Grad-CAM (``relu`` as ``GradCAM``) on ``layer`` (a
-    dotted name; a ``ContrastiveModel``'s encoder layers may be named as in the encoder) or the
-    default CAM layer when ``explainer`` is None, built with ``check_values=False`` (no per-step
-    host syncs); otherwise ``explainer``, which must explain this very model (explanations come
-    from the live weights).
+    """The explainer a method trains with on ``model``: a registry name is built by
+    ``explain.run_explainer`` (the run's CAM layer and Grad-CAM ReLU) without per-step value
+    checks (host syncs); an explainer object is used as given and must explain this very model
+    (explanations come from the live weights).
 
     Example:
         >>> from explainaug.models import SmallCNN
-        >>> model = SmallCNN(num_classes=3, width=4)
-        >>> type(live_explainer(None, model, "EDDA")).__name__
-        'GradCAM'
+        >>> build_live_explainer("gradcam", SmallCNN(num_classes=3, width=4), "EDDA", None)
+        GradCAM(SmallCNN, layer='block3')
     """
-    if explainer is None:
-        from explainaug.models.contrastive import qualify_layer
-
-        name = None if layer is None else qualify_layer(model, layer)
-        return GradCAM(model, layer=name, relu=relu, check_values=False)
+    check_explainer(explainer, cam_layer, method)
+    if isinstance(explainer, str):
+        return run_explainer(explainer, model, cam_layer, check_values=False)
     if not callable(explainer) or getattr(explainer, "model", None) is not model:
         raise ValueError(
-            f"{method}'s explainer must be a callable explainer whose .model is the model being "
-            f"trained (explanations come from the live weights); got {explainer!r}"
+            f"{method}'s explainer must be a registry name or a callable explainer whose .model "
+            f"is the model being trained (explanations come from the live weights); "
+            f"got {explainer!r}"
         )
     return explainer
+
+
+def check_explainer(explainer: object, cam_layer: str | None, method: str) -> None:
+    """Raise ``ValueError`` for a ``cam_layer`` beside an explainer object (the layer is the
+    explainer's own).
+
+    Example:
+        >>> check_explainer("gradcam", "block2", "EDDA")
+    """
+    if not isinstance(explainer, str) and cam_layer is not None:
+        raise ValueError(f"{method}: give an explainer name with cam_layer=, or an explainer")
+
+
+def explainer_record(explainer: ExplainerLike | None) -> dict[str, object] | None:
+    """What ``run.json`` records of the explainer a method trained with: its registry name, the
+    CAM layer as given (None: the model's default, chosen again the same way) and Grad-CAM's
+    ReLU.
+
+    Example:
+        >>> from explainaug.explain import GradCAM
+        >>> from explainaug.models import SmallCNN
+        >>> explainer_record(GradCAM(SmallCNN(num_classes=3, width=4), layer="block2"))
+        {'name': 'gradcam', 'layer': 'block2', 'relu': True}
+    """
+    if explainer is None:
+        return None
+    from explainaug.registry import EXPLAINERS
+
+    kind = type(explainer)
+    names = [name for name, entry in EXPLAINERS.items() if entry.load() is kind]
+    record: dict[str, object] = {"name": names[0] if names else kind.__name__}
+    if isinstance(explainer, Explainer) and hasattr(explainer, "layer_name"):
+        record["layer"] = explainer.layer_name if explainer.layer_given else None
+    if hasattr(explainer, "relu"):
+        record["relu"] = explainer.relu
+    return record
 
 
 def explain_float32(explainer: ExplainerLike, x: Tensor, target: Tensor) -> Tensor:
@@ -184,27 +242,30 @@ def explain_float32(explainer: ExplainerLike, x: Tensor, target: Tensor) -> Tens
 class OcclusionAlignment(Method):
     """Cross-entropy on clean images plus an alignment loss on two occluded views.
 
-    Subclasses choose the occlusions (``occlude``). Before ``warmup_epochs`` the step is plain
-    cross-entropy; afterwards one forward pass over ``cat([x, x_nonsalient, x_salient])`` (3B)
-    feeds ``loss(clean, nonsalient, salient, y)``.
+    Subclasses choose the occlusions (``occlude``). Before ``explain_warmup_epochs`` the step is
+    plain cross-entropy; afterwards one forward pass over ``cat([x, x_nonsalient, x_salient])``
+    (3B) feeds ``loss(clean, nonsalient, salient, y)``.
 
     Args:
-        loss: an ``EDDALoss``-like module; None builds ``EDDALoss(check_values=False)``.
-        warmup_epochs: epochs of plain cross-entropy first (early saliency is noise).
-        augment: optional batched augmentation of the images (e.g. crop and flip) applied
-            before anything else; explanations and occlusions are of the augmented images.
+        loss: an ``EDDALoss``-like module.
+        explain_warmup_epochs: epochs of plain cross-entropy first (early saliency is noise).
+        augment: batched augmentation of the images (e.g. crop and flip) applied before
+            anything else, or True for ``augment.crop_flip`` of the images' size; explanations
+            and occlusions are of the augmented images.
     """
 
     def __init__(
         self,
-        loss: nn.Module | None = None,
-        warmup_epochs: int = 0,
-        augment: BatchAugment | None = None,
+        loss: nn.Module,
+        explain_warmup_epochs: int,
+        augment: bool | BatchAugment | None,
     ) -> None:
-        check_count(warmup_epochs, "warmup_epochs", minimum=0)
-        self.loss = EDDALoss(check_values=False) if loss is None else loss
-        self.warmup_epochs = warmup_epochs
-        self.augment = augment
+        from explainaug.augment import crop_flip
+
+        check_count(explain_warmup_epochs, "explain_warmup_epochs", minimum=0)
+        self.loss = loss
+        self.explain_warmup_epochs = explain_warmup_epochs
+        self.augment = LazyAugment(augment, crop_flip)
 
     @property
     def extra_logits(self) -> int:  # type: ignore[override]
@@ -215,11 +276,10 @@ class OcclusionAlignment(Method):
     def occlude(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(x_nonsalient, x_salient)``: images in [0, 1] shaped like ``x``."""
 
-    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
-        x, y = split_batch(batch)
-        if self.augment is not None:
-            x = self.augment(x)
-        if epoch < self.warmup_epochs:
+    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+        x, y, *_ = unpack_batch(batch)
+        x = self.augment(x)
+        if epoch < self.explain_warmup_epochs:
             logits = model(x)
             return F.cross_entropy(logits, y), {"accuracy": accuracy(self.class_logits(logits), y)}
         nonsalient, salient = self.occlude(model, x, y)
@@ -231,3 +291,9 @@ class OcclusionAlignment(Method):
             "nonsalient_accuracy": accuracy(self.class_logits(nonsalient_logits), y),
             "salient_accuracy": accuracy(self.class_logits(salient_logits), y),
         }
+
+
+def occlusion_loss(salient_target: str) -> EDDALoss:
+    """The default alignment loss of EDDA and its control: ``EDDALoss(salient_target)`` without
+    per-step label checks (host syncs)."""
+    return EDDALoss(salient_target=salient_target, check_values=False)

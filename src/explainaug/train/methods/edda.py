@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from explainaug._validation import check_fraction
 from explainaug.augment import SaliencyOcclusion
+from explainaug.models.normalize import model_mean
 from explainaug.train.methods.base import (
     OcclusionAlignment,
+    build_live_explainer,
+    check_explainer,
     explain_float32,
-    live_explainer,
-    model_mean,
+    occlusion_loss,
 )
 from explainaug.typing import BatchAugment, ExplainerLike, MaskTransform
 
@@ -23,18 +26,20 @@ class EDDA(OcclusionAlignment):
     The explanation pass builds no graph and leaves BatchNorm running statistics unchanged.
 
     Args:
-        explainer: an explainer of the model being trained; None builds
-            ``GradCAM(model, check_values=False)`` at ``setup``. Any explainer works.
-        salient: occlusion of the salient region; None builds
-            ``SaliencyOcclusion("salient", ratio=0.2, fill="mean", mean=<model's input mean>)``.
-        nonsalient: occlusion of the non-salient region; None: as ``salient``, "nonsalient".
-        loss: an ``EDDALoss``; None builds ``EDDALoss(check_values=False)`` (uniform target on
-            salient occlusion).
-        warmup_epochs: epochs of plain cross-entropy before occlusions start (the ExCon
+        explainer: a registry name (built by ``explain.run_explainer`` at ``setup``: Grad-CAM
+            with ReLU on the model's CAM layer) or an explainer of the model being trained.
+        cam_layer: the CAM layer of a named explainer (a dotted name, e.g. ``"layer4"`` of a
+            torchvision ResNet); None: the model's default.
+        occlusion_ratio: the fraction of pixels each occlusion covers.
+        salient_target: the target of salient occlusions (see ``EDDALoss``; ``"uniform"``).
+        explain_warmup_epochs: epochs of plain cross-entropy before occlusions start (the ExCon
             precedent is a quarter of the run).
-        augment: optional batched augmentation applied to each batch first (crop, flip).
-        cam_layer: the layer of the default Grad-CAM (a dotted name, e.g. ``"layer4"`` of a
-            torchvision ResNet); None uses the model's default CAM layer.
+        augment: batched augmentation applied to each batch first, or True for
+            ``augment.crop_flip``; None: none.
+        salient: occlusion of the salient region; None builds ``SaliencyOcclusion("salient",
+            ratio=occlusion_ratio, fill="mean", mean=<model's input mean>)``.
+        nonsalient: occlusion of the non-salient region; None: as ``salient``, "nonsalient".
+        loss: an ``EDDALoss`` to use instead of ``EDDALoss(salient_target)``.
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -49,35 +54,43 @@ class EDDA(OcclusionAlignment):
 
     def __init__(
         self,
-        explainer: ExplainerLike | None = None,
+        *,
+        explainer: str | ExplainerLike = "gradcam",
+        cam_layer: str | None = None,
+        occlusion_ratio: float = 0.2,
+        salient_target: str = "uniform",
+        explain_warmup_epochs: int = 0,
+        augment: bool | BatchAugment | None = None,
         salient: MaskTransform | None = None,
         nonsalient: MaskTransform | None = None,
         loss: nn.Module | None = None,
-        warmup_epochs: int = 0,
-        augment: BatchAugment | None = None,
-        *,
-        cam_layer: str | None = None,
     ) -> None:
-        super().__init__(loss, warmup_epochs, augment)
-        if explainer is not None and cam_layer is not None:
-            raise ValueError("EDDA: give explainer= or cam_layer=, not both")
+        check_fraction(occlusion_ratio, "occlusion_ratio")
+        if loss is not None and salient_target != "uniform":
+            raise ValueError("EDDA: give salient_target= or loss=, not both")
+        super().__init__(
+            occlusion_loss(salient_target) if loss is None else loss,
+            explain_warmup_epochs,
+            augment,
+        )
+        check_explainer(explainer, cam_layer, "EDDA")
         self.explainer = explainer
         self.cam_layer = cam_layer
+        self.occlusion_ratio = occlusion_ratio
         self.salient = salient
         self.nonsalient = nonsalient
-        self._explainer: ExplainerLike | None = None
+        self.live_explainer: ExplainerLike | None = None
         self._occlusions: tuple[MaskTransform, MaskTransform] | None = None
 
     def setup(self, model: nn.Module) -> None:
-        self._explainer = live_explainer(self.explainer, model, "EDDA", layer=self.cam_layer)
+        self.live_explainer = build_live_explainer(self.explainer, model, "EDDA", self.cam_layer)
         mean = model_mean(model)
-        self._occlusions = (
-            self.nonsalient
+        self._occlusions = tuple(  # type: ignore[assignment]
+            given
             or SaliencyOcclusion(
-                "nonsalient", ratio=0.2, fill="mean", mean=mean, check_values=False
-            ),
-            self.salient
-            or SaliencyOcclusion("salient", ratio=0.2, fill="mean", mean=mean, check_values=False),
+                region, ratio=self.occlusion_ratio, fill="mean", mean=mean, check_values=False
+            )
+            for region, given in (("nonsalient", self.nonsalient), ("salient", self.salient))
         )
 
     @property
@@ -90,9 +103,9 @@ class EDDA(OcclusionAlignment):
     def explain(self, x: Tensor, y: Tensor) -> Tensor:
         """Saliency maps ``[B, 1, H, W]`` of the live model for the true labels (float32,
         outside autocast)."""
-        if self._explainer is None:
+        if self.live_explainer is None:
             raise RuntimeError("call setup(model) before the first training step")
-        return explain_float32(self._explainer, x, y)
+        return explain_float32(self.live_explainer, x, y)
 
     def occlude(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         maps = self.explain(x, y)
@@ -100,4 +113,7 @@ class EDDA(OcclusionAlignment):
         return nonsalient(x, maps), salient(x, maps)
 
     def __repr__(self) -> str:
-        return f"EDDA(warmup_epochs={self.warmup_epochs}, loss={self.loss!r})"
+        return (
+            f"EDDA(explain_warmup_epochs={self.explain_warmup_epochs}, "
+            f"occlusion_ratio={self.occlusion_ratio}, loss={self.loss!r})"
+        )

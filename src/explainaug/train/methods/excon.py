@@ -2,43 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from torch import Tensor, nn
 
-from explainaug._shared import preserved_model_state
+from explainaug._shared import preserved_model_state, unpack_batch
 from explainaug._validation import check_count
 from explainaug.augment import SaliencyMask
 from explainaug.losses import ExConLoss
 from explainaug.losses.pml import check_background_loss, is_pml_loss, pml_loss
-from explainaug.train.methods.base import (
-    explain_float32,
-    live_explainer,
-    model_mean,
-    split_batch,
-)
+from explainaug.losses.supcon import BASE_TEMPERATURE
+from explainaug.models.normalize import model_mean
+from explainaug.train.methods.base import build_live_explainer, check_explainer, explain_float32
 from explainaug.train.methods.supcon import (
-    BASE_TEMPERATURE,
     SupCon,
     default_temperature,
     refuse_default_loss_options,
 )
-from explainaug.typing import (
-    Batch,
-    BatchAugment,
-    ExplainerLike,
-    MaskTransform,
-    Metrics,
-    ViewTransform,
-)
+from explainaug.typing import BatchAugment, ExplainerLike, MaskTransform, Metrics, ViewTransform
 
 
 class ExCon(SupCon):
     """Explanation-driven supervised contrastive learning (Zhang et al. 2022), official semantics.
 
-    After ``warmup_epochs`` of plain SupCon, each step explains the un-augmented images with the
-    live model (target = true label; Grad-CAM without ReLU on the model's default CAM layer by
-    default, as the official code), keeps their salient pixels (``mask``; default: normalised
+    After ``explain_warmup_epochs`` of plain SupCon, each step explains the un-augmented images
+    with the live model (target = true label; Grad-CAM without ReLU on the model's default CAM
+    layer by default, as the official code), keeps their salient pixels (``mask``; default: normalised
     saliency > 0.5 kept, the rest filled with the dataset mean colour) and asks the linear head
     (the probe; with the default alternating head, the one trained after the previous epoch)
     whether the masked image still shows its class. Where it does, the masked image replaces
@@ -54,31 +45,25 @@ class ExCon(SupCon):
     loss gathers every process's rows, background ones included, whatever their counts.
 
     Args:
-        explainer: an explainer of the model being trained; None builds
-            ``GradCAM(model, relu=False, check_values=False)`` at ``setup``.
-        mask: the masking augmentation (``SaliencyMask``-like, ``mask(x, maps)``); None builds
-            ``SaliencyMask(threshold=0.5, fill="mean", mean=<the model's input mean>)``.
-        warmup_epochs: epochs of plain SupCon before masking starts. The official loop counts
-            epochs from 1 and masks when ``epoch >= exp_epochs``, so its ``--exp_epochs 50``
-            (CIFAR-100) is 49 warm-up epochs here, the default; ``--exp_epochs 0`` or 1 is 0.
+        explainer: a registry name (built by ``explain.run_explainer`` at ``setup``: Grad-CAM
+            without ReLU on a contrastive model) or an explainer of the model being trained.
+        cam_layer: the CAM layer of a named explainer (a dotted name; a plain backbone's own
+            names work, e.g. ``"layer4"`` of a torchvision ResNet); None: the model's default.
+        explain_warmup_epochs: epochs of plain SupCon before masking starts. The official loop
+            counts epochs from 1 and masks when ``epoch >= exp_epochs``, so its
+            ``--exp_epochs 50`` (CIFAR-100) is 49 warm-up epochs here, the default;
+            ``--exp_epochs 0`` or 1 is 0.
+        temperature, base_temperature, gather_distributed, view_min_scale, linear_head,
+            head_augment, views: as ``SupCon`` (``linear_head="alternating"``, the official
+            loop: the head trained in its own epoch after each contrastive epoch is the probe).
         negative_pair: add masked images that lost their class as background negatives.
         background_anchor: background images form one class of their own (see ``ExConLoss``).
-        temperature: temperature of the default loss (None: 0.1); with ``loss=`` set it on
-            that loss (giving both raises).
-        base_temperature: loss scale ``temperature / base_temperature``, as ``SupCon`` (0.07,
-            the official value).
-        views: random views, as in ``SupCon`` (at least 2 per image).
+        mask: the masking augmentation (``SaliencyMask``-like, ``mask(x, maps)``); None builds
+            ``SaliencyMask(threshold=0.5, fill="mean", mean=<the model's input mean>)``.
         loss: an ``ExConLoss`` to use instead of the default, or a pytorch-metric-learning
             loss: pair-based ones (``SupConLoss``, ``NTXentLoss``, ...) receive the background
             rows as negatives only (explicit pairs, ``explainaug.losses.pml``); with
             ``negative_pair=False`` any PML loss works. ``background_anchor`` applies to both.
-        gather_distributed: contrast across all processes under ``torchrun`` (see ``SupCon``).
-        linear_head: ``"alternating"`` (official: the head trained in its own epoch after each
-            contrastive epoch is the probe) or ``"online"``; see ``SupCon``.
-        head_augment: augmentation of the head epoch's images, as ``SupCon``.
-        cam_layer: the layer of the default Grad-CAM (a dotted name; a plain backbone's own
-            names work, e.g. ``"layer4"`` of a torchvision ResNet); None uses the model's
-            default CAM layer.
 
     A plain classifier works as the model: ``Trainer`` wraps it with
     ``ContrastiveModel.from_classifier`` (its head becomes the linear probe).
@@ -86,7 +71,8 @@ class ExCon(SupCon):
     Example:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
         >>> model = ContrastiveModel(SmallCNN(None, width=4), 16, proj_dim=8, num_classes=2)
-        >>> method = ExCon(warmup_epochs=0, views=lambda x: torch.stack([x, x.flip(3)], dim=1))
+        >>> views = lambda x: torch.stack([x, x.flip(3)], dim=1)
+        >>> method = ExCon(explain_warmup_epochs=0, views=views)
         >>> method.setup(model)
         >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]))
         >>> loss, metrics = method.training_step(model, batch, epoch=0)
@@ -96,23 +82,22 @@ class ExCon(SupCon):
 
     def __init__(
         self,
-        explainer: ExplainerLike | None = None,
-        mask: nn.Module | None = None,
-        warmup_epochs: int = 49,
-        negative_pair: bool = True,
-        background_anchor: bool = False,
+        *,
+        explainer: str | ExplainerLike = "gradcam",
+        cam_layer: str | None = None,
+        explain_warmup_epochs: int = 49,
         temperature: float | None = None,
-        views: ViewTransform | None = None,
-        loss: ExConLoss | BaseMetricLossFunction | None = None,
         base_temperature: float | None = BASE_TEMPERATURE,
         gather_distributed: bool | None = None,
+        view_min_scale: float = 0.2,
         linear_head: str = "alternating",
-        head_augment: BatchAugment | None = None,
-        *,
-        cam_layer: str | None = None,
+        head_augment: bool | BatchAugment | None = None,
+        negative_pair: bool = True,
+        background_anchor: bool = False,
+        mask: nn.Module | None = None,
+        views: ViewTransform | None = None,
+        loss: ExConLoss | BaseMetricLossFunction | None = None,
     ) -> None:
-        if explainer is not None and cam_layer is not None:
-            raise ValueError("ExCon: give explainer= or cam_layer=, not both")
         if loss is None:
             loss = ExConLoss(
                 default_temperature(temperature),
@@ -125,29 +110,28 @@ class ExCon(SupCon):
             refuse_default_loss_options(loss, temperature, base_temperature)
         if negative_pair:
             check_background_loss(loss)
-        check_count(warmup_epochs, "warmup_epochs", minimum=0)
+        check_count(explain_warmup_epochs, "explain_warmup_epochs", minimum=0)
         super().__init__(
-            None,
-            views,
-            loss,
             gather_distributed=gather_distributed,
+            view_min_scale=view_min_scale,
             linear_head=linear_head,
             head_augment=head_augment,
+            views=views,
+            loss=loss,
         )
+        check_explainer(explainer, cam_layer, "ExCon")
         self.explainer = explainer
         self.cam_layer = cam_layer
         self.background_anchor = background_anchor
         self.mask = mask
-        self.warmup_epochs = warmup_epochs
+        self.explain_warmup_epochs = explain_warmup_epochs
         self.negative_pair = negative_pair
-        self._explainer: ExplainerLike | None = None
+        self.live_explainer: ExplainerLike | None = None
         self._mask: MaskTransform | None = None
 
     def setup(self, model: nn.Module) -> None:
         super().setup(model)
-        self._explainer = live_explainer(
-            self.explainer, model, "ExCon", relu=False, layer=self.cam_layer
-        )
+        self.live_explainer = build_live_explainer(self.explainer, model, "ExCon", self.cam_layer)
         if self.mask is None:
             self._mask = SaliencyMask(
                 threshold=0.5, fill="mean", mean=model_mean(model), check_values=False
@@ -161,19 +145,19 @@ class ExCon(SupCon):
         Returns:
             ``(masked [B, C, H, W], kept bool [B])``.
         """
-        if self._explainer is None:
+        if self.live_explainer is None:
             raise RuntimeError("call setup(model) before the first training step")
-        masked = self._mask(x, explain_float32(self._explainer, x, y))
+        masked = self._mask(x, explain_float32(self.live_explainer, x, y))
         with torch.no_grad(), preserved_model_state(model):
             kept = model.classify(model.features(masked)).argmax(dim=1) == y
         return masked, kept
 
-    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
-        x, y = split_batch(batch)
+    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+        x, y, *_ = unpack_batch(batch)
         views = self.random_views(x)
         if views.shape[1] < 2:
             raise ValueError(f"ExCon needs at least 2 views per image, got {views.shape[1]}")
-        if epoch < self.warmup_epochs:
+        if epoch < self.explain_warmup_epochs:
             return self.contrastive_step(
                 model, views.transpose(0, 1).flatten(0, 1), y, views.shape[1]
             )
@@ -199,6 +183,7 @@ class ExCon(SupCon):
 
     def __repr__(self) -> str:
         return (
-            f"ExCon(warmup_epochs={self.warmup_epochs}, negative_pair={self.negative_pair}, "
+            f"ExCon(explain_warmup_epochs={self.explain_warmup_epochs}, "
+            f"negative_pair={self.negative_pair}, "
             f"loss={self.loss!r})"
         )

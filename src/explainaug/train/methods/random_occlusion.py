@@ -6,8 +6,9 @@ from torch import Tensor, nn
 
 from explainaug._validation import check_fraction
 from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
-from explainaug.losses import EDDALoss
-from explainaug.train.methods.base import OcclusionAlignment, model_mean
+from explainaug.models.normalize import model_mean
+from explainaug.settings import CONTROL_TARGETS
+from explainaug.train.methods.base import OcclusionAlignment, occlusion_loss
 from explainaug.train.methods.edda import EDDA
 from explainaug.typing import BatchAugment, RatioOcclusion
 
@@ -17,32 +18,34 @@ class RandomOcclusionControl(OcclusionAlignment):
 
     Named apart from the augmentation ``explainaug.augment.RandomOcclusion`` it uses.
 
-    It differs from ``EDDA`` only in where the occlusions go: the same areas
-    (``nonsalient_ratio``/``salient_ratio``, or with ``match`` an ``EDDA``'s per-image areas,
-    measured on the live model's explanations at the cost of one explanation per step), the
-    same shape statistics (by default contiguous regions: ``SaliencyOcclusion``'s selection on
-    a smooth random map, ``augment.RandomOcclusion(shape="regions")``) and the same fill (the
-    dataset mean). Both random views are identically distributed, so by default both keep
-    their label (``EDDALoss(salient_target="label")``: a plain occlusion augmentation); passing
-    ``loss=EDDALoss()`` gives the view named "salient" EDDA's opposing target, the
-    "EDDA targets" ablation (which handicaps the control by construction).
+    It differs from ``EDDA`` only in where the occlusions go: the same area (``occlusion_ratio``,
+    or with ``match`` an ``EDDA``'s per-image areas, measured on the live model's explanations at
+    the cost of one explanation per step), the same shape statistics (by default contiguous
+    regions: ``SaliencyOcclusion``'s selection on a smooth random map,
+    ``augment.RandomOcclusion(shape="regions")``) and the same fill (the dataset mean). Both
+    random views are identically distributed, so by default both keep their label
+    (``control_targets="label"``: a plain occlusion augmentation); ``control_targets="edda"``
+    gives the view named "salient" EDDA's opposing target (``salient_target``), the "EDDA
+    targets" ablation (which handicaps the control by construction).
 
     Args:
-        salient_ratio: occluded fraction of the view that gets the "salient" target.
-        nonsalient_ratio: occluded fraction of the view that keeps its label.
+        occlusion_ratio: the fraction of pixels each occlusion covers.
+        control_targets: ``"label"`` or ``"edda"`` (see above).
+        salient_target: the opposing target of ``control_targets="edda"`` (see ``EDDALoss``).
+        explain_warmup_epochs: epochs of plain cross-entropy first (use EDDA's for a fair
+            baseline).
+        augment: batched augmentation applied to each batch first, or True for
+            ``augment.crop_flip``; None: none.
         occlusion: ``RandomOcclusion``-like augmentation, ``forward(x, ratio=float | Tensor[B])``;
             None builds ``explainaug.augment.RandomOcclusion(shape="regions", fill="mean",
             mean=<model's input mean>)``.
         match: an ``EDDA`` whose per-image occluded areas to copy.
-        loss: an ``EDDALoss``; None builds ``EDDALoss(salient_target="label",
-            check_values=False)``.
-        warmup_epochs: epochs of plain cross-entropy first (use EDDA's for a fair baseline).
-        augment: optional batched augmentation applied to each batch first (crop, flip).
+        loss: an ``EDDALoss`` to use instead of the one ``control_targets`` gives.
 
     Example:
         >>> from explainaug.models import SmallCNN
         >>> model = SmallCNN(num_classes=3, width=4)
-        >>> method = RandomOcclusionControl(salient_ratio=0.25)
+        >>> method = RandomOcclusionControl(occlusion_ratio=0.25)
         >>> method.setup(model)
         >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0]))
         >>> loss, metrics = method.training_step(model, batch, epoch=0)
@@ -52,26 +55,26 @@ class RandomOcclusionControl(OcclusionAlignment):
 
     def __init__(
         self,
-        salient_ratio: float = 0.2,
-        nonsalient_ratio: float = 0.2,
+        *,
+        occlusion_ratio: float = 0.2,
+        control_targets: str = "label",
+        salient_target: str = "uniform",
+        explain_warmup_epochs: int = 0,
+        augment: bool | BatchAugment | None = None,
         occlusion: RatioOcclusion | None = None,
         match: EDDA | None = None,
         loss: nn.Module | None = None,
-        warmup_epochs: int = 0,
-        augment: BatchAugment | None = None,
     ) -> None:
+        if control_targets not in CONTROL_TARGETS:
+            raise ValueError(
+                f"control_targets must be one of {CONTROL_TARGETS}, got {control_targets!r}"
+            )
+        check_fraction(occlusion_ratio, "occlusion_ratio", closed=True)
+        target = "label" if control_targets == "label" else salient_target
         super().__init__(
-            EDDALoss(salient_target="label", check_values=False) if loss is None else loss,
-            warmup_epochs,
-            augment,
+            occlusion_loss(target) if loss is None else loss, explain_warmup_epochs, augment
         )
-        for name, ratio in (
-            ("salient_ratio", salient_ratio),
-            ("nonsalient_ratio", nonsalient_ratio),
-        ):
-            check_fraction(ratio, name, closed=True)
-        self.salient_ratio = salient_ratio
-        self.nonsalient_ratio = nonsalient_ratio
+        self.occlusion_ratio = occlusion_ratio
         self.occlusion = occlusion
         self.match = match
         self._occlusion: RatioOcclusion | None = None
@@ -89,8 +92,8 @@ class RandomOcclusionControl(OcclusionAlignment):
     def occlude(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         if self._occlusion is None:
             raise RuntimeError("call setup(model) before the first training step")
-        nonsalient_ratio: float | Tensor = self.nonsalient_ratio
-        salient_ratio: float | Tensor = self.salient_ratio
+        nonsalient_ratio: float | Tensor = self.occlusion_ratio
+        salient_ratio: float | Tensor = self.occlusion_ratio
         if self.match is not None:
             maps = self.match.explain(x, y)
             nonsalient, salient = self.match.occlusions
@@ -101,6 +104,6 @@ class RandomOcclusionControl(OcclusionAlignment):
 
     def __repr__(self) -> str:
         return (
-            f"RandomOcclusionControl(salient_ratio={self.salient_ratio}, "
-            f"nonsalient_ratio={self.nonsalient_ratio}, warmup_epochs={self.warmup_epochs})"
+            f"RandomOcclusionControl(occlusion_ratio={self.occlusion_ratio}, "
+            f"explain_warmup_epochs={self.explain_warmup_epochs}, loss={self.loss!r})"
         )

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from torch import Tensor, nn
 
-from explainaug._shared import eval_mode
-from explainaug.augment import supcon_views
-from explainaug.catalog import LINEAR_HEADS
+from explainaug._shared import eval_mode, is_contrastive, unpack_batch
+from explainaug._validation import check_interval
+from explainaug.augment import resized_crop_flip, supcon_views
 from explainaug.losses import SupConLoss
-from explainaug.train.methods.base import (
-    Method,
-    accuracy,
-    require_contrastive,
-    split_batch,
-)
-from explainaug.typing import Batch, BatchAugment, Metrics, ViewTransform
+from explainaug.losses.supcon import BASE_TEMPERATURE
+from explainaug.settings import LINEAR_HEADS
+from explainaug.train.methods.base import LazyAugment, Method, accuracy, require_contrastive
+from explainaug.typing import BatchAugment, Metrics, ViewTransform
 
 logger = logging.getLogger("explainaug")
-
-
-BASE_TEMPERATURE = 0.07  # SupContrast's and the official ExCon code's loss scale tau / 0.07
 
 
 def refuse_default_loss_options(
@@ -80,18 +75,22 @@ class SupCon(Method):
             SupContrast and the official ExCon code (x1.43 at temperature 0.1). Pass
             ``base_temperature=temperature`` (or None) for scale 1 (pytorch-metric-learning's
             convention).
-        views: module mapping images ``[B, C, H, W]`` in [0, 1] to views ``[B, V, C, H, W]``;
-            ``None`` builds ``explainaug.augment.supcon_views(image size, n_views=2)``
-            (SupContrast's crop/flip/jitter/grayscale) at the first step.
-        loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, base_temperature,
-            check_values=False)`` (a ``temperature`` or non-default ``base_temperature`` then raises),
-            or a pytorch-metric-learning loss (called as ``loss(embeddings, labels)``).
         gather_distributed: under ``torchrun``, contrast each anchor against the rows of every
             process (the global batch, as the official single-process code); False contrasts
             within each process's batch. None: True for the default loss, else the given
             loss's own setting. Outside a process group it changes nothing.
+        view_min_scale: smallest crop area of the default views (SupContrast: 0.2).
         linear_head: ``"alternating"`` or ``"online"`` (see above).
-        head_augment: batched augmentation of the head epoch's images in [0, 1] (None: none).
+        head_augment: batched augmentation of the head epoch's images in [0, 1], or True for
+            ``augment.resized_crop_flip`` (the official classifier loader on CIFAR-100); None:
+            none.
+        views: module mapping images ``[B, C, H, W]`` in [0, 1] to views ``[B, V, C, H, W]``;
+            ``None`` builds ``explainaug.augment.supcon_views(image size, n_views=2,
+            scale=(view_min_scale, 1))`` (SupContrast's crop/flip/jitter/grayscale) at the first
+            step.
+        loss: a ``SupConLoss`` to use instead of ``SupConLoss(temperature, base_temperature,
+            check_values=False)`` (a ``temperature`` or non-default ``base_temperature`` then raises),
+            or a pytorch-metric-learning loss (called as ``loss(embeddings, labels)``).
 
     Example:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
@@ -107,14 +106,17 @@ class SupCon(Method):
 
     def __init__(
         self,
+        *,
         temperature: float | None = None,
-        views: ViewTransform | None = None,
-        loss: SupConLoss | BaseMetricLossFunction | None = None,
         base_temperature: float | None = BASE_TEMPERATURE,
         gather_distributed: bool | None = None,
+        view_min_scale: float = 0.2,
         linear_head: str = "alternating",
-        head_augment: BatchAugment | None = None,
+        head_augment: bool | BatchAugment | None = None,
+        views: ViewTransform | None = None,
+        loss: SupConLoss | BaseMetricLossFunction | None = None,
     ) -> None:
+        check_interval(view_min_scale, "view_min_scale", 0, 1, include_low=False)
         if linear_head not in LINEAR_HEADS:
             raise ValueError(f"linear_head must be one of {LINEAR_HEADS}, got {linear_head!r}")
         if loss is None:
@@ -135,8 +137,9 @@ class SupCon(Method):
                 )
         self.loss = loss
         self.views = views
+        self.view_min_scale = view_min_scale
         self.linear_head = linear_head
-        self.head_augment = head_augment
+        self.head_augment = LazyAugment(head_augment, resized_crop_flip)
 
     @property
     def alternating_head(self) -> bool:  # type: ignore[override]
@@ -147,7 +150,7 @@ class SupCon(Method):
         """``model`` if it is contrastive (``features``/``project``/``classify``); a plain
         classifier is wrapped by ``ContrastiveModel.from_classifier`` (its head becomes the
         linear probe, a projection head is added)."""
-        if all(callable(getattr(model, n, None)) for n in ("features", "project", "classify")):
+        if is_contrastive(model):
             return model
         from explainaug.models import ContrastiveModel
 
@@ -171,7 +174,9 @@ class SupCon(Method):
     def random_views(self, x: Tensor) -> Tensor:
         """Views ``[B, V, C, H, W]`` of images ``x`` in [0, 1]."""
         if self.views is None:
-            self.views = supcon_views(tuple(x.shape[-2:]), n_views=2, check_values=False)
+            self.views = supcon_views(
+                tuple(x.shape[-2:]), n_views=2, scale=(self.view_min_scale, 1.0), check_values=False
+            )
         views = self.views(x)
         if views.ndim != 5 or views.shape[0] != x.shape[0] or views.shape[2:] != x.shape[1:]:
             raise ValueError(
@@ -180,8 +185,8 @@ class SupCon(Method):
             )
         return views
 
-    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
-        x, y = split_batch(batch)
+    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
+        x, y, *_ = unpack_batch(batch)
         views = self.random_views(x)
         return self.contrastive_step(model, views.transpose(0, 1).flatten(0, 1), y, views.shape[1])
 
@@ -224,12 +229,11 @@ class SupCon(Method):
         metrics["probe_accuracy"] = accuracy(probe_logits, labels.repeat(n_views))
         return contrastive + probe, metrics
 
-    def head_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, Metrics]:
+    def head_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
         """Cross-entropy of the linear head on detached features of ``head_augment(x)``, with
         the encoder in eval mode (SupContrast's ``train_classifier``); the mode is restored."""
-        x, y = split_batch(batch)
-        if self.head_augment is not None:
-            x = self.head_augment(x)
+        x, y, *_ = unpack_batch(batch)
+        x = self.head_augment(x)
         with torch.no_grad(), eval_mode(model):
             features = model.features(x)
         logits = model.classify(features)

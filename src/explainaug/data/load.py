@@ -1,7 +1,7 @@
-"""Datasets by name, from ``catalog.DATASETS``: shared by the CLI, the recipes, the demo and
+"""Datasets by name, from ``registry.DATASETS``: shared by the CLI, the recipes, the demo and
 ``evaluate``.
 
-A name maps to a :class:`~explainaug.catalog.DatasetEntry` naming its loader (one of the
+A name maps to a :class:`~explainaug.registry.DatasetEntry` naming its loader (one of the
 ``load_*`` functions below), whose ``load(split, **options)`` returns the ``"train"`` or
 ``"test"`` split. Options every loader understands (each uses what it needs): ``root`` (data
 folder), ``size`` (image side), ``seed``, ``train_size`` (synthetic sets), ``download``,
@@ -11,8 +11,6 @@ folder), ``size`` (image side), ``seed``, ``train_size`` (synthetic sets), ``dow
 Example:
     >>> load_dataset("shapes", "test", size=16, train_size=8)
     ImageTensorDataset(2 images 3x16x16, 4 classes, masks)
-    >>> dataset_names()
-    ('shapes', 'digits', 'cifar100', 'tiny-imagenet', 'folder')
 """
 
 from __future__ import annotations
@@ -22,18 +20,18 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from explainaug.catalog import DATASETS, dataset_names, resolve
 from explainaug.data.cifar import cifar100
 from explainaug.data.digits import digits
 from explainaug.data.image_folder import image_folder
 from explainaug.data.shapes import shapes
 from explainaug.data.tiny_imagenet import tiny_imagenet
+from explainaug.registry import DATASETS
 
-__all__ = ["SPLITS", "dataset_names", "load_dataset"]
+__all__ = ["SPLITS", "load_dataset"]
 
 SPLITS = ("train", "test")
 
-# The loaders ``catalog.DATASETS`` names: each takes every option of ``load_dataset`` and uses
+# The loaders ``registry.DATASETS`` names: each takes every option of ``load_dataset`` and uses
 # what it needs.
 
 
@@ -93,16 +91,14 @@ def load_dataset(
         >>> len(load_dataset("digits", "test")) > 0
         True
     """
-    entry = DATASETS.get(name)
-    if entry is None:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    entry = DATASETS[name]
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if entry.needs_root and not root:
         raise ValueError(f"dataset {name!r} needs a data folder (--data): {entry.summary}")
     if cue_correlation is not None and name != "shapes":
         raise ValueError(f"cue_correlation needs the shapes dataset, got dataset {name!r}")
-    return resolve(entry.load)(
+    return entry.load()(
         split,
         root=str(root) if root else None,
         size=size,

@@ -1,4 +1,4 @@
-"""Models by name, from ``catalog.MODELS``: shared by the CLI, the recipes, the demo and
+"""Models by name, from ``registry.MODELS``: shared by the CLI, the recipes, the demo and
 ``evaluate``.
 
 Names are the package's own models (``small-cnn``, ``resnet18``, ``resnet50``: CIFAR-style,
@@ -11,8 +11,6 @@ Example:
     >>> model = build_model("torchvision:resnet18", 5, mean=(0.5,) * 3, std=(0.2,) * 3)
     >>> model(torch.rand(2, 3, 32, 32)).shape, model.model_spec["name"]
     (torch.Size([2, 5]), 'torchvision:resnet18')
-    >>> model_names()
-    ('small-cnn', 'resnet18', 'resnet50', 'torchvision:NAME', 'timm:NAME')
 """
 
 from __future__ import annotations
@@ -25,11 +23,11 @@ import torch
 from torch import nn
 
 from explainaug._validation import check_count
-from explainaug.catalog import MODELS, check_model_name, model_names, resolve
 from explainaug.models.adapt import adapt, last_linear, replace_module
 from explainaug.models.contrastive import ContrastiveModel
+from explainaug.registry import MODELS, check_model_name
 
-__all__ = ["build_model", "check_model_name", "model_names", "rebuild_model"]
+__all__ = ["build_model", "rebuild_model"]
 
 
 def _load_weights(net: nn.Module, path: str | Path, head: str) -> None:
@@ -90,7 +88,7 @@ def build_model(
     """The model registered as ``name``, normalising inside with ``mean``/``std``.
 
     Args:
-        name: a name from :func:`model_names` (``torchvision:NAME``, ``timm:NAME`` included).
+        name: a name from ``registry.model_names()`` (``torchvision:NAME``, ``timm:NAME`` included).
         num_classes: classifier outputs; None returns the encoder's pooled features.
         width: first-stage channels of the package's own models (ignored by library models).
         mean: per-channel training mean of the images in [0, 1].
@@ -121,7 +119,7 @@ def build_model(
         )
     outputs = None if contrastive else num_classes
     if name in MODELS:
-        model = resolve(MODELS[name])(outputs, width=width, mean=mean, std=std)
+        model = MODELS[name].load()(outputs, width=width, mean=mean, std=std)
     else:
         net = _library_net(name)
         head = last_linear(net)
