@@ -480,7 +480,7 @@ def help_entries(capsys, argv) -> dict[str, str]:
 def test_train_help_shows_every_setting_with_help_and_default(capsys) -> None:
     entries = help_entries(capsys, ["train", "--help"])
     flags = [
-        "--data" if field.name == "data_root" else "--" + field.name.replace("_", "-")
+        "--data" if field.name == "root" else "--" + field.name.replace("_", "-")
         for field in dataclasses.fields(Experiment)
     ]
     for flag in [*flags, "--out", "--resume", "--overwrite", "--device"]:
@@ -532,7 +532,7 @@ def test_train_help_speaks_in_flags_not_python(capsys) -> None:
         "load_run",
         "EDDALoss",
         "Trainer",
-        "data_root",
+        "root=",
         "salient_target",
         "base_temperature",
         "test_accuracy stays",

@@ -53,7 +53,7 @@ def test_cam_layer_is_relative_to_the_backbone() -> None:
     ("changes", "match"),
     [
         ({"method": "mixup"}, "method must be one of ce, supcon, .*, got 'mixup'"),
-        ({"dataset": "cifar100"}, "data_root is needed by dataset 'cifar100'"),
+        ({"dataset": "cifar100"}, "root is needed by dataset 'cifar100'"),
         ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
         (
             {"explain_warmup_epochs": 5},
@@ -181,7 +181,7 @@ def test_final_epoch_accuracy_by_default_best_over_epochs_only_when_named() -> N
         device="cpu",
         progress=False,
     )
-    per_epoch = [record["val_accuracy"] for record in named.history]
+    per_epoch = [record["test_accuracy"] for record in named.history]
     assert named.best_test_accuracy == max(per_epoch)
     assert named.test_accuracy == per_epoch[-1]  # the reported accuracy stays the final one
 

@@ -28,7 +28,7 @@ def test_train_and_evaluate_an_image_folder(
     assert "train split: 18 images, 3x16x16" in captured.err
     where = "stays on the device (DeviceLoader)" if fits else "decoded in DataLoader workers"
     assert where in captured.err
-    assert "epoch 1/1  loss " in captured.err and "val acc " in captured.err
+    assert "epoch 1/1  loss " in captured.err and "test acc " in captured.err
     saved = json.loads((run_dir / "results.json").read_text())["test_accuracy"]
     assert f"test accuracy {saved:.4f}" in captured.out
     assert (run_dir / "metrics.csv").read_text().startswith("epoch,")
@@ -37,7 +37,7 @@ def test_train_and_evaluate_an_image_folder(
     assert main(evaluate + ["--device", "cpu"]) == 0
     top1 = json.loads((report / "report.json").read_text())["models"]["ce"]["accuracy"]["top1"]
     model, _ = load_run(run_dir)
-    val = image_folder(root, "val", size=16, lazy=False)
+    val = image_folder(root, "test", size=16, lazy=False)
     with torch.no_grad():
         predicted = model(val.images.float() / 255).argmax(dim=1)
     assert top1 == (predicted == val.labels).float().mean().item()
@@ -60,7 +60,7 @@ def test_excon_and_edda_with_a_library_model(model, tmp_path, write_image_folder
         assert main(evaluate + ["--out", str(report)]) == 0
         results = json.loads((report / "report.json").read_text())["models"][method]
         trained, _ = load_run(run_dir)
-        val = image_folder(root, "val", size=16, lazy=False)
+        val = image_folder(root, "test", size=16, lazy=False)
         with torch.no_grad():
             predicted = trained(val.images.float() / 255).argmax(dim=1)
         assert results["accuracy"]["top1"] == (predicted == val.labels).float().mean().item()

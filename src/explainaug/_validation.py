@@ -243,3 +243,19 @@ def check_device(device: str | torch.device) -> torch.device:
     elif parsed.type != "cpu":
         raise ValueError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
     return parsed
+
+
+SPLITS = ("train", "test")
+"""The two splits of every dataset: training, and the held-out images every accuracy is of."""
+
+
+def check_split(split: object) -> str:
+    """Raise ``ValueError`` unless ``split`` is ``"train"`` or ``"test"``.
+
+    Example:
+        >>> check_split("test")
+        'test'
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return split  # type: ignore[return-value]

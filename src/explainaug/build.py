@@ -40,7 +40,7 @@ def load_split(
     return load_dataset(
         experiment.dataset,
         split,
-        root=experiment.data_root,
+        root=experiment.root,
         size=experiment.image_size,
         seed=experiment.seed,
         train_size=experiment.train_size,

@@ -351,7 +351,7 @@ def evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         model, experiment = load_run(
             args.run,
             device=device,
-            data_root=args.data,
+            root=args.data,
             dataset=args.dataset,
             image_size=args.image_size,
         )
@@ -542,12 +542,12 @@ def demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     for table in args.tables:
         demo.run_table(
             table,
-            args.dataset,
-            args.seeds,
-            args.epochs,
-            args.methods,
-            args.out,
-            args.device,
+            dataset=args.dataset,
+            seeds=args.seeds,
+            epochs=args.epochs,
+            methods=args.methods,
+            out_dir=args.out,
+            device=args.device,
             progress=not args.no_progress,
             train_size=args.train_size,
         )

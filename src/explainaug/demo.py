@@ -257,11 +257,12 @@ def train_all(
 
 def run_table(
     table: str = "main",
+    *,
     dataset: str = "shapes",
     seeds: int = 1,
     epochs: int = 12,
     methods: Sequence[str] | None = None,
-    out: str | Path = "report",
+    out_dir: str | Path = "report",
     device: str | None = None,
     progress: bool = True,
     train_size: int = 2000,
@@ -275,7 +276,7 @@ def run_table(
         seeds: seeds 0 .. seeds - 1, each training every method.
         epochs: training epochs of every method.
         methods: names of ``registry.METHODS`` (default: all).
-        out: the report folder; the table writes into ``out/<table folder>``.
+        out_dir: the report folder; the table writes into ``out_dir/<table folder>``.
         device: where to train and evaluate (default: CUDA if any, else the CPU).
         progress: show progress bars.
         train_size: the number of ``shapes`` training images (digits has a fixed size).
@@ -293,7 +294,7 @@ def run_table(
     spec = TABLES[table]
     methods = list(methods or METHODS)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(out) / spec.folder
+    out = Path(out_dir) / spec.folder
     started = time.perf_counter()
     per_seed = []
     evaluators: list[str] = []

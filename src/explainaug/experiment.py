@@ -46,6 +46,7 @@ class TrainedRun:
 
 def run(
     experiment: Experiment,
+    *,
     out_dir: str | Path | None = None,
     resume: str | Path | None = None,
     device: str | torch.device | None = None,
@@ -140,7 +141,7 @@ def run(
     if method.extra_logits:
         real_class_logits(model, train_set.num_classes)
     test_accuracy = float(accuracy(model, test_loader, topk=(1,), per_class=False)["top1"])
-    tested = [record["val_accuracy"] for record in history if "val_accuracy" in record]
+    tested = [record["test_accuracy"] for record in history if "test_accuracy" in record]
     best = max(tested) if experiment.report_best_epoch and tested else None
     if out_dir is not None and trainer.context.is_main:
         results = {"test_accuracy": test_accuracy, "epochs": experiment.epochs}

@@ -30,7 +30,7 @@ from explainaug.train.run_log import (
     WEIGHTS_FILE,
 )
 
-RESUME_MAY_CHANGE = ("data_root", "download", "report_best_epoch", "tensorboard")
+RESUME_MAY_CHANGE = ("root", "download", "report_best_epoch", "tensorboard")
 """Settings a resumed run may change: where the data is and what is reported, no weight."""
 
 
@@ -179,18 +179,19 @@ def prepare_out_dir(
 
 def load_run(
     path: str | Path,
+    *,
     device: str | torch.device = "cpu",
-    data_root: str | None = None,
+    root: str | None = None,
     dataset: str | None = None,
     image_size: int | None = None,
 ) -> tuple[nn.Module, Experiment]:
     """Rebuild a trained model from a run folder (or its ``checkpoint.pt``) and its ``run.json``.
 
     The final weights (``model.pt``) are used when the run finished, else the checkpoint's.
-    ``dataset``, ``data_root`` and ``image_size`` replace the recorded data settings (when the
+    ``dataset``, ``root`` and ``image_size`` replace the recorded data settings (when the
     data moved since training). A run written by ``Trainer`` from Python records the model
     (built by ``explainaug.models.build_model``), its classes and its explainer, but no data:
-    name its test data with ``dataset`` (and ``data_root``, ``image_size``).
+    name its test data with ``dataset`` (and ``root``, ``image_size``).
 
     Raises:
         FileNotFoundError: no checkpoint or no ``run.json`` where expected.
@@ -220,7 +221,7 @@ def load_run(
             "(--dataset, --data, --image-size; dataset= in load_run)"
         )
     experiment = recorded_experiment(
-        description, dataset=dataset, data_root=data_root, image_size=image_size
+        description, dataset=dataset, root=root, image_size=image_size
     ).validate()
     weights_path = checkpoint_path.parent / WEIGHTS_FILE
     if weights_path.is_file():

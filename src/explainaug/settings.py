@@ -133,7 +133,7 @@ class Experiment:
         "images in ImageFolder layout) read their files from --data",
         choices=DATASETS.names,
     )
-    data_root: str | None = setting(
+    root: str | None = setting(
         None,
         "dataset folder: it holds cifar-100-python, tiny-imagenet-200 or, for folder, "
         "train/<class>/* (and optionally val/<class>/*)",
@@ -316,9 +316,9 @@ class Experiment:
             raise SettingError(
                 "model", f"must be one of {', '.join(model_names())}, got {self.model!r}"
             ) from None
-        if DATASETS[self.dataset].needs_root and not self.data_root:
+        if DATASETS[self.dataset].needs_root and not self.root:
             raise SettingError(
-                "data_root",
+                "root",
                 f"is needed by dataset {self.dataset!r} ({DATASETS[self.dataset].summary})",
             )
         if self.cue_correlation is not None and self.dataset != "shapes":
@@ -422,10 +422,10 @@ def settings_fields() -> dict[str, dataclasses.Field]:
 
 
 def flag(name: str) -> str:
-    """The command-line flag of the setting ``name`` (``--data`` for ``data_root``).
+    """The command-line flag of the setting ``name`` (``--data`` for ``root``).
 
     Example:
-        >>> flag("batch_size"), flag("data_root")
+        >>> flag("batch_size"), flag("root")
         ('--batch-size', '--data')
     """
     return settings_fields()[name].metadata["flag"] or "--" + name.replace("_", "-")

@@ -35,7 +35,7 @@ def test_default_is_todays_data_bit_for_bit() -> None:
             n=1100, size=32, seed=3
         ),
         "fdc3ca34b74fda657a89017b55b8cc0671e4152949cc4e1c4b46ef7b995e3b15": dict(
-            n=50, size=16, num_classes=6, train=False, seed=1
+            n=50, size=16, num_classes=6, split="test", seed=1
         ),
     }
     for digest, kwargs in old.items():
@@ -92,8 +92,8 @@ def test_cues_change_only_the_cue_pixels() -> None:
         changed = (cued.images != plain.images).any(dim=1, keepdim=True)
         assert not (changed & ~cued.cue_masks).any()
     # aligned and conflicting test sets differ only in the cues' colours
-    a = shapes(n=300, size=24, seed=4, train=False, cue_correlation=1.0)
-    c = shapes(n=300, size=24, seed=4, train=False, cue_correlation=0.0)
+    a = shapes(n=300, size=24, seed=4, split="test", cue_correlation=1.0)
+    c = shapes(n=300, size=24, seed=4, split="test", cue_correlation=0.0)
     assert torch.equal(a.cue_masks, c.cue_masks)
     assert ((a.images != c.images).any(dim=1, keepdim=True) == a.cue_masks).all()
 

@@ -36,7 +36,7 @@ def test_tensor_dataset_rejects_bad_inputs(kwargs, error):
 
 
 def test_digits_shapes_ranges_and_stratified_deterministic_split():
-    train, test = digits(train=True), digits(train=False)
+    train, test = digits(split="train"), digits(split="test")
     assert len(train) + len(test) == 1797 and len(test) == 450
     assert train.images.shape[1:] == (3, 32, 32) and train.images.dtype == torch.uint8
     assert torch.equal(train.images[:, 0], train.images[:, 2])  # grey, replicated
@@ -44,8 +44,8 @@ def test_digits_shapes_ranges_and_stratified_deterministic_split():
     # stratified: every class's share matches the full set's within one image
     full = torch.bincount(torch.cat([train.labels, test.labels]), minlength=10).float()
     assert (torch.bincount(test.labels, minlength=10) - full * 450 / 1797).abs().max() <= 1
-    assert torch.equal(digits(train=False).images, test.images)  # deterministic
-    assert not torch.equal(digits(train=False, seed=1).labels, test.labels)
+    assert torch.equal(digits(split="test").images, test.images)  # deterministic
+    assert not torch.equal(digits(split="test", seed=1).labels, test.labels)
     assert test.mean == train.mean == pytest.approx(channel_stats(train.images)[0])
 
 
@@ -56,16 +56,16 @@ def test_digits_rejects_bad_fraction():
 
 @pytest.fixture(scope="module")
 def shape_sets():
-    return shapes(n=400, train=True, seed=0), shapes(n=200, train=False, seed=0)
+    return shapes(n=400, split="train", seed=0), shapes(n=200, split="test", seed=0)
 
 
 def test_shapes_deterministic_by_seed_and_split(shape_sets):
     train, test = shape_sets
-    again = shapes(n=400, train=True, seed=0)
+    again = shapes(n=400, split="train", seed=0)
     assert torch.equal(again.images, train.images) and torch.equal(again.masks, train.masks)
     assert not torch.equal(shapes(n=400, seed=1).images, train.images)
     assert not torch.equal(test.images, train.images[:200])
-    assert test.mean == shapes(n=200, train=True, seed=0).mean  # stats from train
+    assert test.mean == shapes(n=200, split="train", seed=0).mean  # stats from train
 
 
 def test_shapes_balanced_and_masks_cover_the_object(shape_sets):

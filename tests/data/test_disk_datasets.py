@@ -18,8 +18,8 @@ from explainaug.data import (
 
 def test_cifar100_reads_the_pickles(cifar_root):
     root, splits = cifar_root
-    for train, name in ((True, "train"), (False, "test")):
-        ds = cifar100(root, train=train)
+    for name in ("train", "test"):
+        ds = cifar100(root, name)
         data, labels = splits[name]
         assert isinstance(ds, ImageTensorDataset) and ds.images.dtype == torch.uint8
         assert torch.equal(ds.images, torch.from_numpy(data).view(-1, 3, 32, 32))  # CHW rows
@@ -35,7 +35,7 @@ def test_cifar100_errors_name_the_folder_and_the_fix(cifar_root, tmp_path):
     assert "elsewhere" in str(error.value)
     (tmp_path / "cifar-100-python" / "test").write_bytes(b"truncated")
     with pytest.raises(ValueError, match="md5"):
-        cifar100(tmp_path, train=False)
+        cifar100(tmp_path, split="test")
 
 
 @pytest.mark.parametrize("val_layout", ["annotations", "folders"])
@@ -48,7 +48,7 @@ def test_tiny_imagenet_reads_train_and_both_val_layouts(tmp_path, val_layout, wr
     assert train.labels.tolist() == [0, 0, 0, 1, 1, 1] and train.classes == wnids
     grey = train.images[5].float()
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # grey -> RGB
-    val = tiny_imagenet(tmp_path / "tiny-imagenet-200", "val")
+    val = tiny_imagenet(tmp_path / "tiny-imagenet-200", "test")
     assert sorted(val.labels.tolist()) == [0, 0, 1, 1] and len(val) == 4
     lazy = tiny_imagenet(tmp_path, "train", lazy=True)
     assert isinstance(lazy, ImageFileDataset) and len(lazy) == 6
@@ -71,14 +71,14 @@ def test_tiny_imagenet_errors(tmp_path, write_tiny_imagenet):
         tiny_imagenet(tmp_path)
     base = tmp_path / "tiny-imagenet-200"
     write_tiny_imagenet(base, "annotations", np.random.default_rng(0))
-    with pytest.raises(ValueError, match="split"):
-        tiny_imagenet(tmp_path, "test")
+    with pytest.raises(ValueError, match="split must be one of .'train', 'test'., got 'val'"):
+        tiny_imagenet(tmp_path, "val")
     shutil.rmtree(base / "train" / "n01")
     with pytest.raises(FileNotFoundError, match="n01"):
         tiny_imagenet(tmp_path, "train")
     (base / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn99\t0\t0\t1\t1\n")
     with pytest.raises(ValueError, match="n99"):
-        tiny_imagenet(tmp_path, "val")
+        tiny_imagenet(tmp_path, "test")
 
 
 @pytest.fixture

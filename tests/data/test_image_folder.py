@@ -24,9 +24,9 @@ from explainaug.data import (
 
 def test_labels_and_files_follow_torchvision_imagefolder(tmp_path, write_image_folder):
     root = write_image_folder(tmp_path / "data")
-    for split in ("train", "val"):
+    for split, folder in (("train", "train"), ("test", "val")):
         paths, labels, classes = folder_split(root, split)
-        oracle = ImageFolder(str(root / split))
+        oracle = ImageFolder(str(root / folder))
         assert classes == oracle.classes
         assert [(str(p), y) for p, y in zip(paths, labels, strict=True)] == oracle.samples
 
@@ -36,7 +36,7 @@ def test_eager_images_are_resized_and_center_cropped_with_train_statistics(
 ):
     root = write_image_folder(tmp_path / "data")
     train = image_folder(root, "train", size=12, lazy=False)
-    val = image_folder(root, "val", size=12, lazy=False)
+    val = image_folder(root, "test", size=12, lazy=False)
     assert isinstance(train, ImageTensorDataset) and train.images.shape == (18, 3, 12, 12)
     assert len(val) == 6 and val.classes == ["circle", "square", "stripe"]
     assert train.mean == val.mean and train.std == val.std  # the training split's, both
@@ -66,15 +66,17 @@ def test_non_square_images_cover_the_size_then_crop_the_centre() -> None:
 
 def test_without_val_folder_a_seeded_stratified_split(tmp_path, write_image_folder):
     root = write_image_folder(tmp_path / "data", n_train=10, n_val=0)
-    train_paths, train_labels, _ = folder_split(root, "train", val_fraction=0.2, seed=1)
-    val_paths, val_labels, _ = folder_split(root, "val", val_fraction=0.2, seed=1)
+    train_paths, train_labels, _ = folder_split(root, "train", test_fraction=0.2, seed=1)
+    val_paths, val_labels, _ = folder_split(root, "test", test_fraction=0.2, seed=1)
     assert np.bincount(val_labels).tolist() == [2, 2, 2]  # 20 % of every class
     assert np.bincount(train_labels).tolist() == [8, 8, 8]
     assert not set(train_paths) & set(val_paths)
     assert len(set(train_paths) | set(val_paths)) == 30
-    assert folder_split(root, "val", seed=1)[0] == val_paths  # reproducible
-    assert folder_split(root, "val", seed=2)[0] != val_paths
-    assert image_folder(root, "val", size=8, seed=1).mean == image_folder(root, size=8, seed=1).mean
+    assert folder_split(root, "test", seed=1)[0] == val_paths  # reproducible
+    assert folder_split(root, "test", seed=2)[0] != val_paths
+    assert (
+        image_folder(root, "test", size=8, seed=1).mean == image_folder(root, size=8, seed=1).mean
+    )
 
 
 def test_lazy_dataset_decodes_the_same_pixels(tmp_path, write_image_folder):
@@ -119,9 +121,9 @@ def test_errors_name_the_layout(tmp_path, write_image_folder):
     root = write_image_folder(tmp_path / "data")
     (root / "val" / "zebra").mkdir()
     with pytest.raises(ValueError, match="zebra"):
-        folder_split(root, "val")
-    with pytest.raises(ValueError, match="split must be 'train' or 'val'"):
         folder_split(root, "test")
+    with pytest.raises(ValueError, match="split must be one of .'train', 'test'., got 'val'"):
+        folder_split(root, "val")
     assert read_image(next((root / "train" / "circle").iterdir())).dtype == torch.uint8
 
 
@@ -142,4 +144,4 @@ def test_too_few_images_to_hold_out_says_so(tmp_path, write_image_folder):
     root = write_image_folder(tmp_path / "data", n_train=1, n_val=0)
     assert len(image_folder(root, "train", lazy=False)) == 3  # every image trains
     with pytest.raises(FileNotFoundError, match="no class has two images to hold one out"):
-        image_folder(root, "val")
+        image_folder(root, "test")

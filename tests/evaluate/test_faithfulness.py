@@ -233,7 +233,7 @@ def test_label_target_scores_the_label_class(pixel_model: PixelModel, row_maps: 
     assert faithfulness(pixel_model, maps, predicted_loader, target="label") == faithfulness(
         pixel_model, maps, predicted_loader
     )
-    with pytest.raises(ValueError, match="target must be one of"):
+    with pytest.raises(ValueError, match="target must be None .the predicted class. or .label."):
         faithfulness(pixel_model, maps, loader, target="true")
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
         faithfulness(

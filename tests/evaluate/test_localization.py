@@ -124,7 +124,7 @@ def test_predicted_target_and_mode_restored() -> None:
     mask[..., 4:12, 4:12] = True
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     loader = [(x, torch.tensor([0, 1]), mask)]
-    result = localization(model, Saliency(model), loader, target="predicted")
+    result = localization(model, Saliency(model), loader, target=None)
     assert model.training and all(m.training for m in model.modules())
     with torch.no_grad():
         predicted = model.eval()(x).argmax(dim=1)  # eval mode, as localization runs it

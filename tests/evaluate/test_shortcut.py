@@ -95,7 +95,7 @@ def _train_ce(cue_correlation: float) -> nn.Module:
 
 
 def _loader(cue_correlation: float) -> DeviceLoader:
-    data = shapes(n=200, size=32, train=False, cue_correlation=cue_correlation)
+    data = shapes(n=200, size=32, split="test", cue_correlation=cue_correlation)
     return DeviceLoader(data, 200, shuffle=False, device="cpu", cue_masks=True)
 
 
@@ -126,7 +126,7 @@ def test_report_writes_the_shortcut_table_and_figure(tmp_path) -> None:
     torch.manual_seed(0)
     model = SmallCNN(4, width=4)
     aligned, conflicting = _loader(1.0), _loader(0.0)
-    plain = DeviceLoader(shapes(n=200, size=32, train=False), 200, shuffle=False, device="cpu")
+    plain = DeviceLoader(shapes(n=200, size=32, split="test"), 200, shuffle=False, device="cpu")
     result = report(
         {"cnn": model},
         plain,

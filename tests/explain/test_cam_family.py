@@ -35,7 +35,9 @@ PAIRS = {
     "hirescam": (HiResCAM, pgc.HiResCAM),
     "layercam": (LayerCAM, pgc.LayerCAM),
     "scorecam_pytorch_grad_cam": (
-        lambda model, layer: ScoreCAM(model, layer, "pytorch-grad-cam", internal_batch_size=7),
+        lambda model, layer: ScoreCAM(
+            model, layer, variant="pytorch-grad-cam", internal_batch_size=7
+        ),
         pgc.ScoreCAM,
     ),
 }

@@ -71,9 +71,9 @@ def test_rise_keeps_cells_with_probability_p():
     [((4, 4), (4, 4), 0.0), ((5, 3), (3, 2), 0.0), ((16, 16), (1, 1), 0.0), ((3, 6), (2, 5), 0.5)],
 )
 def test_occlusion_equals_captum(cnn, images, labels, window, stride, baselines):
-    ours = Occlusion(cnn, window, stride, baselines, internal_batch_size=11).attribute(
-        images, labels
-    )
+    ours = Occlusion(
+        cnn, window=window, stride=stride, baselines=baselines, internal_batch_size=11
+    ).attribute(images, labels)
     theirs = CaptumOcclusion(cnn).attribute(
         images,
         sliding_window_shapes=(3, *window),

@@ -24,7 +24,7 @@ SEED = 7
 
 @pytest.fixture(scope="session")
 def shapes_data():
-    return shapes(n=48, size=16, num_classes=2, train=True, seed=SEED)
+    return shapes(n=48, size=16, num_classes=2, split="train", seed=SEED)
 
 
 @pytest.fixture

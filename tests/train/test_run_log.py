@@ -16,7 +16,7 @@ from explainaug.train import EDDA, ExCon, Trainer
 
 def _python_run(root, out_dir, tensorboard=False):
     train = image_folder(root, "train", size=16)
-    val = image_folder(root, "val", size=16)
+    val = image_folder(root, "test", size=16)
     model = build_model("torchvision:resnet18", train.num_classes, mean=train.mean, std=train.std)
     trainer = Trainer(
         model,
@@ -40,12 +40,12 @@ def test_trainer_run_logs_and_evaluates_from_the_cli(tmp_path, write_image_folde
         model, val, history = _python_run(root, out)
     lines = [m for m in caplog.messages if m.startswith("epoch ")]
     assert len(lines) == 2 and lines[1].startswith("epoch 2/2  loss ")
-    assert f"val acc {history[1]['val_accuracy']:.4f}" in lines[1]
+    assert f"test acc {history[1]['test_accuracy']:.4f}" in lines[1]
     assert f"train acc {history[1]['accuracy']:.4f}" in lines[1]
     with open(out / "metrics.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [float(row["loss"]) for row in rows] == [record["loss"] for record in history]
-    assert [float(row["val_accuracy"]) for row in rows] == [r["val_accuracy"] for r in history]
+    assert [float(row["test_accuracy"]) for row in rows] == [r["test_accuracy"] for r in history]
     description = json.loads((out / "run.json").read_text())
     assert description["model"]["name"] == "torchvision:resnet18"
     settings = description["settings"]
@@ -98,7 +98,7 @@ def test_a_wrapped_classifier_keeps_its_spec_and_evaluates_from_the_cli(
     assert (
         main(["evaluate", str(out), "--evaluators", "accuracy", *data, "--out", str(report)]) == 0
     )
-    val = image_folder(root, "val", size=16)
+    val = image_folder(root, "test", size=16)
     wrapped = trainer.model.eval()
     with torch.no_grad():
         expected = (wrapped(val.images.float() / 255).argmax(dim=1) == val.labels).float().mean()

@@ -147,7 +147,7 @@ def test_alternating_head_trains_the_head_alone_after_each_epoch(make_contrastiv
     )
     loader = make_loader(batch_size=16)  # 3 steps per epoch
     trainer = Trainer(model, method, epochs=2, lr=0.1, progress=False)
-    history = trainer.fit(loader, val_loader=loader)
+    history = trainer.fit(loader, test_loader=loader)
     phases = [(phase, epoch) for phase, epoch, _ in method.log]
     assert phases == [("train", 0)] * 3 + [("head", 0)] * 3 + [("train", 1)] * 3 + [("head", 1)] * 3
     assert len(augmented) == 6  # every head step's images go through head_augment
@@ -166,7 +166,7 @@ def test_alternating_head_trains_the_head_alone_after_each_epoch(make_contrastiv
     assert all({"head_loss", "head_accuracy"} <= set(record) for record in history)
     assert "probe_loss" not in history[0]
     # validation comes after the head epoch: it is the final model's accuracy
-    assert history[-1]["val_accuracy"] == trainer.evaluate(loader)
+    assert history[-1]["test_accuracy"] == trainer.evaluate(loader)
 
 
 def test_resume_after_finished_run_changes_nothing(make_cnn, make_loader, tmp_path):
@@ -215,10 +215,10 @@ def test_learning_rate_follows_schedule(make_cnn, make_loader):
 def test_validation_accuracy(make_cnn, make_loader):
     model = make_cnn()
     history = Trainer(model, CrossEntropy(), epochs=1, lr=0.05, progress=False).fit(
-        make_loader(), val_loader=make_loader()
+        make_loader(), test_loader=make_loader()
     )
     correct = sum(int((model.eval()(x).argmax(1) == y).sum()) for x, y, _ in make_loader())
-    assert history[0]["val_accuracy"] == pytest.approx(correct / 48)
+    assert history[0]["test_accuracy"] == pytest.approx(correct / 48)
 
 
 def test_non_finite_loss_raises(make_cnn, make_loader):

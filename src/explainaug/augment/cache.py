@@ -47,7 +47,7 @@ class SaliencyCache:
     """
 
     def __init__(
-        self, num_items: int, size: tuple[int, int] = (8, 8), device: torch.device | str = "cpu"
+        self, num_items: int, *, size: tuple[int, int] = (8, 8), device: torch.device | str = "cpu"
     ) -> None:
         check_count(num_items, "num_items")
         if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):

@@ -55,6 +55,7 @@ class Views(nn.Module):
     def __init__(
         self,
         augmentation: nn.Module,
+        *,
         n_views: int = 2,
         rgb: bool = False,
         check_values: bool = True,
@@ -90,6 +91,7 @@ class Views(nn.Module):
 
 def supcon_views(
     size: int | tuple[int, int],
+    *,
     n_views: int = 2,
     scale: tuple[float, float] = (0.2, 1.0),
     check_values: bool = True,
@@ -123,7 +125,7 @@ def supcon_views(
         K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
         K.RandomGrayscale(p=0.2),
     )
-    return Views(pipeline, n_views, rgb=True, check_values=check_values)
+    return Views(pipeline, n_views=n_views, rgb=True, check_values=check_values)
 
 
 def crop_flip(size: int | tuple[int, int]) -> nn.Module:

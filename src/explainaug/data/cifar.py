@@ -7,13 +7,16 @@ from pathlib import Path
 import torch
 from torchvision.datasets import CIFAR100
 
+from explainaug._validation import check_split
 from explainaug.data.tensor_dataset import ImageTensorDataset
 
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 
-def cifar100(root: str | Path, train: bool = True, download: bool = False) -> ImageTensorDataset:
+def cifar100(
+    root: str | Path, split: str = "train", *, download: bool = False
+) -> ImageTensorDataset:
     """CIFAR-100 (50,000 train or 10,000 test 3x32x32 images, 100 fine labels) in memory.
 
     Reads ``<root>/cifar-100-python/{train,test,meta}`` with torchvision, which checks every
@@ -22,7 +25,7 @@ def cifar100(root: str | Path, train: bool = True, download: bool = False) -> Im
 
     Args:
         root: the folder that holds (or will hold) ``cifar-100-python``.
-        train: the training split (else the test split).
+        split: ``"train"`` or ``"test"``.
         download: download and extract the archive into ``root`` first (needs internet).
 
     Raises:
@@ -36,6 +39,7 @@ def cifar100(root: str | Path, train: bool = True, download: bool = False) -> Im
         ...
         FileNotFoundError: CIFAR-100 not found in /nonexistent/cifar-100-python ...
     """
+    check_split(split)
     folder = Path(root) / CIFAR100.base_folder
     names = [name for name, _ in (*CIFAR100.train_list, *CIFAR100.test_list)]
     missing = [n for n in (*names, CIFAR100.meta["filename"]) if not (folder / n).is_file()]
@@ -46,7 +50,7 @@ def cifar100(root: str | Path, train: bool = True, download: bool = False) -> Im
             f"contains '{CIFAR100.base_folder}'"
         )
     try:
-        data = CIFAR100(str(root), train=train, download=download)
+        data = CIFAR100(str(root), train=split == "train", download=download)
     except RuntimeError as error:
         raise ValueError(
             f"CIFAR-100 files in {folder} failed torchvision's md5 check "

@@ -61,6 +61,7 @@ class DeviceLoader:
         self,
         data: ImageTensorDataset | tuple[Tensor, ...],
         batch_size: int,
+        *,
         shuffle: bool = True,
         drop_last: bool = False,
         device: torch.device | str | None = None,
@@ -179,13 +180,13 @@ def _check_batch_fits(
 
 
 def fits_on_device(
-    n_bytes: int, device: str | torch.device | None = None, fraction: float = 0.25
+    n_bytes: int, *, device: str | torch.device | None = None, fraction: float = 0.25
 ) -> bool:
     """Whether ``n_bytes`` of data take at most ``fraction`` of the free memory of ``device``
     (CUDA: free device memory; CPU: available RAM). Default device: CUDA if available.
 
     Example:
-        >>> fits_on_device(1024, "cpu"), fits_on_device(2**62, "cpu")
+        >>> fits_on_device(1024, device="cpu"), fits_on_device(2**62, device="cpu")
         (True, False)
     """
     if device is None:

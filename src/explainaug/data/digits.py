@@ -7,13 +7,15 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from explainaug._validation import check_fraction
+from explainaug._validation import check_fraction, check_split
 from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
 
 DIGITS_SIZE = 32
 
 
-def digits(train: bool = True, seed: int = 0, test_fraction: float = 0.25) -> ImageTensorDataset:
+def digits(
+    split: str = "train", *, seed: int = 0, test_fraction: float = 0.25
+) -> ImageTensorDataset:
     """The 1,797 8x8 digits of ``sklearn.datasets.load_digits``, upsampled to 3x32x32.
 
     Grey levels 0..16 are scaled to [0, 1], upsampled bilinearly to 32x32, replicated to three
@@ -21,15 +23,16 @@ def digits(train: bool = True, seed: int = 0, test_fraction: float = 0.25) -> Im
     and ``std`` always come from the training split.
 
     Args:
-        train: return the training split (else the test split).
+        split: ``"train"`` or ``"test"``.
         seed: seed of the stratified split.
         test_fraction: share of the images in the test split, in (0, 1).
 
     Example:
-        >>> ds = digits(train=False)
+        >>> ds = digits("test")
         >>> len(ds), ds.num_classes, tuple(ds[0][0].shape)
         (450, 10, (3, 32, 32))
     """
+    check_split(split)
     check_fraction(test_fraction, "test_fraction")
     bunch = load_digits()
     grey = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -46,7 +49,7 @@ def digits(train: bool = True, seed: int = 0, test_fraction: float = 0.25) -> Im
     )
     train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
     mean, std = channel_stats(images[train_idx])
-    chosen = train_idx if train else test_idx
+    chosen = train_idx if split == "train" else test_idx
     return ImageTensorDataset(
         images[chosen], labels[chosen], mean=mean, std=std, classes=[str(d) for d in range(10)]
     )

@@ -3,11 +3,10 @@
 Layouts read::
 
     DIR/train/<class>/*.png|jpg|...   training images, one folder per class
-    DIR/val/<class>/*                 validation (test) images; optional
+    DIR/val/<class>/*                 the test split's images; optional
     DIR/<class>/*                     also accepted when there is no DIR/train
 
-Without ``val/``, a seeded, stratified fraction of every class is held out as the validation
-split. Images of any size (non-square included) are resized so that they cover ``size``
+Without ``val/``, a seeded, stratified fraction of every class is held out as the test split. Images of any size (non-square included) are resized so that they cover ``size``
 (aspect ratio kept) and center-cropped to it. ``mean``/``std`` are always the training split's.
 """
 
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from explainaug._validation import check_fraction
+from explainaug._validation import check_fraction, check_split
 from explainaug.data.image_files import ImageFileDataset, Size, fit_image, pair, read_image
 from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
 
@@ -36,13 +35,14 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def folder_split(
-    root: str | Path, split: str = "train", val_fraction: float = 0.2, seed: int = 0
+    root: str | Path, split: str = "train", *, test_fraction: float = 0.2, seed: int = 0
 ) -> tuple[list[Path], list[int], list[str]]:
     """The image files, labels and class names of one split of an ImageFolder tree.
 
     Classes are the sorted sub-folders of the training folder. Without ``val/``, each class
-    with at least two images gives ``round(n * val_fraction)`` of them (at least one) to the
-    validation split, chosen by ``seed``; the rest is the training split.
+    with at least two images gives ``round(n * test_fraction)`` of them (at least one) to the
+    test split, chosen by ``seed``; the rest is the training split. With ``val/``, the test
+    split is its images (ImageFolder's name for the held-out folder).
 
     Example:
         >>> folder_split("/nonexistent")  # doctest: +ELLIPSIS
@@ -50,9 +50,8 @@ def folder_split(
         ...
         FileNotFoundError: no image folder at /nonexistent: ...
     """
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    check_fraction(val_fraction, "val_fraction")
+    check_split(split)
+    check_fraction(test_fraction, "test_fraction")
     root = Path(root)
     train_dir = root / "train" if (root / "train").is_dir() else root
     if not train_dir.is_dir():
@@ -91,14 +90,14 @@ def folder_split(
         chosen = {}
         for name in classes:
             order = torch.randperm(len(files[name]), generator=generator).tolist()
-            held = max(1, round(len(order) * val_fraction)) if len(order) >= 2 else 0
-            picked = order[:held] if split == "val" else order[held:]
+            held = max(1, round(len(order) * test_fraction)) if len(order) >= 2 else 0
+            picked = order[:held] if split == "test" else order[held:]
             chosen[name] = [files[name][i] for i in sorted(picked)]
     paths = [path for name in classes for path in chosen[name]]
     labels = [label for label, name in enumerate(classes) for _ in chosen[name]]
-    if not paths and split == "val" and not val_dir.is_dir():
+    if not paths and split == "test" and not val_dir.is_dir():
         raise FileNotFoundError(
-            f"no class has two images to hold one out for validation in {train_dir}; add "
+            f"no class has two images to hold one out for testing in {train_dir}; add "
             f"images or a {root}/val/<class>/<images> folder"
         )
     if not paths:
@@ -111,10 +110,10 @@ def _decode(paths: Sequence[Path], size: Size) -> Tensor:
 
 
 def _train_stats(
-    root: Path, size: Size, val_fraction: float, seed: int, decoded: Tensor | None
+    root: Path, size: Size, test_fraction: float, seed: int, decoded: Tensor | None
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean/std of (a seeded sample of at most ``STATS_IMAGES``) training images."""
-    paths = folder_split(root, "train", val_fraction, seed)[0]
+    paths = folder_split(root, "train", test_fraction=test_fraction, seed=seed)[0]
     picked = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed))
     picked = picked[:STATS_IMAGES].sort().values
     sample = decoded[picked] if decoded is not None else _decode([paths[i] for i in picked], size)
@@ -126,7 +125,7 @@ def image_folder(
     split: str = "train",
     size: Size = 224,
     *,
-    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
     seed: int = 0,
     lazy: bool | None = None,
     device: str | torch.device | None = None,
@@ -135,10 +134,10 @@ def image_folder(
 
     Args:
         root: the folder holding ``train/`` (and optionally ``val/``).
-        split: ``"train"`` or ``"val"``.
+        split: ``"train"`` or ``"test"`` (``val/``, or the held-out share of ``train/``).
         size: output side (or ``(height, width)``); images are resized to cover it, then
             center-cropped.
-        val_fraction: fraction of every class held out as ``val`` when there is no ``val/``.
+        test_fraction: fraction of every class held out as ``test`` when there is no ``val/``.
         seed: seed of that held-out choice and of the sample behind ``mean``/``std``.
         lazy: ``False`` decodes every image once into a uint8 :class:`ImageTensorDataset` (for
             ``DeviceLoader``); ``True`` keeps files on disk, decoded on access (an
@@ -158,12 +157,12 @@ def image_folder(
     """
     root = Path(root)
     height, width = pair(size)
-    paths, labels, classes = folder_split(root, split, val_fraction, seed)
+    paths, labels, classes = folder_split(root, split, test_fraction=test_fraction, seed=seed)
     if lazy is None:
         from explainaug.data.device_loader import fits_on_device
 
         needed = len(paths) * 3 * height * width
-        lazy = not fits_on_device(needed, device)
+        lazy = not fits_on_device(needed, device=device)
         where = "stays on the device (DeviceLoader)"
         if lazy:
             where = "is decoded in DataLoader workers"
@@ -179,7 +178,7 @@ def image_folder(
         )
     images = None if lazy else _decode(paths, (height, width))
     mean, std = _train_stats(
-        root, (height, width), val_fraction, seed, images if split == "train" else None
+        root, (height, width), test_fraction, seed, images if split == "train" else None
     )
     if lazy:
         return ImageFileDataset(

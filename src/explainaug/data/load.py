@@ -20,6 +20,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from explainaug._validation import check_split
 from explainaug.data.cifar import cifar100
 from explainaug.data.digits import digits
 from explainaug.data.image_folder import image_folder
@@ -27,9 +28,7 @@ from explainaug.data.shapes import shapes
 from explainaug.data.tiny_imagenet import tiny_imagenet
 from explainaug.registry import DATASETS
 
-__all__ = ["SPLITS", "load_dataset"]
-
-SPLITS = ("train", "test")
+__all__ = ["load_dataset"]
 
 # The loaders ``registry.DATASETS`` names: each takes every option of ``load_dataset`` and uses
 # what it needs.
@@ -44,29 +43,26 @@ def load_shapes(
     cue_correlation: float | None = None,
     **_: Any,
 ) -> Dataset:
-    train = split == "train"
-    n = train_size if train else max(1, train_size // 4)
-    return shapes(n=n, size=size, train=train, seed=seed, cue_correlation=cue_correlation)
+    n = train_size if split == "train" else max(1, train_size // 4)
+    return shapes(n=n, size=size, split=split, seed=seed, cue_correlation=cue_correlation)
 
 
 def load_digits(split: str, **_: Any) -> Dataset:
-    return digits(train=split == "train")
+    return digits(split)
 
 
 def load_cifar100(split: str, *, root: str, download: bool, **_: Any) -> Dataset:
-    return cifar100(Path(root), train=split == "train", download=download)
+    return cifar100(Path(root), split, download=download)
 
 
 def load_tiny_imagenet(split: str, *, root: str, **_: Any) -> Dataset:
-    return tiny_imagenet(Path(root), split="train" if split == "train" else "val")
+    return tiny_imagenet(Path(root), split)
 
 
 def load_folder(
     split: str, *, root: str, size: int, seed: int, device: Any = None, **_: Any
 ) -> Dataset:
-    return image_folder(
-        root, "train" if split == "train" else "val", size, seed=seed, device=device
-    )
+    return image_folder(root, split, size, seed=seed, device=device)
 
 
 def load_dataset(
@@ -92,8 +88,7 @@ def load_dataset(
         True
     """
     entry = DATASETS[name]
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_split(split)
     if entry.needs_root and not root:
         raise ValueError(f"dataset {name!r} needs a data folder (--data): {entry.summary}")
     if cue_correlation is not None and name != "shapes":

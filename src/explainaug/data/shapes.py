@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from explainaug._validation import check_count, check_fraction
+from explainaug._validation import check_count, check_fraction, check_split
 from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
 
 SHAPE_NAMES = ("circle", "square", "triangle", "cross", "ring", "bar")
@@ -196,8 +196,9 @@ def _add_cues(
 def shapes(
     n: int = 2000,
     size: int = 32,
+    *,
     num_classes: int = 4,
-    train: bool = True,
+    split: str = "train",
     seed: int = 0,
     cue_correlation: float | None = None,
 ) -> ImageTensorDataset:
@@ -207,7 +208,7 @@ def shapes(
         n: number of images (classes are balanced: counts differ by at most one).
         size: image height and width in pixels, >= 16.
         num_classes: number of shape classes, 2..6, taken in the order of ``SHAPE_NAMES``.
-        train: the training split (else the test split, drawn from a different seed).
+        split: ``"train"`` or ``"test"`` (drawn from a different seed).
         seed: the same seed and arguments always give the same images.
         cue_correlation: None (no cue), or the probability ``p`` in [0, 1] that an image's cue
             has its own class's colour rather than another class's (see the module docstring).
@@ -227,6 +228,7 @@ def shapes(
         (4, False)
     """
     check_count(n, "n")
+    train = check_split(split) == "train"
     check_count(size, "size", minimum=16)
     if not isinstance(num_classes, int) or not 2 <= num_classes <= len(SHAPE_NAMES):
         raise ValueError(
@@ -235,7 +237,7 @@ def shapes(
     if cue_correlation is not None:
         check_fraction(cue_correlation, "cue_correlation", closed=True)
 
-    def split(train: bool) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    def generate(train: bool) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         images, labels, masks = _generate(n, size, num_classes, _generator(seed, train))
         if cue_correlation is None:
             return images, labels, masks, None
@@ -243,8 +245,8 @@ def shapes(
         images, cue_masks = _add_cues(images, labels, masks, num_classes, cue_correlation, gen)
         return images, labels, masks, cue_masks
 
-    images, labels, masks, cue_masks = split(train)
-    mean, std = channel_stats(images if train else split(True)[0])
+    images, labels, masks, cue_masks = generate(train)
+    mean, std = channel_stats(images if train else generate(True)[0])
     return ImageTensorDataset(
         images,
         labels,

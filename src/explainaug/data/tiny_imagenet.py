@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from explainaug._validation import check_split
 from explainaug.data.image_files import ImageFileDataset, read_images
 from explainaug.data.tensor_dataset import ImageTensorDataset
 
@@ -71,13 +72,14 @@ def _annotated_val(val_dir: Path, wnids: list[str]) -> tuple[list[Path], list[in
 
 
 def tiny_imagenet(
-    root: str | Path, split: str = "train", lazy: bool = False
+    root: str | Path, split: str = "train", *, lazy: bool = False
 ) -> ImageTensorDataset | ImageFileDataset:
-    """Tiny ImageNet's train (100,000 images) or val (10,000) split.
+    """Tiny ImageNet's train split (100,000 images) or, as ``"test"``, its val folder (10,000
+    labelled images, the usual test set; its own test folder has no labels).
 
     Args:
         root: the folder holding ``tiny-imagenet-200``, or that folder itself.
-        split: ``"train"`` or ``"val"`` (the val split is the usual test set).
+        split: ``"train"`` or ``"test"`` (read from ``val/``).
         lazy: keep the JPEGs on disk and decode on access (an :class:`ImageFileDataset`); else
             decode everything into a uint8 :class:`ImageTensorDataset` (about 1.2 GB for train).
 
@@ -90,17 +92,14 @@ def tiny_imagenet(
         ...
         FileNotFoundError: Tiny ImageNet not found: ...
     """
-    if split not in ("train", "val"):
-        raise ValueError(
-            f"split must be 'train' or 'val' (the test split has no labels), got {split!r}"
-        )
+    check_split(split)
     base = _find_base(Path(root))
     wnids = [w.strip() for w in (base / "wnids.txt").read_text().splitlines() if w.strip()]
-    split_dir = base / split
+    split_dir = base / ("train" if split == "train" else "val")
     if not split_dir.is_dir():
         raise FileNotFoundError(f"Tiny ImageNet split folder {split_dir} does not exist")
     if (
-        split == "val"
+        split == "test"
         and (split_dir / "val_annotations.txt").is_file()
         and (split_dir / "images").is_dir()
     ):

@@ -33,32 +33,32 @@ def check_explainer(explainer: object, model: nn.Module) -> Explainer:
     return explainer
 
 
-TARGETS = ("label", "predicted")
-
-
-def check_target(target: object) -> str:
-    """Raise ``ValueError`` unless ``target`` names which class to explain: ``TARGETS``.
+def check_loader_target(target: object) -> str | None:
+    """Raise ``ValueError`` unless ``target`` says which class an evaluator explains: None, the
+    predicted class (as an explainer's ``target=None``), or ``"label"``, each image's label.
 
     Example:
-        >>> check_target("label")
+        >>> check_loader_target("label")
         'label'
     """
-    if target not in TARGETS:
+    if target is not None and target != "label":
         raise ValueError(
-            f"target must be one of {TARGETS} (which class to explain), got {target!r}"
+            f"target must be None (the predicted class) or 'label' (each image's label), "
+            f"got {target!r}"
         )
     return target
 
 
-def explained_classes(target: str, logits: Tensor, labels: Tensor) -> Tensor:
-    """The class to explain for each image: its label or the model's prediction, ``[B]`` long.
+def explained_classes(target: str | None, logits: Tensor, labels: Tensor) -> Tensor:
+    """The class to explain for each image: the model's prediction (``None``) or its label,
+    ``[B]`` long.
 
     Example:
         >>> logits = torch.tensor([[0.0, 2.0], [3.0, 1.0]])
-        >>> explained_classes("predicted", logits, torch.tensor([0, 1])).tolist()
+        >>> explained_classes(None, logits, torch.tensor([0, 1])).tolist()
         [1, 0]
     """
-    if target == "predicted":
+    if target is None:
         return logits.argmax(dim=1)
     return check_labels(labels, logits.shape[0], num_classes=logits.shape[1]).long()
 

@@ -35,9 +35,9 @@ def topk_correct(logits: Tensor, labels: Tensor, topk: Sequence[int]) -> dict[in
 def accuracy(
     model: nn.Module,
     loader: Iterable,
+    *,
     topk: Sequence[int] = (1, 5),
     per_class: bool = True,
-    *,
     extra_logits: int = 0,
 ) -> dict:
     """Top-k accuracy and per-class top-1 accuracy of ``model`` over ``loader``.
@@ -66,16 +66,17 @@ def accuracy(
     """
     _check_topk(topk)
     logits, labels = predict(model, loader)
-    return accuracy_of(logits[:, : logits.shape[1] - extra_logits], labels, topk, per_class)
+    real = logits[:, : logits.shape[1] - extra_logits]
+    return accuracy_of(real, labels, topk=topk, per_class=per_class)
 
 
 def accuracy_of(
-    logits: Tensor, labels: Tensor, topk: Sequence[int] = (1, 5), per_class: bool = True
+    logits: Tensor, labels: Tensor, *, topk: Sequence[int] = (1, 5), per_class: bool = True
 ) -> dict:
     """:func:`accuracy` of predictions already made: ``logits [N, classes]``, ``labels [N]``.
 
     Example:
-        >>> accuracy_of(torch.tensor([[2.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 0]), (1,))["top1"]
+        >>> accuracy_of(torch.tensor([[2.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 0]), topk=(1,))["top1"]
         0.5
     """
     _check_topk(topk)

@@ -263,13 +263,13 @@ def _metrics(logits: Tensor, labels: Tensor, temperature: float, n_bins: int) ->
 def calibration(
     model: nn.Module,
     loader: Iterable,
+    *,
     corruptions: Corruptions = None,
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     n_bins: int = 15,
     temperature: Temperature = None,
     val_loader: Iterable | None = None,
     seed: int = 0,
-    *,
     clean: tuple[Tensor, Tensor] | None = None,
 ) -> CalibrationResult:
     """Calibration metrics on clean data and, optionally, on every corruption x severity cell.

@@ -47,7 +47,7 @@ from explainaug._validation import check_count, check_fraction
 from explainaug.augment.fills import Fill, FillSpec
 from explainaug.evaluate._maps import (
     check_explainer,
-    check_target,
+    check_loader_target,
     descending_rank,
     explain_flat,
     explained_classes,
@@ -215,7 +215,7 @@ def faithfulness(
     occlusion_ratio: float = 0.2,
     fill: FillOption | None = None,
     batch_size: int = 512,
-    target: str = "predicted",
+    target: str | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> FaithfulnessResult:
@@ -238,7 +238,7 @@ def faithfulness(
             without one), a number in [0, 1] or ``"zero"`` (black), per-channel values,
             ``"mean"`` (each image's mean), ``"blur"`` or ``"noise"``.
         batch_size: perturbed images per forward pass.
-        target: explain and score the ``"predicted"`` class (on the clean image) or the
+        target: explain and score the predicted class (None; on the clean image) or the
             ``"label"``, as ``localization``'s ``target``.
         seed: seeds the random tie-breaking of the pixel ranking.
         progress: show a tqdm bar over the loader.
@@ -263,7 +263,7 @@ def faithfulness(
     check_fraction(occlusion_ratio, "occlusion_ratio")
     check_count(deletion_steps, "deletion_steps")
     check_count(batch_size, "batch_size")
-    check_target(target)
+    check_loader_target(target)
     zero = model_mean(model) or [0.0]  # the model's normalised zero, in [0, 1] pixels
     if fill is None:
         fill = zero

@@ -35,7 +35,7 @@ from explainaug._shared import eval_mode
 from explainaug._validation import check_fraction
 from explainaug.evaluate._maps import (
     check_explainer,
-    check_target,
+    check_loader_target,
     descending_rank,
     explain_flat,
     seeded_generator,
@@ -167,7 +167,7 @@ def localization(
     loader: Iterable,
     *,
     top: float = 0.2,
-    target: str = "label",
+    target: str | None = "label",
     pointing_tolerance: float = POINTING_TOLERANCE,
     seed: int = 0,
     progress: bool = False,
@@ -182,7 +182,8 @@ def localization(
         loader: iterable of ``(x, y, masks)`` batches; masks bool or 0/1, ``[B, 1, H, W]`` or
             ``[B, H, W]`` at image resolution, marking the labelled object.
         top: fraction of pixels kept by the IoU binarisation.
-        target: explain the ``"label"`` (the masked object's class) or the ``"predicted"`` class.
+        target: explain the ``"label"`` (the masked object's class) or the predicted class
+            (None, as an explainer's ``target``).
         pointing_tolerance: the tolerant pointing game's radius, a fraction of the shorter
             image side (TorchRay's 15 pixels at 224).
         seed: seeds the random tie-breaking of the ranking.
@@ -205,7 +206,7 @@ def localization(
     """
     check_explainer(explainer, model)
     check_fraction(top, "top")
-    check_target(target)
+    check_loader_target(target)
     check_fraction(pointing_tolerance, "pointing_tolerance", closed=True)
     device = model_device(model)
     generator = seeded_generator(seed, device)
@@ -216,7 +217,7 @@ def localization(
             iterate_batches(loader, device), desc="localization", disable=not progress, leave=False
         ):
             flat_masks = check_masks(masks, x)
-            if target == "predicted":
+            if target is None:
                 with torch.no_grad():
                     y = model(x).argmax(dim=1)
             maps = explain_flat(explainer, x, y)

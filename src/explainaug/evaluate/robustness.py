@@ -104,6 +104,7 @@ def pgd(
     x: Tensor,
     labels: Tensor,
     eps: float,
+    *,
     steps: int = 10,
     step_size: float | None = None,
     random_start: bool = True,
@@ -197,6 +198,7 @@ class RobustnessResult(TypedDict):
 def robustness(
     model: nn.Module,
     loader: Iterable,
+    *,
     attack: AttackSpec = "pgd",
     eps: Sequence[float] = (2 / 255, 4 / 255, 8 / 255),
     steps: int = 10,

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from explainaug._shared import eval_mode
 from explainaug.evaluate._maps import (
     check_explainer,
-    check_target,
+    check_loader_target,
     explain_flat,
     explained_classes,
 )
@@ -63,7 +63,7 @@ def _measure(
     explainer: Explainer,
     loader: Iterable,
     name: str,
-    target: str,
+    target: str | None,
     progress: bool,
 ) -> dict:
     device = model_device(model)
@@ -100,7 +100,7 @@ def shortcut(
     aligned_loader: Iterable,
     conflicting_loader: Iterable,
     *,
-    target: str = "predicted",
+    target: str | None = None,
     progress: bool = False,
 ) -> dict:
     """Accuracy and saliency shares on the cue and the object, on aligned and conflicting data.
@@ -114,7 +114,7 @@ def shortcut(
             (``shapes(..., cue_correlation=1.0)``); masks bool or 0/1, ``[B, 1, H, W]``.
         conflicting_loader: the same kind of batches with cues of another class
             (``cue_correlation=0.0``).
-        target: explain the ``"predicted"`` class (default: the evidence behind the decision the
+        target: explain the predicted class (None, the default: the evidence behind the decision the
             model took, which on conflicting images is where a shortcut shows) or the ``"label"``.
         progress: show tqdm bars over the loaders.
 
@@ -129,7 +129,7 @@ def shortcut(
         >>> from explainaug.models import SmallCNN
         >>> model = SmallCNN(num_classes=4, width=4)
         >>> def loader(p):
-        ...     data = shapes(n=8, size=16, train=False, cue_correlation=p)
+        ...     data = shapes(n=8, size=16, split="test", cue_correlation=p)
         ...     return DeviceLoader(data, 8, shuffle=False, device="cpu", cue_masks=True)
         >>> result = shortcut(model, GradCAM(model), loader(1.0), loader(0.0))
         >>> sorted(result["aligned"]), result["gap"] == (
@@ -137,7 +137,7 @@ def shortcut(
         (['accuracy', 'cue_area', 'cue_share', 'n_images', 'object_area', 'object_share'], True)
     """
     check_explainer(explainer, model)
-    check_target(target)
+    check_loader_target(target)
     loaders = dict(zip(SHORTCUT_SETS, (aligned_loader, conflicting_loader), strict=True))
     with eval_mode(model):
         result: dict = {

@@ -261,6 +261,7 @@ def ssim_similarity(a: Tensor, b: Tensor, **ssim_options: float) -> Tensor:
 
 def hog(
     images: Tensor,
+    *,
     orientations: int = 9,
     pixels_per_cell: tuple[int, int] = (8, 8),
     cells_per_block: tuple[int, int] = (3, 3),

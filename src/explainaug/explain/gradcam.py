@@ -69,8 +69,8 @@ class GradCAM(GradientCAM):
         self,
         model: nn.Module,
         layer: LayerSpec | None = None,
-        relu: bool = True,
         *,
+        relu: bool = True,
         reshape: Reshape = "auto",
         check_values: bool = True,
     ) -> None:

@@ -57,10 +57,10 @@ class IntegratedGradCAM(GradCAM):
         self,
         model: nn.Module,
         layer: LayerSpec | None = None,
+        *,
         n_steps: int = 50,
         subtract_baseline: bool = False,
         internal_batch_size: int | None = None,
-        *,
         reshape: Reshape = "auto",
         check_values: bool = True,
     ) -> None:

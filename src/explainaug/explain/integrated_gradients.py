@@ -76,11 +76,11 @@ class IntegratedGradients(Explainer):
     def __init__(
         self,
         model: nn.Module,
+        *,
         baselines: Tensor | float | None = None,
         n_steps: int = 50,
         method: str = "gausslegendre",
         internal_batch_size: int | None = None,
-        *,
         check_values: bool = True,
     ) -> None:
         super().__init__(model, check_values=check_values)

@@ -57,11 +57,11 @@ class Occlusion(Explainer):
     def __init__(
         self,
         model: nn.Module,
+        *,
         window: int | tuple[int, int] = (8, 8),
         stride: int | tuple[int, int] = (4, 4),
         baselines: float = 0.0,
         internal_batch_size: int = 256,
-        *,
         check_values: bool = True,
     ) -> None:
         super().__init__(model, check_values=check_values)

@@ -61,6 +61,7 @@ def otsu_split(counts: Tensor) -> Tensor:
 
 def otsu_threshold(
     values: Tensor,
+    *,
     bins: int = 256,
     value_range: tuple[float, float] | None = None,
     valid: Tensor | None = None,

@@ -54,13 +54,13 @@ class RISE(Explainer):
     def __init__(
         self,
         model: nn.Module,
+        *,
         n_masks: int = 4000,
         grid_size: int = 7,
         p: float = 0.5,
         seed: int = 0,
         internal_batch_size: int = 256,
         score: str = "probability",
-        *,
         check_values: bool = True,
     ) -> None:
         super().__init__(model, check_values=check_values)

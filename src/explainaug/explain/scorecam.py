@@ -61,9 +61,9 @@ class ScoreCAM(CAM):
         self,
         model: nn.Module,
         layer: LayerSpec | None = None,
+        *,
         variant: str = "paper",
         internal_batch_size: int = 128,
-        *,
         reshape: Reshape = "auto",
         check_values: bool = True,
     ) -> None:

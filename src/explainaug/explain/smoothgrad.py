@@ -50,12 +50,12 @@ class SmoothGrad(Explainer):
     def __init__(
         self,
         explainer: Explainer,
+        *,
         nt_samples: int = 50,
         stdev_spread: float = 0.15,
         nt_type: str = "smoothgrad",
         internal_batch_size: int | None = None,
         seed: int | None = None,
-        *,
         check_values: bool = True,
     ) -> None:
         if not isinstance(explainer, Explainer):

@@ -55,6 +55,7 @@ class EDDALoss(nn.Module):
 
     def __init__(
         self,
+        *,
         nonsalient_weight: float = 1.0,
         salient_weight: float = 1.0,
         salient_target: str = "uniform",

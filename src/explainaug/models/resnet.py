@@ -94,6 +94,7 @@ class CifarResNet(nn.Module):
         block: type[BasicBlock] | type[Bottleneck],
         num_blocks: tuple[int, ...],
         num_classes: int | None = 100,
+        *,
         width: int = 64,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
@@ -132,6 +133,7 @@ class CifarResNet(nn.Module):
 
 def resnet18(
     num_classes: int | None = 100,
+    *,
     width: int = 64,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
@@ -142,11 +144,12 @@ def resnet18(
         >>> resnet18(num_classes=None, width=8)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 64])
     """
-    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, width, mean, std)
+    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, width=width, mean=mean, std=std)
 
 
 def resnet50(
     num_classes: int | None = 100,
+    *,
     width: int = 64,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
@@ -157,4 +160,4 @@ def resnet50(
         >>> resnet50(num_classes=10, width=8)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, width, mean, std)
+    return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, width=width, mean=mean, std=std)

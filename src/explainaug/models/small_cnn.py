@@ -31,6 +31,7 @@ class SmallCNN(nn.Module):
     def __init__(
         self,
         num_classes: int | None = 10,
+        *,
         in_channels: int = 3,
         width: int = 16,
         mean: Sequence[float] | None = None,

@@ -55,6 +55,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 
 def load_checkpoint(
     path: str | os.PathLike,
+    *,
     map_location: str | torch.device = "cpu",
     required: tuple[str, ...] = REQUIRED_KEYS,
 ) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def linear_eval(
     train_loader: Iterable,
     test_loader: Iterable,
     num_classes: int,
+    *,
     epochs: int = 10,
     lr: float = 0.1,
     momentum: float = 0.9,

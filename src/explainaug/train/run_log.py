@@ -24,23 +24,23 @@ REPORT_DIR = "report"  # where ``explainaug evaluate`` writes by default
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
-    """One line summing up an epoch: loss, learning rate, train and validation accuracy.
+    """One line summing up an epoch: loss, learning rate, train and test accuracy.
 
     Train accuracy is the method's ``accuracy`` (cross-entropy methods) or ``probe_accuracy``
     (the online linear probe of contrastive methods).
 
     Example:
         >>> epoch_line({"epoch": 2, "loss": 0.5, "lr": 0.1, "accuracy": 0.75,
-        ...             "val_accuracy": 0.5, "epoch_time": 3.0}, epochs=10)
-        'epoch 2/10  loss 0.5000  lr 0.1  train acc 0.7500  val acc 0.5000  3.0 s'
+        ...             "test_accuracy": 0.5, "epoch_time": 3.0}, epochs=10)
+        'epoch 2/10  loss 0.5000  lr 0.1  train acc 0.7500  test acc 0.5000  3.0 s'
     """
     parts = [f"epoch {record['epoch']}/{epochs}", f"loss {record['loss']:.4f}"]
     parts.append(f"lr {record['lr']:.4g}")
     train = record.get("accuracy", record.get("probe_accuracy"))
     if train is not None:
         parts.append(f"train acc {train:.4f}")
-    if record.get("val_accuracy") is not None:
-        parts.append(f"val acc {record['val_accuracy']:.4f}")
+    if record.get("test_accuracy") is not None:
+        parts.append(f"test acc {record['test_accuracy']:.4f}")
     parts.append(f"{record.get('epoch_time', 0.0):.1f} s")
     return "  ".join(parts)
 

@@ -118,13 +118,13 @@ class Trainer:
       each epoch's training steps are followed by one epoch of ``method.head_step`` over the
       same loader (SupContrast's and ExCon's linear-head epoch), with the same optimizer at
       the learning rate the epoch ended with; its metrics join the epoch's record, the
-      validation accuracy is measured after it and checkpoints at epoch ends include it.
+      test accuracy is measured after it and checkpoints at epoch ends include it.
       A stop request during the head epoch takes effect at the next training step.
-    - **Metrics** (loss, lr, the method's metrics, epoch time, validation accuracy) are summed
+    - **Metrics** (loss, lr, the method's metrics, epoch time, test accuracy) are summed
       on the device and synchronised once per ``log_every`` steps and per epoch; rank 0 appends
       them to ``out_dir/log_file`` (JSON lines) and shows them in a tqdm bar. A non-finite loss
       raises ``FloatingPointError`` at the next synchronisation. After each epoch rank 0 logs
-      one summary line (loss, lr, train and validation accuracy) to the ``explainaug`` logger
+      one summary line (loss, lr, train and test accuracy) to the ``explainaug`` logger
       at INFO, rewrites ``out_dir/metrics.csv`` (one row per epoch) and, with ``tensorboard``,
       writes TensorBoard scalars to ``out_dir/tensorboard``.
     - **Run description**: ``out_dir/run.json`` records the model spec (models from
@@ -170,6 +170,7 @@ class Trainer:
         model: nn.Module,
         method: Method,
         epochs: int,
+        *,
         optimizer: torch.optim.Optimizer | None = None,
         lr: float = 0.1,
         momentum: float = 0.9,
@@ -269,7 +270,7 @@ class Trainer:
         self._stop_requested = True
 
     def fit(
-        self, train_loader: Iterable, val_loader: Iterable | None = None
+        self, train_loader: Iterable, test_loader: Iterable | None = None
     ) -> list[dict[str, Any]]:
         """Train; return the history (one record per epoch: loss, lr, metrics, time, accuracy).
 
@@ -298,7 +299,7 @@ class Trainer:
             self.method.begin(self.model, train_loader)
         handlers = self._install_signal_handlers()
         try:
-            return self._train(train_loader, val_loader, steps_per_epoch, position)
+            return self._train(train_loader, test_loader, steps_per_epoch, position)
         finally:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
@@ -308,7 +309,7 @@ class Trainer:
     def _train(
         self,
         train_loader: Iterable,
-        val_loader: Iterable | None,
+        test_loader: Iterable | None,
         steps_per_epoch: int,
         position: ResumePosition,
     ) -> list[dict[str, Any]]:
@@ -378,8 +379,8 @@ class Trainer:
                 **self._summarise(sums, counts, reduce=True),
             }
             record["epoch_time"] = elapsed + time.perf_counter() - started
-            if val_loader is not None:
-                record["val_accuracy"] = self.evaluate(val_loader)
+            if test_loader is not None:
+                record["test_accuracy"] = self.evaluate(test_loader)
             history.append(record)
             self._log({"kind": "epoch", **record})
             self._report_epoch(history)
