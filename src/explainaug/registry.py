@@ -34,11 +34,13 @@ class Entry:
     """A registered name: where its code lives and what it is, in one line.
 
     Attributes:
-        code: ``"package.module:attribute"`` of the class or function the name builds.
+        code: ``"package.module:attribute"`` of the class or function the name builds (imported
+            when it is built), or the class or function itself (for code defined where it is
+            registered, e.g. in a notebook).
         summary: one line for ``--help`` and error messages.
     """
 
-    code: str
+    code: str | Callable[..., Any]
     summary: str = ""
 
     def load(self) -> Any:
@@ -48,7 +50,7 @@ class Entry:
             >>> Entry("explainaug.registry:Entry").load().__name__
             'Entry'
         """
-        return resolve(self.code)
+        return resolve(self.code) if isinstance(self.code, str) else self.code
 
 
 def resolve(code: str) -> Any:
