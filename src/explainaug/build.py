@@ -78,7 +78,7 @@ def method_settings(method: type, experiment: Experiment) -> dict[str, Any]:
     Example:
         >>> from explainaug.train import EDDA
         >>> sorted(method_settings(EDDA, Experiment()))[:3]
-        ['augment', 'cam_layer', 'explain_warmup_epochs']
+        ['augment', 'cam_layer', 'explain_start']
     """
     names = {field.name for field in dataclasses.fields(Experiment)}
     parameters = inspect.signature(method).parameters

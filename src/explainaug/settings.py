@@ -35,6 +35,9 @@ CONTROL_TARGETS = ("label", "edda")
 LINEAR_HEADS = ("alternating", "online")
 """How SupCon/ExCon train their linear head (see ``train.SupCon``)."""
 
+EXPLAIN_STARTS = ("epoch", "plateau")
+"""When ExCon/EDDA start using explanations (see ``train.methods.base.ExplanationStart``)."""
+
 AMP_MODES = ("auto", "bf16", "fp16", None)
 """Mixed-precision modes (None: full precision)."""
 
@@ -205,6 +208,14 @@ class Experiment:
         "recipe's value)",
         low=0,
         high="{epochs}",
+    )
+    explain_start: str = setting(
+        "epoch",
+        "when ExCon/EDDA (and the control) start using explanations: epoch (at "
+        "--explain-warmup-epochs, the reference) or plateau (the first epoch from then on "
+        "whose previous epoch's loss was 2% below its plateau, the loss of an untrained model: "
+        "explanations of an untrained model are noise)",
+        choices=EXPLAIN_STARTS,
     )
     explainer: str = setting(
         "gradcam",

@@ -24,7 +24,8 @@ REPORT_DIR = "report"  # where ``explainaug evaluate`` writes by default
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
-    """One line summing up an epoch: loss, learning rate, train and test accuracy.
+    """One line summing up an epoch: loss (and, where the method reports it, the plateau of an
+    untrained model's loss beside it), learning rate, train and test accuracy.
 
     Train accuracy is the method's ``accuracy`` (cross-entropy methods) or ``probe_accuracy``
     (the online linear probe of contrastive methods).
@@ -33,8 +34,15 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
         >>> epoch_line({"epoch": 2, "loss": 0.5, "lr": 0.1, "accuracy": 0.75,
         ...             "test_accuracy": 0.5, "epoch_time": 3.0}, epochs=10)
         'epoch 2/10  loss 0.5000  lr 0.1  train acc 0.7500  test acc 0.5000  3.0 s'
+        >>> epoch_line({"epoch": 1, "loss": 6.95, "contrastive_loss": 6.91, "plateau": 6.92,
+        ...             "lr": 0.1}, epochs=10)
+        'epoch 1/10  loss 6.9500  contrastive 6.9100 (plateau 6.9200)  lr 0.1  0.0 s'
     """
     parts = [f"epoch {record['epoch']}/{epochs}", f"loss {record['loss']:.4f}"]
+    if "plateau" in record:
+        if "contrastive_loss" in record:
+            parts.append(f"contrastive {record['contrastive_loss']:.4f}")
+        parts[-1] += f" (plateau {record['plateau']:.4f})"
     parts.append(f"lr {record['lr']:.4g}")
     train = record.get("accuracy", record.get("probe_accuracy"))
     if train is not None:

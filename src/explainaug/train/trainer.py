@@ -317,6 +317,7 @@ class Trainer:
         start_epoch, skip = position.epoch, position.step_in_epoch
         self._global_step = position.global_step
         for epoch in range(start_epoch, self.epochs):
+            self.method.start_epoch(epoch, history)
             _set_epoch(train_loader, epoch)
             if skip:
                 restore_rng_state(position.epoch_rng, self.device)

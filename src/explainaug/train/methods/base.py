@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -14,7 +16,13 @@ from explainaug._shared import is_contrastive, unpack_batch
 from explainaug._validation import check_count
 from explainaug.explain import Explainer, run_explainer
 from explainaug.losses import EDDALoss
+from explainaug.settings import EXPLAIN_STARTS
 from explainaug.typing import BatchAugment, ExplainerLike, Metrics
+
+logger = logging.getLogger("explainaug")
+
+PLATEAU_MARGIN = 0.02
+"""A loss has left its plateau once its epoch mean is this fraction below the plateau value."""
 
 
 class Method(ABC):
@@ -70,6 +78,11 @@ class Method(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Restore what :meth:`state_dict` returned."""
+
+    def start_epoch(self, epoch: int, history: Sequence[dict[str, Any]]) -> None:  # noqa: B027
+        """Called by ``Trainer`` before each epoch (0-based ``epoch``, also the one a resumed run
+        continues) with the records of the epochs done, e.g. to decide when explanations start.
+        """
 
     @abstractmethod
     def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
@@ -129,6 +142,100 @@ class LazyAugment:
 
     def __repr__(self) -> str:
         return repr(self.given)
+
+
+def plateau(rows: int, scale: float) -> float:
+    """The loss of a model that tells nothing apart: cross-entropy over ``rows`` equal scores
+    (``ln rows``), times ``scale``. For a contrastive loss ``rows`` is the rows an anchor is
+    contrasted with (``2B - 1`` for two views of ``B`` images) and ``scale`` its
+    ``temperature / base_temperature``; for cross-entropy the classes and 1.
+
+    Example:
+        >>> round(plateau(127, 0.1 / 0.07), 3)
+        6.92
+    """
+    return scale * math.log(rows)
+
+
+def on_plateau(record: dict[str, Any], key: str) -> bool | None:
+    """Whether an epoch's mean loss ``record[key]`` is still within ``PLATEAU_MARGIN`` of its
+    plateau ``record["plateau"]`` (None when the record has either missing).
+
+    Example:
+        >>> on_plateau({"loss": 6.916, "plateau": 6.92}, "loss"), on_plateau({"loss": 6.5,
+        ...     "plateau": 6.92}, "loss")
+        (True, False)
+    """
+    loss, level = record.get(key), record.get("plateau")
+    if loss is None or level is None:
+        return None
+    return loss > (1 - PLATEAU_MARGIN) * level
+
+
+class ExplanationStart:
+    """When a method starts using explanations: at ``warmup_epochs`` (``"epoch"``, the
+    reference), or at the first epoch from then on whose previous epoch's loss was below its
+    plateau by ``PLATEAU_MARGIN`` (``"plateau"``; an untrained model's explanations are noise). Decided from the
+    history alone, so a resumed run decides the same. Starting while the loss is still on its
+    plateau is said in one line.
+
+    Example:
+        >>> start = ExplanationStart(2, "plateau", "ExCon", "contrastive_loss")
+        >>> history = [{"contrastive_loss": 6.92, "plateau": 6.92}] * 2
+        >>> start.update(2, history), start.update(3, [*history, {"contrastive_loss": 6.1,
+        ...     "plateau": 6.92}])
+        (False, True)
+    """
+
+    def __init__(
+        self,
+        warmup_epochs: int,
+        when: str,
+        method: str,
+        loss_key: str,
+        phase: str = "using explanations",
+    ) -> None:
+        check_count(warmup_epochs, "explain_warmup_epochs", minimum=0)
+        if when not in EXPLAIN_STARTS:
+            raise ValueError(f"explain_start must be one of {EXPLAIN_STARTS}, got {when!r}")
+        self.warmup_epochs = warmup_epochs
+        self.when = when
+        self.method = method
+        self.loss_key = loss_key
+        self.phase = phase
+        self.active_from: int | None = None if when == "plateau" else warmup_epochs
+
+    def update(self, epoch: int, history: Sequence[dict[str, Any]]) -> bool:
+        """Decide, before ``epoch``, whether explanations are used from it on; return that."""
+        self.active_from = None if self.when == "plateau" else self.warmup_epochs
+        if self.when == "plateau":
+            for done in range(self.warmup_epochs, epoch + 1):
+                if done > 0 and on_plateau(history[done - 1], self.loss_key) is False:
+                    self.active_from = done
+                    break
+        if (
+            epoch == self.active_from
+            and epoch > 0
+            and on_plateau(history[epoch - 1], self.loss_key)
+        ):
+            record = history[epoch - 1]
+            logger.warning(
+                "%s starts %s at epoch %d while its loss %.4f is still on its plateau %.4f (an "
+                "untrained model's explanations are noise): warm the learning "
+                "rate up (--lr-warmup-epochs), lower --lr, train longer first "
+                "(--explain-warmup-epochs) or start once the loss leaves it "
+                "(--explain-start plateau)",
+                self.method,
+                self.phase,
+                epoch + 1,
+                record[self.loss_key],
+                record["plateau"],
+            )
+        return self.active(epoch)
+
+    def active(self, epoch: int) -> bool:
+        """Whether explanations are used in ``epoch``."""
+        return self.active_from is not None and epoch >= self.active_from
 
 
 def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
@@ -242,13 +349,13 @@ def explain_float32(explainer: ExplainerLike, x: Tensor, target: Tensor) -> Tens
 class OcclusionAlignment(Method):
     """Cross-entropy on clean images plus an alignment loss on two occluded views.
 
-    Subclasses choose the occlusions (``occlude``). Before ``explain_warmup_epochs`` the step is
-    plain cross-entropy; afterwards one forward pass over ``cat([x, x_nonsalient, x_salient])``
-    (3B) feeds ``loss(clean, nonsalient, salient, y)``.
+    Subclasses choose the occlusions (``occlude``). Until the occlusions start (``start``) the
+    step is plain cross-entropy, which reports its plateau ``ln K``; afterwards one forward pass
+    over ``cat([x, x_nonsalient, x_salient])`` (3B) feeds ``loss(clean, nonsalient, salient, y)``.
 
     Args:
         loss: an ``EDDALoss``-like module.
-        explain_warmup_epochs: epochs of plain cross-entropy first (early saliency is noise).
+        start: when the occlusions start (``ExplanationStart``).
         augment: batched augmentation of the images (e.g. crop and flip) applied before
             anything else, or True for ``augment.crop_flip`` of the images' size; explanations
             and occlusions are of the augmented images.
@@ -257,15 +364,22 @@ class OcclusionAlignment(Method):
     def __init__(
         self,
         loss: nn.Module,
-        explain_warmup_epochs: int,
+        start: ExplanationStart,
         augment: bool | BatchAugment | None,
     ) -> None:
         from explainaug.augment import crop_flip
 
-        check_count(explain_warmup_epochs, "explain_warmup_epochs", minimum=0)
         self.loss = loss
-        self.explain_warmup_epochs = explain_warmup_epochs
+        self.start = start
         self.augment = LazyAugment(augment, crop_flip)
+
+    @property
+    def explain_warmup_epochs(self) -> int:
+        """Epochs of plain cross-entropy before the occlusions can start."""
+        return self.start.warmup_epochs
+
+    def start_epoch(self, epoch: int, history: Sequence[dict[str, Any]]) -> None:
+        self.start.update(epoch, history)
 
     @property
     def extra_logits(self) -> int:  # type: ignore[override]
@@ -279,9 +393,12 @@ class OcclusionAlignment(Method):
     def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
         x, y, *_ = unpack_batch(batch)
         x = self.augment(x)
-        if epoch < self.explain_warmup_epochs:
+        if not self.start.active(epoch):
             logits = model(x)
-            return F.cross_entropy(logits, y), {"accuracy": accuracy(self.class_logits(logits), y)}
+            return F.cross_entropy(logits, y), {
+                "accuracy": accuracy(self.class_logits(logits), y),
+                "plateau": logits.new_full((), plateau(logits.shape[1], 1.0)),
+            }
         nonsalient, salient = self.occlude(model, x, y)
         logits = model(torch.cat([x, nonsalient, salient]))
         clean_logits, nonsalient_logits, salient_logits = logits.chunk(3)

@@ -8,6 +8,7 @@ from explainaug._validation import check_fraction
 from explainaug.augment import SaliencyOcclusion
 from explainaug.models.normalize import model_mean
 from explainaug.train.methods.base import (
+    ExplanationStart,
     OcclusionAlignment,
     build_live_explainer,
     check_explainer,
@@ -34,6 +35,8 @@ class EDDA(OcclusionAlignment):
         salient_target: the target of salient occlusions (see ``EDDALoss``; ``"uniform"``).
         explain_warmup_epochs: epochs of plain cross-entropy before occlusions start (the ExCon
             precedent is a quarter of the run).
+        explain_start: ``"epoch"`` (at ``explain_warmup_epochs``) or ``"plateau"`` (from then
+            on, once an epoch's loss has left its plateau; see ``ExplanationStart``).
         augment: batched augmentation applied to each batch first, or True for
             ``augment.crop_flip``; None: none.
         salient: occlusion of the salient region; None builds ``SaliencyOcclusion("salient",
@@ -60,6 +63,7 @@ class EDDA(OcclusionAlignment):
         occlusion_ratio: float = 0.2,
         salient_target: str = "uniform",
         explain_warmup_epochs: int = 0,
+        explain_start: str = "epoch",
         augment: bool | BatchAugment | None = None,
         salient: MaskTransform | None = None,
         nonsalient: MaskTransform | None = None,
@@ -70,7 +74,7 @@ class EDDA(OcclusionAlignment):
             raise ValueError("EDDA: give salient_target= or loss=, not both")
         super().__init__(
             occlusion_loss(salient_target) if loss is None else loss,
-            explain_warmup_epochs,
+            ExplanationStart(explain_warmup_epochs, explain_start, "EDDA", "loss"),
             augment,
         )
         check_explainer(explainer, cam_layer, "EDDA")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -9,13 +10,17 @@ from pytorch_metric_learning.losses import BaseMetricLossFunction
 from torch import Tensor, nn
 
 from explainaug._shared import preserved_model_state, unpack_batch
-from explainaug._validation import check_count
 from explainaug.augment import SaliencyMask
 from explainaug.losses import ExConLoss
 from explainaug.losses.pml import check_background_loss, is_pml_loss, pml_loss
 from explainaug.losses.supcon import BASE_TEMPERATURE
 from explainaug.models.normalize import model_mean
-from explainaug.train.methods.base import build_live_explainer, check_explainer, explain_float32
+from explainaug.train.methods.base import (
+    ExplanationStart,
+    build_live_explainer,
+    check_explainer,
+    explain_float32,
+)
 from explainaug.train.methods.supcon import (
     SupCon,
     default_temperature,
@@ -53,6 +58,10 @@ class ExCon(SupCon):
             counts epochs from 1 and masks when ``epoch >= exp_epochs``, so its
             ``--exp_epochs 50`` (CIFAR-100) is 49 warm-up epochs here, the default;
             ``--exp_epochs 0`` or 1 is 0.
+        explain_start: ``"epoch"`` (at ``explain_warmup_epochs``, the official loop) or
+            ``"plateau"`` (from then on, once an epoch's contrastive loss has left its plateau:
+            masking an untrained encoder's images turns most of them into background
+            negatives; see ``ExplanationStart``).
         temperature, base_temperature, gather_distributed, view_min_scale, linear_head,
             head_augment, views: as ``SupCon`` (``linear_head="alternating"``, the official
             loop: the head trained in its own epoch after each contrastive epoch is the probe).
@@ -77,7 +86,7 @@ class ExCon(SupCon):
         >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]))
         >>> loss, metrics = method.training_step(model, batch, epoch=0)
         >>> sorted(metrics)  # masked_kept: the fraction of masked images the probe keeps
-        ['contrastive_loss', 'masked_kept']
+        ['contrastive_loss', 'masked_kept', 'plateau']
     """
 
     def __init__(
@@ -86,6 +95,7 @@ class ExCon(SupCon):
         explainer: str | ExplainerLike = "gradcam",
         cam_layer: str | None = None,
         explain_warmup_epochs: int = 49,
+        explain_start: str = "epoch",
         temperature: float | None = None,
         base_temperature: float | None = BASE_TEMPERATURE,
         gather_distributed: bool | None = None,
@@ -110,7 +120,6 @@ class ExCon(SupCon):
             refuse_default_loss_options(loss, temperature, base_temperature)
         if negative_pair:
             check_background_loss(loss)
-        check_count(explain_warmup_epochs, "explain_warmup_epochs", minimum=0)
         super().__init__(
             gather_distributed=gather_distributed,
             view_min_scale=view_min_scale,
@@ -124,7 +133,9 @@ class ExCon(SupCon):
         self.cam_layer = cam_layer
         self.background_anchor = background_anchor
         self.mask = mask
-        self.explain_warmup_epochs = explain_warmup_epochs
+        self.start = ExplanationStart(
+            explain_warmup_epochs, explain_start, "ExCon", "contrastive_loss"
+        )
         self.negative_pair = negative_pair
         self.live_explainer: ExplainerLike | None = None
         self._mask: MaskTransform | None = None
@@ -157,7 +168,7 @@ class ExCon(SupCon):
         views = self.random_views(x)
         if views.shape[1] < 2:
             raise ValueError(f"ExCon needs at least 2 views per image, got {views.shape[1]}")
-        if epoch < self.explain_warmup_epochs:
+        if not self.start.active(epoch):
             return self.contrastive_step(
                 model, views.transpose(0, 1).flatten(0, 1), y, views.shape[1]
             )
@@ -173,6 +184,14 @@ class ExCon(SupCon):
         loss, metrics = self.contrastive_step(model, images, y, views.shape[1], background_labels)
         metrics["masked_kept"] = kept.float().mean()
         return loss, metrics
+
+    @property
+    def explain_warmup_epochs(self) -> int:
+        """Epochs of plain SupCon before masking can start."""
+        return self.start.warmup_epochs
+
+    def start_epoch(self, epoch: int, history: Sequence[dict[str, Any]]) -> None:
+        self.start.update(epoch, history)
 
     def contrastive_loss(self, rows: Tensor, labels: Tensor, background: Tensor | None) -> Tensor:
         if is_pml_loss(self.loss):

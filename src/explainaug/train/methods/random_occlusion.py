@@ -8,7 +8,7 @@ from explainaug._validation import check_fraction
 from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
 from explainaug.models.normalize import model_mean
 from explainaug.settings import CONTROL_TARGETS
-from explainaug.train.methods.base import OcclusionAlignment, occlusion_loss
+from explainaug.train.methods.base import ExplanationStart, OcclusionAlignment, occlusion_loss
 from explainaug.train.methods.edda import EDDA
 from explainaug.typing import BatchAugment, RatioOcclusion
 
@@ -34,6 +34,7 @@ class RandomOcclusionControl(OcclusionAlignment):
         salient_target: the opposing target of ``control_targets="edda"`` (see ``EDDALoss``).
         explain_warmup_epochs: epochs of plain cross-entropy first (use EDDA's for a fair
             baseline).
+        explain_start: when the occlusions start, as EDDA's (``"epoch"`` or ``"plateau"``).
         augment: batched augmentation applied to each batch first, or True for
             ``augment.crop_flip``; None: none.
         occlusion: ``RandomOcclusion``-like augmentation, ``forward(x, ratio=float | Tensor[B])``;
@@ -60,6 +61,7 @@ class RandomOcclusionControl(OcclusionAlignment):
         control_targets: str = "label",
         salient_target: str = "uniform",
         explain_warmup_epochs: int = 0,
+        explain_start: str = "epoch",
         augment: bool | BatchAugment | None = None,
         occlusion: RatioOcclusion | None = None,
         match: EDDA | None = None,
@@ -72,7 +74,11 @@ class RandomOcclusionControl(OcclusionAlignment):
         check_fraction(occlusion_ratio, "occlusion_ratio", closed=True)
         target = "label" if control_targets == "label" else salient_target
         super().__init__(
-            occlusion_loss(target) if loss is None else loss, explain_warmup_epochs, augment
+            occlusion_loss(target) if loss is None else loss,
+            ExplanationStart(
+                explain_warmup_epochs, explain_start, "random-occlusion", "loss", "its occlusions"
+            ),
+            augment,
         )
         self.occlusion_ratio = occlusion_ratio
         self.occlusion = occlusion

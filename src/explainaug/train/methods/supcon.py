@@ -13,10 +13,17 @@ from torch import Tensor, nn
 from explainaug._shared import eval_mode, is_contrastive, unpack_batch
 from explainaug._validation import check_interval
 from explainaug.augment import resized_crop_flip, supcon_views
+from explainaug.distributed import world_size
 from explainaug.losses import SupConLoss
 from explainaug.losses.supcon import BASE_TEMPERATURE
 from explainaug.settings import LINEAR_HEADS
-from explainaug.train.methods.base import LazyAugment, Method, accuracy, require_contrastive
+from explainaug.train.methods.base import (
+    LazyAugment,
+    Method,
+    accuracy,
+    plateau,
+    require_contrastive,
+)
 from explainaug.typing import BatchAugment, Metrics, ViewTransform
 
 logger = logging.getLogger("explainaug")
@@ -99,7 +106,7 @@ class SupCon(Method):
         >>> batch = (torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]))
         >>> loss, metrics = SupCon(views=two_views).training_step(model, batch, epoch=0)
         >>> sorted(metrics)
-        ['contrastive_loss']
+        ['contrastive_loss', 'plateau']
         >>> sorted(SupCon(views=two_views).head_step(model, batch, epoch=0)[1])
         ['head_accuracy', 'head_loss']
     """
@@ -221,6 +228,9 @@ class SupCon(Method):
             flags = torch.arange(rows.shape[0], device=rows.device) >= real
         contrastive = self.contrastive_loss(rows, row_labels, flags)
         metrics = {"contrastive_loss": contrastive.detach()}
+        level = self.plateau(rows.shape[0])
+        if level is not None:
+            metrics["plateau"] = contrastive.new_full((), level)
         if self.alternating_head:
             return contrastive, metrics
         probe_logits = model.classify(features[:real])
@@ -228,6 +238,25 @@ class SupCon(Method):
         metrics["probe_loss"] = probe.detach()
         metrics["probe_accuracy"] = accuracy(probe_logits, labels.repeat(n_views))
         return contrastive + probe, metrics
+
+    def plateau(self, rows: int) -> float | None:
+        """The loss over ``rows`` feature rows of an encoder that tells no image apart (every
+        similarity equal): ``scale * ln(N - 1)`` for the package's losses, over the rows of
+        every process when they gather (about: ExCon's background counts vary); None for
+        another loss.
+
+        Example:
+            >>> round(SupCon().plateau(128), 3)  # batch 64, two views, scale 0.1 / 0.07
+            6.92
+        """
+        scale = (
+            getattr(self.loss, "temperature", None),
+            getattr(self.loss, "base_temperature", None),
+        )
+        if None in scale or not isinstance(self.loss, SupConLoss):
+            return None
+        processes = world_size() if self.loss.gather_distributed else 1
+        return plateau(rows * processes - 1, scale[0] / scale[1])
 
     def head_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, Metrics]:
         """Cross-entropy of the linear head on detached features of ``head_augment(x)``, with
