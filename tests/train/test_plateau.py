@@ -96,3 +96,22 @@ def test_a_resumed_run_decides_the_start_as_the_uninterrupted_one() -> None:
     method.start_epoch(2, history)
     again.start_epoch(2, history)  # resumed at epoch 2: no call for epoch 1
     assert method.start.active_from == again.start.active_from == 1
+
+
+@pytest.mark.slow
+def test_the_demo_settings_leave_the_plateau_on_a_seed_that_stalled() -> None:
+    """Seed 1 stalled on the plateau with the former demo settings (lr 0.035, no warm-up: the
+    epoch losses stayed at 6.916-6.918 for all 6 epochs at this size, and at full size ExCon
+    ended at 0.648 test accuracy). The demo's contrastive settings must leave it in 6 epochs."""
+    import dataclasses
+
+    from explainaug.demo import demo_experiment
+    from explainaug.experiment import run
+
+    experiment = dataclasses.replace(
+        demo_experiment("supcon", "shapes", seed=1, epochs=6, train_size=2000), linear_epochs=1
+    )
+    history = run(experiment, device="cpu", progress=False).history
+    assert history[0]["plateau"] == pytest.approx(0.1 / 0.07 * math.log(127))
+    assert on_plateau(history[0], "contrastive_loss")  # it starts on the plateau ...
+    assert not on_plateau(history[-1], "contrastive_loss")  # ... and leaves it
