@@ -78,7 +78,10 @@ TABLES = {
         ("accuracy", "calibration", "robustness", "randomization", "faithfulness", "localization"),
     ),
     "shortcut": Table(
-        "shortcut", "explainaug shortcut testbed", ("shortcut",), cue_correlation=0.95
+        "shortcut",
+        "explainaug shortcut testbed",
+        ("shortcut", "faithfulness", "localization"),
+        cue_correlation=0.95,
     ),
 }
 
