@@ -1,22 +1,14 @@
-"""The machinery every masking augmentation shares: Kornia-style ``p``, ``same_on_batch``,
-``keepdim`` and replay, the fill blend and the input checks.
+"""What every masking augmentation shares: Kornia-style ``p``, ``same_on_batch``, ``keepdim``
+and replay, the fill blend and the input checks.
 
-Why plain ``nn.Module`` and not ``kornia.augmentation.AugmentationBase2D``: a saliency-driven op
-needs a second per-sample input (the map). Kornia 0.9 has no supported way to pass one:
-``AugmentationSequential`` cannot forward extra keywords, a standalone op only sees them through
-a quirk of ``override_parameters``, and the 0.8 -> 0.9 change of how ``p < 1`` reaches
-``apply_transform`` (subset vs full batch) would silently misalign per-sample maps across versions.
-So these modules mirror Kornia's arguments and behaviour instead of its class: ``p`` is a
-per-image Bernoulli draw (images not drawn pass through unchanged), ``same_on_batch`` draws once
-for the batch, ``keepdim`` returns ``[C, H, W]`` for a ``[C, H, W]`` input, and the last draw is
-kept in ``self._params`` so ``forward(..., params=aug._params)`` replays it. Geometry goes first,
-through Kornia, with the map as a bilinear mask (see :mod:`explainaug.augment.views`).
-
-The ``params`` of a draw: ``batch_prob`` (bool ``[B]``, the images augmented), ``keep`` (float
-``[B, 1, H, W]``: 1 keeps a pixel, 0 replaces it with the fill, soft masks in between) and, for
-``fill="noise"``, ``noise`` (``[B, C, H, W]``). The output is
-``where(batch_prob, lerp(fill, x, keep), x)``: a pixel with ``keep == 1`` is returned unchanged,
-also for images outside [0, 1] when ``check_values=False``.
+These are plain ``nn.Module``s, not ``kornia.augmentation.AugmentationBase2D``: Kornia 0.9 has no
+supported way to pass a second per-sample input (the map), and its handling of ``p < 1`` changed
+between 0.8 and 0.9, which would misalign per-sample maps. They mirror Kornia's arguments instead:
+``p`` is a per-image Bernoulli draw, ``same_on_batch`` draws once for the batch, ``keepdim``
+returns ``[C, H, W]`` for a ``[C, H, W]`` input, and ``forward(..., params=aug._params)`` replays
+the last draw. A draw's ``params``: ``batch_prob`` (bool ``[B]``), ``keep`` (float
+``[B, 1, H, W]``, 1 keeps a pixel) and, for ``fill="noise"``, ``noise`` (``[B, C, H, W]``). The
+output is ``where(batch_prob, lerp(fill, x, keep), x)``: kept pixels come back unchanged.
 """
 
 from __future__ import annotations
@@ -49,13 +41,14 @@ class MaskAugmentationBase(nn.Module):
     """Base of the masking augmentations: fills ``1 - keep`` of each selected image.
 
     Subclasses build the keep mask and call :meth:`_augment`. Images are float in [0, 1],
-    ``[B, C, H, W]`` or a single ``[C, H, W]``.
+    ``[B, C, H, W]`` or a single ``[C, H, W]``. These options are shared by every augmentation.
 
     Args:
-        fill: see :mod:`explainaug.augment.fills`.
-        mean: per-channel dataset mean in [0, 1] for ``fill="mean"``.
+        fill: ``"mean"``, ``"zero"``, ``"blur"``, ``"noise"`` or a number in [0, 1] (see
+            :mod:`explainaug.augment.fills`).
+        mean: per-channel dataset mean in [0, 1] for ``fill="mean"`` (default: each image's mean).
         blur_sigma: Gaussian standard deviation in pixels for ``fill="blur"``.
-        p: probability that an image is augmented (one Bernoulli draw per image).
+        p: probability that an image is augmented (images not drawn pass through unchanged).
         same_on_batch: draw the random choices once and use them for the whole batch.
         keepdim: return ``[C, H, W]`` for a ``[C, H, W]`` input (else ``[1, C, H, W]``).
         check_values: check on every call that images lie in [0, 1] and maps are finite (host
@@ -141,14 +134,16 @@ class MaskAugmentationBase(nn.Module):
 class SaliencyAugmentationBase(MaskAugmentationBase):
     """Base of the saliency-driven augmentations: the keep mask is a function of the map.
 
-    A selection is made either by ``threshold`` (normalised saliency ``> threshold``) or by
-    ``ratio`` (exactly ``round(ratio * H * W)`` pixels by rank); giving both raises, giving
-    neither uses the subclass's default mode. Subclasses implement :meth:`_keep` on min-max
-    normalised maps at image resolution, through :meth:`_selection`.
+    Per image the map is resized bilinearly to the image and min-max normalised (a constant map
+    normalises to zeros). A selection is made either by ``threshold`` (normalised saliency
+    ``> threshold``) or by ``ratio`` (exactly ``round(ratio * H * W)`` pixels by rank, ties drawn
+    at random, see :mod:`explainaug.augment.masks`); giving both raises, giving neither uses the
+    subclass's default mode. Subclasses implement :meth:`_keep` through :meth:`_selection`.
 
     Args:
         threshold: select normalised saliency above this value (in [0, 1]).
-        ratio: select exactly this fraction of pixels by rank instead (in [0, 1]).
+        ratio: select exactly this fraction of pixels by rank instead (in [0, 1]);
+            ``forward(..., ratio=)`` overrides it per call.
         soft: sigmoid selection around the threshold (or the rank boundary); gradients then
             reach the map.
         temperature: the sigmoid's temperature.
@@ -161,8 +156,8 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
 
     def __init__(
         self,
-        *,
         threshold: float | None = None,
+        *,
         ratio: float | None = None,
         soft: bool = False,
         temperature: float = 0.05,

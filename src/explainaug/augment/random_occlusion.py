@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +11,6 @@ from torch import Tensor
 from explainaug._shared import pixel_counts
 from explainaug._validation import check_count, check_fraction
 from explainaug.augment.base import MaskAugmentationBase
-from explainaug.augment.fills import FillSpec
 from explainaug.augment.masks import normalized_saliency, rank_selection
 
 SHAPES = ("regions", "pixels", "square")
@@ -21,22 +20,15 @@ class RandomOcclusion(MaskAugmentationBase):
     """Occlude exactly ``round(ratio * H * W)`` random pixels of each image.
 
     ``shape="regions"`` (the default) occludes contiguous regions: the selection that
-    ``SaliencyOcclusion("salient", ratio)`` makes on a smooth random map, ``grid x grid``
-    uniform noise upsampled bilinearly (corners aligned, so the map has no ties), so the
-    occlusion has the shape statistics of an
-    explanation-driven one (a few blobs, like an upsampled Grad-CAM's top pixels) at a place
-    unrelated to the image: EDDA's fair random control. ``shape="pixels"`` picks the pixels
-    independently and uniformly at random (about as many separate regions as pixels at small
-    ratios); ``shape="square"`` occludes one
-    near-square block at a uniformly random position inside the image: ``w`` columns wide
-    (``w = max(ceil(sqrt(k)), ceil(k / H))``, at most ``W``), full rows from the top and a partial
-    last row, so exactly ``k`` pixels as well (a Cutout with an exact area). ``ratio`` in
-    :meth:`forward` may be a ``Tensor[B]`` of per-image fractions; to match the area of a
-    threshold-mode :class:`SaliencyOcclusion`, pass
-    ``occluded_fraction = 1 - keep_mask.mean((1, 2, 3))`` with ``keep_mask = occlusion.mask(...)``
-    (``round`` then recovers each image's pixel count exactly). Images and fills are in [0, 1];
-    ``p``, ``same_on_batch`` (one mask for the batch), ``keepdim`` and replay follow Kornia
-    (see :mod:`explainaug.augment.base`).
+    ``SaliencyOcclusion("salient", ratio)`` makes on a smooth random map (``grid x grid`` uniform
+    noise upsampled bilinearly, corners aligned, so no ties), so the occlusion has the shape
+    statistics of an explanation-driven one at a place unrelated to the image: EDDA's fair
+    random control. ``shape="pixels"`` picks independent uniform pixels; ``shape="square"``
+    occludes one near-square block at a uniform position, ``w = max(ceil(sqrt(k)), ceil(k / H))``
+    columns wide with a partial last row, so exactly ``k`` pixels too (a Cutout with an exact
+    area). To match the area of a threshold-mode :class:`SaliencyOcclusion`, pass
+    ``ratio=1 - keep_mask.mean((1, 2, 3))`` to :meth:`forward`. Images and fills are in [0, 1];
+    ``same_on_batch`` also draws one mask for the batch.
 
     Args:
         ratio: default fraction of pixels to occlude, in [0, 1].
@@ -45,14 +37,8 @@ class RandomOcclusion(MaskAugmentationBase):
             Measured at ratio 0.2 on 32x32: 1.9 regions per image on average with 3 (4: 2.8,
             8: 8.5; scattered pixels: 128), where the top/bottom 20% of the Grad-CAM of a small
             CNN trained on ``shapes`` form 1.5/1.8.
-        fill: ``"mean"``, ``"zero"``, ``"blur"``, ``"noise"`` or a number in [0, 1].
-        mean: per-channel dataset mean in [0, 1] for ``fill="mean"`` (default: each image's mean).
-        blur_sigma: Gaussian standard deviation in pixels for ``fill="blur"``.
-        p: probability that an image is occluded (images not drawn pass through unchanged).
-        same_on_batch: one mask, Bernoulli draw and noise draw for the whole batch.
-        keepdim: return ``[C, H, W]`` for a ``[C, H, W]`` input.
-        check_values: check value ranges (images in [0, 1], finite maps) on every call; each
-            check costs a host-device sync, so training steps turn it off.
+        **options: ``fill``, ``mean``, ``blur_sigma``, ``p``, ``same_on_batch``, ``keepdim``,
+            ``check_values`` of :class:`MaskAugmentationBase`.
 
     Example:
         >>> occlude = RandomOcclusion(ratio=0.25, shape="square", fill="zero")
@@ -62,28 +48,9 @@ class RandomOcclusion(MaskAugmentationBase):
     """
 
     def __init__(
-        self,
-        ratio: float = 0.2,
-        *,
-        shape: str = "regions",
-        grid: int = 3,
-        fill: FillSpec = "mean",
-        mean: Sequence[float] | Tensor | None = None,
-        blur_sigma: float = 2.0,
-        p: float = 1.0,
-        same_on_batch: bool = False,
-        keepdim: bool = False,
-        check_values: bool = True,
+        self, ratio: float = 0.2, *, shape: str = "regions", grid: int = 3, **options: Any
     ) -> None:
-        super().__init__(
-            fill=fill,
-            mean=mean,
-            blur_sigma=blur_sigma,
-            p=p,
-            same_on_batch=same_on_batch,
-            keepdim=keepdim,
-            check_values=check_values,
-        )
+        super().__init__(**options)
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
         self.ratio = check_fraction(ratio, "ratio", closed=True)
@@ -140,15 +107,10 @@ class RandomOcclusion(MaskAugmentationBase):
     ) -> Tensor:
         """Occlude images ``x`` in [0, 1] (``[B, C, H, W]`` or ``[C, H, W]``).
 
-        The call shape of :class:`SaliencyOcclusion`, so one drops in for the other; the maps
-        are not used.
-
-        Args:
-            x: the images.
-            saliency: ignored (the occlusions are random).
-            ratio: fraction to occlude, a number or ``Tensor[B]`` (default: the constructor's).
-            params: ``aug._params`` of an earlier call, to replay its masks and selection.
-            generator: random generator for the masks, the ``p`` draw and the noise fill.
+        The call shape of :class:`SaliencyOcclusion`, so one drops in for the other;
+        ``saliency`` is ignored. ``ratio``: a number or ``Tensor[B]`` (default: the
+        constructor's); ``params``: ``aug._params`` of an earlier call, to replay it;
+        ``generator``: draws the masks, the ``p`` draw and the noise fill.
         """
 
         def make_keep(batch: Tensor, generator: torch.Generator | None) -> Tensor:
