@@ -58,10 +58,6 @@ def _check_probs(probs: object, labels: object) -> tuple[Tensor, Tensor]:
     return probs, labels
 
 
-def _check_n_bins(n_bins: int) -> int:
-    return check_count(n_bins, "n_bins")
-
-
 def _bin_totals(probs: Tensor, labels: Tensor, n_bins: int) -> tuple[Tensor, Tensor, Tensor]:
     """Sums of confidence and correctness, and counts, over ``n_bins + 1`` torchmetrics bins.
 
@@ -82,15 +78,8 @@ def _bin_totals(probs: Tensor, labels: Tensor, n_bins: int) -> tuple[Tensor, Ten
 def expected_calibration_error(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
     """Expected calibration error (L1, equal-width bins) of top-1 confidences.
 
-    Equals torchmetrics' ``MulticlassCalibrationError(n_bins=n_bins, norm="l1")``.
-
-    Args:
-        probs: class probabilities ``[N, classes]`` (softmax of the logits).
-        labels: integer labels ``[N]`` on the same device.
-        n_bins: number of equal-width confidence bins.
-
-    Returns:
-        A 0-dim tensor on the device of ``probs``.
+    Equals torchmetrics' ``MulticlassCalibrationError(n_bins=n_bins, norm="l1")``. ``probs``:
+    softmax probabilities ``[N, classes]``; returns a 0-dim tensor on their device.
 
     Example:
         >>> probs = torch.tensor([[0.9, 0.1], [0.6, 0.4]])
@@ -98,7 +87,7 @@ def expected_calibration_error(probs: Tensor, labels: Tensor, n_bins: int = 15) 
         0.35
     """
     probs, labels = _check_probs(probs, labels)
-    confidence_sum, correct_sum, _ = _bin_totals(probs, labels, _check_n_bins(n_bins))
+    confidence_sum, correct_sum, _ = _bin_totals(probs, labels, check_count(n_bins, "n_bins"))
     return (confidence_sum - correct_sum).abs().sum() / probs.shape[0]
 
 
@@ -131,7 +120,7 @@ def reliability_diagram(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict
         [0.0, 3.0]
     """
     probs, labels = _check_probs(probs, labels)
-    n_bins = _check_n_bins(n_bins)
+    n_bins = check_count(n_bins, "n_bins")
     confidence_sum, correct_sum, count = (
         torch.cat([total[: n_bins - 1], total[n_bins - 1 :].sum(0, keepdim=True)])
         for total in _bin_totals(probs, labels, n_bins)
@@ -148,13 +137,8 @@ def reliability_diagram(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict
 def fit_temperature(model: nn.Module, val_loader: Iterable, max_iter: int = 100) -> float:
     """Fit the temperature ``T`` that minimises the NLL of ``logits / T`` on clean validation data.
 
-    L-BFGS over ``log T`` (so ``T`` stays positive) on the model's device, starting at ``T = 1``;
-    ``T`` is bounded to [0.01, 100]. The model runs in eval mode; its mode is restored.
-
-    Args:
-        model: classifier returning logits; images in [0, 1].
-        val_loader: iid validation batches ``(x, y)`` or ``(x, y, masks)``, not the test set.
-        max_iter: L-BFGS iterations.
+    L-BFGS over ``log T`` on the model's device, starting at ``T = 1``; ``T`` is bounded to
+    [0.01, 100]. ``val_loader``: iid validation batches of images in [0, 1], not the test set.
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3, 3))
@@ -274,29 +258,24 @@ def calibration(
 ) -> CalibrationResult:
     """Calibration metrics on clean data and, optionally, on every corruption x severity cell.
 
-    The model runs in eval mode under ``no_grad`` (its mode is restored). Images in [0, 1] are
-    corrupted batch by batch on the model's device by ``explainaug.data.corruptions.corrupt``
-    with a generator seeded with ``seed`` at the start of each cell.
+    Images in [0, 1] are corrupted batch by batch on the model's device, with a generator
+    seeded with ``seed`` at the start of each cell.
 
     Args:
         model: classifier returning logits ``[B, classes]``.
-        loader: test batches ``(x, y)`` or ``(x, y, masks)``; it must be re-iterable (e.g. a
-            DataLoader or a list) when corruptions are given.
+        loader: test batches; re-iterable (a DataLoader or a list) when corruptions are given.
         corruptions: ``None`` (clean only), ``"all"`` (the 15 CIFAR-C corruptions) or names.
         severities: corruption severities, integers in 1..5.
         n_bins: equal-width confidence bins for ECE and the reliability diagram.
         temperature: ``None`` (T = 1), a number > 0, or ``"fit"`` to fit T on ``val_loader``
             (temperature scaling, Guo et al. 2017). Logits are divided by T before every metric.
         val_loader: clean iid validation batches, used only with ``temperature="fit"``.
-        seed: seed of the corruption noise.
         clean: the model's ``(logits, labels)`` on ``loader`` when already computed
             (``evaluate._predict.predict``), so the clean pass is not run again.
 
     Returns:
-        ``{"temperature": T, "clean": metrics}`` where metrics is ``{"accuracy", "ece", "nll",
-        "brier", "count", "reliability": {"edges", "confidence", "accuracy", "count"}}``; with
-        corruptions also ``"corruptions": {name: {severity: metrics}}`` and ``"mean"``: the mean
-        of accuracy, ece, nll and brier over all cells.
+        ``temperature``, ``clean`` metrics and, with corruptions, ``corruptions`` (``{name:
+        {severity: metrics}}``) and ``mean`` (accuracy, ece, nll and brier over all cells).
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3, 3))
@@ -304,7 +283,7 @@ def calibration(
         >>> sorted(calibration(model, loader)["clean"])
         ['accuracy', 'brier', 'count', 'ece', 'nll', 'reliability']
     """
-    n_bins = _check_n_bins(n_bins)
+    n_bins = check_count(n_bins, "n_bins")
     names = _corruption_names(corruptions)
     severities = _check_severities(severities) if names else []
     if names and isinstance(loader, Iterator):  # iter() would start a DataLoader

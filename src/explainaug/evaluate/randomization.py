@@ -1,31 +1,19 @@
 """Sanity checks for saliency maps (Adebayo et al. 2018): model and data randomization.
 
-A method that explains the model should produce different maps once the model's weights (or
-the labels it was trained on) are randomized. ``model_randomization`` re-initialises layers
-from the logits down, in the order the forward pass really runs them, and compares the maps of
-each randomized model with the original maps; ``data_randomization`` compares a model with one
-trained on permuted labels (``train_on_permuted_labels``).
-
-Layers ("steps") are found by running one forward pass with hooks on every leaf module that
-owns parameters or BatchNorm statistics. By default each convolution or linear layer is one step
-together with the normalisation layers that run right after it (BatchNorm is reset with its
-block, weights, biases and running statistics); ``group_depth=k`` instead groups modules by the
-first ``k`` parts of their dotted names (``group_depth=2`` on a ResNet gives one step per
-residual block, like the paper's Inception "phases"). Each module is reset with its own
-``reset_parameters()`` (PyTorch's default initialisation) under a seeded generator.
-
-Every experiment runs on a deep copy of the model in eval mode: the given model is never
-modified. Maps are compared as ``sanity_maps`` gives them: input-space attributions raw and
-signed (so the signed Spearman sees signs), class-activation maps ReLU'd and max-normalised as
-in the paper's code, both resized bilinearly to the image.
-Images are float in [0, 1] (models normalise inside).
+Steps of ``model_randomization`` are the leaf modules with parameters (or BatchNorm statistics),
+in the order one forward pass runs them. By default each convolution or linear layer is one step
+together with the normalisation layers that run right after it; ``group_depth=k`` instead groups
+modules by the first ``k`` parts of their dotted names (``group_depth=2`` on a ResNet gives one
+step per residual block, like the paper's Inception "phases"). Each module is reset with its own
+``reset_parameters()`` under a seeded generator. Every experiment runs on a deep copy of the
+model in eval mode; images are float in [0, 1] (models normalise inside).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
 import torch
@@ -54,9 +42,8 @@ def _owns_state(module: nn.Module) -> bool:
 def forward_order(model: nn.Module, x: Tensor) -> list[str]:
     """Names of the leaf modules with parameters (or BN statistics), in the order forward runs them.
 
-    Modules the forward pass never calls are left out; a module called twice counts once, at its
-    first call. The model runs once under ``no_grad``; its modes and BatchNorm statistics are
-    left as they were.
+    Modules never called are left out; a module called twice counts at its first call. The
+    model's modes and BatchNorm statistics are left as they were.
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -121,25 +108,21 @@ def group_layers(
     return groups
 
 
-def _reset(modules: Iterable[nn.Module]) -> None:
-    for module in modules:
-        reset = getattr(module, "reset_parameters", None)
-        if reset is None:
-            raise ValueError(
-                f"{type(module).__name__} has parameters but no reset_parameters(); "
-                "randomization cannot re-initialise it"
-            )
-        reset()
-        if isinstance(module, nn.modules.batchnorm._NormBase):
-            module.reset_running_stats()
-
-
 def _reset_seeded(modules: list[nn.Module], seed: int, device: torch.device) -> None:
     """Reset modules with a fixed seed, leaving the global random state untouched."""
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        _reset(modules)
+        for module in modules:
+            reset = getattr(module, "reset_parameters", None)
+            if reset is None:
+                raise ValueError(
+                    f"{type(module).__name__} has parameters but no reset_parameters(); "
+                    "randomization cannot re-initialise it"
+                )
+            reset()
+            if isinstance(module, nn.modules.batchnorm._NormBase):
+                module.reset_running_stats()
 
 
 def sanity_maps(explainer: Explainer, x: Tensor, target: Tensor) -> Tensor:
@@ -270,17 +253,16 @@ def model_randomization(
     """Cascading or independent model-parameter randomization test.
 
     Args:
-        model: the trained classifier; never modified (the test works on a deep copy in eval
-            mode).
+        model: the trained classifier (never modified).
         explainer: builds the explainer of a model (an explainer class or a callable), e.g.
-            ``lambda m: GradCAM(m, layer="layer4")``. Gradient methods should be built signed
-            (``Saliency(m, abs=False)``) so that the signed Spearman differs from the ABS one (see ``sanity_maps``).
+            ``lambda m: GradCAM(m, layer="layer4")``. Build gradient methods signed
+            (``Saliency(m, abs=False)``) so that the signed Spearman differs from the ABS one.
         x: images ``[B, C, H, W]`` in [0, 1].
-        target: the classes to explain ``[B]``; ``None`` uses the original model's predictions. The same classes are explained at every step.
+        target: the classes to explain ``[B]`` at every step; ``None``: the original model's
+            predictions.
         mode: ``"cascading"`` randomizes layers from the logits down, cumulatively;
             ``"independent"`` randomizes one step at a time, the others trained.
-        similarity: names from ``SIMILARITIES`` (``spearman_abs``, ``spearman``, ``ssim``,
-            ``hog``).
+        similarity: names from ``SIMILARITIES``.
         seed: seeds the re-initialisation (each step draws its own seed from it) and the
             random maps.
         include_random_map: also compare the original maps with uniform random maps (a control
@@ -288,9 +270,8 @@ def model_randomization(
         group_depth: how layers are grouped into steps (see the module docstring).
 
     Returns:
-        ``{"mode", "n_images", "steps": [step names, top-down], "layers": [[module names]],
-        "similarity": {name: {"mean": [...], "std": [...], "undefined": [...]}} (one entry per
-        step), "random_map": {name: {"mean", "std", "undefined"}}}`` with plain Python values.
+        ``steps`` (top-down), ``layers`` (module names per step), ``similarity`` (one
+        mean/std/undefined entry per step) and ``random_map``, as plain Python values.
 
     Example:
         >>> from explainaug.explain import Saliency
@@ -358,21 +339,9 @@ def data_randomization(
     """Data randomization test: maps of a model vs maps of one trained on permuted labels.
 
     Both models run in eval mode on deep copies (neither is modified) on the same images.
-
-    Args:
-        model_true: trained on the true labels.
-        model_random_labels: the same architecture trained on permuted labels
-            (``explainaug.train.train_on_permuted_labels``).
-        explainer: builds the explainer of a model (an explainer class or a callable).
-        x: images ``[B, C, H, W]`` in [0, 1].
-        target: the classes to explain for both models;
-            ``None``: each model's own predictions.
-        similarity: names from ``SIMILARITIES``.
-        include_random_map: also score uniform random maps against the true model's maps.
-        seed: seeds the random maps.
-
-    Returns:
-        ``{"n_images", "similarity": {name: {"mean", "std", "undefined"}}, "random_map": ...}``.
+    Arguments as in :func:`model_randomization`; ``model_random_labels`` is the same
+    architecture trained on permuted labels (``explainaug.train.train_on_permuted_labels``), and
+    ``target=None`` explains each model's own predictions.
 
     Example:
         >>> from explainaug.explain import Saliency

@@ -168,19 +168,6 @@ def spearman_signed(a: Tensor, b: Tensor) -> Tensor:
     return rank_correlation(normalize_signed(a), normalize_signed(b))
 
 
-def gaussian_filter(images: Tensor, sigma: float, truncate: float = 4.0) -> Tensor:
-    """Gaussian blur of ``[B, C, H, W]`` with scipy's ``reflect`` (half-sample) borders.
-
-    Equals ``scipy.ndimage.gaussian_filter(image, sigma, truncate=truncate, mode="reflect")``
-    applied to each ``H x W`` plane.
-
-    Example:
-        >>> gaussian_filter(torch.ones(1, 1, 5, 5), 1.5).allclose(torch.ones(1, 1, 5, 5))
-        True
-    """
-    return gaussian_blur(images, sigma, truncate, "reflect")
-
-
 def ssim(
     a: Tensor,
     b: Tensor,
@@ -229,7 +216,7 @@ def ssim(
     if not (data_range > 0 and sigma > 0):
         raise ValueError(f"data_range and sigma must be > 0, got {data_range} and {sigma}")
     batch = a.shape[0]
-    stacked = gaussian_filter(torch.cat([a, b, a * a, b * b, a * b]), sigma, truncate)
+    stacked = gaussian_blur(torch.cat([a, b, a * a, b * b, a * b]), sigma, truncate, "reflect")
     mean_a, mean_b, mean_aa, mean_bb, mean_ab = stacked.split(batch)
     var_a = mean_aa - mean_a * mean_a
     var_b = mean_bb - mean_b * mean_b
