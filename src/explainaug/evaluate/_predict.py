@@ -37,10 +37,8 @@ def model_device(model: nn.Module) -> torch.device:
 def iterate_batches(
     loader: Iterable, device: torch.device, name: str = "loader"
 ) -> Iterator[Batch]:
-    """Yield the loader's batches (``_shared.unpack_batch``) on ``device``.
-
-    Raises:
-        ValueError: a batch is malformed, or the loader yields no batch at all.
+    """Yield the loader's batches (``_shared.unpack_batch``) on ``device``; an empty loader
+    raises ``ValueError``.
 
     Example:
         >>> loader = [(torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]))]
@@ -69,21 +67,10 @@ def predict(
 ) -> tuple[Tensor, Tensor]:
     """Run ``model`` over ``loader`` in eval mode under ``torch.no_grad``; gather the outputs.
 
-    The model's train/eval mode is restored afterwards. ``no_grad`` (not ``inference_mode``) is
-    used so the returned logits can feed autograd later, e.g. when fitting a temperature.
-
-    Args:
-        model: classifier that maps images in [0, 1] to logits ``[B, classes]``.
-        loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches.
-        transform: optional function applied to each image batch on the device before the
-            forward pass (e.g. a corruption); it must keep the shape.
-
-    Returns:
-        ``(logits [N, classes], labels [N])``, both on the model's device; logits in float32.
-
-    Raises:
-        ValueError: empty loader, malformed batches, a model that does not return ``[B, K]``
-            logits, labels outside ``[0, K)``, or non-finite logits.
+    ``no_grad`` (not ``inference_mode``), so the logits can feed autograd later (fitting a
+    temperature). ``transform`` is applied to each image batch on the device before the forward
+    pass (e.g. a corruption). Returns ``(logits [N, classes], labels [N])`` on the model's
+    device, logits in float32.
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))

@@ -42,21 +42,14 @@ def accuracy(
 ) -> dict:
     """Top-k accuracy and per-class top-1 accuracy of ``model`` over ``loader``.
 
-    The model runs in eval mode under ``no_grad`` (its mode is restored afterwards); batches
-    ``(x, y)`` or ``(x, y, masks)`` with images in [0, 1] are moved to the model's device.
-
     Args:
-        model: classifier returning logits ``[B, classes]``.
-        loader: iterable of ``(x, y)`` or ``(x, y, masks)`` batches.
         topk: the k values to report; those larger than the number of classes are skipped.
-        per_class: also report the top-1 accuracy of each class.
         extra_logits: trailing outputs that are not classes (a model trained with EDDA's
             background class, see ``train.Method.extra_logits``): never counted as predictions.
 
     Returns:
-        ``{"top1": float, "top5": float, ..., "count": int}`` plus, when ``per_class``,
-        ``"per_class"`` (a list with one accuracy per class, ``None`` for a class with no
-        samples) and ``"class_counts"`` (samples per class).
+        ``{"top1", "top5", ..., "count"}`` plus, when ``per_class``, ``"per_class"`` (one
+        accuracy per class, ``None`` for a class with no samples) and ``"class_counts"``.
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3, 3))

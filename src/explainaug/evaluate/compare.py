@@ -29,19 +29,9 @@ def paired_difference(
 ) -> PairedDifference:
     """Mean of the per-seed differences ``a[i] - b[i]`` with a Student-t interval.
 
-    Args:
-        a: one value per seed for the first method.
-        b: the same seeds' values for the second method.
-        confidence: coverage of the two-sided interval.
-
-    Returns:
-        ``mean``, ``low``/``high`` (None for a single seed: no spread to judge by), ``seeds`` and
-        ``verdict``: ``"a > b"`` or ``"a < b"`` when the interval excludes 0, else
-        ``"within spread"``.
-
-    Raises:
-        ValueError: different numbers of values, none at all, non-finite values, or a
-            confidence outside (0, 1).
+    ``a`` and ``b`` hold one value per seed, in the same seed order. Returns ``mean``,
+    ``low``/``high`` (None for a single seed: no spread to judge by), ``seeds`` and ``verdict``:
+    ``"a > b"`` or ``"a < b"`` when the interval excludes 0, else ``"within spread"``.
 
     Example:
         >>> d = paired_difference([0.9, 0.8, 0.85], [0.7, 0.65, 0.7])
@@ -83,7 +73,6 @@ def paired_table(
         per_seed: per seed, ``{method: results}``.
         pairs: ``(a, b)`` method names; each row reports ``a - b``.
         metrics: ``(label, results -> value or None, higher is better)``.
-        confidence: coverage of the intervals.
 
     Example:
         >>> runs = [{"x": {"acc": v}, "y": {"acc": w}} for v, w in [(0.9, 0.7), (0.8, 0.7)]]

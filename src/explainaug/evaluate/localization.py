@@ -174,24 +174,15 @@ def localization(
 ) -> LocalizationResult:
     """EBPG, mIoU, Bbox score and pointing game of ``explainer`` over a loader with masks.
 
-    The model runs in eval mode (its modes are restored).
-
     Args:
-        model: classifier returning logits; images in [0, 1].
-        explainer: an explainer of ``model``.
-        loader: iterable of ``(x, y, masks)`` batches; masks bool or 0/1, ``[B, 1, H, W]`` or
-            ``[B, H, W]`` at image resolution, marking the labelled object.
+        loader: ``(x, y, masks)`` batches; masks bool or 0/1, ``[B, 1, H, W]`` or ``[B, H, W]``
+            at image resolution, marking the labelled object.
         top: fraction of pixels kept by the IoU binarisation.
         target: explain the ``"label"`` (the masked object's class) or the predicted class
             (None, as an explainer's ``target``).
         pointing_tolerance: the tolerant pointing game's radius, a fraction of the shorter
             image side (TorchRay's 15 pixels at 224).
         seed: seeds the random tie-breaking of the ranking.
-        progress: show a tqdm bar over the loader.
-
-    Returns:
-        ``{"ebpg", "miou", "bbox", "pointing_game", "pointing_game_tolerance": float,
-        "pointing_tolerance_pixels": float, "n_images": int}``.
 
     Example:
         >>> from explainaug.explain import Saliency

@@ -73,14 +73,8 @@ def _project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
 def fgsm(model: nn.Module, x: Tensor, labels: Tensor, eps: float) -> Tensor:
     """Fast gradient sign method: ``clamp(x + eps * sign(grad_x CE(model(x), labels)), 0, 1)``.
 
-    Args:
-        model: classifier returning logits; run in eval mode, mode restored.
-        x: clean images ``[B, C, H, W]`` in [0, 1].
-        labels: true labels ``[B]``.
-        eps: L-inf radius in [0, 1] pixel units, >= 0.
-
-    Returns:
-        Adversarial images (fp32, detached), within ``eps`` of ``x`` and in [0, 1].
+    ``x``: clean images ``[B, C, H, W]`` in [0, 1]; ``eps`` in their pixel units. Returns
+    adversarial images (fp32, detached), within ``eps`` of ``x`` and in [0, 1].
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
@@ -114,22 +108,14 @@ def pgd(
     """Projected gradient descent (Madry et al.): untargeted L-inf, maximising cross-entropy.
 
     Each step: ``x_adv += step_size * sign(grad)``, then project onto the eps-ball around ``x``
-    and clamp to [0, 1].
+    and clamp to [0, 1]. Inputs and output as in :func:`fgsm`.
 
     Args:
-        model: classifier returning logits; run in eval mode, mode restored.
-        x: clean images ``[B, C, H, W]`` in [0, 1].
-        labels: true labels ``[B]``.
-        eps: L-inf radius in [0, 1] pixel units, >= 0.
-        steps: number of gradient steps, >= 1.
         step_size: step length; ``None`` means ``2.5 * eps / steps``.
         random_start: start from ``x`` plus uniform noise in ``[-eps, eps]`` (then clamped).
         generator: random generator for the start, on the device of ``x``.
         start: a fixed initial perturbation ``[B, C, H, W]`` (overrides ``random_start``); it is
             projected onto the eps-ball and [0, 1] like every step.
-
-    Returns:
-        Adversarial images (fp32, detached), within ``eps`` of ``x`` and in [0, 1].
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
@@ -212,17 +198,11 @@ def robustness(
     AutoAttack and RobustBench count), so adversarial accuracy never exceeds clean accuracy.
 
     Args:
-        model: classifier returning logits for images in [0, 1]; eval mode, mode restored.
-        loader: batches ``(x, y)`` or ``(x, y, masks)``; moved to the model's device.
+        loader: batches of images in [0, 1]; moved to the model's device.
         attack: ``"fgsm"``, ``"pgd"`` or a sequence of both.
         eps: L-inf radii in [0, 1] pixel units.
-        steps: PGD steps.
-        step_size: PGD step length; ``None`` means ``2.5 * eps / steps`` for each eps.
-        random_start: PGD starts from a uniform random point of the eps-ball.
+        steps, step_size, random_start: PGD's, as in :func:`pgd` (for each eps).
         seed: seed of PGD's random starts (one generator on the model's device per call).
-
-    Returns:
-        ``{"clean": float, "count": int, "adversarial": {attack: {eps: accuracy}}}``.
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
