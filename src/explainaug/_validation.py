@@ -24,15 +24,7 @@ def check_tensor(value: object, name: str) -> Tensor:
 
 
 def check_images(x: object, name: str = "x", *, finite: bool = True) -> Tensor:
-    """Check a float image batch ``[B, C, H, W]`` with B >= 1, optionally finite.
-
-    Args:
-        x: the batch to check.
-        name: the argument's name, used in error messages.
-        finite: also reject NaN and infinite values.
-
-    Returns:
-        ``x`` unchanged.
+    """Check a float image batch ``[B, C, H, W]`` with B >= 1 (and finite values); return it.
 
     Example:
         >>> check_images(torch.zeros(2, 3, 8, 8)).shape
@@ -75,13 +67,10 @@ def check_channels_first(x: Tensor, name: str = "x") -> Tensor:
 def check_maps(
     maps: object, images: Tensor, name: str = "saliency", *, finite: bool = True
 ) -> Tensor:
-    """Check saliency maps ``[B, 1, h, w]`` (or ``[B, h, w]``) that belong to ``images``.
+    """Check saliency maps ``[B, 1, h, w]`` (or ``[B, h, w]``) of ``images``; return ``[B, 1, h, w]``.
 
     The maps may have a lower resolution than the images; batch size and device must match.
     ``finite`` also rejects NaN/inf (one host-device sync).
-
-    Returns:
-        The maps as ``[B, 1, h, w]``.
 
     Example:
         >>> check_maps(torch.rand(2, 8, 8), torch.zeros(2, 3, 8, 8)).shape

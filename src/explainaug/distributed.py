@@ -25,14 +25,7 @@ _HOST_GROUPS: dict[int, Any] = {}
 
 @dataclass(frozen=True)
 class DistributedContext:
-    """Where this process sits in the run.
-
-    Attributes:
-        rank: global rank (0 in a single-process run).
-        world_size: number of processes.
-        local_rank: rank on this machine (selects the GPU).
-        device: the device this process trains on.
-    """
+    """Where this process sits in the run; ``local_rank`` (rank on this machine) selects the GPU."""
 
     rank: int
     world_size: int
@@ -109,10 +102,8 @@ def rank() -> int:
 
 
 def per_process_batch_size(batch_size: int, processes: int) -> int:
-    """The images each of ``processes`` processes takes from a global batch of ``batch_size``.
-
-    Raises:
-        ValueError: when the global batch does not split evenly.
+    """The images each of ``processes`` processes takes from a global batch (which must split
+    evenly).
 
     Example:
         >>> per_process_batch_size(256, 4)
@@ -152,10 +143,8 @@ def _host_group() -> Any:
 
 
 def gather_sizes(tensor: Tensor) -> list[int]:
-    """Every process's row count (``tensor.shape[0]``), in rank order, exchanged on the host.
-
-    Raises:
-        ValueError: on every process, when the processes' rows differ in shape beyond dim 0.
+    """Every process's row count (``tensor.shape[0]``), in rank order, exchanged on the host;
+    raises ``ValueError`` on every process when their rows differ in shape beyond dim 0.
 
     Example:
         >>> gather_sizes(torch.zeros(3, 2))
@@ -210,11 +199,8 @@ def gather_with_grad(tensor: Tensor, sizes: Sequence[int] | None = None) -> Tens
 
     In the backward pass each process receives the sum over processes of the gradients with
     respect to its own rows, so a loss computed on the gathered rows trains every process's
-    features. Outside a process group it returns ``tensor``.
-
-    Args:
-        tensor: this process's rows ``[n, ...]``.
-        sizes: every process's row count (``gather_sizes(tensor)``, which it calls when None).
+    features. Outside a process group it returns ``tensor``. ``sizes``: every process's row
+    count (``gather_sizes(tensor)``, which it calls when None).
 
     Example:
         >>> gather_with_grad(torch.ones(2, 3)).shape
