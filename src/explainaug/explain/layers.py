@@ -28,7 +28,6 @@ def cam_layer(
     """The dotted name of the layer a CAM of ``model`` explains: the one decision, made here.
 
     Args:
-        model: the classifier.
         layer: a module or dotted name (a wrapped encoder's own names work); None: the
             model's default (see :func:`default_layer`).
         example: images like those to explain; with it a default is checked by one probe
@@ -37,9 +36,6 @@ def cam_layer(
 
     Returns:
         The dotted name; None only when no default is known and no ``example`` was given.
-
-    Raises:
-        ValueError: an unknown layer (the message suggests the closest names).
 
     Example:
         >>> from explainaug.models import ContrastiveModel, SmallCNN
@@ -81,11 +77,8 @@ def _qualified(model: nn.Module, layer: LayerSpec) -> LayerSpec:
 
 
 def resolve_layer(model: nn.Module, layer: LayerSpec) -> tuple[str, nn.Module]:
-    """Find a submodule of ``model`` given as a module or a dotted name.
-
-    Raises:
-        ValueError: the name or module is not part of the model; the message suggests the
-            closest names.
+    """Find a submodule of ``model`` given as a module or a dotted name (``ValueError``, with
+    the closest names, when it is not part of the model).
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -160,9 +153,6 @@ def last_feature_layer(model: nn.Module, example: Tensor, preferred: str | None 
     as torchvision's ResNet-18 at 32 px in ``layer4``) is skipped: its CAM would be one
     constant. The probe runs without gradient, in eval mode (BatchNorm takes one image), and
     leaves the model's state as it was.
-
-    Raises:
-        ValueError: no module before global pooling outputs a 4-D tensor; pass ``layer=``.
 
     Example:
         >>> import torchvision

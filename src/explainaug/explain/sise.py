@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -57,17 +58,8 @@ def block_output_layers(model: nn.Module, example: Tensor) -> list[str]:
     On ``CifarResNet`` (no max-pool in the stem) this gives ``layer1`` ... ``layer4``; on
     ``SmallCNN`` ``block1``, ``block2``, ``block3``; on torchvision's ResNet ``relu`` (the
     max-pool input) and ``layer1`` ... ``layer4``, and on VGG the ReLUs before the five max-pools,
-    as in the paper.
-
-    Args:
-        model: the classifier.
-        example: one or more images ``[B, C, H, W]`` of the size that will be explained.
-
-    Returns:
-        Dotted module names, from low to high layers.
-
-    Raises:
-        ValueError: no child produces a spatial 4-D output; pass ``layers=`` explicitly.
+    as in the paper. ``example``: images of the size that will be explained. Returns dotted
+    module names, from low to high layers.
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -359,7 +351,7 @@ class AdaSISE(SISE):
     ``alpha_hat = alpha / max_j alpha_j``, and channel k is kept when ``alpha_hat_k`` exceeds the
     Otsu threshold of the histogram of the positive ``alpha_hat`` (256 bins on [0, 1]). This keeps
     a subset of the channels SISE keeps with ``mu = 0`` (the strongest always stays), so it
-    scores fewer masks. All other phases, arguments and conventions are SISE's.
+    scores fewer masks. All other phases, arguments (but ``mu``) and conventions are SISE's.
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -375,25 +367,9 @@ class AdaSISE(SISE):
         self,
         model: nn.Module,
         layers: Sequence[LayerSpec] | LayerSpec | None = None,
-        *,
-        fusion: str = "sigmoid",
-        internal_batch_size: int = 256,
-        temperature: float = 100.0,
-        score: str = "probability",
-        reshape: Reshape = "auto",
-        check_values: bool = True,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            model,
-            layers,
-            mu=0.0,
-            fusion=fusion,
-            internal_batch_size=internal_batch_size,
-            temperature=temperature,
-            score=score,
-            reshape=reshape,
-            check_values=check_values,
-        )
+        super().__init__(model, layers, mu=0.0, **options)
 
     def _select_channels(self, alphas: list[Tensor]) -> list[Tensor]:
         """Otsu on the normalised positive gradients, all images and layers in one batch."""
