@@ -4,6 +4,9 @@ An explainer wraps a model. ``explainer(x, target)`` returns non-negative maps `
 at input resolution; ``explainer.attribute(x, target)`` returns the method's raw output in
 Captum's shape and sign conventions. Both leave the model as they found it: train/eval mode,
 BatchNorm running statistics, ``requires_grad`` flags and hooks (also after an exception).
+Every explainer takes ``model`` (a classifier of images in [0, 1] that normalises inside and
+returns logits) and ``check_values`` (see :class:`Explainer`); the CAM methods also take
+``layer`` and ``reshape`` (see :class:`~explainaug.explain.cam.CAM`).
 """
 
 from __future__ import annotations

@@ -87,13 +87,6 @@ class EigenCAM(CAM):
     Eigen-CAM is class-agnostic (a given target is still range-checked). Differentiable with
     ``create_graph=True`` unless the first two singular values tie.
 
-    Args:
-        model: classifier returning logits ``[B, classes]``.
-        layer: module or dotted name whose output is explained; ``None`` picks a default (see
-            :class:`~explainaug.explain.cam.CAM`).
-        reshape: how the layer's output becomes feature maps; see ``CAM``.
-        check_values: check inputs for NaN/inf and targets for range on every call.
-
     Example:
         >>> from explainaug.models import SmallCNN
         >>> maps = EigenCAM(SmallCNN(num_classes=3, width=4).eval())(torch.rand(2, 3, 16, 16))

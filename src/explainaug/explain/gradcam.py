@@ -47,15 +47,9 @@ class GradCAM(GradientCAM):
     non-negative map at the input resolution (bilinear upsampling).
 
     Args:
-        model: classifier taking images in [0, 1] (it normalises inside) and returning logits.
-        layer: module or dotted name whose output is explained; ``None`` picks a default (see
-            :class:`~explainaug.explain.cam.CAM`).
         relu: ``True`` (Grad-CAM) clamps negative evidence to zero before upsampling. ``False``
             keeps it and shifts each upsampled map by its minimum instead, which orders pixels
             as min-max normalising a non-ReLU'd Captum map does (the official ExCon pipeline).
-        reshape: how the layer's output becomes feature maps (``"auto"``: transformer tokens
-            are laid out on their patch grid); see :class:`~explainaug.explain.cam.CAM`.
-        check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
         >>> from explainaug.models import SmallCNN

@@ -38,9 +38,7 @@ class Saliency(Explainer):
     """Gradient of the target logit w.r.t. the input pixels (Simonyan et al., 2014).
 
     Args:
-        model: classifier taking images in [0, 1] and returning logits ``[B, classes]``.
         abs: return the absolute gradient, as Captum's ``Saliency.attribute(abs=True)``.
-        check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
         >>> from explainaug.models import SmallCNN
@@ -60,10 +58,6 @@ class Saliency(Explainer):
 
 class InputXGradient(Explainer):
     """Input times the gradient of the target logit (Shrikumar et al., 2016), signed.
-
-    Args:
-        model: classifier taking images in [0, 1] and returning logits ``[B, classes]``.
-        check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
         >>> from explainaug.models import SmallCNN

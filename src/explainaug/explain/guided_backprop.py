@@ -51,10 +51,6 @@ class GuidedBackprop(Explainer):
     ``attribute`` returns the guided input gradient ``[B, C, H, W]``; ``__call__`` returns its
     absolute value summed over channels.
 
-    Args:
-        model: classifier taking images in [0, 1] (it normalises inside) and returning logits.
-        check_values: check inputs for NaN/inf and targets for range on every call.
-
     Example:
         >>> from explainaug.models import SmallCNN
         >>> gbp = GuidedBackprop(SmallCNN(num_classes=3, width=4).eval())

@@ -21,12 +21,6 @@ class GuidedGradCAM(Explainer):
     the guided pass explains the class the Grad-CAM pass resolved, so ``target=None`` picks the
     predicted class once.
 
-    Args:
-        model: classifier taking images in [0, 1] (it normalises inside) and returning logits.
-        layer: Grad-CAM layer (module or dotted name); ``None`` picks a default (see ``CAM``).
-        reshape: how the layer's output becomes feature maps; see ``CAM``.
-        check_values: check inputs for NaN/inf and targets for range on every call.
-
     Example:
         >>> from explainaug.models import SmallCNN
         >>> explainer = GuidedGradCAM(SmallCNN(num_classes=3, width=4).eval())

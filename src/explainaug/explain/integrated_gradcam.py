@@ -33,15 +33,11 @@ class IntegratedGradCAM(GradCAM):
     Args:
         model: classifier taking images in [0, 1] (it normalises inside) and returning logits.
             The all-zero image, i.e. black, is the baseline.
-        layer: module or dotted name whose output is explained; ``None`` picks a default (see
-            :class:`~explainaug.explain.cam.CAM`).
         n_steps: number of path steps ``m`` (50 in the paper).
         subtract_baseline: subtract the baseline image's activations ``A(0)`` (one extra
             forward pass) instead of zero.
         internal_batch_size: most interpolants per forward/backward pass; ``None`` runs all
             ``B * n_steps`` at once.
-        reshape: how the layer's output becomes feature maps; see ``CAM``.
-        check_values: check inputs for NaN/inf and targets for range on every call.
 
     ``target=None`` explains the class predicted for the input itself (one extra forward).
 

@@ -57,14 +57,12 @@ class IntegratedGradients(Explainer):
     split into chunks of ``internal_batch_size`` inputs to bound memory.
 
     Args:
-        model: classifier taking images in [0, 1] and returning logits ``[B, classes]``.
         baselines: ``None`` (zeros, a black image), a float, or a tensor broadcastable to the
             images, in the same [0, 1] pixel space.
         n_steps: number of quadrature nodes along the path.
         method: ``"gausslegendre"`` or ``"riemann_left" | "riemann_right" | "riemann_middle" |
             "riemann_trapezoid"``, as in Captum.
         internal_batch_size: model inputs per forward pass; ``None`` runs all at once.
-        check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
         >>> from explainaug.models import SmallCNN

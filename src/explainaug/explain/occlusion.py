@@ -38,12 +38,10 @@ class Occlusion(Explainer):
     ``create_graph=True`` raises ``ValueError``.
 
     Args:
-        model: classifier returning logits.
         window: window size ``(h, w)`` in pixels (an int for a square), at most the image's.
         stride: step ``(sh, sw)`` between windows, at most the window.
         baselines: the value occluded pixels take (Captum's ``baselines``; 0 by default).
         internal_batch_size: occluded images per forward pass.
-        check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
         >>> from explainaug.models import SmallCNN

@@ -38,7 +38,6 @@ class RISE(Explainer):
         seed: seed of the masks.
         internal_batch_size: masked images per forward pass.
         score: ``"probability"`` (softmax, the paper) or ``"logit"``.
-        check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
         >>> from explainaug.models import SmallCNN

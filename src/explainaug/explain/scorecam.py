@@ -40,12 +40,8 @@ class ScoreCAM(CAM):
     Args:
         model: classifier taking images in [0, 1] (the implicit baseline of masking is black)
             and returning logits.
-        layer: module or dotted name whose output is explained; ``None`` picks a default (see
-            :class:`~explainaug.explain.cam.CAM`).
         variant: ``"paper"`` or ``"pytorch-grad-cam"``.
         internal_batch_size: masked images per forward pass.
-        reshape: how the layer's output becomes feature maps; see ``CAM``.
-        check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
         >>> from explainaug.models import SmallCNN

@@ -187,7 +187,6 @@ class SISE(Explainer):
     ``last_num_masks`` (LongTensor ``[B, L]``) and the layers in ``last_layers``.
 
     Args:
-        model: classifier returning logits ``[B, classes]``.
         layers: modules or dotted names, low to high; None chooses the last layer of every block
             with ``block_output_layers`` (on the first call for each input size).
         mu: keep channel k when ``alpha_k > mu * max_j alpha_j`` and ``alpha_k > 0``, where
@@ -199,9 +198,6 @@ class SISE(Explainer):
         temperature: steepness ``T`` of the sigmoid gate.
         score: ``"probability"`` (softmax of the logits, as the reference Keras model outputs) or
             ``"logit"``; used for the gradients and for scoring masked images.
-        reshape: how each layer's output becomes feature maps (``"auto"``: transformer tokens
-            are laid out on their patch grid); see :class:`~explainaug.explain.cam.CAM`.
-        check_values: check inputs for NaN/inf and targets for range on every call.
 
     Example:
         >>> from explainaug.models import SmallCNN

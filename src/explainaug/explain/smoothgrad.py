@@ -37,7 +37,6 @@ class SmoothGrad(Explainer):
         internal_batch_size: noisy images per call of the wrapped explainer; ``None``: all.
         seed: seed a fresh generator on every call for reproducible noise (the noise then
             also depends on ``internal_batch_size``); ``None`` uses torch's global generator.
-        check_values: check inputs for NaN/inf on every call.
 
     Example:
         >>> from explainaug.explain import Saliency
