@@ -33,10 +33,6 @@ class EDDALoss(nn.Module):
       loss is plain occlusion augmentation (the label-preserving random control's targets).
 
     Args:
-        nonsalient_weight: weight of the non-salient-occlusion term.
-        salient_weight: weight of the salient-occlusion term.
-        salient_target: one of ``"uniform"``, ``"smooth"``, ``"background"``, ``"hinge"``,
-            ``"label"``.
         label_smoothing: smoothing mass for ``"smooth"``, in (0, 1] (PyTorch's
             ``cross_entropy(label_smoothing=)`` meaning).
         margin: confidence margin for ``"hinge"``, in [0, 1].
@@ -69,13 +65,8 @@ class EDDALoss(nn.Module):
             raise ValueError(
                 f"salient_target must be one of {SALIENT_TARGETS}, got {salient_target!r}"
             )
-        for name, weight in (
-            ("nonsalient_weight", nonsalient_weight),
-            ("salient_weight", salient_weight),
-        ):
-            check_nonnegative(weight, name)
-        self.nonsalient_weight = nonsalient_weight
-        self.salient_weight = salient_weight
+        self.nonsalient_weight = check_nonnegative(nonsalient_weight, "nonsalient_weight")
+        self.salient_weight = check_nonnegative(salient_weight, "salient_weight")
         self.salient_target = salient_target
         self.label_smoothing = check_interval(
             label_smoothing, "label_smoothing", 0, 1, include_low=False

@@ -25,9 +25,9 @@ class ExConLoss(SupConLoss):
     positives of each other, and negatives of everything else.
 
     Args:
-        temperature, base_temperature, gather_distributed, check_values: as
-            ``SupConLoss``.
         background_anchor: treat background rows as one class of their own.
+        **options: ``gather_distributed``, ``check_values`` of :class:`SupConLoss` (as are
+            ``temperature`` and ``base_temperature``).
 
     Shape:
         features ``[B, V, D]``, labels ``[B]``, background bool ``[B, V]``; or ``[N, D]``,
@@ -47,15 +47,9 @@ class ExConLoss(SupConLoss):
         base_temperature: float | None = BASE_TEMPERATURE,
         *,
         background_anchor: bool = False,
-        gather_distributed: bool = True,
-        check_values: bool = True,
+        **options: bool,
     ) -> None:
-        super().__init__(
-            temperature,
-            base_temperature,
-            gather_distributed=gather_distributed,
-            check_values=check_values,
-        )
+        super().__init__(temperature, base_temperature, **options)
         self.background_anchor = background_anchor
 
     def forward(self, features: Tensor, labels: Tensor, background: Tensor) -> Tensor:  # type: ignore[override]

@@ -37,22 +37,17 @@ def flatten_views(
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {features.dtype}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"labels must be an integer tensor (torch.long), got dtype {labels.dtype}")
-    if features.ndim == 3:
-        batch, views = features.shape[:2]
-        if labels.shape != (batch,):
-            raise ValueError(
-                f"labels must have shape [{batch}] for {name} of shape {tuple(features.shape)}, "
-                f"got {tuple(labels.shape)}"
-            )
-        return features.transpose(0, 1).reshape(batch * views, -1), labels.repeat(views)
+    if features.ndim not in (2, 3):
+        raise ValueError(f"{name} must have shape [B, V, D] or [N, D], got {tuple(features.shape)}")
+    if labels.shape != (features.shape[0],):
+        raise ValueError(
+            f"labels must have shape [{features.shape[0]}] for {name} of shape "
+            f"{tuple(features.shape)}, got {tuple(labels.shape)}"
+        )
     if features.ndim == 2:
-        if labels.shape != (features.shape[0],):
-            raise ValueError(
-                f"labels must have shape [{features.shape[0]}] for {name} of shape "
-                f"{tuple(features.shape)}, got {tuple(labels.shape)}"
-            )
         return features, labels
-    raise ValueError(f"{name} must have shape [B, V, D] or [N, D], got {tuple(features.shape)}")
+    batch, views = features.shape[:2]
+    return features.transpose(0, 1).reshape(batch * views, -1), labels.repeat(views)
 
 
 def supervised_contrastive(
