@@ -13,7 +13,7 @@ output is ``where(batch_prob, lerp(fill, x, keep), x)``: kept pixels come back u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -34,13 +34,11 @@ from explainaug.augment.masks import (
     threshold_selection,
 )
 
-KeepFn = Callable[[Tensor, "torch.Generator | None"], Tensor]
-
 
 class MaskAugmentationBase(nn.Module):
     """Base of the masking augmentations: fills ``1 - keep`` of each selected image.
 
-    Subclasses build the keep mask and call :meth:`_augment`. Images are float in [0, 1],
+    Subclasses build the keep mask in :meth:`_keep_mask`. Images are float in [0, 1],
     ``[B, C, H, W]`` or a single ``[C, H, W]``. These options are shared by every augmentation.
 
     Args:
@@ -54,6 +52,9 @@ class MaskAugmentationBase(nn.Module):
         check_values: check on every call that images lie in [0, 1] and maps are finite (host
             syncs); training steps that feed known-good tensors turn it off.
     """
+
+    #: Whether ``forward`` needs saliency maps (unless ``params`` replays a draw).
+    needs_saliency = False
 
     def __init__(
         self,
@@ -74,18 +75,37 @@ class MaskAugmentationBase(nn.Module):
         self.keepdim = bool(keepdim)
         self._params: dict[str, Tensor] = {}
 
-    def _augment(
+    def forward(
         self,
         x: Tensor,
-        make_keep: KeepFn,
-        params: dict[str, Tensor] | None,
-        generator: torch.Generator | None,
+        saliency: Tensor | None = None,
+        *,
+        ratio: float | Tensor | None = None,
+        params: dict[str, Tensor] | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
+        """Augment images ``x`` in [0, 1]; ``params`` replays a draw (maps unused).
+
+        Args:
+            x: ``[B, C, H, W]`` or ``[C, H, W]`` in [0, 1].
+            saliency: ``[B, 1, h, w]`` or ``[B, h, w]`` (``[h, w]`` or ``[1, h, w]`` for one
+                image), any resolution and floating dtype; required by the saliency-driven
+                augmentations unless ``params`` is given, ignored by the random ones.
+            ratio: this call's ratio, a number or ``Tensor[B]`` (saliency-driven ones: ratio
+                mode only).
+            params: ``aug._params`` of an earlier call, to replay its masks and selection.
+            generator: random generator for the ``p`` draw, the noise fill, random masks and
+                the tie-breaking of ratio-mode selections.
+        """
+        if self.needs_saliency and params is None and saliency is None:
+            raise ValueError(
+                f"{type(self).__name__} needs saliency maps (or params= to replay a draw)"
+            )
         batch = as_image_batch(x, check_values=self.check_values)
         if params is None:
             params = {
                 "batch_prob": self._draw_selection(batch, generator),
-                "keep": make_keep(batch, generator),
+                "keep": self._keep_mask(batch, saliency, ratio, generator, x.ndim == 3),
             }
             noise = self.fill.draw(batch, generator, self.same_on_batch)
             if noise is not None:
@@ -106,6 +126,17 @@ class MaskAugmentationBase(nn.Module):
         draws = 1 if self.same_on_batch else size
         chosen = torch.rand(draws, generator=generator, device=batch.device) < self.p
         return chosen.expand(size)
+
+    def _keep_mask(
+        self,
+        batch: Tensor,
+        saliency: Tensor | None,
+        ratio: float | Tensor | None,
+        generator: torch.Generator | None,
+        single: bool,
+    ) -> Tensor:
+        """The keep mask ``[B, 1, H, W]`` of ``batch`` (``single``: ``x`` was one image)."""
+        raise NotImplementedError
 
     def _check_ratio(
         self, ratio: float | Tensor, batch_size: int, device: torch.device | str
@@ -153,6 +184,7 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
 
     default_threshold: float | None = None
     default_ratio: float | None = None
+    needs_saliency = True
 
     def __init__(
         self,
@@ -233,36 +265,16 @@ class SaliencyAugmentationBase(MaskAugmentationBase):
             generator=generator,
         )
 
-    def forward(
+    def _keep_mask(
         self,
-        x: Tensor,
-        saliency: Tensor | None = None,
-        *,
-        ratio: float | Tensor | None = None,
-        params: dict[str, Tensor] | None = None,
-        generator: torch.Generator | None = None,
+        batch: Tensor,
+        saliency: Tensor | None,
+        ratio: float | Tensor | None,
+        generator: torch.Generator | None,
+        single: bool,
     ) -> Tensor:
-        """Augment images ``x`` in [0, 1] by their maps; ``params`` replays a draw (maps unused).
-
-        Args:
-            x: ``[B, C, H, W]`` or ``[C, H, W]`` in [0, 1].
-            saliency: ``[B, 1, h, w]`` or ``[B, h, w]`` (``[h, w]`` or ``[1, h, w]`` for one
-                image), any resolution and floating dtype; required unless ``params`` is given.
-            ratio: this call's ratio, a number or ``Tensor[B]`` (ratio mode only).
-            params: ``aug._params`` of an earlier call, to replay its masks and selection.
-            generator: random generator for the ``p`` draw, the noise fill and the tie-breaking
-                of ratio-mode selections.
-        """
-        if params is None and saliency is None:
-            raise ValueError(
-                f"{type(self).__name__} needs saliency maps (or params= to replay a draw)"
-            )
-
-        def make_keep(batch: Tensor, generator: torch.Generator | None) -> Tensor:
-            maps = as_map_batch(saliency, batch, single=x.ndim == 3, finite=False)
-            return self.mask(maps, batch.shape[-2:], ratio=ratio, generator=generator)
-
-        return self._augment(x, make_keep, params, generator)
+        maps = as_map_batch(saliency, batch, single=single, finite=False)
+        return self.mask(maps, batch.shape[-2:], ratio=ratio, generator=generator)
 
     def _mode_repr(self) -> str:
         if self.threshold is not None:

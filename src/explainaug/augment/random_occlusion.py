@@ -96,29 +96,18 @@ class RandomOcclusion(MaskAugmentationBase):
             occluded = _block(counts, corners, height, width)
         return 1 - occluded
 
-    def forward(
+    def _keep_mask(
         self,
-        x: Tensor,
-        saliency: Tensor | None = None,
-        *,
-        ratio: float | Tensor | None = None,
-        params: dict[str, Tensor] | None = None,
-        generator: torch.Generator | None = None,
+        batch: Tensor,
+        saliency: Tensor | None,
+        ratio: float | Tensor | None,
+        generator: torch.Generator | None,
+        single: bool,
     ) -> Tensor:
-        """Occlude images ``x`` in [0, 1] (``[B, C, H, W]`` or ``[C, H, W]``).
-
-        The call shape of :class:`SaliencyOcclusion`, so one drops in for the other;
-        ``saliency`` is ignored. ``ratio``: a number or ``Tensor[B]`` (default: the
-        constructor's); ``params``: ``aug._params`` of an earlier call, to replay it;
-        ``generator``: draws the masks, the ``p`` draw and the noise fill.
-        """
-
-        def make_keep(batch: Tensor, generator: torch.Generator | None) -> Tensor:
-            return self.mask(
-                batch.shape[0], batch.shape[-2:], ratio, device=batch.device, generator=generator
-            ).to(batch.dtype)
-
-        return self._augment(x, make_keep, params, generator)
+        """Random masks: ``saliency`` is ignored, so this drops in for a saliency occlusion."""
+        return self.mask(
+            batch.shape[0], batch.shape[-2:], ratio, device=batch.device, generator=generator
+        ).to(batch.dtype)
 
     def extra_repr(self) -> str:
         grid = f", grid={self.grid}" if self.shape == "regions" else ""
