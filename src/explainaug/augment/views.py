@@ -98,19 +98,9 @@ def supcon_views(
 ) -> Views:
     """SupContrast's augmentation as a Kornia pipeline returning ``n_views`` views per image.
 
-    Takes RGB or 1-channel images in [0, 1]; 1-channel images keep 1 channel (colour jitter and
-    grayscale then only change brightness and contrast).
-
-    Args:
-        size: output size (``int`` for square views, or ``(h, w)``).
-        n_views: number of independent views per image.
-        scale: area range of the random resized crop (SupContrast: (0.2, 1); raise the lower
-            end for small objects that such crops would cut out).
-        check_values: check on every call that images lie in [0, 1] (a host-device sync).
-
-    Returns:
-        A :class:`Views` module; call it on batches ``[B, C, H, W]`` in [0, 1] on any device, or
-        on one image ``[C, H, W]`` (views ``[n_views, C, h, w]``).
+    Takes RGB or 1-channel images in [0, 1] (see :class:`Views`). ``scale`` is the area range of
+    the random resized crop (SupContrast: (0.2, 1); raise the lower end for small objects that
+    such crops would cut out).
 
     Example:
         >>> supcon_views(16)(torch.rand(4, 3, 32, 32)).shape

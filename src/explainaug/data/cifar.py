@@ -23,15 +23,9 @@ def cifar100(
     file's md5; the pickled uint8 pixels become an :class:`ImageTensorDataset` whose ``mean`` and
     ``std`` are CIFAR-100's training statistics.
 
-    Args:
-        root: the folder that holds (or will hold) ``cifar-100-python``.
-        split: ``"train"`` or ``"test"``.
-        download: download and extract the archive into ``root`` first (needs internet).
-
-    Raises:
-        FileNotFoundError: the files are missing and ``download`` is False, or the download
-            failed.
-        ValueError: the files fail torchvision's md5 check.
+    ``root`` is the folder that holds (or will hold) ``cifar-100-python``; ``download`` fetches
+    the archive first (needs internet). Missing files raise ``FileNotFoundError``, files that fail
+    the md5 check ``ValueError``.
 
     Example:
         >>> cifar100("/nonexistent")  # doctest: +ELLIPSIS

@@ -286,16 +286,9 @@ def corrupt(
 ) -> Tensor:
     """Apply one CIFAR-C corruption at one severity to a batch of RGB images.
 
-    Args:
-        x: float ``[B, 3, H, W]`` in [0, 1], on any device.
-        name: one of :data:`CORRUPTIONS`.
-        severity: 1 (mildest) .. 5.
-        generator: random generator on ``x``'s device, for reproducible draws (the global
-            generator when None). Deterministic corruptions ignore it.
-
-    Returns:
-        The corrupted batch, same shape, dtype and device, in [0, 1] on 8-bit levels. Not
-        differentiable.
+    ``x``: float ``[B, 3, H, W]`` in [0, 1]; ``severity``: 1 (mildest) .. 5; ``generator``: on
+    ``x``'s device, for reproducible draws. Returns the batch in [0, 1] on 8-bit levels (same
+    shape, dtype and device; not differentiable).
 
     Example:
         >>> x = torch.full((2, 3, 32, 32), 0.5)

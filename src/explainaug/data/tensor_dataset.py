@@ -17,13 +17,8 @@ from explainaug._validation import check_tensor
 
 
 def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of uint8 images, in [0, 1] units.
-
-    Args:
-        images: uint8 ``[N, C, H, W]``.
-
-    Returns:
-        ``(mean, std)`` as tuples of C floats (population standard deviation).
+    """Per-channel mean and (population) standard deviation of uint8 images ``[N, C, H, W]``,
+    in [0, 1] units, as tuples of C floats.
 
     Example:
         >>> channel_stats(torch.full((2, 1, 2, 2), 255, dtype=torch.uint8))

@@ -15,12 +15,8 @@ from explainaug._validation import check_count, check_tensor
 
 
 def bin_counts(bin_index: Tensor, bins: int, valid: Tensor | None = None) -> Tensor:
-    """Histogram each row of integer bin indices ``[N, n]`` into ``[N, bins]`` float64 counts.
-
-    Args:
-        bin_index: LongTensor ``[N, n]`` with values in ``[0, bins)``.
-        bins: number of bins.
-        valid: optional bool ``[N, n]``; only ``True`` entries are counted.
+    """Histogram each row of integer bin indices ``[N, n]`` into ``[N, bins]`` float64 counts;
+    with ``valid`` (bool ``[N, n]``) only its ``True`` entries count.
 
     Example:
         >>> bin_counts(torch.tensor([[0, 2, 2]]), 3).tolist()
@@ -85,11 +81,6 @@ def otsu_threshold(
 
     Returns:
         Thresholds ``[N]`` (a 0-dim tensor for 1-D input), in ``values.dtype``.
-
-    Raises:
-        TypeError: ``values`` is not a float tensor or ``valid`` is not bool.
-        ValueError: bad shapes, ``bins < 2``, an empty or reversed ``value_range``, NaN or
-            infinite values.
 
     Example:
         >>> values = torch.tensor([[0.0625, 0.1875, 0.0625, 0.8125, 0.9375],
