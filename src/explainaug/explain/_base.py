@@ -136,6 +136,8 @@ class Explainer(ABC):
 
     #: Whether the method backpropagates (gradient-free ones also run under inference mode).
     needs_gradients = True
+    #: Whether ``create_graph=True`` is supported (perturbation methods score without a graph).
+    differentiable = True
 
     def __init__(self, model: nn.Module, *, check_values: bool = True) -> None:
         if not isinstance(model, nn.Module):
@@ -170,6 +172,11 @@ class Explainer(ABC):
                 f"convert the images with x.to({weight.dtype})"
             )
         target_tensor = check_target(target, x.shape[0], x.device)
+        if create_graph and not self.differentiable:
+            raise ValueError(
+                f"{type(self).__name__} maps are not differentiable (perturbed images are scored "
+                "without a graph); call it with create_graph=False"
+            )
         with preserved_model_state(self.model), torch.enable_grad():
             raw = self._attribute(x, target_tensor, create_graph)
         return raw if create_graph else raw.detach()

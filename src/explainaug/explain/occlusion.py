@@ -51,6 +51,7 @@ class Occlusion(Explainer):
     """
 
     needs_gradients = False  # forward passes only
+    differentiable = False
 
     def __init__(
         self,
@@ -93,11 +94,6 @@ class Occlusion(Explainer):
         return (rows[:, None, :, None] & cols[None, :, None, :]).flatten(0, 1)
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
-        if create_graph:
-            raise ValueError(
-                "Occlusion maps are not differentiable (occluded images are scored without a "
-                "graph); call it with create_graph=False"
-            )
         batch = x.shape[0]
         size = (x.shape[2], x.shape[3])
         with torch.no_grad():

@@ -49,6 +49,7 @@ class RISE(Explainer):
     """
 
     needs_gradients = False  # forward passes only
+    differentiable = False
 
     def __init__(
         self,
@@ -123,11 +124,6 @@ class RISE(Explainer):
         return upsampled[index, rows[:, :, None], cols[:, None, :]].clamp(0, 1).unsqueeze(1)
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
-        if create_graph:
-            raise ValueError(
-                "RISE maps are not differentiable (masked images are scored without a graph); "
-                "call it with create_graph=False"
-            )
         batch, size = x.shape[0], (x.shape[2], x.shape[3])
         with torch.no_grad():
             logits = self.model(x)

@@ -52,6 +52,7 @@ class ScoreCAM(CAM):
     """
 
     needs_gradients = False  # forward passes only
+    differentiable = False
 
     def __init__(
         self,
@@ -71,11 +72,6 @@ class ScoreCAM(CAM):
         self.internal_batch_size = internal_batch_size
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
-        if create_graph:
-            raise ValueError(
-                "ScoreCAM maps are not differentiable (masked images are scored without a "
-                "graph); call it with create_graph=False"
-            )
         with torch.no_grad():
             logits, activations = self._forward(x)
             _, target = self._checked_scores(logits, target)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from explainaug._shared import eval_mode, minmax_normalize, preserved_model_state, upsample
-from explainaug._validation import check_count
+from explainaug._validation import check_count, check_positive
 from explainaug.explain._base import (
     Explainer,
     captured_outputs,
@@ -208,6 +208,8 @@ class SISE(Explainer):
         (torch.Size([2, 1, 16, 16]), True, ['block1', 'block2', 'block3'])
     """
 
+    differentiable = False
+
     def __init__(
         self,
         model: nn.Module,
@@ -230,12 +232,7 @@ class SISE(Explainer):
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         check_count(internal_batch_size, "internal_batch_size")
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not 0 < temperature < float("inf")
-        ):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        check_positive(temperature, "temperature")
         if isinstance(layers, (str, nn.Module)):
             layers = [layers]
         if layers is not None and len(layers) == 0:
@@ -262,11 +259,6 @@ class SISE(Explainer):
         return self._auto_layers[key]
 
     def _attribute(self, x: Tensor, target: Tensor | None, create_graph: bool) -> Tensor:
-        if create_graph:
-            raise ValueError(
-                f"{type(self).__name__} maps are not differentiable (masked images are scored "
-                "without a graph); call it with create_graph=False"
-            )
         names = self.layer_names(x)
         activations, alphas, target = self._gradients(x, target, names)
         keep = [

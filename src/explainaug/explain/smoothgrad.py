@@ -69,6 +69,7 @@ class SmoothGrad(Explainer):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
         self.explainer = explainer
+        self.differentiable = explainer.differentiable
         self.nt_samples = nt_samples
         self.stdev_spread = check_positive(stdev_spread, "stdev_spread")
         self.nt_type = nt_type
