@@ -132,20 +132,16 @@ class CAM(Explainer):
     ``_layer_gradients`` (also the target scores' gradient with respect to it).
 
     Args:
-        model: classifier returning logits ``[B, classes]``.
-        layer: module or dotted name whose output is explained. ``None``: the model's
-            ``default_cam_layer``, a timm model's last feature module (``explain.layers.cam_layer`` decides),
-            else the last module with a 4-D output before global pooling; checked by one probe
-            on the first call, which moves to the last layer with a spatial map where the
-            default pools the images to 1x1 (``last_feature_layer``). A given layer with 1x1
-            maps is refused (its CAM is one constant). If the module runs more than once per
-            forward pass, its last output is used.
+        layer: module or dotted name whose output is explained. ``None``: the model's default
+            (``explain.layers.cam_layer`` decides), checked by one probe on the first call, which
+            moves to the last layer with a spatial map where the default pools the images to
+            1x1. A given layer with 1x1 maps is refused (its CAM is one constant). If the module
+            runs more than once per forward pass, its last output is used.
         reshape: how the layer's output becomes feature maps ``[B, K, h, w]``: ``"auto"``
             (default) passes 4-D outputs and lays transformer tokens ``[B, N, C]`` out on their
             patch grid, dropping class and register tokens (``auto_reshape``); a callable does it
             your way (as pytorch-grad-cam's ``reshape_transform``); ``None`` accepts 4-D only.
             Gradients go through the same reshape.
-        check_values: check inputs for NaN/inf and targets for range on every call.
     """
 
     def __init__(
@@ -163,20 +159,6 @@ class CAM(Explainer):
         #: Whether the layer was given (else the model's default, checked on the first call).
         self.layer_given = layer is not None
         self._probed = self.layer_given
-
-    def layer_for(self, x: Tensor) -> str:
-        """The dotted name of the layer explained for images like ``x``: the given layer, or
-        the default checked by one probe without gradient (as on the first call).
-
-        Example:
-            >>> from explainaug.explain import GradCAM
-            >>> from explainaug.models import SmallCNN
-            >>> GradCAM(SmallCNN(num_classes=3, width=4)).layer_for(torch.rand(1, 3, 32, 32))
-            'block3'
-        """
-        self._captured_layer(x[:1])
-        assert self.layer_name is not None
-        return self.layer_name
 
     def _captured_layer(self, inputs: Tensor) -> nn.Module:
         """The explained module. A default (not given) layer is checked by a probe on the first
