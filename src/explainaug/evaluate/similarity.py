@@ -2,20 +2,9 @@
 
 Every function takes two batches of maps of the same shape, ``[B, C, H, W]`` (attributions with
 channels), ``[B, 1, H, W]`` or ``[B, H, W]``, and returns one score per image, ``[B]``, computed
-on the maps' device in torch. The preprocessing follows the sanity-checks notebook
-(``inceptionv3_cascading_randomization.ipynb``):
-
-* ``spearman_abs``: |map| summed over channels, scaled ``(x - min) / (p99 - min)``, clipped to
-  [0, 1], then Spearman's rank correlation (average ranks for ties, as ``scipy.stats.spearmanr``).
-* ``spearman``: the signed channel sum divided by ``|p99|``, clipped to [-1, 1], then Spearman.
-* ``ssim``: |map| summed over channels, min-max scaled to [0, 1] per image, then SSIM with
-  skimage's Wang et al. settings (Gaussian weights, sigma 1.5, population covariance,
-  ``data_range=1``).
-* ``hog``: |map| summed over channels, min-max scaled, then the rank correlation of the two
-  maps' HOG descriptors (skimage's algorithm, see ``hog``).
-
-Rank correlations are undefined (NaN, as in scipy) when a map is constant; callers that average
-scores count those images separately (see ``summarize``).
+on the maps' device. The preprocessing of ``SIMILARITIES`` follows the sanity-checks notebook
+(``inceptionv3_cascading_randomization.ipynb``). Rank correlations are undefined (NaN, as in
+scipy) when a map is constant; callers that average scores count those images separately.
 """
 
 from __future__ import annotations
@@ -187,16 +176,6 @@ def ssim(
     ``win_size`` only sets that crop; ``None`` gives the filter's width (11 for sigma 1.5). The
     sanity-checks notebook used ``win_size=5``.
 
-    Args:
-        a, b: maps ``[B, C, H, W]`` or ``[B, H, W]`` on the scale ``data_range`` describes.
-        data_range: value range of the maps (1 for maps in [0, 1]).
-        sigma: standard deviation of the Gaussian window.
-        win_size: odd crop width, at most the smaller image side.
-        k1, k2: SSIM's stabilising constants.
-
-    Returns:
-        ``[B]`` SSIM values.
-
     Example:
         >>> a = torch.rand(2, 16, 16)
         >>> ssim(a, a).tolist()
@@ -264,15 +243,8 @@ def hog(
     skimage: computed in the input's precision (skimage uses float64), so a pixel whose
     orientation lies within rounding of a bin edge may fall in the neighbouring bin.
 
-    Args:
-        images: ``[B, 1, H, W]`` or ``[B, H, W]``.
-        orientations: number of orientation bins.
-        pixels_per_cell: cell size (rows, columns); trailing pixels that fill no cell are dropped.
-        cells_per_block: block size in cells.
-        eps: the normalisation's stabiliser.
-
-    Returns:
-        ``[B, D]`` descriptors.
+    Takes ``[B, 1, H, W]`` or ``[B, H, W]``, returns ``[B, D]`` descriptors; trailing pixels that
+    fill no cell are dropped.
 
     Example:
         >>> hog(torch.rand(2, 1, 32, 32)).shape
