@@ -21,15 +21,8 @@ from explainaug.registry import EXPLAINERS
 
 
 def build_explainer(name: str, model: nn.Module, **options: object) -> Explainer:
-    """Build the explainer registered as ``name`` (case-insensitive) for ``model``.
-
-    Args:
-        name: a name of ``registry.EXPLAINERS``.
-        model: the classifier to explain.
-        **options: constructor arguments of that explainer.
-
-    Raises:
-        ValueError: unknown name (the message lists the known ones).
+    """Build the explainer registered as ``name`` (case-insensitive) for ``model``, with
+    ``options`` as its constructor's keyword arguments; an unknown name raises ``ValueError``.
 
     Example:
         >>> from explainaug.models import SmallCNN

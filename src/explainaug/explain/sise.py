@@ -30,7 +30,6 @@ from explainaug._validation import check_count, check_positive
 from explainaug.explain._base import (
     Explainer,
     captured_outputs,
-    check_target_range,
     class_scores,
 )
 from explainaug.explain.cam import Reshape, as_feature_maps, check_reshape
@@ -292,9 +291,7 @@ class SISE(Explainer):
         inputs = x.detach().requires_grad_(True)
         with captured_outputs(modules) as outputs:
             logits = self.model(inputs)
-            if self.check_values and target is not None:
-                check_target_range(target, logits.shape[1])
-            scores, target = class_scores(self._outputs(logits), target)
+            scores, target = self._checked_scores(self._outputs(logits), target)
         maps = [
             as_feature_maps(output, self.reshape, self.model, name)
             for name, output in zip(names, outputs, strict=True)

@@ -13,11 +13,8 @@ from torch import Tensor, nn
 
 
 class Normalize(nn.Module):
-    """Compute ``(x - mean) / std`` per channel; identity when ``mean`` and ``std`` are None.
-
-    Args:
-        mean: per-channel mean of the training images in [0, 1].
-        std: per-channel standard deviation, all > 0.
+    """Compute ``(x - mean) / std`` per channel (training statistics of images in [0, 1]);
+    identity when ``mean`` and ``std`` are None.
 
     Example:
         >>> Normalize((0.5,), (0.25,))(torch.ones(1, 1, 2, 2)).flatten().tolist()
