@@ -9,6 +9,7 @@ add), so module hooks such as guided backpropagation see each ReLU exactly once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -131,33 +132,23 @@ class CifarResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
-def resnet18(
-    num_classes: int | None = 100,
-    *,
-    width: int = 64,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> CifarResNet:
-    """CIFAR ResNet-18 (512-d features at width 64).
+def resnet18(num_classes: int | None = 100, **options: Any) -> CifarResNet:
+    """CIFAR ResNet-18 (512-d features at width 64); ``options``: ``width``, ``mean``, ``std`` of
+    :class:`CifarResNet`.
 
     Example:
         >>> resnet18(num_classes=None, width=8)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 64])
     """
-    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, width=width, mean=mean, std=std)
+    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, **options)
 
 
-def resnet50(
-    num_classes: int | None = 100,
-    *,
-    width: int = 64,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> CifarResNet:
-    """CIFAR ResNet-50 (2048-d features at width 64), the ExCon/SupCon backbone.
+def resnet50(num_classes: int | None = 100, **options: Any) -> CifarResNet:
+    """CIFAR ResNet-50 (2048-d features at width 64), the ExCon/SupCon backbone; ``options`` as
+    :func:`resnet18`.
 
     Example:
         >>> resnet50(num_classes=10, width=8)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, width=width, mean=mean, std=std)
+    return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, **options)
