@@ -230,6 +230,19 @@ def _prepare(
     return x, target, check_similarity_names(similarity)
 
 
+def _explainer_of(
+    model: nn.Module, explainer: ExplainerFactory, x: Tensor, target: Tensor | None
+) -> tuple[nn.Module, Explainer, Tensor]:
+    """A deep copy of ``model`` in eval mode on ``x``'s device, its explainer, and the classes
+    to explain (``target``, else the copy's predictions)."""
+    work = copy.deepcopy(model).eval().to(x.device)
+    built = explainer(work)
+    if target is None:
+        with torch.no_grad():
+            target = work(x).argmax(dim=1)
+    return work, built, target
+
+
 def _random_control(
     original: Tensor, names: tuple[str, ...], seed: int
 ) -> dict[str, SimilaritySummary]:
@@ -285,16 +298,12 @@ def model_randomization(
     if mode not in ("cascading", "independent"):
         raise ValueError(f"mode must be 'cascading' or 'independent', got {mode!r}")
     x, target, names = _prepare(model, x, target, similarity)
-    work = copy.deepcopy(model).eval()
+    work, built, target = _explainer_of(model, explainer, x, target)
+    if getattr(built, "model", work) is not work:
+        raise ValueError("explainer(model) must return an explainer of the model it is given")
     device = model_device(work)
     modules = dict(work.named_modules())
     steps = list(reversed(group_layers(forward_order(work, x), modules, group_depth)))
-    built = explainer(work)
-    if getattr(built, "model", work) is not work:
-        raise ValueError("explainer(model) must return an built of the model it is given")
-    if target is None:
-        with torch.no_grad():
-            target = work(x).argmax(dim=1)
     original = sanity_maps(built, x, target)
     curves: dict[str, SimilarityCurve] = {
         name: {"mean": [], "std": [], "undefined": []} for name in names
@@ -356,12 +365,7 @@ def data_randomization(
     for model in (model_true, model_random_labels):
         if not isinstance(model, nn.Module):
             raise TypeError(f"models must be torch.nn.Module, got {type(model).__name__}")
-        work = copy.deepcopy(model).eval().to(x.device)
-        built = explainer(work)
-        explained = target
-        if explained is None:
-            with torch.no_grad():
-                explained = work(x).argmax(dim=1)
+        _, built, explained = _explainer_of(model, explainer, x, target)
         maps.append(sanity_maps(built, x, explained))
     scores = compare_maps(maps[0], maps[1], names)
     result: DataRandomizationResult = {
