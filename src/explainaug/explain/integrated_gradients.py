@@ -105,15 +105,8 @@ class IntegratedGradients(Explainer):
         return delta * integral
 
     def convergence_delta(self, x: Tensor, attributions: Tensor, target: Target = None) -> Tensor:
-        """Completeness error per image: ``sum(attributions) - (f_t(x) - f_t(baseline))``.
-
-        Args:
-            x: the images that were explained, ``[B, C, H, W]`` in [0, 1].
-            attributions: ``self.attribute(x, target)``.
-            target: the explained class (``None``: predicted at ``x``).
-
-        Returns:
-            Float tensor ``[B]``; it shrinks towards 0 as ``n_steps`` grows.
+        """Completeness error per image ``[B]``: ``sum(attributions) - (f_t(x) - f_t(baseline))``
+        for ``attributions = self.attribute(x, target)``; it shrinks towards 0 as ``n_steps`` grows.
 
         Example:
             >>> from explainaug.models import SmallCNN

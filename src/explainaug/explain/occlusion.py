@@ -14,6 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from explainaug._shared import image_step_chunks
 from explainaug._validation import check_count
 from explainaug.explain._base import Explainer, class_scores
 
@@ -101,10 +102,8 @@ class Occlusion(Explainer):
             windows = self.windows(size, x.device)
             positions = windows.shape[0]
             drops = []
-            pairs = torch.arange(batch * positions, device=x.device)
-            for start in range(0, pairs.shape[0], self.internal_batch_size):
-                chunk = pairs[start : start + self.internal_batch_size]
-                images, position = chunk // positions, chunk % positions
+            chunks = image_step_chunks(batch, positions, self.internal_batch_size, x.device)
+            for _, images, position in chunks:
                 covered = windows[position].unsqueeze(1)
                 occluded = torch.where(covered, self.baselines, x[images])
                 scores, _ = class_scores(self.model(occluded), target[images])
