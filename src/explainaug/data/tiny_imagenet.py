@@ -77,14 +77,10 @@ def tiny_imagenet(
     """Tiny ImageNet's train split (100,000 images) or, as ``"test"``, its val folder (10,000
     labelled images, the usual test set; its own test folder has no labels).
 
-    Args:
-        root: the folder holding ``tiny-imagenet-200``, or that folder itself.
-        split: ``"train"`` or ``"test"`` (read from ``val/``).
-        lazy: keep the JPEGs on disk and decode on access (an :class:`ImageFileDataset`); else
-            decode everything into a uint8 :class:`ImageTensorDataset` (about 1.2 GB for train).
-
-    Returns:
-        The dataset, with Tiny ImageNet's training ``mean``/``std`` and the wnids as ``classes``.
+    ``root`` holds ``tiny-imagenet-200`` (or is that folder). ``lazy`` keeps the JPEGs on disk
+    and decodes on access (an :class:`ImageFileDataset`); else everything is decoded into a uint8
+    :class:`ImageTensorDataset` (about 1.2 GB for train). Either has Tiny ImageNet's training
+    ``mean``/``std`` and the wnids as ``classes``.
 
     Example:
         >>> tiny_imagenet("/nonexistent")  # doctest: +ELLIPSIS
@@ -108,14 +104,7 @@ def tiny_imagenet(
         paths, labels = _class_folders(split_dir, wnids)
     if not paths:
         raise FileNotFoundError(f"no .JPEG images found in {split_dir}")
+    stats = {"mean": TINY_IMAGENET_MEAN, "std": TINY_IMAGENET_STD, "classes": wnids}
     if lazy:
-        return ImageFileDataset(
-            paths, labels, mean=TINY_IMAGENET_MEAN, std=TINY_IMAGENET_STD, classes=wnids
-        )
-    return ImageTensorDataset(
-        read_images(paths),
-        torch.as_tensor(labels),
-        mean=TINY_IMAGENET_MEAN,
-        std=TINY_IMAGENET_STD,
-        classes=wnids,
-    )
+        return ImageFileDataset(paths, labels, **stats)
+    return ImageTensorDataset(read_images(paths), torch.as_tensor(labels), **stats)
