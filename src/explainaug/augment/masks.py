@@ -68,16 +68,10 @@ def rank_selection(
 ) -> Tensor:
     """Select the ``counts[b]`` highest (``largest``) or lowest scores of each image ``b``.
 
-    Hard selections hold exactly ``counts[b]`` ones; ties are broken at random (see
-    :func:`explainaug._ranking.tie_broken_ranks`), drawn from ``generator``.
-
-    Args:
-        scores: ``[B, 1, H, W]``.
-        counts: ``LongTensor[B]`` with values in ``[0, H * W]``.
-        largest: select the highest scores (else the lowest).
-        soft: return ``sigmoid`` scores around the rank boundary instead of 0/1.
-        temperature: the sigmoid's temperature.
-        generator: random generator of the tie-breaking (``None``: torch's global generator).
+    ``scores``: ``[B, 1, H, W]``; ``counts``: ``LongTensor[B]`` in ``[0, H * W]``. Hard
+    selections hold exactly ``counts[b]`` ones, ties broken at random (see
+    :func:`explainaug._ranking.tie_broken_ranks`) from ``generator``; ``soft`` returns sigmoid
+    scores around the rank boundary instead.
 
     Example:
         >>> scores = torch.tensor([[[[0.1, 0.7, 0.7, 0.3]]]])

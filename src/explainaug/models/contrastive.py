@@ -16,13 +16,8 @@ class ContrastiveModel(nn.Module):
     ``classify(h)`` applies the classifier to *detached* features: the online linear probe
     trains without changing the encoder.
 
-    Args:
-        encoder: maps images ``[B, C, H, W]`` to features ``[B, feat_dim]``.
-        feat_dim: encoder output size.
-        proj_dim: projection size (128 in SupCon/ExCon).
-        num_classes: classifier outputs.
-
-    Its CAM layer is its encoder's default (``explain.layers.cam_layer``); the encoder's own layer
+    ``encoder`` maps images ``[B, C, H, W]`` to features ``[B, feat_dim]``; ``proj_dim`` is 128
+    in SupCon/ExCon. Its CAM layer is its encoder's default (``explain.layers.cam_layer``); the encoder's own layer
     names work on the wrapper (``"block3"`` for ``"encoder.block3"``).
 
     Example:

@@ -79,8 +79,7 @@ class CifarResNet(nn.Module):
         num_classes: size of the ``fc`` output; ``None`` makes ``fc`` an identity so the
             model returns its pooled features (an encoder for ``ContrastiveModel``).
         width: channels of the first stage (64 in the paper; smaller for tests).
-        mean: per-channel mean for the input normalisation (images come in [0, 1]).
-        std: per-channel standard deviation for the input normalisation.
+        mean, std: per-channel statistics of the input normalisation (images come in [0, 1]).
 
     Example:
         >>> model = CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes=10, width=8)

@@ -16,10 +16,8 @@ class SmallCNN(nn.Module):
 
     Args:
         num_classes: classifier outputs; ``None`` returns the pooled features instead.
-        in_channels: image channels.
         width: channels of the first block (doubled in each later block).
-        mean: per-channel mean for the input normalisation (images come in [0, 1]).
-        std: per-channel standard deviation for the input normalisation.
+        mean, std: per-channel statistics of the input normalisation (images come in [0, 1]).
 
     Example:
         >>> SmallCNN(num_classes=4, width=8)(torch.zeros(2, 3, 32, 32)).shape
