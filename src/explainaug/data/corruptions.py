@@ -42,24 +42,6 @@ from explainaug.data._jpeg import jpeg_round_trip
 from explainaug.data._plasma import plasma_fractal
 from explainaug.data.filters import box_resize, clipped_zoom, correlate, gaussian_blur, motion_blur
 
-CORRUPTIONS = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
-
 Generator = torch.Generator | None
 
 
@@ -204,12 +186,6 @@ def _contrast(x: Tensor, level: int, generator: Generator) -> Tensor:
     return (x - means) * factor + means
 
 
-def _pixel_grid(h: int, w: int, like: Tensor) -> tuple[Tensor, Tensor]:
-    rows = torch.arange(h, device=like.device, dtype=like.dtype).view(1, h, 1)
-    cols = torch.arange(w, device=like.device, dtype=like.dtype).view(1, 1, w)
-    return rows.expand(1, h, w), cols.expand(1, h, w)
-
-
 def _elastic_transform(x: Tensor, level: int, generator: Generator) -> Tensor:
     b, _, h, w = x.shape
     size = min(h, w)
@@ -231,7 +207,8 @@ def _elastic_transform(x: Tensor, level: int, generator: Generator) -> Tensor:
     forward = torch.linalg.solve(homogeneous, target).transpose(1, 2)  # [B, 2, 3]
     linear_inv = torch.linalg.inv(forward[:, :, :2])
     inverse = torch.cat([linear_inv, -linear_inv @ forward[:, :, 2:]], dim=2)
-    rows, cols = _pixel_grid(h, w, x)
+    rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1).expand(1, h, w)
+    cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w).expand(1, h, w)
     pixels = torch.stack([cols, rows], dim=-1).reshape(1, h * w, 2)
     src = pixels @ inverse[:, :, :2].transpose(1, 2) + inverse[:, :, 2].unsqueeze(1)
     # cv2.BORDER_REFLECT_101 == reflection about edge-pixel centres (align_corners=True).
@@ -278,6 +255,8 @@ _CORRUPTION_FUNCTIONS: dict[str, Callable[[Tensor, int, Generator], Tensor]] = {
     "pixelate": _pixelate,
     "jpeg_compression": _jpeg_compression,
 }
+CORRUPTIONS = tuple(_CORRUPTION_FUNCTIONS)
+"""The 15 CIFAR-C corruption names, in the reference's order."""
 
 
 @torch.no_grad()
