@@ -91,14 +91,10 @@ def build_model(
         name: a name from ``registry.model_names()`` (``torchvision:NAME``, ``timm:NAME`` included).
         num_classes: classifier outputs; None returns the encoder's pooled features.
         width: first-stage channels of the package's own models (ignored by library models).
-        mean: per-channel training mean of the images in [0, 1].
-        std: per-channel training standard deviation.
         weights: a local state dict file for a library model (its head may have any size).
         output: index or key of the logits for library models returning a tuple or dict.
         contrastive: wrap the encoder in a :class:`ContrastiveModel` (projection head of
-            ``proj_dim`` and a linear probe of ``num_classes``), its feature size found
-            automatically.
-        proj_dim: projection size of the contrastive head.
+            ``proj_dim`` and a linear probe of ``num_classes``).
 
     Returns:
         The model; ``model.model_spec`` holds what rebuilds it (``rebuild_model``).
