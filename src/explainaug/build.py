@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +22,7 @@ from explainaug._validation import check_count
 from explainaug.data.load import load_dataset
 from explainaug.explain import cam_layer
 from explainaug.models import build_model as build_registered_model
-from explainaug.registry import METHODS
+from explainaug.registry import METHODS, MODELS
 from explainaug.settings import Experiment, SettingError
 from explainaug.train import Method
 
@@ -114,13 +115,23 @@ def build_model(
     logit is the last). The run's CAM layer (``cam_layer``) is checked against it.
 
     Raises:
-        SettingError: ``cam_layer`` names no layer of the model.
+        SettingError: ``cam_layer`` names no layer of the model, ``weights`` no file or is
+            given for one of the package's own models.
 
     Example:
         >>> model = build_model(Experiment(method="supcon", width=4), 4, (0.5,) * 3, (0.2,) * 3)
         >>> type(model).__name__
         'ContrastiveModel'
     """
+    if experiment.weights is not None:
+        if experiment.model in MODELS:
+            raise SettingError(
+                "weights",
+                f"is for library models (torchvision:NAME, timm:NAME), not {{model}} "
+                f"{experiment.model}",
+            )
+        if not Path(experiment.weights).is_file():
+            raise SettingError("weights", f"names no file: {experiment.weights}")
     output = experiment.model_output
     model = build_registered_model(
         experiment.model,

@@ -21,6 +21,7 @@ import inspect
 import logging
 import math
 import re
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -221,6 +222,20 @@ def train_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     except SettingError as error:
         parser.exit(2, f"{parser.prog}: error: {setting_message(error, args, defaults)}\n")
     _log_to_console()
+    from explainaug.stopping import Stopped, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return _train(experiment, args, parser)
+    except Stopped as stop:  # before or after training: nothing to checkpoint
+        print(f"stopped by {signal_name(stop.signum)} before training started or after it ended")
+        return stop.exit_code
+
+
+def _train(
+    experiment: Experiment, args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> int:
+    defaults: Experiment = args.defaults
     from explainaug._validation import check_device
     from explainaug.distributed import rank
     from explainaug.experiment import run
@@ -249,9 +264,13 @@ def train_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         # to install it
         parser.exit(2, f"{parser.prog}: error: {setting_message(error, args, defaults)}\n")
     if result.interrupted:
+        signum = result.stop_signal or signal.SIGINT
         if rank() == 0:
-            print(f"interrupted: checkpoint in {args.out}; resume with --resume auto")
-        return 130
+            print(
+                f"stopped by {signal_name(signum)}: checkpoint in {args.out}; resume with the "
+                "same command and --resume auto"
+            )
+        return 128 + signum
     if rank() == 0:
         print(
             f"{experiment.method} on {experiment.dataset}: test accuracy "
@@ -633,6 +652,17 @@ def _log_to_console() -> None:
     handler.explainaug_console = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+def signal_name(signum: int) -> str:
+    """SIGTERM, SIGINT (Ctrl-C), ... by number.
+
+    Example:
+        >>> signal_name(2)
+        'SIGINT (Ctrl-C)'
+    """
+    name = signal.Signals(signum).name
+    return f"{name} (Ctrl-C)" if signum == signal.SIGINT else name
 
 
 def _default_device() -> str:
