@@ -14,6 +14,7 @@ import pytest
 from cli_args import TRAIN
 
 from explainaug.cli import main
+from explainaug.demo import demo_settings
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
 
@@ -176,3 +177,97 @@ def test_overwrite_leaves_nothing_of_the_old_run(finished_run, capsys) -> None:
     left = sorted(path.name for path in finished_run.iterdir())
     assert left == ["run.json", "run.lock"], left
     assert json.loads((finished_run / "run.json").read_text())["settings"]["lr"] == 1e30
+
+
+# ------------------------------------------------------------------- the demo: stop, resume
+
+
+def demo_argv(out: Path, epochs: int, methods: list[str]) -> list[str]:
+    return [
+        "demo",
+        "--epochs",
+        str(epochs),
+        "--train-size",
+        "128",
+        "--methods",
+        *methods,
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+
+
+def stop_demo(argv: list[str], method_dir: Path, signum: int) -> tuple[str, float]:
+    """Start the demo, send ``signum`` once ``method_dir``'s run has logged an epoch; return
+    its stdout and the seconds it took to exit after the signal."""
+    process = start(argv)
+    wait_for(lambda: len(epochs_logged(method_dir)) >= 1, process)
+    process.send_signal(signum)
+    sent = time.monotonic()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    return stdout, time.monotonic() - sent
+
+
+def test_ctrl_c_stops_the_demo_and_a_rerun_with_other_settings_is_refused(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = demo_argv(out, 200, ["ce"])
+    stdout, seconds = stop_demo(argv, out / "seed0" / "runs" / "ce", signal.SIGINT)
+    assert seconds < 30, seconds  # the next step boundary, not the end of the demo
+    assert "stopped by SIGINT (Ctrl-C): no table written; run the same command again" in stdout
+    assert not (out / "summary.md").exists() and not (out / "seed0" / "report.json").exists()
+    line = one_line_error(capsys, demo_argv(out, 3, ["ce"]))
+    assert f"--out {out} holds a demo run with --epochs 200 (this command: 3)" in line
+    assert "--overwrite" in line
+    assert (out / "seed0" / "runs" / "ce" / "checkpoint.pt").is_file()  # kept for the resume
+
+
+@pytest.mark.slow  # two demos and a reference run: about a minute
+def test_a_stopped_demo_resumes_bit_identically(tmp_path, capsys) -> None:
+    import torch
+
+    from explainaug.demo import demo_experiment
+    from explainaug.experiment import run
+
+    out = tmp_path / "demo"
+    runs = out / "seed0" / "runs"
+    argv = demo_argv(out, 6, ["ce", "supcon"])
+    stdout, seconds = stop_demo(argv, runs / "supcon", signal.SIGTERM)
+    assert seconds < 30, seconds
+    assert "stopped by SIGTERM" in stdout
+    assert not (out / "summary.md").exists() and not (out / "seed0" / "report.json").exists()
+    assert not (runs / "supcon" / "model.pt").exists()  # no table from a half-trained model
+    finished = (runs / "ce" / "model.pt").stat().st_mtime_ns
+
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "ce: kept from the earlier run" in printed and "resuming supcon" in printed
+    assert (runs / "ce" / "model.pt").stat().st_mtime_ns == finished  # not trained again
+    assert epochs_logged(runs / "supcon") == [1, 2, 3, 4, 5, 6]
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    assert set(summary) == {"ce", "supcon"}
+
+    reference = run(demo_experiment("supcon", "shapes", 0, 6, 128), device="cpu", progress=False)
+    resumed = torch.load(runs / "supcon" / "model.pt", weights_only=True)["model"]
+    expected = reference.model.state_dict()
+    assert resumed.keys() == expected.keys()
+    assert all(torch.equal(resumed[key], expected[key]) for key in expected)
+
+
+def test_demo_overwrite_starts_over_and_keeps_other_files(tmp_path, capsys) -> None:
+    out = tmp_path / "demo"
+    (out / "seed0" / "runs").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    recorded = demo_settings(["main"], "shapes", seeds=1, epochs=99, methods=["ce"], train_size=128)
+    (out / "demo.json").write_text(json.dumps(recorded))
+    line = one_line_error(capsys, demo_argv(out, 1, ["ce"]))
+    assert line.endswith(
+        f"--out {out} holds a demo run with --epochs 99 (this command: 1); run its command "
+        "again to resume it, or add --overwrite to start over"
+    )
+    assert main([*demo_argv(out, 1, ["ce"]), "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "demo.json").read_text())["--epochs"] == 1
+    assert (out / "summary.md").is_file()

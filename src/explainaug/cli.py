@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import logging
 import math
 import re
@@ -549,27 +550,58 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help="main: the comparison table; shortcut: the shortcut testbed (trains every method "
         "again, on cued shapes) (default: main)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the demo already in --out and start over (default: continue it when it "
+        "ran with the same settings, else refuse)",
+    )
 
 
 def demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Run the demo's tables (``explainaug demo``)."""
+    """Run the demo's tables (``explainaug demo``): in ``--out``, owned by this process alone,
+    continuing the demo there when it ran with the same settings (``demo.json``)."""
     if args.seeds < 1 or args.epochs < 1 or args.train_size < 4:
         parser.error("--seeds and --epochs must be >= 1, --train-size >= 4")
     needs_shapes = [name for name in args.tables if demo.TABLES[name].cue_correlation is not None]
     if needs_shapes and args.dataset != "shapes":
         parser.error(f"--tables {needs_shapes[0]} needs --dataset shapes, got {args.dataset}")
-    for table in args.tables:
-        demo.run_table(
-            table,
-            dataset=args.dataset,
-            seeds=args.seeds,
-            epochs=args.epochs,
-            methods=args.methods,
-            out_dir=args.out,
-            device=args.device,
-            progress=not args.no_progress,
-            train_size=args.train_size,
+    settings = demo.demo_settings(
+        args.tables, args.dataset, args.seeds, args.epochs, args.methods, args.train_size
+    )
+    from explainaug.lock import FolderLock, check_free
+    from explainaug.stopping import Stopped, stop_on_signals
+
+    try:
+        check_free(args.out)
+        if not args.overwrite:
+            demo.check_demo_folder(args.out, settings)
+        _log_to_console()
+        with stop_on_signals(), FolderLock(args.out):
+            if args.overwrite:
+                demo.clear_demo_folder(args.out)
+            (Path(args.out) / demo.DEMO_FILE).write_text(json.dumps(settings, indent=2))
+            for table in args.tables:
+                demo.run_table(
+                    table,
+                    dataset=args.dataset,
+                    seeds=args.seeds,
+                    epochs=args.epochs,
+                    methods=args.methods,
+                    out_dir=args.out,
+                    device=args.device,
+                    progress=not args.no_progress,
+                    train_size=args.train_size,
+                )
+    except Stopped as stop:
+        print(
+            f"stopped by {signal_name(stop.signum)}: no table written; run the same command "
+            "again to resume (finished methods are kept, the interrupted one continues from "
+            "its checkpoint)"
         )
+        return stop.exit_code
+    except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     return 0
 
 
