@@ -89,6 +89,21 @@ def test_train_stopped_by_a_signal_exits_with_the_conventional_code(signum, code
     assert (out / "checkpoint.pt").is_file() and not (out / "model.pt").exists()
 
 
+def test_evaluating_an_unfinished_run_says_so(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    process = start([*LONG_TRAIN, "--out", str(out)])
+    wait_for(lambda: len(epochs_logged(out)) >= 2, process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143
+    done = max(epochs_logged(out))  # epochs finished before the stop
+    argv = ["evaluate", str(out), "--evaluators", "accuracy", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    said = f"unfinished run: {done} of 400 epochs trained, no final weights (model.pt)"
+    assert f"warning: {said}" in capsys.readouterr().out
+    assert said in (out / "report" / "report.md").read_text().split("## Settings")[0]
+    assert json.loads((out / "report" / "report.json").read_text())["warnings"][0].startswith(said)
+
+
 # ----------------------------------------------------------------- one owner per run folder
 
 
@@ -271,3 +286,28 @@ def test_demo_overwrite_starts_over_and_keeps_other_files(tmp_path, capsys) -> N
     assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "demo.json").read_text())["--epochs"] == 1
     assert (out / "summary.md").is_file()
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def test_constant_explanation_maps_are_counted_and_reported(finished_run, capsys) -> None:
+    """With every class weight negative on the CAM layer's (post-ReLU, >= 0) features, each
+    Grad-CAM map is negative everywhere before its ReLU: all zero after it. Faithfulness then
+    ranks pixels at random, which the report must say."""
+    import torch
+
+    state = torch.load(finished_run / "model.pt", weights_only=True)
+    state["model"]["fc.weight"] = -state["model"]["fc.weight"].abs() - 0.1
+    torch.save(state, finished_run / "model.pt")
+    out = finished_run / "report"
+    argv = ["evaluate", str(finished_run), "--evaluators", "faithfulness", "--device", "cpu"]
+    assert main([*argv, "--no-progress", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    result = json.loads((out / "report.json").read_text())
+    faithfulness = result["models"]["ce"]["faithfulness"]
+    assert faithfulness["degenerate_maps"] == faithfulness["n_images"] > 0
+    said = f"ce: {faithfulness['n_images']} of {faithfulness['n_images']} explanation maps are constant"
+    assert len(result["warnings"]) == 1 and result["warnings"][0].startswith(said)
+    assert said in (out / "report.md").read_text() and f"warning: {said}" in captured.out
+    assert "explanation maps are constant" in captured.err  # logged as it is found

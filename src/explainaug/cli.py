@@ -361,7 +361,7 @@ def evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     from explainaug.build import load_shortcut_datasets, load_split
     from explainaug.data import DeviceLoader, make_loader
     from explainaug.evaluate.report import report
-    from explainaug.runs import load_run
+    from explainaug.runs import load_run, unfinished
     from explainaug.train.run_log import REPORT_DIR
 
     try:
@@ -375,6 +375,7 @@ def evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             dataset=args.dataset,
             image_size=args.image_size,
         )
+        note = unfinished(args.run)
         test_set = load_split(experiment, "test", device)
         _check_classes(model, test_set, experiment.dataset, device)
         needs_cues = any(EVALUATORS[name].needs == "cues" for name in evaluators)
@@ -420,9 +421,12 @@ def evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             eps=eps,
             shortcut_loaders=shortcut_loaders or None,
             progress=not args.no_progress,
+            notes=[note] if note else (),
         )
     except ValueError as error:  # bad names or values given on the command line
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    for warning in results["warnings"]:
+        print(f"warning: {warning}")
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
     return 0
 

@@ -238,6 +238,41 @@ def claim_out_dir(
     return lock
 
 
+def unfinished(path: str | Path) -> str | None:
+    r"""Say so when the ``explainaug train`` run at ``path`` (folder or checkpoint) is unfinished:
+    it has no final weights (``model.pt``), so it is evaluated with its last checkpoint. None
+    for a finished run, and for runs of ``Trainer``, which writes no final weights.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / RUN_FILE).write_text('{"settings": {"epochs": 12}}')
+        >>> _ = (folder / LOG_FILE).write_text('{"kind": "epoch", "epoch": 2}\n')
+        >>> unfinished(folder)
+        'unfinished run: 2 of 12 epochs trained, no final weights (model.pt); evaluated with its last checkpoint (finish it: explainaug train --resume auto with its --out and settings)'
+    """
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    if (folder / WEIGHTS_FILE).is_file() or not (folder / RUN_FILE).is_file():
+        return None
+    epochs = read_description(folder / RUN_FILE)["settings"].get("epochs")
+    if epochs is None:
+        return None
+    done = 0
+    if (folder / LOG_FILE).is_file():
+        for line in (folder / LOG_FILE).read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line cut short by a kill
+                continue
+            if isinstance(record, dict) and record.get("kind") == "epoch":
+                done = max(done, int(record.get("epoch", 0)))
+    return (
+        f"unfinished run: {done} of {epochs} epochs trained, no final weights ({WEIGHTS_FILE}); "
+        "evaluated with its last checkpoint (finish it: explainaug train --resume auto with "
+        "its --out and settings)"
+    )
+
+
 def load_run(
     path: str | Path,
     *,
