@@ -311,3 +311,25 @@ def test_constant_explanation_maps_are_counted_and_reported(finished_run, capsys
     assert len(result["warnings"]) == 1 and result["warnings"][0].startswith(said)
     assert said in (out / "report.md").read_text() and f"warning: {said}" in captured.out
     assert "explanation maps are constant" in captured.err  # logged as it is found
+
+
+def test_a_run_trained_with_relative_paths_is_evaluated_from_anywhere(
+    tmp_path, write_image_folder, monkeypatch, capsys
+) -> None:
+    """run.json records --data absolute; a missing data folder is named with its flag."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_image_folder(work / "myimgs")
+    monkeypatch.chdir(work)
+    argv = ["train", "--dataset", "folder", "--data", "myimgs", "--image-size", "16"]
+    assert main([*argv, *TRAIN[TRAIN.index("--width") :], "--out", "run"]) == 0
+    settings = json.loads((work / "run" / "run.json").read_text())["settings"]
+    assert settings["root"] == str(work / "myimgs")
+    monkeypatch.chdir(elsewhere)
+    evaluate = ["evaluate", str(work / "run"), "--evaluators", "accuracy", "--device", "cpu"]
+    assert main([*evaluate, "--no-progress"]) == 0
+    (work / "myimgs").rename(work / "moved")
+    capsys.readouterr()
+    line = one_line_error(capsys, evaluate).split("error: ")[1]
+    assert line.startswith(f"--data {work / 'myimgs'}: no image folder at {work / 'myimgs'}")
+    assert line.endswith("(recorded by the run; give --data where the data are now)")

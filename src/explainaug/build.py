@@ -34,21 +34,29 @@ def load_split(
     train split. ``device`` is where the data will live: image folders too large for it stay on
     disk.
 
+    Raises:
+        FileNotFoundError: the data are not in the data folder (``--data``, named).
+
     Example:
         >>> len(load_split(Experiment(train_size=8, image_size=16), "test"))
         2
     """
-    return load_dataset(
-        experiment.dataset,
-        split,
-        root=experiment.root,
-        size=experiment.image_size,
-        seed=experiment.seed,
-        train_size=experiment.train_size,
-        download=experiment.download,
-        device=device,
-        cue_correlation=experiment.cue_correlation,
-    )
+    try:
+        return load_dataset(
+            experiment.dataset,
+            split,
+            root=experiment.root,
+            size=experiment.image_size,
+            seed=experiment.seed,
+            train_size=experiment.train_size,
+            download=experiment.download,
+            device=device,
+            cue_correlation=experiment.cue_correlation,
+        )
+    except FileNotFoundError as error:
+        if experiment.root is None:
+            raise
+        raise FileNotFoundError(f"--data {experiment.root}: {error}") from None
 
 
 def load_shortcut_datasets(

@@ -380,7 +380,14 @@ def evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         _check_classes(model, test_set, experiment.dataset, device)
         needs_cues = any(EVALUATORS[name].needs == "cues" for name in evaluators)
         cued_sets = load_shortcut_datasets(experiment) if needs_cues else ()
-    except (FileNotFoundError, ValueError, ImportError) as error:  # ImportError: timm missing
+    except FileNotFoundError as error:
+        moved = (
+            " (recorded by the run; give --data where the data are now)"
+            if (args.data is None and "--data" in str(error))
+            else ""
+        )
+        parser.exit(2, f"{parser.prog}: error: {error}{moved}\n")
+    except (ValueError, ImportError) as error:  # ImportError: timm missing
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     for name in [n for n in evaluators if EVALUATORS[n].needs == "masks"]:
         if getattr(test_set, "masks", None) is not None:
