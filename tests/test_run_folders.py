@@ -333,3 +333,21 @@ def test_a_run_trained_with_relative_paths_is_evaluated_from_anywhere(
     line = one_line_error(capsys, evaluate).split("error: ")[1]
     assert line.startswith(f"--data {work / 'myimgs'}: no image folder at {work / 'myimgs'}")
     assert line.endswith("(recorded by the run; give --data where the data are now)")
+
+
+def test_the_test_split_has_one_name_and_says_where_it_comes_from(
+    tmp_path, write_image_folder, capsys
+) -> None:
+    """Per epoch and at the end the same split, by the same name; on a folder without val/ the
+    user is told that it is held out from train/."""
+    root = write_image_folder(tmp_path / "data", n_train=6, n_val=0)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", "folder", "--data", str(root), "--image-size", "16"]
+    assert main([*argv, *TRAIN[TRAIN.index("--width") :], "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "test split (held out from train/ (20%: there is no val/)): 3 images" in captured.err
+    assert "test acc" in captured.err and "test accuracy" in captured.out
+    assert "val" not in captured.out and "val acc" not in captured.err
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "test_accuracy" in header and not [name for name in header if "val" in name]
+    assert "test_accuracy" in json.loads((out / "results.json").read_text())
