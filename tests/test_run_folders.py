@@ -351,3 +351,48 @@ def test_the_test_split_has_one_name_and_says_where_it_comes_from(
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "test_accuracy" in header and not [name for name in header if "val" in name]
     assert "test_accuracy" in json.loads((out / "results.json").read_text())
+
+
+# ------------------------------------------------------------------------------- messages
+
+
+def test_a_switch_that_is_off_by_default_is_not_noted_as_a_default(tmp_path, capsys) -> None:
+    argv = ["train", "--dataset", "cifar100", "--data", str(tmp_path), "--device", "cpu"]
+    line = one_line_error(capsys, [*argv, "--out", str(tmp_path / "run")])
+    assert "pass --download" in line and "False" not in line and "was not given" not in line
+
+
+def test_tensorboard_missing_names_the_flag(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    line = one_line_error(capsys, [*TRAIN, "--tensorboard", "--out", str(tmp_path / "run")])
+    assert line.endswith("--tensorboard needs tensorboard: pip install 'explainaug[tensorboard]'")
+    assert not (tmp_path / "run").exists()
+
+
+def answered_without_torch(argv: list[str]) -> tuple[int, str, list[str]]:
+    """Exit code, stderr and the heavy libraries imported when ``explainaug ARGV`` answers."""
+    code = (
+        "import sys\n"
+        "from explainaug.cli import main\n"
+        f"code = main({argv!r})\n"
+        "print('@@', code, [m for m in ('torch', 'numpy', 'kornia') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True
+    )
+    code_text, imported = done.stdout.rsplit("@@ ", 1)[1].split(" ", 1)
+    return int(code_text), done.stderr, json.loads(imported.replace("'", '"'))
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected_code", "message"),
+    [
+        (["demo", "--help"], 0, ""),
+        (["train", "--epochs", "-3"], 2, "--epochs must be an int >= 1, got -3"),
+        (["demo", "--epochs", "-3"], 2, "--seeds and --epochs must be >= 1"),
+    ],
+)
+def test_help_and_bad_settings_answer_before_torch_loads(argv, expected_code, message) -> None:
+    code, stderr, imported = answered_without_torch(argv)
+    assert code == expected_code and message in stderr
+    assert imported == []

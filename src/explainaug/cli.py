@@ -142,7 +142,8 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
 def setting_message(error: Exception, args: argparse.Namespace, defaults: Experiment) -> str:
     """``error`` as the command line says it: a :class:`SettingError` names its flags, and every
     setting flag the message names that the command line did not give is noted with its
-    default (a recipe's, say), which the user may not know they are using.
+    default (a recipe's, say), which the user may not know they are using; a switch that is
+    off by default is not (the message tells to give it).
 
     Example:
         >>> error = SettingError("explain_warmup_epochs", "must be <= {epochs}")
@@ -153,12 +154,13 @@ def setting_message(error: Exception, args: argparse.Namespace, defaults: Experi
     flags = {flag(name): name for name in settings_fields()}
     given = given_settings(args)
     notes = [
-        f"{mentioned} was not given: {getattr(defaults, flags[mentioned])} is this "
-        "command's default"
+        f"{mentioned} was not given: "
+        + ("it is on by default" if default is True else f"{default} is this command's default")
         for mentioned in dict.fromkeys(re.findall(r"--[a-z][\w-]*", message))
         if mentioned in flags
         and flags[mentioned] not in given
-        and getattr(defaults, flags[mentioned]) is not None
+        and (default := getattr(defaults, flags[mentioned])) is not None
+        and default is not False  # an off switch: the message says to give it
     ]
     return message + (f" ({'; '.join(notes)})" if notes else "")
 
