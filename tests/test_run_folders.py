@@ -14,7 +14,6 @@ import pytest
 from cli_args import TRAIN
 
 from explainaug.cli import main
-from explainaug.demo import demo_settings
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
 
@@ -272,6 +271,8 @@ def test_a_stopped_demo_resumes_bit_identically(tmp_path, capsys) -> None:
 
 
 def test_demo_overwrite_starts_over_and_keeps_other_files(tmp_path, capsys) -> None:
+    from explainaug.demo import demo_settings
+
     out = tmp_path / "demo"
     (out / "seed0" / "runs").mkdir(parents=True)
     (out / "notes.txt").write_text("mine")

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from explainaug.build import build_method, build_model, load_split, real_class_logits
 from explainaug.data import make_loader
-from explainaug.distributed import per_process_batch_size
+from explainaug.distributed import launch_rank, per_process_batch_size
 from explainaug.evaluate import accuracy
 from explainaug.models.adapt import ModelOutputError
 from explainaug.runs import check_out_dir, claim_out_dir
@@ -76,7 +76,8 @@ def run(
         ([1], None)
     """
     experiment = absolute_paths(experiment.validate())
-    check_out_dir(experiment, out_dir, resume, overwrite)
+    if launch_rank() == 0:  # the process that will own the folder (under torchrun: rank 0)
+        check_out_dir(experiment, out_dir, resume, overwrite)
     torch.manual_seed(experiment.seed)
     train_set, test_set = (
         load_split(experiment, "train", device),
