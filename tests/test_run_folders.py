@@ -287,6 +287,10 @@ def test_demo_overwrite_starts_over_and_keeps_other_files(tmp_path, capsys) -> N
     assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "demo.json").read_text())["--epochs"] == 1
     assert (out / "summary.md").is_file()
+    capsys.readouterr()
+    line = one_line_error(capsys, [*demo_argv(out, 2, ["ce"]), "--overwrite", "--device", "tpu"])
+    assert "unknown device 'tpu'" in line
+    assert (out / "summary.md").is_file()  # not deleted by a start that failed
 
 
 # --------------------------------------------------------------------------- evaluate

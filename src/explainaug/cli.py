@@ -238,6 +238,7 @@ def train_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 def _train(
     experiment: Experiment, args: argparse.Namespace, parser: argparse.ArgumentParser
 ) -> int:
+    """Run the validated ``experiment``; the exit code (128 + the signal when one stopped it)."""
     defaults: Experiment = args.defaults
     from explainaug._validation import check_device
     from explainaug.distributed import rank
@@ -589,7 +590,13 @@ def demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         check_free(args.out)
         if not args.overwrite:
             demo.check_demo_folder(args.out, settings)
+        for method in settings["--methods"]:  # raises SettingError where a setting cannot be
+            demo.demo_experiment(method, args.dataset, 0, args.epochs, args.train_size)
         _log_to_console()
+        if args.device is not None:  # before --overwrite deletes anything
+            from explainaug._validation import check_device
+
+            check_device(args.device)
         with stop_on_signals(), FolderLock(args.out):
             if args.overwrite:
                 demo.clear_demo_folder(args.out)

@@ -37,8 +37,9 @@ from explainaug.train.run_log import RESULTS_FILE, WEIGHTS_FILE, update_descript
 class TrainedRun:
     """The outcome of ``run``: the trained model, the per-epoch history and the final model's
     test accuracy (NaN when the run was interrupted, by signal ``stop_signal`` or
-    ``Trainer.request_stop``; it resumes from its checkpoint). ``best_test_accuracy`` is the best per-epoch test accuracy (with ``report_best_epoch``
-    only; None otherwise): model selection on the test set, as the official scripts."""
+    ``Trainer.request_stop``; it resumes from its checkpoint). ``best_test_accuracy`` is the
+    best per-epoch test accuracy (with ``report_best_epoch`` only; None otherwise): model
+    selection on the test set, as the official scripts."""
 
     model: nn.Module
     history: list[dict[str, Any]]
