@@ -233,6 +233,9 @@ def train_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     except Stopped as stop:  # before or after training: nothing to checkpoint
         print(f"stopped by {signal_name(stop.signum)} before training started or after it ended")
         return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
+        print(f"stopped by a second Ctrl-C: {args.out} keeps its last checkpoint")
+        return 128 + signal.SIGINT
 
 
 def _train(
@@ -620,6 +623,9 @@ def demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             "its checkpoint)"
         )
         return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
+        print("stopped by a second Ctrl-C: no table written; the runs keep their last checkpoints")
+        return 128 + signal.SIGINT
     except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     return 0
