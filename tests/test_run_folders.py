@@ -73,34 +73,47 @@ LONG_TRAIN = [
 # ------------------------------------------------------------------------ train and signals
 
 
-@pytest.mark.parametrize(
-    ("signum", "code"),
-    [(signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],
-)
-def test_train_stopped_by_a_signal_exits_with_the_conventional_code(signum, code, tmp_path):
-    out = tmp_path / "run"
+def stop_train(out: Path, signum: int) -> tuple[int, str]:
+    """Start a long ``explainaug train`` into ``out``, send ``signum`` after its second epoch;
+    return its exit code and stdout."""
     process = start([*LONG_TRAIN, "--out", str(out)])
     wait_for(lambda: len(epochs_logged(out)) >= 2, process)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == code, stderr
-    assert f"stopped by {signal.Signals(signum).name}" in stdout and "--resume auto" in stdout
+    return process.returncode, stdout + stderr
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory) -> tuple[Path, int, str]:
+    """A train run stopped by SIGTERM: its folder, exit code and output."""
+    out = tmp_path_factory.mktemp("stopped") / "run"
+    return (out, *stop_train(out, signal.SIGTERM))
+
+
+def test_train_stopped_by_sigterm_exits_143(stopped_run) -> None:
+    out, code, output = stopped_run
+    assert code == 143, output
+    assert "stopped by SIGTERM: checkpoint in" in output and "--resume auto" in output
     assert (out / "checkpoint.pt").is_file() and not (out / "model.pt").exists()
 
 
-def test_evaluating_an_unfinished_run_says_so(tmp_path, capsys) -> None:
-    out = tmp_path / "run"
-    process = start([*LONG_TRAIN, "--out", str(out)])
-    wait_for(lambda: len(epochs_logged(out)) >= 2, process)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 143
+@pytest.mark.slow  # another process importing torch
+def test_train_stopped_by_ctrl_c_exits_130(tmp_path) -> None:
+    code, output = stop_train(tmp_path / "run", signal.SIGINT)
+    assert code == 130, output
+    assert "stopped by SIGINT (Ctrl-C): checkpoint in" in output
+
+
+def test_evaluating_an_unfinished_run_says_so(stopped_run, tmp_path, capsys) -> None:
+    out = stopped_run[0]
     done = max(epochs_logged(out))  # epochs finished before the stop
     argv = ["evaluate", str(out), "--evaluators", "accuracy", "--device", "cpu", "--no-progress"]
-    assert main(argv) == 0
+    assert main([*argv, "--out", str(tmp_path / "report")]) == 0
     said = f"unfinished run: {done} of 400 epochs trained, no final weights (model.pt)"
     assert f"warning: {said}" in capsys.readouterr().out
-    assert said in (out / "report" / "report.md").read_text().split("## Settings")[0]
-    assert json.loads((out / "report" / "report.json").read_text())["warnings"][0].startswith(said)
+    assert said in (tmp_path / "report" / "report.md").read_text().split("## Settings")[0]
+    warnings = json.loads((tmp_path / "report" / "report.json").read_text())["warnings"]
+    assert warnings[0].startswith(said)
 
 
 # ----------------------------------------------------------------- one owner per run folder
