@@ -363,7 +363,18 @@ def check_demo_folder(out_dir: str | Path, settings: Mapping[str, object]) -> No
 
 def clear_demo_folder(out_dir: str | Path) -> None:
     """Delete what a demo wrote into ``out_dir`` (``demo.json``, summaries, per-seed folders and
-    runs, table folders); other files stay."""
+    runs, table folders); other files stay.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("seed0", "shortcut"):
+        ...     (folder / name).mkdir()
+        >>> _ = (folder / "notes.txt").write_text("mine")
+        >>> clear_demo_folder(folder)
+        >>> [path.name for path in folder.iterdir()]
+        ['notes.txt']
+    """
     folder = Path(out_dir)
     (folder / DEMO_FILE).unlink(missing_ok=True)
     for entry in _demo_entries(folder):

@@ -221,6 +221,15 @@ def check_forward(
 
     Raises:
         ValueError: the forward pass failed; names ``--model`` and ``--image-size``.
+
+    Example:
+        >>> from explainaug.data import shapes
+        >>> experiment = Experiment(model="torchvision:vit_b_16", image_size=16)
+        >>> model = build_model(experiment, 4, (0.5,) * 3, (0.2,) * 3)
+        >>> check_forward(model, shapes(8, size=16), torch.device("cpu"), experiment)
+        Traceback (most recent call last):
+        ...
+        ValueError: --model torchvision:vit_b_16 cannot take this run's 16x16 images (--image-size 16): ...
     """
     images = torch.stack([train_set[index][0] for index in range(min(2, len(train_set)))])
     training = model.training
