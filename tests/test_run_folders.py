@@ -275,6 +275,9 @@ def test_a_stopped_demo_resumes_bit_identically(tmp_path, capsys) -> None:
     assert epochs_logged(runs / "supcon") == [1, 2, 3, 4, 5, 6]
     summary = json.loads((out / "summary.json").read_text())["summary"]
     assert set(summary) == {"ce", "supcon"}
+    assert main(argv) == 0  # all done: nothing trained or evaluated again
+    assert "kept the evaluation of the earlier run" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["summary"] == summary
 
     reference = run(demo_experiment("supcon", "shapes", 0, 6, 128), device="cpu", progress=False)
     resumed = torch.load(runs / "supcon" / "model.pt", weights_only=True)["model"]

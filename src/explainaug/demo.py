@@ -13,8 +13,8 @@ it is. Two tables (``TABLES``), one path (``run_table``):
   of Grad-CAM energy on cue and object), in ``shortcut/``. It trains every method again.
 
 Stopped by SIGTERM or Ctrl-C, the demo exits at once (143 or 130) and writes no table; the
-same command run again resumes it: finished methods are kept, the interrupted one continues
-from its checkpoint. ``--out`` records the demo's settings (``demo.json``): a rerun with other
+same command run again resumes it: finished methods (and evaluations) are kept, the
+interrupted one continues from its checkpoint. ``--out`` records the demo's settings (``demo.json``): a rerun with other
 settings is refused, ``--overwrite`` starts over. One demo at a time writes into a folder.
 
 Importable without torch (what trains and evaluates imports it when it runs), so that
@@ -299,6 +299,24 @@ def train_all(
     return models
 
 
+def finished_report(seed_dir: Path, methods: Sequence[str]) -> dict | None:
+    """The results of a seed's finished evaluation (``report.json``, once ``report.md``, which
+    is written last, exists) of exactly ``methods``; None where there is none.
+
+    Example:
+        >>> import tempfile
+        >>> finished_report(Path(tempfile.mkdtemp()), ["ce"]) is None
+        True
+    """
+    if not (seed_dir / "report.md").is_file():
+        return None
+    try:
+        results = json.loads((seed_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return results if list(results.get("models", {})) == list(methods) else None
+
+
 def demo_settings(
     tables: Sequence[str],
     dataset: str,
@@ -455,8 +473,14 @@ def run_table(
             for method in methods
         }
         prefix = f"[{spec.folder + ' ' if spec.folder else ''}seed {seed}]"
-        models = train_all(experiments, seed_dir, device, progress, log, prefix)
         experiment = experiments[methods[0]]
+        evaluated = finished_report(seed_dir, methods)
+        if evaluated is not None:  # an earlier run of this command evaluated this seed
+            log(f"{prefix} kept the evaluation of the earlier run ({seed_dir / 'report.md'})")
+            per_seed.append(evaluated["models"])
+            evaluators = evaluated["settings"]["evaluators"]
+            continue
+        models = train_all(experiments, seed_dir, device, progress, log, prefix)
         test_set = load_split(experiment, "test")
         evaluators = [
             name
