@@ -159,12 +159,22 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_a_killed_runs_lock_taken
         (["--dataset", "folder", "--data", "no-such-folder"], "no-such-folder"),
         (["--train-size", "4", "--batch-size", "8"], "--batch-size 8"),
         (["--lr-warmup-epochs", "5"], "--lr-warmup-epochs"),
+        (["--explain-warmup-epochs", "5", "--method", "edda"], "--explain-warmup-epochs"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
     ],
 )
 def test_a_run_that_cannot_start_creates_nothing(option, message, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     line = one_line_error(capsys, [*TRAIN, "--out", str(out), *option])
     assert message in line
+    assert not out.exists()
+
+
+def test_a_missing_optional_library_creates_nothing(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "timm", None)  # `import timm` raises ImportError
+    out = tmp_path / "run"
+    line = one_line_error(capsys, [*TRAIN, "--out", str(out), "--model", "timm:resnet18"])
+    assert "needs timm: pip install 'explainaug[timm]'" in line
     assert not out.exists()
 
 
