@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +22,7 @@ from explainaug._validation import check_count
 from explainaug.data.load import load_dataset
 from explainaug.explain import cam_layer
 from explainaug.models import build_model as build_registered_model
-from explainaug.registry import METHODS
+from explainaug.registry import METHODS, MODELS
 from explainaug.settings import Experiment, SettingError
 from explainaug.train import Method
 
@@ -33,21 +34,29 @@ def load_split(
     train split. ``device`` is where the data will live: image folders too large for it stay on
     disk.
 
+    Raises:
+        FileNotFoundError: the data are not in the data folder (``--data``, named).
+
     Example:
         >>> len(load_split(Experiment(train_size=8, image_size=16), "test"))
         2
     """
-    return load_dataset(
-        experiment.dataset,
-        split,
-        root=experiment.root,
-        size=experiment.image_size,
-        seed=experiment.seed,
-        train_size=experiment.train_size,
-        download=experiment.download,
-        device=device,
-        cue_correlation=experiment.cue_correlation,
-    )
+    try:
+        return load_dataset(
+            experiment.dataset,
+            split,
+            root=experiment.root,
+            size=experiment.image_size,
+            seed=experiment.seed,
+            train_size=experiment.train_size,
+            download=experiment.download,
+            device=device,
+            cue_correlation=experiment.cue_correlation,
+        )
+    except FileNotFoundError as error:
+        if experiment.root is None:
+            raise
+        raise FileNotFoundError(f"--data {experiment.root}: {error}") from None
 
 
 def load_shortcut_datasets(
@@ -114,13 +123,23 @@ def build_model(
     logit is the last). The run's CAM layer (``cam_layer``) is checked against it.
 
     Raises:
-        SettingError: ``cam_layer`` names no layer of the model.
+        SettingError: ``cam_layer`` names no layer of the model, ``weights`` no file or is
+            given for one of the package's own models.
 
     Example:
         >>> model = build_model(Experiment(method="supcon", width=4), 4, (0.5,) * 3, (0.2,) * 3)
         >>> type(model).__name__
         'ContrastiveModel'
     """
+    if experiment.weights is not None:
+        if experiment.model in MODELS:
+            raise SettingError(
+                "weights",
+                f"is for library models (torchvision:NAME, timm:NAME), not {{model}} "
+                f"{experiment.model}",
+            )
+        if not Path(experiment.weights).is_file():
+            raise SettingError("weights", f"names no file: {experiment.weights}")
     output = experiment.model_output
     model = build_registered_model(
         experiment.model,

@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import logging
 import math
 import re
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -140,7 +142,8 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
 def setting_message(error: Exception, args: argparse.Namespace, defaults: Experiment) -> str:
     """``error`` as the command line says it: a :class:`SettingError` names its flags, and every
     setting flag the message names that the command line did not give is noted with its
-    default (a recipe's, say), which the user may not know they are using.
+    default (a recipe's, say), which the user may not know they are using; a switch that is
+    off by default is not (the message tells to give it).
 
     Example:
         >>> error = SettingError("explain_warmup_epochs", "must be <= {epochs}")
@@ -151,12 +154,13 @@ def setting_message(error: Exception, args: argparse.Namespace, defaults: Experi
     flags = {flag(name): name for name in settings_fields()}
     given = given_settings(args)
     notes = [
-        f"{mentioned} was not given: {getattr(defaults, flags[mentioned])} is this "
-        "command's default"
+        f"{mentioned} was not given: "
+        + ("it is on by default" if default is True else f"{default} is this command's default")
         for mentioned in dict.fromkeys(re.findall(r"--[a-z][\w-]*", message))
         if mentioned in flags
         and flags[mentioned] not in given
-        and getattr(defaults, flags[mentioned]) is not None
+        and (default := getattr(defaults, flags[mentioned])) is not None
+        and default is not False  # an off switch: the message says to give it
     ]
     return message + (f" ({'; '.join(notes)})" if notes else "")
 
@@ -221,6 +225,24 @@ def train_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     except SettingError as error:
         parser.exit(2, f"{parser.prog}: error: {setting_message(error, args, defaults)}\n")
     _log_to_console()
+    from explainaug.stopping import Stopped, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return _train(experiment, args, parser)
+    except Stopped as stop:  # before or after training: nothing to checkpoint
+        print(f"stopped by {signal_name(stop.signum)} before training started or after it ended")
+        return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
+        print(f"stopped by a second Ctrl-C: {args.out} keeps its last checkpoint")
+        return 128 + signal.SIGINT
+
+
+def _train(
+    experiment: Experiment, args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> int:
+    """Run the validated ``experiment``; the exit code (128 + the signal when one stopped it)."""
+    defaults: Experiment = args.defaults
     from explainaug._validation import check_device
     from explainaug.distributed import rank
     from explainaug.experiment import run
@@ -249,9 +271,13 @@ def train_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         # to install it
         parser.exit(2, f"{parser.prog}: error: {setting_message(error, args, defaults)}\n")
     if result.interrupted:
+        signum = result.stop_signal or signal.SIGINT
         if rank() == 0:
-            print(f"interrupted: checkpoint in {args.out}; resume with --resume auto")
-        return 130
+            print(
+                f"stopped by {signal_name(signum)}: checkpoint in {args.out}; resume with the "
+                "same command and --resume auto"
+            )
+        return 128 + signum
     if rank() == 0:
         print(
             f"{experiment.method} on {experiment.dataset}: test accuracy "
@@ -341,7 +367,7 @@ def evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     from explainaug.build import load_shortcut_datasets, load_split
     from explainaug.data import DeviceLoader, make_loader
     from explainaug.evaluate.report import report
-    from explainaug.runs import load_run
+    from explainaug.runs import load_run, unfinished
     from explainaug.train.run_log import REPORT_DIR
 
     try:
@@ -355,11 +381,19 @@ def evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             dataset=args.dataset,
             image_size=args.image_size,
         )
+        note = unfinished(args.run)
         test_set = load_split(experiment, "test", device)
         _check_classes(model, test_set, experiment.dataset, device)
         needs_cues = any(EVALUATORS[name].needs == "cues" for name in evaluators)
         cued_sets = load_shortcut_datasets(experiment) if needs_cues else ()
-    except (FileNotFoundError, ValueError, ImportError) as error:  # ImportError: timm missing
+    except FileNotFoundError as error:
+        moved = (
+            " (recorded by the run; give --data where the data are now)"
+            if (args.data is None and "--data" in str(error))
+            else ""
+        )
+        parser.exit(2, f"{parser.prog}: error: {error}{moved}\n")
+    except (ValueError, ImportError) as error:  # ImportError: timm missing
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     for name in [n for n in evaluators if EVALUATORS[n].needs == "masks"]:
         if getattr(test_set, "masks", None) is not None:
@@ -400,9 +434,12 @@ def evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             eps=eps,
             shortcut_loaders=shortcut_loaders or None,
             progress=not args.no_progress,
+            notes=[note] if note else (),
         )
     except ValueError as error:  # bad names or values given on the command line
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    for warning in results["warnings"]:
+        print(f"warning: {warning}")
     print(f"report written to {out} ({', '.join(results['figures']) or 'no figures'})")
     return 0
 
@@ -530,27 +567,67 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help="main: the comparison table; shortcut: the shortcut testbed (trains every method "
         "again, on cued shapes) (default: main)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the demo already in --out and start over (default: continue it when it "
+        "ran with the same settings, else refuse)",
+    )
 
 
 def demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Run the demo's tables (``explainaug demo``)."""
+    """Run the demo's tables (``explainaug demo``): in ``--out``, owned by this process alone,
+    continuing the demo there when it ran with the same settings (``demo.json``)."""
     if args.seeds < 1 or args.epochs < 1 or args.train_size < 4:
         parser.error("--seeds and --epochs must be >= 1, --train-size >= 4")
     needs_shapes = [name for name in args.tables if demo.TABLES[name].cue_correlation is not None]
     if needs_shapes and args.dataset != "shapes":
         parser.error(f"--tables {needs_shapes[0]} needs --dataset shapes, got {args.dataset}")
-    for table in args.tables:
-        demo.run_table(
-            table,
-            dataset=args.dataset,
-            seeds=args.seeds,
-            epochs=args.epochs,
-            methods=args.methods,
-            out_dir=args.out,
-            device=args.device,
-            progress=not args.no_progress,
-            train_size=args.train_size,
+    settings = demo.demo_settings(
+        args.tables, args.dataset, args.seeds, args.epochs, args.methods, args.train_size
+    )
+    from explainaug.lock import FolderLock, check_free
+    from explainaug.stopping import Stopped, stop_on_signals
+
+    try:
+        check_free(args.out)
+        if not args.overwrite:
+            demo.check_demo_folder(args.out, settings)
+        for method in settings["--methods"]:  # raises SettingError where a setting cannot be
+            demo.demo_experiment(method, args.dataset, 0, args.epochs, args.train_size)
+        _log_to_console()
+        if args.device is not None:  # before --overwrite deletes anything
+            from explainaug._validation import check_device
+
+            check_device(args.device)
+        with stop_on_signals(), FolderLock(args.out):
+            if args.overwrite:
+                demo.clear_demo_folder(args.out)
+            (Path(args.out) / demo.DEMO_FILE).write_text(json.dumps(settings, indent=2))
+            for table in args.tables:
+                demo.run_table(
+                    table,
+                    dataset=args.dataset,
+                    seeds=args.seeds,
+                    epochs=args.epochs,
+                    methods=args.methods,
+                    out_dir=args.out,
+                    device=args.device,
+                    progress=not args.no_progress,
+                    train_size=args.train_size,
+                )
+    except Stopped as stop:
+        print(
+            f"stopped by {signal_name(stop.signum)}: no table written; run the same command "
+            "again to resume (finished methods are kept, the interrupted one continues from "
+            "its checkpoint)"
         )
+        return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
+        print("stopped by a second Ctrl-C: no table written; the runs keep their last checkpoints")
+        return 128 + signal.SIGINT
+    except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     return 0
 
 
@@ -633,6 +710,17 @@ def _log_to_console() -> None:
     handler.explainaug_console = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+def signal_name(signum: int) -> str:
+    """SIGTERM, SIGINT (Ctrl-C), ... by number.
+
+    Example:
+        >>> signal_name(2)
+        'SIGINT (Ctrl-C)'
+    """
+    name = signal.Signals(signum).name
+    return f"{name} (Ctrl-C)" if signum == signal.SIGINT else name
 
 
 def _default_device() -> str:

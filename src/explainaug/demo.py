@@ -12,6 +12,11 @@ it is. Two tables (``TABLES``), one path (``run_table``):
   the time, then evaluated on cue-aligned and cue-conflicting test images (accuracy, gap, share
   of Grad-CAM energy on cue and object), in ``shortcut/``. It trains every method again.
 
+Stopped by SIGTERM or Ctrl-C, the demo exits at once (143 or 130) and writes no table; the
+same command run again resumes it: finished methods (and evaluations) are kept, the
+interrupted one continues from its checkpoint. ``--out`` records the demo's settings (``demo.json``): a rerun with other
+settings is refused, ``--overwrite`` starts over. One demo at a time writes into a folder.
+
 Importable without torch (what trains and evaluates imports it when it runs), so that
 ``explainaug demo --help`` starts at once.
 """
@@ -22,6 +27,8 @@ import dataclasses
 import functools
 import json
 import math
+import shutil
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +41,7 @@ from explainaug.settings import Experiment
 if TYPE_CHECKING:
     from torch import nn
 
+DEMO_FILE = "demo.json"  # the settings of the demo in --out, which a rerun must repeat to resume
 DEMO_EPS = (1 / 255, 2 / 255, 4 / 255)
 DEMO_SEVERITIES = (1, 3, 5)
 CONTRASTIVE_LR = 0.02  # SupCon/ExCon: with a 2-epoch warm-up, every seed leaves the plateau (below)
@@ -247,25 +255,169 @@ def train_all(
     log: Callable[[str], None],
     prefix: str,
 ) -> dict[str, nn.Module]:
-    """Train each named experiment into ``seed_dir/runs/<name>`` (a rerun replaces the demo's own
-    runs); return the trained models by name."""
+    """Train each named experiment into ``seed_dir/runs/<name>``; return the trained models by
+    name. A run this command finished before is kept (its ``model.pt`` loaded), an interrupted
+    one resumes from its checkpoint, and one that has none starts over.
+
+    Raises:
+        Stopped: a signal stopped a run (it checkpointed; the next call resumes it).
+        ValueError: a kept run was trained with other settings (named).
+    """
     from explainaug.experiment import run
+    from explainaug.runs import check_resumable, load_run
+    from explainaug.stopping import Stopped
+    from explainaug.train.run_log import CHECKPOINT_FILE, RESULTS_FILE, WEIGHTS_FILE
 
     models = {}
     for name, experiment in experiments.items():
+        folder = seed_dir / "runs" / name
+        checkpoint = folder / CHECKPOINT_FILE
+        if checkpoint.is_file():
+            check_resumable(experiment, checkpoint)
+        if (folder / WEIGHTS_FILE).is_file() and (folder / RESULTS_FILE).is_file():
+            models[name], _ = load_run(folder, device=device)
+            tested = json.loads((folder / RESULTS_FILE).read_text())["test_accuracy"]
+            log(f"{prefix} {name}: kept from the earlier run, test accuracy {tested:.3f}")
+            continue
+        resume = "auto" if checkpoint.is_file() else None
         log(
-            f"{prefix} training {name} ({experiment.epochs} epochs on {experiment.dataset}, {device})"
+            f"{prefix} {'resuming' if resume else 'training'} {name} ({experiment.epochs} "
+            f"epochs on {experiment.dataset}, {device})"
         )
         result = run(
             experiment,
-            out_dir=seed_dir / "runs" / name,
+            out_dir=folder,
+            resume=resume,
             device=device,
             progress=progress,
-            overwrite=True,
+            overwrite=resume is None,  # what a start cut short before its checkpoint left
         )
+        if result.interrupted:
+            raise Stopped(result.stop_signal or signal.SIGINT)
         log(f"{prefix} {name}: test accuracy {result.test_accuracy:.3f}")
         models[name] = result.model
     return models
+
+
+def finished_report(seed_dir: Path, methods: Sequence[str]) -> dict | None:
+    """The results of a seed's finished evaluation (``report.json``, once ``report.md``, which
+    is written last, exists) of exactly ``methods``; None where there is none.
+
+    Example:
+        >>> import tempfile
+        >>> finished_report(Path(tempfile.mkdtemp()), ["ce"]) is None
+        True
+    """
+    if not (seed_dir / "report.md").is_file():
+        return None
+    try:
+        results = json.loads((seed_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return results if list(results.get("models", {})) == list(methods) else None
+
+
+def demo_settings(
+    tables: Sequence[str],
+    dataset: str,
+    seeds: int,
+    epochs: int,
+    methods: Sequence[str] | None,
+    train_size: int,
+) -> dict[str, object]:
+    """What a demo's results depend on, by flag, as ``demo.json`` records them.
+
+    Example:
+        >>> demo_settings(["main"], "shapes", 1, 12, None, 2000)["--methods"][:2]
+        ['ce', 'supcon']
+    """
+    return {
+        "--tables": list(tables),
+        "--dataset": dataset,
+        "--seeds": seeds,
+        "--epochs": epochs,
+        "--methods": list(methods or METHODS),
+        "--train-size": train_size,
+    }
+
+
+def check_demo_folder(out_dir: str | Path, settings: Mapping[str, object]) -> None:
+    """Refuse to continue a demo in ``out_dir`` that ran with other ``settings`` (one line
+    naming each difference by flag); a folder without ``DEMO_FILE`` holds no demo to continue.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / DEMO_FILE).write_text('{"--epochs": 12}')
+        >>> check_demo_folder(folder, {"--epochs": 2})
+        Traceback (most recent call last):
+        ...
+        ValueError: --out ... holds a demo run with --epochs 12 (this command: 2); run its command again to resume it, or add --overwrite to start over
+    """
+    path = Path(out_dir) / DEMO_FILE
+    if not path.is_file():
+        leftovers = _demo_entries(Path(out_dir))
+        if leftovers:
+            raise ValueError(
+                f"--out {out_dir} holds {leftovers[0].name} of a demo whose settings are not "
+                f"recorded ({DEMO_FILE}); add --overwrite to start over or choose another --out"
+            )
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except ValueError:
+        recorded = {}
+    differing = [
+        f"{name} {_flag_value(recorded.get(name))} (this command: {_flag_value(value)})"
+        for name, value in settings.items()
+        if recorded.get(name) != value
+    ]
+    if differing:
+        raise ValueError(
+            f"--out {out_dir} holds a demo run with {', '.join(differing)}; run its command "
+            "again to resume it, or add --overwrite to start over"
+        )
+
+
+def clear_demo_folder(out_dir: str | Path) -> None:
+    """Delete what a demo wrote into ``out_dir`` (``demo.json``, summaries, per-seed folders and
+    runs, table folders); other files stay.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("seed0", "shortcut"):
+        ...     (folder / name).mkdir()
+        >>> _ = (folder / "notes.txt").write_text("mine")
+        >>> clear_demo_folder(folder)
+        >>> [path.name for path in folder.iterdir()]
+        ['notes.txt']
+    """
+    folder = Path(out_dir)
+    (folder / DEMO_FILE).unlink(missing_ok=True)
+    for entry in _demo_entries(folder):
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _demo_entries(folder: Path) -> list[Path]:
+    """What a demo writes into ``folder``, where present."""
+    if not folder.is_dir():
+        return []
+    tables = {spec.folder for spec in TABLES.values() if spec.folder}
+    return sorted(
+        entry
+        for entry in folder.iterdir()
+        if entry.name in ("summary.json", "summary.md")
+        or entry.name in tables
+        or (entry.is_dir() and entry.name.startswith("seed") and entry.name[4:].isdigit())
+    )
+
+
+def _flag_value(value: object) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def run_table(
@@ -321,8 +473,14 @@ def run_table(
             for method in methods
         }
         prefix = f"[{spec.folder + ' ' if spec.folder else ''}seed {seed}]"
-        models = train_all(experiments, seed_dir, device, progress, log, prefix)
         experiment = experiments[methods[0]]
+        evaluated = finished_report(seed_dir, methods)
+        if evaluated is not None:  # an earlier run of this command evaluated this seed
+            log(f"{prefix} kept the evaluation of the earlier run ({seed_dir / 'report.md'})")
+            per_seed.append(evaluated["models"])
+            evaluators = evaluated["settings"]["evaluators"]
+            continue
+        models = train_all(experiments, seed_dir, device, progress, log, prefix)
         test_set = load_split(experiment, "test")
         evaluators = [
             name

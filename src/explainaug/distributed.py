@@ -101,6 +101,17 @@ def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
+def launch_rank() -> int:
+    """The rank ``torchrun`` gave this process (``RANK``; 0 without torchrun), known before the
+    process group is joined.
+
+    Example:
+        >>> launch_rank()
+        0
+    """
+    return int(os.environ.get("RANK", "0"))
+
+
 def per_process_batch_size(batch_size: int, processes: int) -> int:
     """The images each of ``processes`` processes takes from a global batch (which must split
     evenly).

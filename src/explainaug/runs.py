@@ -1,8 +1,10 @@
-"""Run folders: what may go into one, resuming one, and rebuilding its trained model.
+"""Run folders: what may go into one, owning one, resuming one, rebuilding its trained model.
 
 A run folder (``--out``) holds ``run.json`` (one layout, see
 ``explainaug.train.run_log.run_description``), ``checkpoint.pt``, the metrics, and once the run
-is complete ``model.pt`` and ``results.json``. ``load_run`` rebuilds the trained model from it
+is complete ``model.pt`` and ``results.json``. A run checks the folder touching nothing
+(``check_out_dir``), builds and checks everything else, and only then owns it (``claim_out_dir``:
+one process at a time, ``explainaug.lock``). ``load_run`` rebuilds the trained model from it
 (``explainaug evaluate``).
 """
 
@@ -10,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from explainaug.build import real_class_logits
+from explainaug.lock import FolderLock, check_free
 from explainaug.models import rebuild_model
 from explainaug.settings import Experiment
 from explainaug.train.checkpoint import load_checkpoint, load_model_state
@@ -27,6 +30,7 @@ from explainaug.train.run_log import (
     LOG_FILE,
     REPORT_DIR,
     RUN_FILE,
+    RUN_FILES,
     WEIGHTS_FILE,
 )
 
@@ -113,68 +117,160 @@ def check_resumable(experiment: Experiment, checkpoint: Path) -> None:
         )
 
 
-def prepare_out_dir(
+def run_files(folder: Path) -> list[str]:
+    """The files of a run in ``folder`` (``RUN_FILES`` present, in that order). The files of a
+    start that failed before its first step (``run.json`` alone, or with empty records) do not
+    count: no weights or records to protect.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / RUN_FILE).write_text("{}")
+        >>> run_files(folder)
+        []
+        >>> _ = (folder / "results.json").write_text("{}")
+        >>> run_files(folder)
+        ['run.json', 'results.json']
+    """
+    written = [name for name in RUN_FILES if (folder / name).exists()]
+    if written == [RUN_FILE] or (
+        written == [RUN_FILE, LOG_FILE] and (folder / LOG_FILE).stat().st_size == 0
+    ):
+        return []
+    return written
+
+
+def check_out_dir(
     experiment: Experiment,
     out_dir: str | Path | None,
     resume: str | Path | None = None,
     overwrite: bool = False,
 ) -> None:
-    """Check, before anything is loaded, that a run may go into ``out_dir`` (and resume from
-    ``resume``); with ``overwrite``, delete the files of the run already there.
+    """Check, touching nothing, that a run may go into ``out_dir`` (and resume from ``resume``).
 
     Raises:
-        ValueError: ``out_dir`` holds a run (weights or step records) and neither
-            ``resume`` nor ``overwrite`` is given, ``resume`` names a run with other settings,
-            or ``out_dir`` is not writable. The files of a start that failed before its first
-            step (``run.json`` alone, or with empty records) are replaced without asking.
+        ValueError: ``out_dir`` holds a run (weights or records) and neither ``resume`` nor
+            ``overwrite`` is given, ``resume`` names a run with other settings, or ``out_dir``
+            cannot be created or written.
+        FolderBusyError: another process runs into ``out_dir`` (the message names it).
 
     Example:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> _ = (folder / RUN_FILE).write_text("{}")
         >>> _ = (folder / WEIGHTS_FILE).write_bytes(b"")
-        >>> prepare_out_dir(Experiment(), folder)
+        >>> check_out_dir(Experiment(), folder)
         Traceback (most recent call last):
         ...
         ValueError: ... already holds a run (run.json, model.pt); continue it with --resume auto or replace it with --overwrite
     """
     folder = None if out_dir is None else Path(out_dir)
     if resume is not None and overwrite:
-        raise ValueError("resume and overwrite exclude each other: choose one")
+        raise ValueError("--resume and --overwrite exclude each other: choose one")
+    if folder is not None:
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            why = "not a folder" if existing.exists() and not existing.is_dir() else "not writable"
+            raise ValueError(f"cannot write to the output folder {folder}: {existing} is {why}")
+        check_free(folder)
     if resume is not None and (resume != "auto" or folder is not None):
         check_resumable(experiment, folder / CHECKPOINT_FILE if resume == "auto" else Path(resume))
-    if folder is None:
-        return
-    written = [
-        name
-        for name in (RUN_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, LOG_FILE)
-        if (folder / name).is_file()
-    ]
-    records = folder / LOG_FILE
-    if written == [RUN_FILE] or (
-        written == [RUN_FILE, LOG_FILE] and records.stat().st_size == 0
-    ):  # a start that failed before its first step: no weights or records to protect
-        for name in written:
-            (folder / name).unlink(missing_ok=True)
-        written = []
-    if written and resume is None:
-        if not overwrite:
-            raise ValueError(
-                f"{folder} already holds a run ({', '.join(written)}); continue it with "
-                "--resume auto or replace it with --overwrite"
-            )
-        for name in written:  # every torchrun process gets here: tolerate the others' deletions
-            (folder / name).unlink(missing_ok=True)
-        if (folder / REPORT_DIR / "report.json").is_file():  # the stale report of `evaluate`
-            shutil.rmtree(folder / REPORT_DIR, ignore_errors=True)
+    if folder is not None:
+        _check_contents(folder, resume, overwrite)
+
+
+def _check_contents(folder: Path, resume: str | Path | None, overwrite: bool) -> None:
+    written = run_files(folder) if folder.is_dir() else []
+    if written and resume is None and not overwrite:
+        raise ValueError(
+            f"{folder} already holds a run ({', '.join(written)}); continue it with "
+            "--resume auto or replace it with --overwrite"
+        )
+
+
+def claim_out_dir(
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+) -> FolderLock:
+    """Own ``out_dir`` (created if missing) for a run that passed its checks: lock it, check it
+    again (``check_out_dir``) and, with ``overwrite``, delete every file of the run already
+    there (a stale ``evaluate`` report included). Returns the held lock; release it (or use it
+    as a context manager) when the run ends.
+
+    Raises:
+        ValueError: as ``check_out_dir``; ``FolderBusyError`` (a ``ValueError``) when another
+            process owns the folder.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / WEIGHTS_FILE).write_bytes(b"")
+        >>> with claim_out_dir(folder, overwrite=True):
+        ...     sorted(path.name for path in folder.iterdir())
+        ['run.lock']
+    """
+    folder = Path(out_dir)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        lock = FolderLock(folder).acquire()
     except OSError as error:
         raise ValueError(
             f"cannot write to the output folder {folder}: {error.strerror or error}"
         ) from None
+    try:
+        _check_contents(folder, resume, overwrite)  # again: what came in before the lock
+        if resume is None:  # a fresh run: nothing of an earlier one stays
+            for name in RUN_FILES:
+                path = folder / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            for leftover in folder.glob(".*.tmp"):  # a checkpoint write cut short
+                leftover.unlink(missing_ok=True)
+            if (folder / REPORT_DIR / "report.json").is_file():  # the report of `evaluate`
+                shutil.rmtree(folder / REPORT_DIR, ignore_errors=True)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def unfinished(path: str | Path) -> str | None:
+    r"""Say so when the ``explainaug train`` run at ``path`` (folder or checkpoint) is unfinished:
+    it has no final weights (``model.pt``), so it is evaluated with its last checkpoint. None
+    for a finished run, and for runs of ``Trainer``, which writes no final weights.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / RUN_FILE).write_text('{"settings": {"epochs": 12}}')
+        >>> _ = (folder / LOG_FILE).write_text('{"kind": "epoch", "epoch": 2}\n')
+        >>> unfinished(folder)
+        'unfinished run: 2 of 12 epochs trained, no final weights (model.pt); evaluated with its last checkpoint (finish it: explainaug train --resume auto with its --out and settings)'
+    """
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    if (folder / WEIGHTS_FILE).is_file() or not (folder / RUN_FILE).is_file():
+        return None
+    epochs = read_description(folder / RUN_FILE)["settings"].get("epochs")
+    if epochs is None:
+        return None
+    done = 0
+    if (folder / LOG_FILE).is_file():
+        for line in (folder / LOG_FILE).read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line cut short by a kill
+                continue
+            if isinstance(record, dict) and record.get("kind") == "epoch":
+                done = max(done, int(record.get("epoch", 0)))
+    return (
+        f"unfinished run: {done} of {epochs} epochs trained, no final weights ({WEIGHTS_FILE}); "
+        "evaluated with its last checkpoint (finish it: explainaug train --resume auto with "
+        "its --out and settings)"
+    )
 
 
 def load_run(

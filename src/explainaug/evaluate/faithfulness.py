@@ -29,11 +29,13 @@ Pixels are chosen by an exact top-k on the map at image resolution (maps of lowe
 are upsampled bilinearly); ties (e.g. the zero area of a ReLU'd Grad-CAM) are broken at random
 by the rule the training augmentations use, from a generator seeded with ``seed``. A pixel is
 replaced in all channels. Every perturbed image of a batch is built on the fly and run through
-the model in chunks of ``batch_size``; there are no loops over images.
+the model in chunks of ``batch_size``; there are no loops over images. Maps with one value
+everywhere (degenerate: nothing to rank) are counted and warned about.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
@@ -56,6 +58,8 @@ from explainaug.evaluate._maps import (
 from explainaug.evaluate._predict import iterate_batches, model_device
 from explainaug.explain import Explainer
 from explainaug.models.normalize import model_mean
+
+logger = logging.getLogger("explainaug")
 
 if TYPE_CHECKING:
     from explainaug.evaluate.report import Job
@@ -203,6 +207,7 @@ class FaithfulnessResult(TypedDict):
     insertion_curve: list[float]
     fill: list[float] | str
     n_images: int
+    degenerate_maps: int
 
 
 def faithfulness(
@@ -247,7 +252,9 @@ def faithfulness(
         ``{"average_drop_pct", "increase_in_confidence_pct", "drop_rate", "average_increase",
         "deletion_auc", "insertion_auc", "salient_drop", "nonsalient_change": float,
         "deletion_curve", "insertion_curve": [T + 1 floats, mean p_c per step],
-        "fill": the fill used, "n_images": int}``.
+        "fill": the fill used, "n_images": int, "degenerate_maps": the number of maps with
+        one value everywhere (all zero, say: a ReLU'd CAM whose raw map is negative
+        everywhere), which rank pixels at random; a warning is logged when there are any}``.
 
     Example:
         >>> from explainaug.explain import Saliency
@@ -272,6 +279,7 @@ def faithfulness(
     pad = torch.tensor(zero, device=device).view(1, -1, 1, 1)
     generator = seeded_generator(seed, device)
     clean, perturbed = [], []
+    degenerate = torch.zeros((), dtype=torch.long, device=device)
     with eval_mode(model):
         for x, labels, *_ in tqdm(
             iterate_batches(loader, device), desc="faithfulness", disable=not progress, leave=False
@@ -280,7 +288,9 @@ def faithfulness(
                 logits = model(x).float()
             classes = explained_classes(target, logits, labels)
             confidence = logits.softmax(dim=1).gather(1, classes[:, None])[:, 0]
-            rank = descending_rank(explain_flat(explainer, x, classes), generator)
+            flat = explain_flat(explainer, x, classes)
+            degenerate += (flat.amax(dim=1) == flat.amin(dim=1)).sum()
+            rank = descending_rank(flat, generator)
             filled = replacement(x, replacement.draw(x)).expand_as(x)
             canvases = torch.stack([filled, blurred_canvas(x, pad.to(x.dtype))])
             plan = _perturbation_plan(rank.shape[1], keep, deletion_steps, occlusion_ratio, device)
@@ -290,6 +300,9 @@ def faithfulness(
                 )
             clean.append(confidence)
     y_clean, scores = torch.cat(clean), torch.cat(perturbed, dim=1)
+    n_images, n_degenerate = int(y_clean.shape[0]), int(degenerate)
+    if n_degenerate:
+        logger.warning(degenerate_warning(n_degenerate, n_images))
     kept, salient, nonsalient = scores[0], scores[1], scores[2]
     deletion = scores[3 : deletion_steps + 4].T
     insertion = scores[deletion_steps + 4 :].T
@@ -305,8 +318,23 @@ def faithfulness(
         "deletion_curve": deletion.mean(dim=0).tolist(),
         "insertion_curve": insertion.mean(dim=0).tolist(),
         "fill": fill if isinstance(fill, str) else torch.as_tensor(fill).flatten().tolist(),
-        "n_images": int(y_clean.shape[0]),
+        "n_images": n_images,
+        "degenerate_maps": n_degenerate,
     }
+
+
+def degenerate_warning(degenerate: int, images: int, model: str | None = None) -> str:
+    """The warning for ``degenerate`` constant maps among ``images``.
+
+    Example:
+        >>> degenerate_warning(3, 8, "ce")
+        "ce: 3 of 8 explanation maps are constant (all zero, say: a ReLU'd CAM whose raw map is negative everywhere); faithfulness ranks their pixels at random"
+    """
+    return (
+        f"{model + ': ' if model else ''}{degenerate} of {images} explanation maps are "
+        "constant (all zero, say: a ReLU'd CAM whose raw map is negative everywhere); "
+        "faithfulness ranks their pixels at random"
+    )
 
 
 def run_in_report(job: Job) -> dict:

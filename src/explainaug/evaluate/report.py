@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from explainaug._shared import eval_mode
 from explainaug.evaluate._predict import first_images, model_device, predict
+from explainaug.evaluate.faithfulness import degenerate_warning
 from explainaug.evaluate.report_writer import write_report
 from explainaug.evaluate.similarity import SIMILARITIES
 from explainaug.explain import build_explainer
@@ -184,6 +185,7 @@ def report(
     grid_images: int = 8,
     progress: bool = True,
     seed: int = 0,
+    notes: Sequence[str] = (),
 ) -> dict:
     """Evaluate each model and write ``report.json``, ``report.md`` and PNG figures.
 
@@ -215,10 +217,12 @@ def report(
         grid_images: images in the saliency grid figure (0: no grid).
         progress: show tqdm progress bars.
         seed: seed for corruptions, attacks and randomization.
+        notes: warnings about what was evaluated (an unfinished run, say), shown first in the
+            report with those the evaluation raises (constant explanation maps).
 
     Returns:
-        The JSON-safe results written to ``report.json``: ``{"settings", "models": {name:
-        {evaluator: result}}, "figures": [PNG names]}``.
+        The JSON-safe results written to ``report.json``: ``{"settings", "warnings": [str],
+        "models": {name: {evaluator: result}}, "figures": [PNG names]}``.
 
     Example:
         >>> import tempfile
@@ -308,7 +312,12 @@ def report(
                 with eval_mode(model):
                     maps[_row(name, label)] = factory(model)(x).detach().cpu()
             images = x.cpu()
-    results = {"settings": settings, "models": per_model}
+    warnings = list(notes) + [
+        degenerate_warning(result["degenerate_maps"], result["n_images"], row)
+        for row, per_evaluator in per_model.items()
+        if (result := per_evaluator.get("faithfulness", {})).get("degenerate_maps")
+    ]
+    results = {"settings": settings, "warnings": warnings, "models": per_model}
     return write_report(
         results,
         out_dir,

@@ -199,15 +199,19 @@ def shortcut_table(models: Mapping[str, Mapping]) -> str | None:
 
 
 def markdown(results: Mapping) -> str:
-    """The report as Markdown: settings, then one table per evaluator comparing the models.
+    """The report as Markdown: warnings, settings, then one table per evaluator comparing the
+    models.
 
     Example:
-        >>> text = markdown({"settings": {}, "models": {"a": {"accuracy": {"top1": 0.5}}}})
-        >>> "| a | 0.5000 |" in text
-        True
+        >>> results = {"warnings": ["unfinished"], "models": {"a": {"accuracy": {"top1": 0.5}}}}
+        >>> text = markdown(results)
+        >>> "| a | 0.5000 |" in text, "- unfinished" in text.split("## Warnings")[1]
+        (True, True)
     """
     models = results["models"]
     sections = ["# Evaluation report", ""]
+    if results.get("warnings"):
+        sections += ["## Warnings", ""] + [f"- {line}" for line in results["warnings"]] + [""]
     settings = results.get("settings", {})
     if settings:
         sections += ["## Settings", ""] + [f"- {key}: {value}" for key, value in settings.items()]

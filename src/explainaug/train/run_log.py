@@ -21,6 +21,16 @@ TENSORBOARD_DIR = "tensorboard"
 WEIGHTS_FILE = "model.pt"  # final weights (after the linear evaluation, when there is one)
 RESULTS_FILE = "results.json"  # the final test accuracy
 REPORT_DIR = "report"  # where ``explainaug evaluate`` writes by default
+RUN_FILES = (
+    RUN_FILE,
+    CHECKPOINT_FILE,
+    WEIGHTS_FILE,
+    LOG_FILE,
+    CSV_FILE,
+    RESULTS_FILE,
+    TENSORBOARD_DIR,
+)
+"""What a run writes into its folder: a fresh run (``--overwrite``) deletes all of them."""
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
@@ -77,7 +87,8 @@ def write_csv(path: str | Path, history: Sequence[dict[str, Any]]) -> None:
 
 class TensorBoardLog:
     """Epoch metrics as TensorBoard scalars under ``out_dir/tensorboard`` (needs the
-    ``tensorboard`` extra: ``pip install 'explainaug[tensorboard]'``)."""
+    ``tensorboard`` extra: ``pip install 'explainaug[tensorboard]'``). Creating it checks that
+    tensorboard is installed; the folder is written with the first record."""
 
     def __init__(self, out_dir: str | Path) -> None:
         try:
@@ -86,10 +97,14 @@ class TensorBoardLog:
             raise ImportError(
                 "tensorboard=True needs tensorboard: pip install 'explainaug[tensorboard]'"
             ) from None
-        self.writer = SummaryWriter(str(Path(out_dir) / TENSORBOARD_DIR))
+        self.folder = Path(out_dir) / TENSORBOARD_DIR
+        self._writer_class = SummaryWriter
+        self.writer: Any = None
 
     def write(self, record: dict[str, Any]) -> None:
         """Add every number of an epoch record at step ``record["epoch"]``."""
+        if self.writer is None:
+            self.writer = self._writer_class(str(self.folder))
         for key, value in record.items():
             if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(key, value, record["epoch"])

@@ -235,6 +235,7 @@ class Trainer:
         self.progress = progress
         self.seed = seed
         self.interrupted = False
+        self.stop_signal: int | None = None
         self._stop_requested = False
 
         self.amp_dtype = _amp_dtype(amp, self.device)
@@ -276,7 +277,8 @@ class Trainer:
 
         ``train_loader`` yields ``(x, y)`` or ``(x, y, masks)`` batches with images in [0, 1]
         and must have a length (steps per epoch). When the run is stopped by a signal or
-        ``request_stop``, ``fit`` checkpoints, sets ``self.interrupted`` and returns early.
+        ``request_stop``, ``fit`` checkpoints, sets ``self.interrupted`` (and ``self.stop_signal``
+        to the signal's number) and returns early.
         """
         try:
             steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
@@ -290,6 +292,7 @@ class Trainer:
         self._total_steps = self.epochs * steps_per_epoch
         self._warmup_steps = self.lr_warmup_epochs * steps_per_epoch
         self.interrupted = False
+        self.stop_signal = None
         self._stop_requested = False
 
         position = self._restore()
@@ -603,6 +606,7 @@ class Trainer:
         if signum == signal.SIGINT and self._stop_requested:
             raise KeyboardInterrupt
         self._stop_requested = True
+        self.stop_signal = signum
 
 
 # ---------------------------------------------------------------------------------- helpers
