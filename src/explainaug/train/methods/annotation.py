@@ -153,18 +153,20 @@ class Annotation:
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(x, y, region)``: the batch's images augmented by ``augment`` (None: as they
         are) and the penalised region ``[B, 1, H, W]`` of the augmented images."""
-        x, y, *masks = batch = unpack_batch(batch)
+        x, y, *masks = unpack_batch(batch)
         if self.annotation == "previous":
             x = x if augment is None else augment(x)
             if not self.previous:
                 raise RuntimeError("call setup(model) before the first training step")
             regions = [largest_gradient_region(previous, x) for previous in self.previous]
             return x, y, torch.stack(regions).amax(dim=0)
-        region = penalised_region(batch, self.annotation)
-        if augment is None:
-            return x, y, region
-        stacked = augment(torch.cat([x, region.to(x.dtype)], dim=1))
-        return stacked[:, : x.shape[1]], y, (stacked[:, x.shape[1] :] > 0.5).to(x.dtype)
+        if augment is not None:  # masks move with their images, as channels of one stack
+            present = [mask for mask in masks if mask is not None]
+            stacked = augment(torch.cat([x, *(mask.to(x.dtype) for mask in present)], dim=1))
+            moved = iter(stacked[:, x.shape[1] :].split(1, dim=1))
+            x = stacked[:, : x.shape[1]]
+            masks = [None if mask is None else next(moved) > 0.5 for mask in masks]
+        return x, y, penalised_region(Batch(x, y, *masks), self.annotation)
 
     def __repr__(self) -> str:
         return f"Annotation({self.annotation!r})"
