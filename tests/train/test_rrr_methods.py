@@ -166,3 +166,19 @@ def test_train_rrr_from_the_command_line(tmp_path, capsys) -> None:
     assert main(["train", "--method", "rrr", *args, *previous, "--out", str(tmp_path / "r1")]) == 0
     assert main(["train", "--method", "rrr", "--epochs", "1", "--no-progress"]) == 2
     assert "--annotation cue needs cue masks" in capsys.readouterr().err
+
+
+def test_the_demo_trains_mask_methods_on_cue_masks_where_there_is_a_cue() -> None:
+    from explainaug.demo import DEMO_SETTINGS, demo_experiment, pairs, trained_with
+
+    cued = demo_experiment("hint", "shapes", 0, 3, cue_correlation=0.95)
+    plain = demo_experiment("hint", "shapes", 0, 3)
+    assert (trained_with(cued), trained_with(plain)) == ("cue masks", "object masks")
+    assert trained_with(demo_experiment("sgt", "shapes", 0, 3)) == "labels only"
+    for name, settings in DEMO_SETTINGS.items():
+        assert all(getattr(cued if name == "hint" else demo_experiment(
+            name, "shapes", 0, 3, cue_correlation=0.95), key) == value
+            for key, value in settings.items())  # fmt: skip
+    assert pairs(["ce", "supcon", "excon", "rrr", "hint"]) == [
+        ("excon", "supcon"), ("supcon", "ce"), ("excon", "ce"), ("rrr", "ce"), ("hint", "ce"),
+    ]  # fmt: skip
