@@ -70,7 +70,7 @@ def test_masks_follow_the_images_through_the_augmentation() -> None:
     masks = torch.rand(6, 1, 16, 16) > 0.5
     x[:, 0] = masks[:, 0].float()  # the first channel draws the mask
     augment = K.AugmentationSequential(K.RandomCrop((16, 16), padding=3), K.RandomHorizontalFlip())
-    for annotation, region in (("cue", masks), ("object", ~masks)):
+    for annotation in ("cue", "object"):
         batch = (x, torch.zeros(6, dtype=torch.long), masks, masks)
         moved, _, penalised = Annotation(annotation).augmented(augment, batch)
         drawn = moved[:, :1] > 0.5
