@@ -16,7 +16,7 @@ masks are augmented as one stack of channels, so the augmentation must be geomet
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +148,7 @@ class Annotation:
             for previous in load_previous(self.previous_runs)
         ]
 
-    def augmented(
-        self, augment: nn.Module | Any | None, batch: Any
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def augmented(self, augment: BatchAugment | None, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
         """``(x, y, region)``: the batch's images augmented by ``augment`` (None: as they
         are) and the penalised region ``[B, 1, H, W]`` of the augmented images."""
         x, y, *masks = unpack_batch(batch)
@@ -200,7 +198,11 @@ def penalty_scale(terms: Iterable[tuple[Tensor, Tensor]], device: torch.device) 
     return torch.tensor(ce_sum / penalty_sum, device=device)
 
 
-def scaled_terms(step: Any, model: nn.Module, loader: Iterable) -> Iterable[tuple[Tensor, Tensor]]:
+def scaled_terms(
+    step: Callable[[nn.Module, Any], tuple[Tensor, Tensor, Tensor]],
+    model: nn.Module,
+    loader: Iterable,
+) -> Iterator[tuple[Tensor, Tensor]]:
     """``(cross_entropy, penalty)`` of ``step(model, batch) -> (logits, y, penalty)`` for each
     batch of ``loader``, with the model's modes and BatchNorm statistics preserved."""
     device = next(model.parameters()).device
