@@ -52,6 +52,8 @@ def load_split(
             download=experiment.download,
             device=device,
             cue_correlation=experiment.cue_correlation,
+            masks=experiment.masks,
+            cue_masks=experiment.cue_masks,
         )
     except FileNotFoundError as error:
         if experiment.root is None:

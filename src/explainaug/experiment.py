@@ -114,6 +114,7 @@ def run(
             drop_last=True,
             device=trainer.device,
             seed=experiment.seed,
+            cue_masks=experiment.training_masks == "cue",
         )
     except ValueError as error:  # a batch larger than the training set
         raise SettingError("batch_size", f"{experiment.batch_size}: {error}") from None
@@ -195,18 +196,21 @@ def _train_and_test(
 
 
 def absolute_paths(experiment: Experiment) -> Experiment:
-    """``experiment`` with its data folder (``--data``) and weights file (``--weights``)
-    absolute, so that ``run.json`` finds them from any working directory.
+    """``experiment`` with its paths (``--data``, ``--weights``, ``--masks``, ``--cue-masks``,
+    ``--previous-runs``) absolute, so that ``run.json`` finds them from any working directory.
 
     Example:
         >>> absolute_paths(Experiment(root="data")).root == str(Path("data").absolute())
+        True
+        >>> runs = absolute_paths(Experiment(annotation="previous", previous_runs="r0,r1")).previous_runs
+        >>> runs == f"{Path('r0').absolute()},{Path('r1').absolute()}"
         True
     """
     return dataclasses.replace(
         experiment,
         **{
-            name: str(Path(value).expanduser().absolute())
-            for name in ("root", "weights")
+            name: ",".join(str(Path(path).expanduser().absolute()) for path in value.split(","))
+            for name in ("root", "weights", "masks", "cue_masks", "previous_runs")
             if (value := getattr(experiment, name)) is not None
         },
     )

@@ -1,7 +1,31 @@
-"""Losses: supervised contrastive (SupCon), ExCon with background negatives, EDDA alignment."""
+"""Losses: supervised contrastive (SupCon), ExCon with background negatives, EDDA alignment,
+and the right-for-the-right-reasons family (RRR, Saliency Guided Training, RRR-G, HINT)."""
 
+from explainaug.losses.cam_penalty import (
+    HINTLoss,
+    RRRGradCAMLoss,
+    gradcam_terms,
+    hint_penalty,
+    rrr_gradcam_penalty,
+)
 from explainaug.losses.edda import EDDALoss
 from explainaug.losses.excon import ExConLoss
+from explainaug.losses.rrr import RRR_WEIGHT, RRRLoss, input_gradient_penalty
+from explainaug.losses.sgt import SGTLoss
 from explainaug.losses.supcon import SupConLoss, supervised_contrastive
 
-__all__ = ["EDDALoss", "ExConLoss", "SupConLoss", "supervised_contrastive"]
+__all__ = [
+    "RRR_WEIGHT",
+    "EDDALoss",
+    "ExConLoss",
+    "HINTLoss",
+    "RRRGradCAMLoss",
+    "RRRLoss",
+    "SGTLoss",
+    "SupConLoss",
+    "gradcam_terms",
+    "hint_penalty",
+    "input_gradient_penalty",
+    "rrr_gradcam_penalty",
+    "supervised_contrastive",
+]
