@@ -147,6 +147,41 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_a_killed_runs_lock_taken
     assert (out / "run.lock").read_text() == ""  # released: free for the next run
 
 
+def test_a_trainer_from_python_is_refused_a_folder_another_process_owns(tmp_path) -> None:
+    import torch
+
+    from explainaug.lock import FolderBusyError
+    from explainaug.models import SmallCNN
+    from explainaug.train import CrossEntropy, Trainer
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from explainaug.lock import FolderLock; "
+            "lock = FolderLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        batches = [(torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]))]
+        trainer = Trainer(SmallCNN(num_classes=2, width=4), CrossEntropy(), epochs=1, lr=0.01)
+        trainer.out_dir, trainer.progress = out, False
+        with pytest.raises(FolderBusyError, match=f"is in use by process {holder.pid} "):
+            trainer.fit(batches)
+        assert not (out / "checkpoint.pt").exists() and not (out / "run.json").exists()
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert len(trainer.fit(batches)) == 1  # the killed holder's lock is taken over
+    assert (out / "checkpoint.pt").is_file()
+
+
 # ---------------------------------------------------- nothing touched before the run starts
 
 

@@ -231,7 +231,10 @@ def train_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         with stop_on_signals():
             return _train(experiment, args, parser)
     except Stopped as stop:  # before or after training: nothing to checkpoint
-        print(f"stopped by {signal_name(stop.signum)} before training started or after it ended")
+        print(
+            f"stopped by {signal_name(stop.signum)} outside the training steps; run the "
+            "command again (with --resume auto where --out holds a checkpoint.pt)"
+        )
         return stop.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
         print(f"stopped by a second Ctrl-C: {args.out} keeps its last checkpoint")

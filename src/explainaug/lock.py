@@ -31,6 +31,7 @@ import filelock
 
 LOCK_FILE = "run.lock"
 logger = logging.getLogger("explainaug")
+_HELD: dict[str, int] = {}  # folders this process owns (resolved) -> nested holders
 
 
 class FolderBusyError(ValueError):
@@ -67,10 +68,18 @@ class FolderLock:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_FILE
         self._lock = filelock.FileLock(self.path, timeout=0)
+        self._nested: str | None = None
 
     def acquire(self) -> FolderLock:
-        """Take the folder, or raise ``FolderBusyError`` naming its owner."""
+        """Take the folder, or raise ``FolderBusyError`` naming its owner. Within a process
+        that already owns it (``explainaug.experiment.run`` around its ``Trainer``), the
+        folder is shared: the outermost holder's release releases it."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        key = str(self.folder.resolve())
+        if key in _HELD:
+            _HELD[key] += 1
+            self._nested = key
+            return self
         try:
             self._lock.acquire()
         except filelock.Timeout:
@@ -85,16 +94,27 @@ class FolderLock:
             )
         command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
         self.path.write_text(json.dumps({"pid": os.getpid(), "command": command}))
+        _HELD[str(self.folder.resolve())] = 1
         return self
 
     def release(self) -> None:
         """Give the folder up (the lock file stays, empty)."""
-        if self._lock.is_locked:
+        if self._nested is not None:
+            if self._nested in _HELD:
+                _HELD[self._nested] -= 1
+            self._nested = None
+        elif self._lock.is_locked:
             self.path.write_text("")
             self._lock.release()
+            _HELD.pop(str(self.folder.resolve()), None)
+
+    @property
+    def held(self) -> bool:
+        """Whether this lock holds the folder now."""
+        return self._nested is not None or self._lock.is_locked
 
     def __enter__(self) -> FolderLock:
-        return self if self._lock.is_locked else self.acquire()
+        return self if self.held else self.acquire()
 
     def __exit__(
         self,

@@ -30,6 +30,7 @@ from explainaug.distributed import (
     setup_distributed,
 )
 from explainaug.evaluate.accuracy import accuracy
+from explainaug.lock import FolderLock
 from explainaug.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
@@ -278,7 +279,8 @@ class Trainer:
         ``train_loader`` yields ``(x, y)`` or ``(x, y, masks)`` batches with images in [0, 1]
         and must have a length (steps per epoch). When the run is stopped by a signal or
         ``request_stop``, ``fit`` checkpoints, sets ``self.interrupted`` (and ``self.stop_signal``
-        to the signal's number) and returns early.
+        to the signal's number) and returns early. While it trains, this process alone owns
+        ``out_dir`` (``explainaug.lock.FolderLock``; another process's run into it is refused).
         """
         try:
             steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
@@ -295,17 +297,21 @@ class Trainer:
         self.stop_signal = None
         self._stop_requested = False
 
-        position = self._restore()
-        if self.out_dir is not None and self.context.is_main:
-            update_description(self.out_dir, run_description(self.model, self.method, self.seed))
-        if position.global_step == 0:
-            self.method.begin(self.model, train_loader)
-        handlers = self._install_signal_handlers()
-        try:
-            return self._train(train_loader, test_loader, steps_per_epoch, position)
-        finally:
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
+        owned = self.out_dir is not None and self.context.is_main
+        with FolderLock(self.out_dir) if owned else contextlib.nullcontext():
+            position = self._restore()
+            if owned:
+                update_description(
+                    self.out_dir, run_description(self.model, self.method, self.seed)
+                )
+            if position.global_step == 0:
+                self.method.begin(self.model, train_loader)
+            handlers = self._install_signal_handlers()
+            try:
+                return self._train(train_loader, test_loader, steps_per_epoch, position)
+            finally:
+                for signum, handler in handlers.items():
+                    signal.signal(signum, handler)
 
     # ------------------------------------------------------------------------------ the loop
 
