@@ -1,11 +1,12 @@
 """Training: a thin loop (AMP, DDP via torchrun, atomic checkpoints, exact resume) and one class
-per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl), plus linear evaluation
+per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl, CDEP), plus linear evaluation
 and the permuted-label training of the data randomization test.
 """
 
 from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
 from explainaug.train.linear_eval import LinearEvalResult, linear_eval
 from explainaug.train.methods import (
+    CDEP,
     EDDA,
     CrossEntropy,
     ExCon,
@@ -19,6 +20,7 @@ from explainaug.train.schedule import lr_factor
 from explainaug.train.trainer import Trainer
 
 __all__ = [
+    "CDEP",
     "EDDA",
     "CrossEntropy",
     "ExCon",

@@ -1,6 +1,7 @@
 """Training methods: one class per method, all with ``training_step(model, batch, epoch)``."""
 
 from explainaug.train.methods.base import Method, OcclusionAlignment
+from explainaug.train.methods.cdep import CDEP
 from explainaug.train.methods.cross_entropy import CrossEntropy
 from explainaug.train.methods.edda import EDDA
 from explainaug.train.methods.excon import ExCon
@@ -8,6 +9,7 @@ from explainaug.train.methods.random_occlusion import RandomOcclusionControl
 from explainaug.train.methods.supcon import SupCon
 
 __all__ = [
+    "CDEP",
     "EDDA",
     "CrossEntropy",
     "ExCon",

@@ -1,0 +1,111 @@
+"""CDEP as a training method: the loss by hand, the model's mode and BatchNorm statistics left
+alone, the single-pixel prior's weights from the training data."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from explainaug.train import CDEP, Trainer
+
+
+def _linear_model() -> nn.Module:
+    linear = nn.Linear(12, 3)
+    with torch.no_grad():
+        linear.weight.copy_(torch.linspace(-1, 1, 36).view(3, 12))
+        linear.bias.copy_(torch.tensor([0.3, -0.2, 0.1]))
+    return nn.Sequential(nn.Flatten(), linear)
+
+
+def test_loss_is_cross_entropy_plus_weighted_penalty_by_hand() -> None:
+    model = _linear_model()
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 2, 2, generator=generator)
+    y = torch.tensor([0, 2, 1, 2])
+    objects = torch.zeros(4, 1, 2, 2, dtype=torch.bool)
+    objects[:, :, 0, :] = True
+    cues = torch.zeros(4, 1, 2, 2, dtype=torch.bool)
+    cues[:, :, 1, 1] = True
+    weight, bias = model[1].weight, model[1].bias
+
+    def by_hand(region: torch.Tensor) -> torch.Tensor:
+        region = region.float().expand_as(x)
+        z_rel = (region * x).flatten(1) @ weight.T
+        z_irrel = ((1 - region) * x).flatten(1) @ weight.T
+        share = z_rel.abs() / (z_rel.abs() + z_irrel.abs())
+        rel, irrel = z_rel + share * bias, z_irrel + (1 - share) * bias
+        return (rel.exp() / (rel.exp() + irrel.exp())).mean()
+
+    cross_entropy = F.cross_entropy(x.flatten(1) @ weight.T + bias, y)
+    for annotation, region in (("cue", cues), ("object", ~objects)):
+        method = CDEP(annotation=annotation, penalty_weight=7.0)
+        loss, metrics = method.training_step(model, (x, y, objects, cues), epoch=0)
+        torch.testing.assert_close(loss, cross_entropy + 7.0 * by_hand(region))
+        torch.testing.assert_close(metrics["cdep_penalty"], by_hand(region))
+
+
+def test_official_weights_by_default() -> None:
+    assert CDEP().penalty_weight == 1000.0
+    assert CDEP(annotation=None).penalty_weight == 5000.0
+
+
+def test_leaves_mode_and_batchnorm_statistics_as_a_plain_forward_does(make_cnn) -> None:
+    """The official code switches to eval() inside the step and stays there; here the model
+    keeps its mode and its statistics change exactly as by the cross-entropy forward alone."""
+    torch.manual_seed(0)
+    x, y = torch.rand(6, 3, 16, 16), torch.tensor([0, 1, 1, 0, 1, 0])
+    for annotation in (None, "cue"):
+        model = make_cnn().train()
+        reference = copy.deepcopy(model)
+        cues = torch.zeros(6, 1, 16, 16, dtype=torch.bool)
+        cues[..., :4, :4] = True
+        batch = (x, y, cues, cues)
+        loss, _ = CDEP(annotation=annotation, pixels=3).training_step(model, batch, epoch=0)
+        loss.backward()
+        reference(x)  # one train-mode forward: the statistics' one update
+        assert model.training
+        for (name, value), expected in zip(
+            model.state_dict().items(), reference.state_dict().values(), strict=True
+        ):
+            assert torch.equal(value, expected), name
+    model = make_cnn().eval()
+    CDEP(annotation=None).training_step(model, (x, y), epoch=0)[0].backward()
+    assert not model.training
+
+
+def test_pixel_weights_come_from_the_training_data_and_survive_a_resume(make_loader) -> None:
+    loader = make_loader()
+    method = CDEP(annotation=None)
+    method.begin(None, loader)
+    images = torch.cat([batch[0] for batch in loader])
+    expected = (images.sum(dim=1) > 0).flatten(1).float().mean(dim=0)
+    torch.testing.assert_close(method.pixel_weights, expected)
+    resumed = CDEP(annotation=None)
+    resumed.load_state_dict(method.state_dict())
+    assert torch.equal(resumed.pixel_weights, expected)
+
+
+def test_missing_masks_and_bad_settings_are_one_line_errors(make_cnn) -> None:
+    batch = (torch.rand(2, 3, 16, 16), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"annotation='cue'\) needs batches with cue masks"):
+        CDEP(annotation="cue").training_step(make_cnn(), batch, epoch=0)
+    with pytest.raises(ValueError, match="annotation must be one of"):
+        CDEP(annotation="previous")
+    with pytest.raises(ValueError, match="augment= only with the single-pixel prior"):
+        CDEP(annotation="cue", augment=True)
+
+
+def test_trains_with_the_single_pixel_prior(make_cnn, make_loader) -> None:
+    model = make_cnn()
+    torch.manual_seed(0)
+    method = CDEP(annotation=None, penalty_weight=1.0, pixels=2)
+    history = Trainer(model, method, epochs=4, lr=0.05, progress=False, log_every=100).fit(
+        make_loader(batch_size=16)
+    )
+    assert method.pixel_weights is not None  # Trainer called begin
+    losses = [record["loss"] for record in history]
+    assert losses[-1] < losses[0], losses
