@@ -47,6 +47,8 @@ def load_split(
         download=experiment.download,
         device=device,
         cue_correlation=experiment.cue_correlation,
+        masks=experiment.masks,
+        cue_masks=experiment.cue_masks,
     )
 
 

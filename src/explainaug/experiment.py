@@ -108,6 +108,7 @@ def run(
             drop_last=True,
             device=trainer.device,
             seed=experiment.seed,
+            cue_masks=experiment.training_masks == "cue",
         )
     except ValueError as error:  # a batch larger than the training set
         raise SettingError("batch_size", f"{experiment.batch_size}: {error}") from None

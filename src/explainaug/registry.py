@@ -76,11 +76,14 @@ class MethodEntry(Entry):
             runs are explained with Grad-CAM without ReLU, as the official ExCon code.
         lr: the default learning rate (the ``lr`` setting when it is not given).
         explains: uses the model's own explanations during training.
+        annotated: learns from per-image masks (the ``annotation`` setting chooses which: cue
+            masks, object masks, or the largest gradients of previous runs).
     """
 
     contrastive: bool = False
     lr: float = 0.1
     explains: bool = False
+    annotated: bool = False
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,41 @@ METHODS.register(
     MethodEntry(
         f"{_TRAIN}.random_occlusion:RandomOcclusionControl",
         "EDDA's control: the same occlusions at random places",
+    ),
+)
+METHODS.register(
+    "rrr",
+    MethodEntry(
+        f"{_TRAIN}.rrr:RRR",
+        "right for the right reasons: cross-entropy + squared input gradients in the masks",
+        explains=True,
+        annotated=True,
+    ),
+)
+METHODS.register(
+    "sgt",
+    MethodEntry(
+        f"{_TRAIN}.sgt:SaliencyGuidedTraining",
+        "saliency guided training: KL to views whose least salient features are random",
+        explains=True,
+    ),
+)
+METHODS.register(
+    "rrr-gradcam",
+    MethodEntry(
+        f"{_TRAIN}.cam_penalty:RRRGradCAM",
+        "cross-entropy + the normalised Grad-CAM inside the masks (predicted class)",
+        explains=True,
+        annotated=True,
+    ),
+)
+METHODS.register(
+    "hint",
+    MethodEntry(
+        f"{_TRAIN}.cam_penalty:HINT",
+        "cross-entropy + Grad-CAM (true class) matched to the region that should matter",
+        explains=True,
+        annotated=True,
     ),
 )
 

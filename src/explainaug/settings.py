@@ -35,6 +35,12 @@ CONTROL_TARGETS = ("label", "edda")
 LINEAR_HEADS = ("alternating", "online")
 """How SupCon/ExCon train their linear head (see ``train.SupCon``)."""
 
+ANNOTATIONS = ("cue", "object", "previous")
+"""What the mask-based methods (RRR, RRR-G, HINT) learn from (see
+``train.methods.annotation.penalised_region``): the cue masks (the cue must not matter), the
+object masks (only the object should matter), or the largest input gradients of previous runs
+(RRR's find-another-explanation, no annotation)."""
+
 EXPLAIN_STARTS = ("epoch", "plateau")
 """When ExCon/EDDA start using explanations (see ``train.methods.base.ExplanationStart``)."""
 
@@ -229,9 +235,10 @@ class Experiment:
         "evaluate explains with, for every method; none: the model's default (its last stage, "
         "or the last layer with a spatial map where the last stage pools the images to 1x1)",
     )
-    occlusion_ratio: float = setting(
-        0.2,
-        "fraction of pixels EDDA and its random-occlusion control occlude",
+    occlusion_ratio: float | None = setting(
+        None,
+        "fraction of pixels EDDA and its random-occlusion control occlude (none: 0.2), and of "
+        "the features Saliency Guided Training replaces (none: 0.1, its official default)",
         low=0,
         high=1,
         open_low=True,
@@ -312,6 +319,52 @@ class Experiment:
         high=1,
     )
 
+    masks: str | None = setting(
+        None,
+        "folder only: a folder of object masks parallel to --data (the same relative paths, "
+        "any image format, the size of their image; non-zero = object), resized with the "
+        "images; localization and --annotation object use them",
+    )
+    cue_masks: str | None = setting(
+        None,
+        "folder only: a folder of masks of what must not matter (a watermark, a ruler), laid "
+        "out as --masks (which it needs), for --annotation cue",
+    )
+    annotation: str = setting(
+        "cue",
+        "what the mask-based methods (rrr, rrr-gradcam, hint) learn from: cue (the cue masks: "
+        "shapes with --cue-correlation, or --cue-masks), object (the object masks: only the "
+        "object should matter, so its complement is penalised) or previous (rrr's "
+        "find-another-explanation: no annotation, the largest input gradients of the models of "
+        "--previous-runs are penalised)",
+        choices=ANNOTATIONS,
+    )
+    previous_runs: str | None = setting(
+        None,
+        "for --annotation previous: comma-separated run folders of the earlier rounds (the "
+        "first trained with --method ce); their largest-gradient masks are penalised together",
+    )
+    penalty_weight: float | None = setting(
+        None,
+        "weight of the explanation penalty of rrr, rrr-gradcam and hint, and of sgt's KL term "
+        "(none: the official default: rrr 1000 on 0-255 pixels, i.e. 1000/255^2 on the "
+        "package's [0, 1] images; rrr-gradcam, hint and sgt 1); with --scale-penalty it "
+        "multiplies the automatic scale",
+        low=0,
+    )
+    scale_penalty: bool | None = setting(
+        None,
+        "scale the penalty of rrr, rrr-gradcam and hint so that it starts at the size of the "
+        "cross-entropy (the XIL typology framework's rule: sum of CE / sum of penalty over one "
+        "pass before training, times --penalty-weight); none: on for rrr-gradcam and hint (as "
+        "that framework), off for rrr (Ross et al.'s fixed weight)",
+    )
+    second_order: bool = setting(
+        False,
+        "rrr-gradcam and hint: differentiate Grad-CAM's channel weights too (full second "
+        "order); the default holds them constant, as the XIL typology framework (Captum)",
+    )
+
     def validate(self) -> Experiment:
         """Check every setting against its declaration; return ``self``.
 
@@ -336,7 +389,52 @@ class Experiment:
             raise SettingError(
                 "cue_correlation", f"needs the shapes dataset, got dataset {self.dataset!r}"
             )
+        for name in ("masks", "cue_masks"):
+            if getattr(self, name) is not None and self.dataset != "folder":
+                raise SettingError(name, f"needs dataset folder, got dataset {self.dataset!r}")
+        if self.cue_masks is not None and self.masks is None:
+            raise SettingError("cue_masks", "needs {masks} too (the object masks)")
+        if self.previous_runs is not None and self.annotation != "previous":
+            raise SettingError(
+                "previous_runs", f"needs {{annotation}} previous, got {self.annotation!r}"
+            )
+        if self.annotated:
+            self._check_annotation()
         return self
+
+    def _check_annotation(self) -> None:
+        """The annotation a mask-based method learns from is there."""
+        if self.annotation == "cue" and self.cue_correlation is None and self.cue_masks is None:
+            raise SettingError(
+                "annotation",
+                f"cue needs cue masks: shapes with {{cue_correlation}}, or folder with "
+                f"{{cue_masks}}; got dataset {self.dataset!r} without (method {self.method!r})",
+            )
+        if self.annotation == "object" and not (
+            DATASETS[self.dataset].masks or self.masks is not None
+        ):
+            raise SettingError(
+                "annotation",
+                f"object needs object masks: shapes, or folder with {{masks}}; got dataset "
+                f"{self.dataset!r} without (method {self.method!r})",
+            )
+        if self.annotation == "previous" and not self.previous_runs:
+            raise SettingError(
+                "annotation", "previous needs {previous_runs} (the earlier rounds' run folders)"
+            )
+
+    @property
+    def annotated(self) -> bool:
+        """True for methods that learn from per-image masks (``MethodEntry.annotated``)."""
+        return METHODS[self.method].annotated
+
+    @property
+    def training_masks(self) -> str | None:
+        """Which masks the training batches carry for the method: ``"cue"`` (object and cue
+        masks), ``"object"``, or None (what the data have; the method uses none)."""
+        if not self.annotated or self.annotation == "previous":
+            return None
+        return self.annotation
 
     @property
     def learning_rate(self) -> float:

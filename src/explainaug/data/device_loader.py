@@ -210,13 +210,15 @@ def make_loader(
     rank: int | None = None,
     world_size: int | None = None,
     num_workers: int | None = None,
+    cue_masks: bool = False,
 ) -> DeviceLoader | DataLoader:
     """A loader of ``dataset`` sharded by rank: a ``DeviceLoader`` for an in-memory
     :class:`ImageTensorDataset`, else a ``DataLoader`` whose workers decode (with a
     ``DistributedSampler``, whose ``set_epoch`` the ``Trainer`` calls).
 
     ``rank``/``world_size`` default to ``torch.distributed``'s (0 and 1 when not initialised);
-    ``num_workers`` defaults to the CPU count, at most 8.
+    ``num_workers`` defaults to the CPU count, at most 8. ``cue_masks``: batches are
+    ``(x, y, masks, cue_masks)`` (a file dataset yields every mask it has files for).
 
     Example:
         >>> images = torch.zeros(4, 3, 2, 2, dtype=torch.uint8)
@@ -233,6 +235,7 @@ def make_loader(
             seed=seed,
             rank=rank,
             world_size=world_size,
+            cue_masks=cue_masks,
         )
     distributed = dist.is_available() and dist.is_initialized()
     if world_size is None:

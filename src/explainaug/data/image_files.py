@@ -96,11 +96,37 @@ def read_images(paths: Sequence[str | Path]) -> Tensor:
     return torch.stack(images)
 
 
+def read_mask(path: str | Path, size: Size | None = None) -> Tensor:
+    """Decode a mask image (any format Pillow reads) into bool ``[1, H, W]``: its greyscale
+    value above half (non-zero for binary masks); resized and cropped as :func:`fit_image`
+    does to its image when ``size`` is given.
+
+    Example:
+        >>> read_mask("/nonexistent.png")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent.png'
+    """
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L"))
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(f"cannot read mask {path}: {error}") from None
+    mask = torch.from_numpy(pixels.copy())[None]
+    if size is not None:
+        mask = fit_image(mask, size)
+    return mask > 127
+
+
 class ImageFileDataset(Dataset):
     """Images kept on disk and decoded on access, for sets too large to hold in memory.
 
     ``dataset[i]`` is ``(image float [3, H, W] in [0, 1], label)``, as for
-    :class:`~explainaug.data.ImageTensorDataset`; use it with ``torch.utils.data.DataLoader``.
+    :class:`~explainaug.data.ImageTensorDataset`, followed by the image's object mask and cue
+    mask (bool ``[1, H, W]``) where mask files are given; use it with
+    ``torch.utils.data.DataLoader``.
 
     Args:
         paths: one image file per sample.
@@ -110,6 +136,8 @@ class ImageFileDataset(Dataset):
         classes: class names.
         size: resize each image to cover ``size`` (int or ``(height, width)``) and
             center-crop it to that size (as ``image_folder``); None keeps the file's size.
+        masks: one object-mask file per sample (see :func:`read_mask`), resized as its image.
+        cue_masks: one cue-mask file per sample (needs ``masks``).
 
     Example:
         >>> ds = ImageFileDataset([], [], mean=(0.5,), std=(0.25,), classes=["a"])
@@ -126,9 +154,19 @@ class ImageFileDataset(Dataset):
         std: Sequence[float],
         classes: Sequence[str],
         size: Size | None = None,
+        masks: Sequence[str | Path] | None = None,
+        cue_masks: Sequence[str | Path] | None = None,
     ) -> None:
         if len(paths) != len(labels):
             raise ValueError(f"got {len(paths)} paths but {len(labels)} labels")
+        for name, files in (("masks", masks), ("cue_masks", cue_masks)):
+            if files is not None and len(files) != len(paths):
+                raise ValueError(f"got {len(paths)} paths but {len(files)} {name}")
+        if cue_masks is not None and masks is None:
+            raise ValueError("cue_masks needs masks too (batches are (x, y, masks, cue_masks))")
+        self.mask_files = [
+            [Path(p) for p in files] for files in (masks, cue_masks) if files is not None
+        ]
         self.paths = [Path(p) for p in paths]
         self.labels = torch.as_tensor(list(labels), dtype=torch.long)
         self.mean = tuple(float(m) for m in mean)
@@ -144,8 +182,9 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
         image = read_image(self.paths[index])
         if self.size is not None:
             image = fit_image(image, self.size)
-        return image.float() / 255.0, self.labels[index]
+        masks = (read_mask(files[index], self.size) for files in self.mask_files)
+        return image.float() / 255.0, self.labels[index], *masks

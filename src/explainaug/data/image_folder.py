@@ -8,6 +8,10 @@ Layouts read::
 
 Without ``val/``, a seeded, stratified fraction of every class is held out as the test split. Images of any size (non-square included) are resized so that they cover ``size``
 (aspect ratio kept) and center-cropped to it. ``mean``/``std`` are always the training split's.
+
+Masks (object masks, and masks of a cue that must not matter) come from parallel folders:
+``MASKS/train/<class>/<name>.<any image format>`` for ``DIR/train/<class>/<name>.jpg``, the
+same size as its image, resized and cropped with it; non-zero (above half grey) marks the region.
 """
 
 from __future__ import annotations
@@ -17,10 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import Tensor
 
 from explainaug._validation import check_fraction, check_split
-from explainaug.data.image_files import ImageFileDataset, Size, fit_image, pair, read_image
+from explainaug.data.image_files import (
+    ImageFileDataset,
+    Size,
+    fit_image,
+    pair,
+    read_image,
+    read_mask,
+)
 from explainaug.data.tensor_dataset import ImageTensorDataset, channel_stats
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -105,6 +117,47 @@ def folder_split(
     return paths, labels, classes
 
 
+def mask_files(paths: Sequence[Path], root: str | Path, masks_root: str | Path) -> list[Path]:
+    """The mask file of each image: the image's path relative to ``root``, under
+    ``masks_root``, with any image extension; each checked to exist and to have its image's
+    size (file headers only).
+
+    Raises:
+        FileNotFoundError: an image has no mask (naming the image and where its mask should be).
+        ValueError: a mask's size differs from its image's (naming both files).
+
+    Example:
+        >>> mask_files([Path("/data/train/cat/1.jpg")], "/data", "/nonexistent")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no mask for image /data/train/cat/1.jpg: expected /nonexistent/train/cat/1.<png, jpg, jpeg, bmp, ppm, pgm, tif, tiff, webp>
+    """
+    root, masks_root = Path(root), Path(masks_root)
+    listed: dict[Path, dict[str, Path]] = {}
+    found = []
+    for path in paths:
+        relative = path.relative_to(root)
+        folder = masks_root / relative.parent
+        if folder not in listed:
+            files = _image_files(folder) if folder.is_dir() else []
+            listed[folder] = {file.stem: file for file in reversed(files)}
+        mask = listed[folder].get(relative.stem)
+        if mask is None:
+            formats = ", ".join(extension[1:] for extension in IMAGE_EXTENSIONS)
+            raise FileNotFoundError(
+                f"no mask for image {path}: expected {folder / relative.stem}.<{formats}>"
+            )
+        with Image.open(path) as image, Image.open(mask) as drawn:
+            if image.size != drawn.size:
+                raise ValueError(
+                    f"mask {mask} is {drawn.size[0]}x{drawn.size[1]} but its image {path} is "
+                    f"{image.size[0]}x{image.size[1]} (width x height); masks must have their "
+                    "image's size"
+                )
+        found.append(mask)
+    return found
+
+
 def _decode(paths: Sequence[Path], size: Size) -> Tensor:
     return torch.stack([fit_image(read_image(p), size) for p in paths])
 
@@ -129,6 +182,8 @@ def image_folder(
     seed: int = 0,
     lazy: bool | None = None,
     device: str | torch.device | None = None,
+    masks: str | Path | None = None,
+    cue_masks: str | Path | None = None,
 ) -> ImageTensorDataset | ImageFileDataset:
     """One split of your own images in ImageFolder layout (see the module docstring).
 
@@ -144,6 +199,9 @@ def image_folder(
             :class:`ImageFileDataset` for ``DataLoader`` workers); ``None`` chooses: eager
             when the uint8 images take at most a quarter of the free memory of ``device``.
         device: where the data will live, for ``lazy=None`` (default: CUDA if available).
+        masks: a folder of object masks parallel to ``root`` (see the module docstring).
+        cue_masks: a folder of cue masks (what must not matter) laid out as ``masks``, which
+            it needs.
 
     Returns:
         The dataset; ``mean``/``std`` are those of the training images (of a seeded sample of
@@ -158,6 +216,9 @@ def image_folder(
     root = Path(root)
     height, width = pair(size)
     paths, labels, classes = folder_split(root, split, test_fraction=test_fraction, seed=seed)
+    if cue_masks is not None and masks is None:
+        raise ValueError("cue_masks needs masks too (the object masks)")
+    found = [mask_files(paths, root, folder) for folder in (masks, cue_masks) if folder is not None]
     if lazy is None:
         from explainaug.data.device_loader import fits_on_device
 
@@ -182,6 +243,21 @@ def image_folder(
     )
     if lazy:
         return ImageFileDataset(
-            paths, labels, mean=mean, std=std, classes=classes, size=(height, width)
+            paths,
+            labels,
+            mean=mean,
+            std=std,
+            classes=classes,
+            size=(height, width),
+            **dict(zip(("masks", "cue_masks"), found, strict=False)),
         )
-    return ImageTensorDataset(images, torch.as_tensor(labels), mean=mean, std=std, classes=classes)
+    decoded = [torch.stack([read_mask(f, (height, width)) for f in files]) for files in found]
+    return ImageTensorDataset(
+        images,
+        torch.as_tensor(labels),
+        *decoded[:1],
+        cue_masks=decoded[1] if len(decoded) > 1 else None,
+        mean=mean,
+        std=std,
+        classes=classes,
+    )

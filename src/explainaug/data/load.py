@@ -6,7 +6,8 @@ A name maps to a :class:`~explainaug.registry.DatasetEntry` naming its loader (o
 ``"test"`` split. Options every loader understands (each uses what it needs): ``root`` (data
 folder), ``size`` (image side), ``seed``, ``train_size`` (synthetic sets), ``download``,
 ``device`` (where the data will live, for the in-memory or on-disk choice), ``cue_correlation``
-(``shapes`` only: the shortcut cue, see :func:`~explainaug.data.shapes`).
+(``shapes`` only: the shortcut cue, see :func:`~explainaug.data.shapes`), ``masks`` and
+``cue_masks`` (``folder`` only: parallel folders of mask images).
 
 Example:
     >>> load_dataset("shapes", "test", size=16, train_size=8)
@@ -60,9 +61,19 @@ def load_tiny_imagenet(split: str, *, root: str, **_: Any) -> Dataset:
 
 
 def load_folder(
-    split: str, *, root: str, size: int, seed: int, device: Any = None, **_: Any
+    split: str,
+    *,
+    root: str,
+    size: int,
+    seed: int,
+    device: Any = None,
+    masks: str | None = None,
+    cue_masks: str | None = None,
+    **_: Any,
 ) -> Dataset:
-    return image_folder(root, split, size, seed=seed, device=device)
+    return image_folder(
+        root, split, size, seed=seed, device=device, masks=masks, cue_masks=cue_masks
+    )
 
 
 def load_dataset(
@@ -76,12 +87,15 @@ def load_dataset(
     download: bool = False,
     device: Any = None,
     cue_correlation: float | None = None,
+    masks: str | Path | None = None,
+    cue_masks: str | Path | None = None,
 ) -> Dataset:
     """The ``split`` (``"train"`` or ``"test"``) of the dataset registered as ``name``.
 
     Raises:
         ValueError: unknown name or split, a missing ``root`` for a dataset on disk, or a
-            ``cue_correlation`` for a dataset other than ``shapes``.
+            ``cue_correlation`` for a dataset other than ``shapes``, or mask folders for a
+            dataset other than ``folder``.
 
     Example:
         >>> len(load_dataset("digits", "test")) > 0
@@ -93,6 +107,8 @@ def load_dataset(
         raise ValueError(f"dataset {name!r} needs a data folder (--data): {entry.summary}")
     if cue_correlation is not None and name != "shapes":
         raise ValueError(f"cue_correlation needs the shapes dataset, got dataset {name!r}")
+    if (masks is not None or cue_masks is not None) and name != "folder":
+        raise ValueError(f"mask folders need the folder dataset, got dataset {name!r}")
     return entry.load()(
         split,
         root=str(root) if root else None,
@@ -102,4 +118,6 @@ def load_dataset(
         download=download,
         device=device,
         cue_correlation=cue_correlation,
+        masks=None if masks is None else str(masks),
+        cue_masks=None if cue_masks is None else str(cue_masks),
     )

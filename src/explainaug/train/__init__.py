@@ -1,5 +1,7 @@
 """Training: a thin loop (AMP, DDP via torchrun, atomic checkpoints, exact resume) and one class
-per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl, CDEP), plus linear evaluation
+per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl, and the
+right-for-the-right-reasons family: RRR, SaliencyGuidedTraining, RRRGradCAM, HINT, CDEP), plus
+linear evaluation
 and the permuted-label training of the data randomization test.
 """
 
@@ -8,11 +10,17 @@ from explainaug.train.linear_eval import LinearEvalResult, linear_eval
 from explainaug.train.methods import (
     CDEP,
     EDDA,
+    HINT,
+    RRR,
+    Annotation,
     CrossEntropy,
     ExCon,
+    MaskPenalty,
     Method,
     OcclusionAlignment,
     RandomOcclusionControl,
+    RRRGradCAM,
+    SaliencyGuidedTraining,
     SupCon,
 )
 from explainaug.train.permuted_labels import train_on_permuted_labels
@@ -22,8 +30,14 @@ from explainaug.train.trainer import Trainer
 __all__ = [
     "CDEP",
     "EDDA",
+    "HINT",
+    "RRR",
+    "Annotation",
     "CrossEntropy",
     "ExCon",
+    "MaskPenalty",
+    "RRRGradCAM",
+    "SaliencyGuidedTraining",
     "LinearEvalResult",
     "Method",
     "OcclusionAlignment",

@@ -21,6 +21,9 @@ from explainaug.typing import BatchAugment, ExplainerLike, Metrics
 
 logger = logging.getLogger("explainaug")
 
+OCCLUSION_RATIO = 0.2
+"""EDDA's and its control's occluded fraction when ``occlusion_ratio`` is None."""
+
 PLATEAU_MARGIN = 0.02
 """A loss has left its plateau once its epoch mean is this fraction below the plateau value."""
 

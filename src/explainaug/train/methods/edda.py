@@ -8,6 +8,7 @@ from explainaug._validation import check_fraction
 from explainaug.augment import SaliencyOcclusion
 from explainaug.models.normalize import model_mean
 from explainaug.train.methods.base import (
+    OCCLUSION_RATIO,
     ExplanationStart,
     OcclusionAlignment,
     build_live_explainer,
@@ -31,7 +32,7 @@ class EDDA(OcclusionAlignment):
             with ReLU on the model's CAM layer) or an explainer of the model being trained.
         cam_layer: the CAM layer of a named explainer (a dotted name, e.g. ``"layer4"`` of a
             torchvision ResNet); None: the model's default.
-        occlusion_ratio: the fraction of pixels each occlusion covers.
+        occlusion_ratio: the fraction of pixels each occlusion covers; None: 0.2.
         salient_target: the target of salient occlusions (see ``EDDALoss``; ``"uniform"``).
         explain_warmup_epochs: epochs of plain cross-entropy before occlusions start (the ExCon
             precedent is a quarter of the run).
@@ -60,7 +61,7 @@ class EDDA(OcclusionAlignment):
         *,
         explainer: str | ExplainerLike = "gradcam",
         cam_layer: str | None = None,
-        occlusion_ratio: float = 0.2,
+        occlusion_ratio: float | None = None,
         salient_target: str = "uniform",
         explain_warmup_epochs: int = 0,
         explain_start: str = "epoch",
@@ -69,6 +70,7 @@ class EDDA(OcclusionAlignment):
         nonsalient: MaskTransform | None = None,
         loss: nn.Module | None = None,
     ) -> None:
+        occlusion_ratio = OCCLUSION_RATIO if occlusion_ratio is None else occlusion_ratio
         check_fraction(occlusion_ratio, "occlusion_ratio")
         if loss is not None and salient_target != "uniform":
             raise ValueError("EDDA: give salient_target= or loss=, not both")

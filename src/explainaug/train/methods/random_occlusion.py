@@ -8,7 +8,12 @@ from explainaug._validation import check_fraction
 from explainaug.augment import RandomOcclusion as RandomOcclusionAugment
 from explainaug.models.normalize import model_mean
 from explainaug.settings import CONTROL_TARGETS
-from explainaug.train.methods.base import ExplanationStart, OcclusionAlignment, occlusion_loss
+from explainaug.train.methods.base import (
+    OCCLUSION_RATIO,
+    ExplanationStart,
+    OcclusionAlignment,
+    occlusion_loss,
+)
 from explainaug.train.methods.edda import EDDA
 from explainaug.typing import BatchAugment, RatioOcclusion
 
@@ -29,7 +34,7 @@ class RandomOcclusionControl(OcclusionAlignment):
     targets" ablation (which handicaps the control by construction).
 
     Args:
-        occlusion_ratio: the fraction of pixels each occlusion covers.
+        occlusion_ratio: the fraction of pixels each occlusion covers; None: 0.2.
         control_targets: ``"label"`` or ``"edda"`` (see above).
         salient_target: the opposing target of ``control_targets="edda"`` (see ``EDDALoss``).
         explain_warmup_epochs: epochs of plain cross-entropy first (use EDDA's for a fair
@@ -57,7 +62,7 @@ class RandomOcclusionControl(OcclusionAlignment):
     def __init__(
         self,
         *,
-        occlusion_ratio: float = 0.2,
+        occlusion_ratio: float | None = None,
         control_targets: str = "label",
         salient_target: str = "uniform",
         explain_warmup_epochs: int = 0,
@@ -71,6 +76,7 @@ class RandomOcclusionControl(OcclusionAlignment):
             raise ValueError(
                 f"control_targets must be one of {CONTROL_TARGETS}, got {control_targets!r}"
             )
+        occlusion_ratio = OCCLUSION_RATIO if occlusion_ratio is None else occlusion_ratio
         check_fraction(occlusion_ratio, "occlusion_ratio", closed=True)
         target = "label" if control_targets == "label" else salient_target
         super().__init__(
