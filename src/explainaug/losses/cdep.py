@@ -18,9 +18,7 @@ from torch import Tensor, nn
 from explainaug._shared import unpack_batch
 from explainaug._validation import check_count, check_images, check_tensor
 from explainaug.explain.decomposition import ContextualDecomposition
-
-PIXEL_DRAWS = ("batch", "image")
-"""How the single-pixel prior draws pixels: one set per batch (official) or per image."""
+from explainaug.settings import PIXEL_DRAWS
 
 
 def cdep_penalty(rel: Tensor, irrel: Tensor) -> Tensor:

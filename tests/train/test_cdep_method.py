@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainaug.train import CDEP, Trainer
+from explainaug.train import CDEP, RRR, Trainer
 
 
 def _linear_model() -> nn.Module:
@@ -45,12 +45,12 @@ def test_loss_is_cross_entropy_plus_weighted_penalty_by_hand() -> None:
         method = CDEP(annotation=annotation, penalty_weight=7.0)
         loss, metrics = method.training_step(model, (x, y, objects, cues), epoch=0)
         torch.testing.assert_close(loss, cross_entropy + 7.0 * by_hand(region))
-        torch.testing.assert_close(metrics["cdep_penalty"], by_hand(region))
+        torch.testing.assert_close(metrics["penalty"], 7.0 * by_hand(region))
 
 
 def test_official_weights_by_default() -> None:
-    assert CDEP().penalty_weight == 1000.0
-    assert CDEP(annotation=None).penalty_weight == 5000.0
+    assert CDEP().weight == 1000.0
+    assert CDEP(annotation="pixels").weight == 5000.0
 
 
 def test_leaves_mode_and_batchnorm_statistics_as_a_plain_forward_does(make_cnn) -> None:
@@ -58,7 +58,7 @@ def test_leaves_mode_and_batchnorm_statistics_as_a_plain_forward_does(make_cnn) 
     keeps its mode and its statistics change exactly as by the cross-entropy forward alone."""
     torch.manual_seed(0)
     x, y = torch.rand(6, 3, 16, 16), torch.tensor([0, 1, 1, 0, 1, 0])
-    for annotation in (None, "cue"):
+    for annotation in ("pixels", "cue"):
         model = make_cnn().train()
         reference = copy.deepcopy(model)
         cues = torch.zeros(6, 1, 16, 16, dtype=torch.bool)
@@ -73,39 +73,43 @@ def test_leaves_mode_and_batchnorm_statistics_as_a_plain_forward_does(make_cnn) 
         ):
             assert torch.equal(value, expected), name
     model = make_cnn().eval()
-    CDEP(annotation=None).training_step(model, (x, y), epoch=0)[0].backward()
+    CDEP(annotation="pixels").training_step(model, (x, y), epoch=0)[0].backward()
     assert not model.training
 
 
-def test_pixel_weights_come_from_the_training_data_and_survive_a_resume(make_loader) -> None:
+def test_pixel_weights_come_from_the_training_data_and_survive_a_resume(
+    make_cnn, make_loader
+) -> None:
     loader = make_loader()
-    method = CDEP(annotation=None)
-    method.begin(None, loader)
+    method = CDEP(annotation="pixels")
+    method.begin(make_cnn(), loader)
     images = torch.cat([batch[0] for batch in loader])
     expected = (images.sum(dim=1) > 0).flatten(1).float().mean(dim=0)
-    torch.testing.assert_close(method.pixel_weights, expected)
-    resumed = CDEP(annotation=None)
+    torch.testing.assert_close(method.annotation.pixel_weights, expected)
+    resumed = CDEP(annotation="pixels")
     resumed.load_state_dict(method.state_dict())
-    assert torch.equal(resumed.pixel_weights, expected)
+    assert torch.equal(resumed.annotation.pixel_weights, expected)
 
 
 def test_missing_masks_and_bad_settings_are_one_line_errors(make_cnn) -> None:
     batch = (torch.rand(2, 3, 16, 16), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match=r"annotation='cue'\) needs batches with cue masks"):
+    with pytest.raises(ValueError, match=r"annotation 'cue' needs batches \(x, y, masks, cue_"):
         CDEP(annotation="cue").training_step(make_cnn(), batch, epoch=0)
     with pytest.raises(ValueError, match="annotation must be one of"):
-        CDEP(annotation="previous")
-    with pytest.raises(ValueError, match="augment= only with the single-pixel prior"):
-        CDEP(annotation="cue", augment=True)
+        CDEP(annotation="pixel")
+    with pytest.raises(ValueError, match="pixel_draw must be one of"):
+        CDEP(annotation="pixels", pixel_draw="step")
+    with pytest.raises(ValueError, match="RRR takes annotation cue, object or previous; pixels"):
+        RRR(annotation="pixels")
 
 
 def test_trains_with_the_single_pixel_prior(make_cnn, make_loader) -> None:
     model = make_cnn()
     torch.manual_seed(0)
-    method = CDEP(annotation=None, penalty_weight=1.0, pixels=2)
+    method = CDEP(annotation="pixels", penalty_weight=1.0, pixels=2)
     history = Trainer(model, method, epochs=4, lr=0.05, progress=False, log_every=100).fit(
         make_loader(batch_size=16)
     )
-    assert method.pixel_weights is not None  # Trainer called begin
+    assert method.annotation.pixel_weights is not None  # Trainer called begin
     losses = [record["loss"] for record in history]
     assert losses[-1] < losses[0], losses
