@@ -309,8 +309,6 @@ class ContextualDecomposition:
                 return lambda pair: _activation(pair, lambda value: getattr(value, name)())
             if name in _SHAPE_METHODS:
                 return lambda pair, *args: getattr(pair.rel, name)(*args)
-        if node.op == "get_attr":
-            raise TypeError(f"ContextualDecomposition: attribute {node.target!r} of the input")
         label = getattr(target, "__name__", str(target))
         kind = "Tensor." if node.op == "call_method" else ""
         raise TypeError(
