@@ -8,6 +8,15 @@ timed with and without background negatives, since their number (masked images t
 longer classifies) depends on the model: an untrained model loses most of them, which is the
 worst case. Targets: ExCon/SupCon <= 1.3, EDDA/RandomOcclusionControl <= 1.15.
 
+The right-for-the-right-reasons suite (``--suite rrr``) times RRR, SGT, RRR-G and HINT (first
+and second order) against a cross-entropy step on the demo's SmallCNN and cued shapes, and
+against each method's compute floor: the forward (F) and backward (B) passes it cannot avoid,
+timed on the same model and batch (RRR: F + 2B, the second backward running through the first;
+SGT: 3F + 2B: its saliency pass's forward, the clean and masked forwards and their backwards,
+the saliency pass's input-only backward counted as free; Grad-CAM penalties: F + B, in both
+orders: above a CAM layer followed by pooling and a linear head the channel weights' own
+derivative is a constant, so the second order adds almost nothing there).
+
 Run: ``python benchmarks/train_step.py --device cpu --batch-size 64 --width 16`` (CPU) or
 ``python benchmarks/train_step.py --device cuda --batch-size 256 --width 64`` (GPU, bf16).
 """
@@ -23,8 +32,19 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from explainaug.models import ContrastiveModel, resnet18
-from explainaug.train import EDDA, ExCon, RandomOcclusionControl, SupCon
+from explainaug.data import DeviceLoader, shapes
+from explainaug.models import ContrastiveModel, SmallCNN, resnet18
+from explainaug.train import (
+    EDDA,
+    HINT,
+    RRR,
+    CrossEntropy,
+    ExCon,
+    RandomOcclusionControl,
+    RRRGradCAM,
+    SaliencyGuidedTraining,
+    SupCon,
+)
 from explainaug.train.methods.base import Method
 
 CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
@@ -66,6 +86,100 @@ def step_function(
     return step, last
 
 
+def interleaved(steps: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
+    """Median time of each step over ``rounds`` interleaved rounds (load hits all alike)."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+# (forward passes, backward passes) a method cannot avoid; a double backward counts as two
+FLOORS = {
+    "CE": (1, 1),
+    "RRR": (1, 2),
+    "SGT": (3, 2),
+    "RRR-G": (1, 1),
+    "RRR-G, second order": (1, 1),
+    "HINT": (1, 1),
+    "HINT, second order": (1, 1),
+}
+
+
+def rrr_suite(args: argparse.Namespace, device: torch.device) -> None:
+    """RRR, SGT, RRR-G and HINT steps vs a CE step and vs their compute floors (SmallCNN)."""
+    data = shapes(n=args.batch_size, size=args.image_size, split="train", cue_correlation=0.95)
+    batch = next(iter(DeviceLoader(data, args.batch_size, shuffle=False, device=device,
+                                   cue_masks=True)))  # fmt: skip
+    specs: dict[str, Callable[[], Method]] = {
+        "CE": lambda: CrossEntropy(),
+        "RRR": lambda: RRR(annotation="cue"),
+        "SGT": lambda: SaliencyGuidedTraining(),
+        "RRR-G": lambda: RRRGradCAM(annotation="cue", scale_penalty=False),
+        "RRR-G, second order": lambda: RRRGradCAM(
+            annotation="cue", scale_penalty=False, second_order=True
+        ),
+        "HINT": lambda: HINT(annotation="object", scale_penalty=False),
+        "HINT, second order": lambda: HINT(
+            annotation="object", scale_penalty=False, second_order=True
+        ),
+    }
+
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        return SmallCNN(4, width=args.width, mean=data.mean, std=data.std).to(device).train()
+
+    steps = {}
+    for name, build in specs.items():
+        steps[name] = step_function(build(), make(), batch, device)[0]
+        for _ in range(args.warmup):
+            steps[name]()
+    probe = make()
+    x, y = batch[0], batch[1]
+    holder: dict[str, torch.Tensor] = {}
+
+    def forward() -> None:
+        holder["loss"] = torch.nn.functional.cross_entropy(probe(x), y)
+        synchronize(device)
+
+    def backward() -> None:
+        holder["loss"].backward()
+        synchronize(device)
+
+    steps["forward"], steps["backward"] = forward, backward  # timed in this order, interleaved
+    for _ in range(args.warmup):
+        forward()
+        backward()
+    step_time = interleaved(steps, args.rounds)
+    f, b = step_time.pop("forward"), step_time.pop("backward")
+    print(
+        f"device {device} ({device_name(device)}), torch {torch.__version__}, SmallCNN width "
+        f"{args.width}, batch {args.batch_size}, {args.image_size}x{args.image_size} cued shapes, "
+        f"median of {args.rounds}; forward F = {1000 * f:.1f} ms, backward B = {1000 * b:.1f} ms"
+    )
+    print("| method | step (ms) | vs CE step | floor | floor (ms) | vs floor |")
+    print("|---|---:|---:|---|---:|---:|")
+    for name, seconds in step_time.items():
+        forwards, backwards = FLOORS[name]
+        floor = forwards * f + backwards * b
+        print(
+            f"| {name} | {1000 * seconds:.1f} | {seconds / step_time['CE']:.2f} | "
+            f"{forwards}F + {backwards}B | {1000 * floor:.1f} | {seconds / floor:.2f} |"
+        )
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -75,8 +189,19 @@ def main() -> None:
     parser.add_argument("--num-classes", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per method")
+    parser.add_argument(
+        "--suite",
+        choices=("augmentation", "rrr", "all"),
+        default="all",
+        help="augmentation: ExCon/EDDA vs their baselines (ResNet-18); rrr: RRR, SGT, RRR-G, "
+        "HINT vs CE and their floors (SmallCNN)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.suite in ("rrr", "all"):
+        rrr_suite(args, device)
+    if args.suite == "rrr":
+        return
 
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(args.batch_size, 3, args.image_size, args.image_size, generator=generator)
@@ -100,17 +225,9 @@ def main() -> None:
         steps[name], extras[name] = step_function(build(), model, batch, device)
         for _ in range(args.warmup):
             steps[name]()
-    times: dict[str, list[float]] = {name: [] for name in specs}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(values) for name, values in times.items()}
-
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    median = interleaved(steps, args.rounds)
     print(
-        f"device {device} ({name}), "
+        f"device {device} ({device_name(device)}), "
         f"torch {torch.__version__}, ResNet-18 width {args.width}, batch {args.batch_size}, "
         f"{args.image_size}x{args.image_size}, {args.num_classes} classes, median of {args.rounds}"
     )

@@ -137,7 +137,9 @@ class Experiment:
     method: str = setting(
         "ce",
         "training method: ce (cross-entropy), supcon, excon, edda or random-occlusion (EDDA's "
-        "control: the same occlusions at random places), and any registered method",
+        "control: the same occlusions at random places); the right-for-the-right-reasons peers "
+        "rrr, sgt (saliency guided training), rrr-gradcam and hint (see --annotation); and any "
+        "registered method",
         choices=METHODS.names,
     )
     dataset: str = setting(

@@ -20,7 +20,7 @@ masks are augmented as one stack of channels, so the augmentation must be geomet
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,13 +171,11 @@ class Annotation:
         if self.annotation == "pixels":
             self.pixel_weights = nonzero_frequency(loader)
 
-    def augmented(
-        self, augment: nn.Module | Any | None, batch: Any
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def augmented(self, augment: BatchAugment | None, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
         """``(x, y, region)``: the batch's images augmented by ``augment`` (None: as they
         are) and the penalised region ``[B, 1, H, W]`` of the augmented images (``"pixels"``:
         ``[pixels, B or 1, 1, H, W]``, one pixel per region)."""
-        x, y, *masks = batch = unpack_batch(batch)
+        x, y, *masks = unpack_batch(batch)
         if self.annotation == "pixels":
             x = x if augment is None else augment(x)
             weights = self.pixel_weights
@@ -190,11 +188,13 @@ class Annotation:
                 raise RuntimeError("call setup(model) before the first training step")
             regions = [largest_gradient_region(previous, x) for previous in self.previous]
             return x, y, torch.stack(regions).amax(dim=0)
-        region = penalised_region(batch, self.annotation)
-        if augment is None:
-            return x, y, region
-        stacked = augment(torch.cat([x, region.to(x.dtype)], dim=1))
-        return stacked[:, : x.shape[1]], y, (stacked[:, x.shape[1] :] > 0.5).to(x.dtype)
+        if augment is not None:  # masks move with their images, as channels of one stack
+            present = [mask for mask in masks if mask is not None]
+            stacked = augment(torch.cat([x, *(mask.to(x.dtype) for mask in present)], dim=1))
+            moved = iter(stacked[:, x.shape[1] :].split(1, dim=1))
+            x = stacked[:, : x.shape[1]]
+            masks = [None if mask is None else next(moved) > 0.5 for mask in masks]
+        return x, y, penalised_region(Batch(x, y, *masks), self.annotation)
 
     def __repr__(self) -> str:
         return f"Annotation({self.annotation!r})"
@@ -228,7 +228,11 @@ def penalty_scale(terms: Iterable[tuple[Tensor, Tensor]], device: torch.device) 
     return torch.tensor(ce_sum / penalty_sum, device=device)
 
 
-def scaled_terms(step: Any, model: nn.Module, loader: Iterable) -> Iterable[tuple[Tensor, Tensor]]:
+def scaled_terms(
+    step: Callable[[nn.Module, Any], tuple[Tensor, Tensor, Tensor]],
+    model: nn.Module,
+    loader: Iterable,
+) -> Iterator[tuple[Tensor, Tensor]]:
     """``(cross_entropy, penalty)`` of ``step(model, batch) -> (logits, y, penalty)`` for each
     batch of ``loader``, with the model's modes and BatchNorm statistics preserved."""
     device = next(model.parameters()).device
