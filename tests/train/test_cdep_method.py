@@ -113,3 +113,18 @@ def test_trains_with_the_single_pixel_prior(make_cnn, make_loader) -> None:
     assert method.annotation.pixel_weights is not None  # Trainer called begin
     losses = [record["loss"] for record in history]
     assert losses[-1] < losses[0], losses
+
+
+def test_built_from_settings() -> None:
+    from explainaug.build import build_method
+    from explainaug.settings import Experiment, SettingError
+
+    experiment = Experiment(method="cdep", annotation="pixels", pixels=2, pixel_draw="image")
+    method = build_method(experiment.validate())
+    assert isinstance(method, CDEP) and method.weight == 5000.0
+    assert (method.annotation.pixels, method.annotation.pixel_draw) == (2, "image")
+    assert experiment.training_masks is None  # the prior needs no masks
+    method = build_method(Experiment(method="cdep", cue_correlation=0.95, penalty_weight=10))
+    assert method.annotation.annotation == "cue" and method.weight == 10
+    with pytest.raises(SettingError, match="cue needs cue masks"):
+        Experiment(method="cdep").validate()
