@@ -173,7 +173,10 @@ def test_the_demo_trains_mask_methods_on_cue_masks_where_there_is_a_cue() -> Non
 
     cued = demo_experiment("hint", "shapes", 0, 3, cue_correlation=0.95)
     plain = demo_experiment("hint", "shapes", 0, 3)
-    assert (trained_with(cued), trained_with(plain)) == ("cue masks", "object masks")
+    assert (trained_with(cued), trained_with(plain)) == ("object masks", "object masks")
+    rrr = demo_experiment("rrr", "shapes", 0, 3, cue_correlation=0.95)
+    assert trained_with(rrr) == "cue masks"
+    assert trained_with(demo_experiment("rrr", "shapes", 0, 3)) == "object masks"
     assert trained_with(demo_experiment("sgt", "shapes", 0, 3)) == "labels only"
     for name, settings in DEMO_SETTINGS.items():
         assert all(getattr(cued if name == "hint" else demo_experiment(
