@@ -9,13 +9,14 @@ longer classifies) depends on the model: an untrained model loses most of them, 
 worst case. Targets: ExCon/SupCon <= 1.3, EDDA/RandomOcclusionControl <= 1.15.
 
 The right-for-the-right-reasons suite (``--suite rrr``) times RRR, SGT, RRR-G and HINT (first
-and second order) against a cross-entropy step on the demo's SmallCNN and cued shapes, and
+and second order) and CDEP (cue mask; single pixels: 1 per image, 8 per batch as the official) against a cross-entropy step on the demo's SmallCNN and cued shapes, and
 against each method's compute floor: the forward (F) and backward (B) passes it cannot avoid,
 timed on the same model and batch (RRR: F + 2B, the second backward running through the first;
 SGT: 3F + 2B: its saliency pass's forward, the clean and masked forwards and their backwards,
 the saliency pass's input-only backward counted as free; Grad-CAM penalties: F + B, in both
 orders: above a CAM layer followed by pooling and a linear head the channel weights' own
-derivative is a constant, so the second order adds almost nothing there).
+derivative is a constant, so the second order adds almost nothing there; CDEP: per penalised
+region 2F + 2B for the relevant and irrelevant streams, beside the training forward's F + B).
 
 Run: ``python benchmarks/train_step.py --device cpu --batch-size 64 --width 16`` (CPU) or
 ``python benchmarks/train_step.py --device cuda --batch-size 256 --width 64`` (GPU, bf16).
@@ -35,6 +36,7 @@ from torch import nn
 from explainaug.data import DeviceLoader, shapes
 from explainaug.models import ContrastiveModel, SmallCNN, resnet18
 from explainaug.train import (
+    CDEP,
     EDDA,
     HINT,
     RRR,
@@ -106,6 +108,11 @@ FLOORS = {
     "RRR-G, second order": (1, 1),
     "HINT": (1, 1),
     "HINT, second order": (1, 1),
+    # CDEP: the training forward, then per region the relevant and irrelevant streams (two
+    # forwards' worth of layers each region) and the backward through all of them
+    "CDEP, cue mask": (3, 3),
+    "CDEP, 1 pixel per image": (3, 3),
+    "CDEP, 8 pixels per batch (official)": (17, 17),
 }
 
 
@@ -126,6 +133,9 @@ def rrr_suite(args: argparse.Namespace, device: torch.device) -> None:
         "HINT, second order": lambda: HINT(
             annotation="object", scale_penalty=False, second_order=True
         ),
+        "CDEP, cue mask": lambda: CDEP(annotation="cue"),
+        "CDEP, 1 pixel per image": lambda: CDEP(annotation="pixels", pixels=1, pixel_draw="image"),
+        "CDEP, 8 pixels per batch (official)": lambda: CDEP(annotation="pixels"),
     }
 
     def make() -> nn.Module:
@@ -194,7 +204,7 @@ def main() -> None:
         choices=("augmentation", "rrr", "all"),
         default="all",
         help="augmentation: ExCon/EDDA vs their baselines (ResNet-18); rrr: RRR, SGT, RRR-G, "
-        "HINT vs CE and their floors (SmallCNN)",
+        "HINT, CDEP vs CE and their floors (SmallCNN)",
     )
     args = parser.parse_args()
     device = torch.device(args.device)

@@ -349,6 +349,15 @@ DATASETS.register(
 DATASETS.register(
     "digits", DatasetEntry(f"{_DATA}:load_digits", "scikit-learn's 8x8 digits, upscaled (shipped)")
 )
+METHODS.register(
+    "cdep",
+    MethodEntry(
+        f"{_TRAIN}.cdep:CDEP",
+        "cross-entropy + the masks' share of the logits by contextual decomposition",
+        explains=True,
+        annotated=True,
+    ),
+)
 DATASETS.register(
     "cifar100",
     DatasetEntry(f"{_DATA}:load_cifar100", "CIFAR-100 in DIR/cifar-100-python", needs_root=True),

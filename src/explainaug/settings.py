@@ -35,11 +35,15 @@ CONTROL_TARGETS = ("label", "edda")
 LINEAR_HEADS = ("alternating", "online")
 """How SupCon/ExCon train their linear head (see ``train.SupCon``)."""
 
-ANNOTATIONS = ("cue", "object", "previous")
-"""What the mask-based methods (RRR, RRR-G, HINT) learn from (see
-``train.methods.annotation.penalised_region``): the cue masks (the cue must not matter), the
-object masks (only the object should matter), or the largest input gradients of previous runs
-(RRR's find-another-explanation, no annotation)."""
+ANNOTATIONS = ("cue", "object", "previous", "pixels")
+"""What the mask-based methods (RRR, RRR-G, HINT, CDEP) learn from (see
+``train.methods.annotation.Annotation``): the cue masks (the cue must not matter), the
+object masks (only the object should matter), the largest input gradients of previous runs
+(RRR's find-another-explanation, no annotation), or single random pixels (CDEP's prior that no
+one pixel may decide the class, no annotation; CDEP only)."""
+
+PIXEL_DRAWS = ("batch", "image")
+"""How CDEP's single-pixel prior draws its pixels: one set per batch (official) or per image."""
 
 EXPLAIN_STARTS = ("epoch", "plateau")
 """When ExCon/EDDA start using explanations (see ``train.methods.base.ExplanationStart``)."""
@@ -334,11 +338,12 @@ class Experiment:
     )
     annotation: str = setting(
         "cue",
-        "what the mask-based methods (rrr, rrr-gradcam, hint) learn from: cue (the cue masks: "
-        "shapes with --cue-correlation, or --cue-masks), object (the object masks: only the "
-        "object should matter, so its complement is penalised) or previous (rrr's "
+        "what the mask-based methods (rrr, rrr-gradcam, hint, cdep) learn from: cue (the cue "
+        "masks: shapes with --cue-correlation, or --cue-masks), object (the object masks: only "
+        "the object should matter, so its complement is penalised), previous (rrr's "
         "find-another-explanation: no annotation, the largest input gradients of the models of "
-        "--previous-runs are penalised)",
+        "--previous-runs are penalised) or pixels (cdep only: no annotation, --pixels single "
+        "pixels per step are penalised, CDEP's ColorMNIST prior)",
         choices=ANNOTATIONS,
     )
     previous_runs: str | None = setting(
@@ -346,20 +351,34 @@ class Experiment:
         "for --annotation previous: comma-separated run folders of the earlier rounds (the "
         "first trained with --method ce); their largest-gradient masks are penalised together",
     )
+    pixels: int = setting(
+        8,
+        "cdep with --annotation pixels: single pixels (all channels) penalised per step, each "
+        "on its own, drawn in proportion to how often a pixel is non-zero in the training "
+        "images (official: 8)",
+        low=1,
+    )
+    pixel_draw: str = setting(
+        "batch",
+        "cdep with --annotation pixels: batch (official: the same pixels for every image of a "
+        "step) or image (each image draws its own: more distinct pixels per step, same cost)",
+        choices=PIXEL_DRAWS,
+    )
     penalty_weight: float | None = setting(
         None,
-        "weight of the explanation penalty of rrr, rrr-gradcam and hint, and of sgt's KL term "
-        "(none: the official default: rrr 1000 on 0-255 pixels, i.e. 1000/255^2 on the "
-        "package's [0, 1] images; rrr-gradcam, hint and sgt 1); with --scale-penalty it "
-        "multiplies the automatic scale",
+        "weight of the explanation penalty of rrr, rrr-gradcam, hint and cdep, and of sgt's KL "
+        "term (none: the official default: rrr 1000 on 0-255 pixels, i.e. 1000/255^2 on the "
+        "package's [0, 1] images; rrr-gradcam, hint and sgt 1; cdep 1000 with masks (the "
+        "middle of its DecoyMNIST sweep), 5000 with --annotation pixels (its ColorMNIST demo)); "
+        "with --scale-penalty it multiplies the automatic scale",
         low=0,
     )
     scale_penalty: bool | None = setting(
         None,
-        "scale the penalty of rrr, rrr-gradcam and hint so that it starts at the size of the "
-        "cross-entropy (the XIL typology framework's rule: sum of CE / sum of penalty over one "
-        "pass before training, times --penalty-weight); none: on for rrr-gradcam and hint (as "
-        "that framework), off for rrr (Ross et al.'s fixed weight)",
+        "scale the penalty of rrr, rrr-gradcam, hint and cdep so that it starts at the size of "
+        "the cross-entropy (the XIL typology framework's rule: sum of CE / sum of penalty over "
+        "one pass before training, times --penalty-weight); none: on for rrr-gradcam and hint "
+        "(as that framework), off for rrr and cdep (their official fixed weights)",
     )
     second_order: bool = setting(
         False,
@@ -434,7 +453,7 @@ class Experiment:
     def training_masks(self) -> str | None:
         """Which masks the training batches carry for the method: ``"cue"`` (object and cue
         masks), ``"object"``, or None (what the data have; the method uses none)."""
-        if not self.annotated or self.annotation == "previous":
+        if not self.annotated or self.annotation in ("previous", "pixels"):
             return None
         return self.annotation
 

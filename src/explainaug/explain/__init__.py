@@ -9,6 +9,7 @@ from explainaug._shared import minmax_normalize, upsample
 from explainaug.explain._base import Explainer
 from explainaug.explain.build import build_explainer, run_explainer
 from explainaug.explain.cam import CAM, GradientCAM
+from explainaug.explain.decomposition import ContextualDecomposition
 from explainaug.explain.eigencam import EigenCAM
 from explainaug.explain.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from explainaug.explain.gradient import InputXGradient, Saliency
@@ -26,6 +27,7 @@ from explainaug.explain.smoothgrad import SmoothGrad
 
 __all__ = [
     "CAM",
+    "ContextualDecomposition",
     "RISE",
     "SISE",
     "AdaSISE",

@@ -1,13 +1,14 @@
 """Training: a thin loop (AMP, DDP via torchrun, atomic checkpoints, exact resume) and one class
 per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl, and the
-right-for-the-right-reasons family: RRR, SaliencyGuidedTraining, RRRGradCAM, HINT), plus linear
-evaluation
+right-for-the-right-reasons family: RRR, SaliencyGuidedTraining, RRRGradCAM, HINT, CDEP), plus
+linear evaluation
 and the permuted-label training of the data randomization test.
 """
 
 from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
 from explainaug.train.linear_eval import LinearEvalResult, linear_eval
 from explainaug.train.methods import (
+    CDEP,
     EDDA,
     HINT,
     RRR,
@@ -27,6 +28,7 @@ from explainaug.train.schedule import lr_factor
 from explainaug.train.trainer import Trainer
 
 __all__ = [
+    "CDEP",
     "EDDA",
     "HINT",
     "RRR",

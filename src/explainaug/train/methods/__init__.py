@@ -3,6 +3,7 @@
 from explainaug.train.methods.annotation import Annotation, MaskPenalty
 from explainaug.train.methods.base import Method, OcclusionAlignment
 from explainaug.train.methods.cam_penalty import HINT, RRRGradCAM
+from explainaug.train.methods.cdep import CDEP
 from explainaug.train.methods.cross_entropy import CrossEntropy
 from explainaug.train.methods.edda import EDDA
 from explainaug.train.methods.excon import ExCon
@@ -12,6 +13,7 @@ from explainaug.train.methods.sgt import SaliencyGuidedTraining
 from explainaug.train.methods.supcon import SupCon
 
 __all__ = [
+    "CDEP",
     "EDDA",
     "HINT",
     "RRR",

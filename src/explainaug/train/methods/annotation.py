@@ -1,4 +1,5 @@
-"""What the mask-based methods (RRR, RRR-G, HINT) learn from, and the automatic penalty scale.
+"""What the mask-based methods (RRR, RRR-G, HINT, CDEP) learn from, and the automatic penalty
+scale.
 
 ``annotation`` (the setting of the same name) chooses the region whose explanation is
 penalised:
@@ -7,7 +8,10 @@ penalised:
 - ``"object"``: the complement of the object masks (only the object should matter);
 - ``"previous"``: Ross et al.'s find-another-explanation: the pixels where a previous model's
   input gradient is largest (of any channel, above 0.67 of the image's largest), united over
-  the previous models; no annotation at all.
+  the previous models; no annotation at all;
+- ``"pixels"`` (CDEP only): ``pixels`` single pixels (all channels) per step, drawn in proportion
+  to how often each pixel is non-zero in the training images (CDEP's ColorMNIST prior); no
+  annotation at all.
 
 The masks follow the images through the method's augmentation (crop and flip): images and
 masks are augmented as one stack of channels, so the augmentation must be geometric.
@@ -26,8 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from explainaug._shared import preserved_model_state, unpack_batch
-from explainaug._validation import check_nonnegative
-from explainaug.settings import ANNOTATIONS
+from explainaug._validation import check_count, check_nonnegative
+from explainaug.losses.cdep import nonzero_frequency, single_pixel_masks
+from explainaug.settings import ANNOTATIONS, PIXEL_DRAWS
 from explainaug.train.methods.base import LazyAugment, Method, accuracy
 from explainaug.typing import Batch, BatchAugment, Metrics
 
@@ -110,8 +115,11 @@ class Annotation:
     """The penalised region of each (augmented) batch, by ``annotation`` (see the module).
 
     Args:
-        annotation: ``"cue"``, ``"object"`` or ``"previous"``.
+        annotation: ``"cue"``, ``"object"``, ``"previous"`` or ``"pixels"``.
         previous_runs: for ``"previous"``: run folders (comma-separated) or models.
+        pixels: for ``"pixels"``: single pixels per image and step (official: 8).
+        pixel_draw: for ``"pixels"``: ``"batch"`` (official: the same pixels for every image
+            of a step) or ``"image"`` (each image draws its own; see ``single_pixel_masks``).
 
     Example:
         >>> from explainaug.augment import crop_flip
@@ -126,7 +134,12 @@ class Annotation:
         self,
         annotation: str = "cue",
         previous_runs: str | Sequence[str | Path | nn.Module] | None = None,
+        pixels: int = 8,
+        pixel_draw: str = "batch",
     ) -> None:
+        check_count(pixels, "pixels")
+        if pixel_draw not in PIXEL_DRAWS:
+            raise ValueError(f"pixel_draw must be one of {PIXEL_DRAWS}, got {pixel_draw!r}")
         if annotation not in ANNOTATIONS:
             raise ValueError(f"annotation must be one of {ANNOTATIONS}, got {annotation!r}")
         if (annotation == "previous") != (previous_runs is not None):
@@ -137,6 +150,10 @@ class Annotation:
         self.annotation = annotation
         self.previous_runs = previous_runs
         self.previous: list[nn.Module] = []
+        self.pixels = pixels
+        self.pixel_draw = pixel_draw
+        #: ``"pixels"``: each pixel's probability, ``[H * W]`` (``begin`` measures it).
+        self.pixel_weights: Tensor | None = None
 
     def setup(self, model: nn.Module) -> None:
         """Load the previous models (eval mode, frozen) onto ``model``'s device."""
@@ -148,10 +165,23 @@ class Annotation:
             for previous in load_previous(self.previous_runs)
         ]
 
+    def begin(self, loader: Iterable) -> None:
+        """``"pixels"``: measure how often each pixel is non-zero over the training images
+        (``nonzero_frequency``), the official probabilities of the drawn pixels."""
+        if self.annotation == "pixels":
+            self.pixel_weights = nonzero_frequency(loader)
+
     def augmented(self, augment: BatchAugment | None, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
         """``(x, y, region)``: the batch's images augmented by ``augment`` (None: as they
-        are) and the penalised region ``[B, 1, H, W]`` of the augmented images."""
+        are) and the penalised region ``[B, 1, H, W]`` of the augmented images (``"pixels"``:
+        ``[pixels, B or 1, 1, H, W]``, one pixel per region)."""
         x, y, *masks = unpack_batch(batch)
+        if self.annotation == "pixels":
+            x = x if augment is None else augment(x)
+            weights = self.pixel_weights
+            if weights is None:  # begin() has not run: the batch's own frequencies
+                weights = nonzero_frequency([x])
+            return x, y, single_pixel_masks(x, self.pixels, weights, self.pixel_draw)
         if self.annotation == "previous":
             x = x if augment is None else augment(x)
             if not self.previous:
@@ -223,7 +253,7 @@ class MaskPenalty(Method):
     statistics move once, as in a cross-entropy step.
 
     Args:
-        annotation: the region penalised (see :class:`Annotation`).
+        annotation: the region penalised (see :class:`Annotation`), or an ``Annotation``.
         previous_runs: run folders (comma-separated) or models, for ``annotation="previous"``.
         penalty_weight: the penalty's weight; None: the method's ``default_weight``.
         scale_penalty: multiply the weight by the automatic scale (``penalty_scale``, computed
@@ -236,11 +266,13 @@ class MaskPenalty(Method):
     default_weight: float = 1.0
     #: Whether the official code scales the penalty automatically.
     default_scaled: bool = False
+    #: Whether the method takes ``annotation="pixels"`` (regions ``[P, B, 1, H, W]``).
+    single_pixels: bool = False
 
     def __init__(
         self,
         *,
-        annotation: str = "cue",
+        annotation: str | Annotation = "cue",
         previous_runs: str | Sequence[str | Path | nn.Module] | None = None,
         penalty_weight: float | None = None,
         scale_penalty: bool | None = None,
@@ -250,7 +282,14 @@ class MaskPenalty(Method):
 
         if penalty_weight is not None:
             check_nonnegative(penalty_weight, "penalty_weight")
-        self.annotation = Annotation(annotation, previous_runs)
+        if not isinstance(annotation, Annotation):
+            annotation = Annotation(annotation, previous_runs)
+        if annotation.annotation == "pixels" and not self.single_pixels:
+            raise ValueError(
+                f"{type(self).__name__} takes annotation cue, object or previous; pixels "
+                "(single pixels, no annotation) is CDEP's prior"
+            )
+        self.annotation = annotation
         self.weight = self.default_weight if penalty_weight is None else float(penalty_weight)
         self.scaled = self.default_scaled if scale_penalty is None else bool(scale_penalty)
         self.augment = LazyAugment(augment, crop_flip)
@@ -273,15 +312,18 @@ class MaskPenalty(Method):
         return logits, y, penalty
 
     def begin(self, model: nn.Module, loader: Iterable) -> None:
+        self.annotation.begin(loader)
         if self.scaled:
             device = next(model.parameters()).device
             self.scale = penalty_scale(scaled_terms(self._terms, model, loader), device)
 
     def state_dict(self) -> dict[str, Any]:
-        return {} if self.scale is None else {"scale": self.scale}
+        state = {"scale": self.scale, "pixel_weights": self.annotation.pixel_weights}
+        return {key: value for key, value in state.items() if value is not None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scale = state.get("scale")
+        self.annotation.pixel_weights = state.get("pixel_weights")
 
     @property
     def effective_weight(self) -> Tensor | float:
