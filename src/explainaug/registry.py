@@ -75,14 +75,12 @@ class MethodEntry(Entry):
         contrastive: trains a ``ContrastiveModel`` (encoder, projection head, linear head); its
             runs are explained with Grad-CAM without ReLU, as the official ExCon code.
         lr: the default learning rate (the ``lr`` setting when it is not given).
-        explains: uses the model's own explanations during training.
         annotated: learns from per-image masks (the ``annotation`` setting chooses which: cue
             masks, object masks, or the largest gradients of previous runs).
     """
 
     contrastive: bool = False
     lr: float = 0.1
-    explains: bool = False
     annotated: bool = False
 
 
@@ -260,7 +258,6 @@ METHODS.register(
         "SupCon with saliency-masked views and background negatives",
         contrastive=True,
         lr=0.5,
-        explains=True,
     ),
 )
 METHODS.register(
@@ -268,7 +265,6 @@ METHODS.register(
     MethodEntry(
         f"{_TRAIN}.edda:EDDA",
         "cross-entropy on salient and non-salient occlusions",
-        explains=True,
     ),
 )
 METHODS.register(
@@ -283,7 +279,6 @@ METHODS.register(
     MethodEntry(
         f"{_TRAIN}.rrr:RRR",
         "right for the right reasons: cross-entropy + squared input gradients in the masks",
-        explains=True,
         annotated=True,
     ),
 )
@@ -292,7 +287,6 @@ METHODS.register(
     MethodEntry(
         f"{_TRAIN}.sgt:SaliencyGuidedTraining",
         "saliency guided training: KL to views whose least salient features are random",
-        explains=True,
     ),
 )
 METHODS.register(
@@ -300,7 +294,6 @@ METHODS.register(
     MethodEntry(
         f"{_TRAIN}.cam_penalty:RRRGradCAM",
         "cross-entropy + the normalised Grad-CAM inside the masks (predicted class)",
-        explains=True,
         annotated=True,
     ),
 )
@@ -309,7 +302,6 @@ METHODS.register(
     MethodEntry(
         f"{_TRAIN}.cam_penalty:HINT",
         "cross-entropy + Grad-CAM (true class) matched to the region that should matter",
-        explains=True,
         annotated=True,
     ),
 )
@@ -354,7 +346,6 @@ METHODS.register(
     MethodEntry(
         f"{_TRAIN}.cdep:CDEP",
         "cross-entropy + the masks' share of the logits by contextual decomposition",
-        explains=True,
         annotated=True,
     ),
 )
