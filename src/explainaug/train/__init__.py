@@ -1,8 +1,7 @@
 """Training: a thin loop (AMP, DDP via torchrun, atomic checkpoints, exact resume) and one class
 per method (CrossEntropy, SupCon, ExCon, EDDA, RandomOcclusionControl, and the
 right-for-the-right-reasons family: RRR, SaliencyGuidedTraining, RRRGradCAM, HINT, CDEP), plus
-linear evaluation
-and the permuted-label training of the data randomization test.
+linear evaluation and the permuted-label training of the data randomization test.
 """
 
 from explainaug.train.checkpoint import load_checkpoint, save_checkpoint
