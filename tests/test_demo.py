@@ -64,7 +64,7 @@ def test_demo_trains_evaluates_and_summarizes(tmp_path, capsys) -> None:
     }
     difference = sum(e - c for e, c in zip(top1["excon"], top1["ce"], strict=True)) / 2
     assert f"| excon - ce | accuracy | {difference:+.3f} |" in table
-    assert "| method | accuracy |" in capsys.readouterr().out
+    assert "| method | trained with | accuracy |" in capsys.readouterr().out
 
 
 def test_summary_marks_the_best_value_by_direction() -> None:

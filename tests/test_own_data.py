@@ -25,7 +25,8 @@ def test_train_and_evaluate_an_image_folder(
     assert main(argv + FAST + ["--out", str(run_dir)]) == 0
     captured = capsys.readouterr()
     assert "ce on folder: test accuracy" in captured.out
-    assert "train split: 18 images, 3x16x16" in captured.err
+    assert "train split (train/): 18 images, 3x16x16" in captured.err  # not val/: it has one
+    assert "test split (val/): " in captured.err
     where = "stays on the device (DeviceLoader)" if fits else "decoded in DataLoader workers"
     assert where in captured.err
     assert "epoch 1/1  loss " in captured.err and "test acc " in captured.err

@@ -227,9 +227,13 @@ def image_folder(
         where = "stays on the device (DeviceLoader)"
         if lazy:
             where = "is decoded in DataLoader workers"
-        source = "val/" if (root / "val").is_dir() else "train/"
-        if split == "test" and source == "train/":
-            source = f"held out from train/ ({test_fraction:.0%}: there is no val/)"
+        source = "train/"
+        if split == "test":
+            source = (
+                "val/"
+                if (root / "val").is_dir()
+                else f"held out from train/ ({test_fraction:.0%}: there is no val/)"
+            )
         logger.info(
             "image folder %s, %s split (%s): %d images, 3x%dx%d uint8 = %.1f MiB: %s",
             root,
