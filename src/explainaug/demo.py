@@ -1,7 +1,9 @@
 """``explainaug demo``: train every method on shipped data, evaluate them all, write a report.
 
-The demo trains CrossEntropy, SupCon, ExCon, EDDA and random-occlusion (EDDA's control) models on
-the synthetic ``shapes`` data (or scikit-learn's ``digits``), evaluates each and writes
+The demo trains every method (CrossEntropy, SupCon, ExCon, EDDA, random-occlusion as EDDA's
+control, and the explanation-guided peers RRR, SGT, RRR-G, HINT and CDEP, which learn from the
+cue masks where the data have a cue, else from the object masks) on the synthetic ``shapes``
+data (or scikit-learn's ``digits``), evaluates each and writes
 ``report.md``, ``report.json`` and figures per seed, plus ``summary.md`` / ``summary.json`` with
 the mean and spread over seeds and paired differences. Whatever the numbers show is reported as
 it is. Two tables (``TABLES``), one path (``run_table``):
@@ -14,8 +16,9 @@ it is. Two tables (``TABLES``), one path (``run_table``):
 
 Stopped by SIGTERM or Ctrl-C, the demo exits at once (143 or 130) and writes no table; the
 same command run again resumes it: finished methods (and evaluations) are kept, the
-interrupted one continues from its checkpoint. ``--out`` records the demo's settings (``demo.json``): a rerun with other
-settings is refused, ``--overwrite`` starts over. One demo at a time writes into a folder.
+interrupted one continues from its checkpoint. ``--out`` records the demo's settings
+(``demo.json``): a rerun with other settings is refused, ``--overwrite`` starts over. One demo
+at a time writes into a folder.
 
 Importable without torch (what trains and evaluates imports it when it runs), so that
 ``explainaug demo --help`` starts at once.
