@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from explainaug._validation import check_count
+from explainaug.data.image_folder import MissingMaskError
 from explainaug.data.load import load_dataset
 from explainaug.explain import cam_layer
 from explainaug.models import build_model as build_registered_model
@@ -55,6 +56,10 @@ def load_split(
             masks=experiment.masks,
             cue_masks=experiment.cue_masks,
         )
+    except MissingMaskError as error:  # named by the flag of the folder that lacks the mask
+        named = error.masks_root == Path(experiment.masks or "")
+        flag = "--masks" if named else "--cue-masks"
+        raise FileNotFoundError(f"{flag} {error.masks_root}: {error}") from None
     except FileNotFoundError as error:
         if experiment.root is None:
             raise

@@ -90,4 +90,6 @@ def test_train_with_folder_masks_and_a_missing_one_fails_before_training(
     assert main([*args, "--out", str(tmp_path / "run2")]) != 0
     err = capsys.readouterr().err.strip()
     assert "no mask for image" in err and len(err.splitlines()) == 1
+    # the flag of the folder that lacks the mask, not --data
+    assert f"--masks {tmp_path / 'masks'}: no mask for image" in err and "--data" not in err
     assert not (tmp_path / "run2" / "checkpoint.pt").exists()

@@ -117,20 +117,28 @@ def folder_split(
     return paths, labels, classes
 
 
+class MissingMaskError(FileNotFoundError):
+    """An image without its mask; ``masks_root`` is the mask folder that lacks it."""
+
+    def __init__(self, message: str, masks_root: Path) -> None:
+        super().__init__(message)
+        self.masks_root = masks_root
+
+
 def mask_files(paths: Sequence[Path], root: str | Path, masks_root: str | Path) -> list[Path]:
     """The mask file of each image: the image's path relative to ``root``, under
     ``masks_root``, with any image extension; each checked to exist and to have its image's
     size (file headers only).
 
     Raises:
-        FileNotFoundError: an image has no mask (naming the image and where its mask should be).
+        MissingMaskError: an image has no mask (naming the image and where its mask should be).
         ValueError: a mask's size differs from its image's (naming both files).
 
     Example:
         >>> mask_files([Path("/data/train/cat/1.jpg")], "/data", "/nonexistent")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: no mask for image /data/train/cat/1.jpg: expected /nonexistent/train/cat/1.<png, jpg, jpeg, bmp, ppm, pgm, tif, tiff, webp>
+        explainaug.data.image_folder.MissingMaskError: no mask for image /data/train/cat/1.jpg: expected /nonexistent/train/cat/1.<png, jpg, jpeg, bmp, ppm, pgm, tif, tiff, webp>
     """
     root, masks_root = Path(root), Path(masks_root)
     listed: dict[Path, dict[str, Path]] = {}
@@ -144,8 +152,9 @@ def mask_files(paths: Sequence[Path], root: str | Path, masks_root: str | Path) 
         mask = listed[folder].get(relative.stem)
         if mask is None:
             formats = ", ".join(extension[1:] for extension in IMAGE_EXTENSIONS)
-            raise FileNotFoundError(
-                f"no mask for image {path}: expected {folder / relative.stem}.<{formats}>"
+            raise MissingMaskError(
+                f"no mask for image {path}: expected {folder / relative.stem}.<{formats}>",
+                masks_root,
             )
         with Image.open(path) as image, Image.open(mask) as drawn:
             if image.size != drawn.size:
