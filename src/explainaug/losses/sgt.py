@@ -5,7 +5,9 @@
    from the model in eval mode (its mode is restored afterwards);
 2. the ``k = int(fraction * H * W)`` pixels with the *lowest* signed saliency (most negative,
    not smallest magnitude) get i.i.d. uniform values in ``[min, max]`` of their image, every
-   channel (``--RandomMasking``);
+   channel (``--RandomMasking``, as the repository's recommended run; without that flag the
+   official code fills with pixel (0, 0, 0) of the batch's first image, MNIST's background,
+   which has no such meaning on other data: the one deviation from its argument defaults);
 3. loss ``CE(f(x), y) + weight * KL(p(x) || p(x_masked))``, batch mean; the clean output is not
    detached, the masked images are.
 """
